@@ -1,0 +1,96 @@
+// The geometry of one row convolution and the index rules that every backend
+// (CPU, CUDA, CUDA emulated on the CPU) shares, so they live in one place.
+//
+// Notation (also used in every kernel):
+//   x      (B, Cin,  H, W)      input, any strides
+//   weight (H, Cout, Cin_g, K)  contiguous
+//   bias   (H, Cout)            contiguous
+//   y      (B, Cout, H, Wout)   contiguous
+// Output position t of row h, group g, reads input positions
+//   t * stride - pad_left + k * dilation,   k = 0 .. K-1,
+// and positions outside [0, W) read as zero (the padding is never materialised).
+#pragma once
+
+#include <cstdint>
+
+#if defined(__CUDACC__) || defined(__HIPCC__)
+#define ROWCONV_HOST_DEVICE __host__ __device__ __forceinline__
+#else
+#define ROWCONV_HOST_DEVICE inline
+#endif
+
+namespace rowconv {
+
+// Length of the output, as F.conv1d defines it; < 1 when the padded input is
+// shorter than the dilated kernel.
+ROWCONV_HOST_DEVICE int64_t conv_output_length(int64_t width, int64_t kernel_size, int64_t stride,
+                                               int64_t pad_left, int64_t pad_right,
+                                               int64_t dilation) {
+  const int64_t padded = width + pad_left + pad_right;
+  const int64_t span = dilation * (kernel_size - 1) + 1;
+  return padded < span ? 0 : (padded - span) / stride + 1;
+}
+
+struct RowConvParams {
+  int64_t batch, in_channels, out_channels, rows, width, out_width, kernel_size;
+  int64_t groups, in_per_group, out_per_group;
+  int64_t stride, pad_left, pad_right, dilation;
+  // Element strides of x and grad_out: kernels read both in place, whatever
+  // their layout (permuted, sliced, or expanded with zero strides).
+  int64_t in_stride_b, in_stride_c, in_stride_h, in_stride_w;
+  int64_t gout_stride_b, gout_stride_c, gout_stride_h, gout_stride_w;
+
+  // Input position read by output position t through tap k.
+  ROWCONV_HOST_DEVICE int64_t input_position(int64_t t, int64_t k) const {
+    return t * stride - pad_left + k * dilation;
+  }
+
+  // Forward tiles: output positions [t0, t0 + n) read the input window that
+  // starts at input_position(t0, 0) and spans this many positions.
+  ROWCONV_HOST_DEVICE int64_t forward_window(int64_t n) const {
+    return (n - 1) * stride + (kernel_size - 1) * dilation + 1;
+  }
+
+  // Grad-input tiles work on the "upsampled" grad_out u -> grad_out[u / stride]
+  // (zero where u is not a multiple of stride or falls outside [0, Wout)):
+  //   grad_x[j] = sum_k w[k] * up[j + pad_left - k * dilation].
+  // Input positions [j0, j0 + n) read up[] from this position on ...
+  ROWCONV_HOST_DEVICE int64_t grad_input_window_start(int64_t j0) const {
+    return j0 + pad_left - (kernel_size - 1) * dilation;
+  }
+  // ... over this many positions.
+  ROWCONV_HOST_DEVICE int64_t grad_input_window(int64_t n) const {
+    return n + (kernel_size - 1) * dilation;
+  }
+  // up[u], as an output index, or -1 where up[u] is zero.
+  ROWCONV_HOST_DEVICE int64_t upsampled_source(int64_t u) const {
+    if (u < 0 || u % stride != 0) return -1;
+    const int64_t t = u / stride;
+    return t < out_width ? t : -1;
+  }
+
+  // Offsets into the contiguous weight, bias and output tensors.
+  ROWCONV_HOST_DEVICE int64_t weight_offset(int64_t h, int64_t co, int64_t ci_in_group,
+                                            int64_t k) const {
+    return ((h * out_channels + co) * in_per_group + ci_in_group) * kernel_size + k;
+  }
+  ROWCONV_HOST_DEVICE int64_t bias_offset(int64_t h, int64_t co) const {
+    return h * out_channels + co;
+  }
+  ROWCONV_HOST_DEVICE int64_t output_offset(int64_t b, int64_t co, int64_t h, int64_t t) const {
+    return ((b * out_channels + co) * rows + h) * out_width + t;
+  }
+  // Offset of the contiguous grad_x, shaped like x.
+  ROWCONV_HOST_DEVICE int64_t grad_input_offset(int64_t b, int64_t ci, int64_t h,
+                                                int64_t j) const {
+    return ((b * in_channels + ci) * rows + h) * width + j;
+  }
+  ROWCONV_HOST_DEVICE int64_t in_offset(int64_t b, int64_t c, int64_t h, int64_t pos) const {
+    return b * in_stride_b + c * in_stride_c + h * in_stride_h + pos * in_stride_w;
+  }
+  ROWCONV_HOST_DEVICE int64_t gout_offset(int64_t b, int64_t co, int64_t h, int64_t t) const {
+    return b * gout_stride_b + co * gout_stride_c + h * gout_stride_h + t * gout_stride_w;
+  }
+};
+
+}  // namespace rowconv

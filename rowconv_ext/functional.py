@@ -1,0 +1,80 @@
+"""row_conv1d: the public function. Resolves the padding forms of the contract
+into (left, right) and calls the registered operator, whose C++ checks name the
+argument, the expected and the actual value of anything that is wrong."""
+import operator
+
+import torch
+
+PADDING_STRINGS = ("valid", "same", "causal")
+
+
+def _int_arg(name, value):
+    """An int, or a one-element sequence of one (as F.conv1d accepts)."""
+    if isinstance(value, (tuple, list)) and len(value) == 1:
+        value = value[0]
+    if isinstance(value, bool):
+        raise ValueError(f"row_conv1d: {name} must be an int, got {value!r}")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise ValueError(
+            f"row_conv1d: {name} must be an int, got {type(value).__name__} {value!r}") from None
+
+
+def resolve_padding(padding, kernel_size, stride, dilation):
+    """(left, right) zero padding for any padding form of the contract:
+    an int, a pair (left, right), or 'valid', 'same', 'causal'."""
+    if isinstance(padding, str):
+        total = dilation * (kernel_size - 1)
+        if padding == "valid":
+            return 0, 0
+        if padding == "same":
+            if stride != 1:
+                raise ValueError(
+                    f"row_conv1d: padding='same' needs stride=1 (as F.conv1d), got stride={stride}")
+            # The odd element goes to the right, as in PyTorch.
+            return total // 2, total - total // 2
+        if padding == "causal":
+            return total, 0
+        raise ValueError(
+            f"row_conv1d: padding must be an int, a pair (left, right) or one of "
+            f"{PADDING_STRINGS}, got {padding!r}")
+    if isinstance(padding, (tuple, list)):
+        if len(padding) == 1:
+            left = right = _int_arg("padding", padding[0])
+        elif len(padding) == 2:
+            left, right = (_int_arg("padding", p) for p in padding)
+        else:
+            raise ValueError(
+                f"row_conv1d: padding as a sequence must be (left, right), got {len(padding)} "
+                f"values: {tuple(padding)!r}")
+    else:
+        left = right = _int_arg("padding", padding)
+    if left < 0 or right < 0:
+        raise ValueError(f"row_conv1d: padding must be non-negative, got (left={left}, right={right})")
+    return left, right
+
+
+def _check_tensor(name, value):
+    if not isinstance(value, torch.Tensor):
+        raise ValueError(f"row_conv1d: {name} must be a torch.Tensor, got {type(value).__name__}")
+
+
+def row_conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """An independent conv1d per row h of x:
+        out[:, :, h, :] = F.conv1d(x[:, :, h, :], weight[h], bias[h], stride, padding, dilation, groups)
+
+    x: (B, Cin, H, W); weight: (H, Cout, Cin // groups, K); bias: (H, Cout) or None.
+    padding: int, (left, right), 'valid', 'same' (stride 1) or 'causal'.
+    Returns a contiguous (B, Cout, H, Wout) tensor.
+    """
+    _check_tensor("x", x)
+    _check_tensor("weight", weight)
+    if bias is not None:
+        _check_tensor("bias", bias)
+    stride = _int_arg("stride", stride)
+    dilation = _int_arg("dilation", dilation)
+    groups = _int_arg("groups", groups)
+    kernel_size = weight.shape[-1] if weight.dim() > 0 else 0
+    pad_left, pad_right = resolve_padding(padding, kernel_size, stride, dilation)
+    return torch.ops.rowconv.row_conv1d(x, weight, bias, stride, pad_left, pad_right, dilation, groups)

@@ -1,0 +1,61 @@
+"""Build of rowconv_ext._C: a CPU extension, or a CPU+CUDA one.
+
+Which one is built:
+  FORCE_CUDA=1         CUDA build, even on a machine without a GPU (needs a CUDA
+                       build of torch and a CUDA toolkit: CUDA_HOME or nvcc).
+  ROWCONV_FORCE_CPU=1  CPU-only build, even where CUDA is usable.
+  neither              CUDA build when torch sees a GPU and a toolkit is found,
+                       CPU-only otherwise.
+Other knobs: TORCH_CUDA_ARCH_LIST (default "8.0;9.0+PTX"), MAX_JOBS.
+"""
+import glob
+import os
+
+from setuptools import setup
+from torch.utils import cpp_extension
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+def _flag(name):
+    return os.environ.get(name, "0").lower() in ("1", "true", "yes", "on")
+
+
+def _want_cuda():
+    import torch
+
+    if _flag("ROWCONV_FORCE_CPU"):
+        return False
+    if _flag("FORCE_CUDA"):
+        if torch.version.cuda is None or cpp_extension.CUDA_HOME is None:
+            raise RuntimeError(
+                "FORCE_CUDA=1 needs a CUDA build of torch (found torch "
+                f"{torch.__version__}) and a CUDA toolkit (CUDA_HOME={cpp_extension.CUDA_HOME})"
+            )
+        return True
+    return torch.cuda.is_available() and cpp_extension.CUDA_HOME is not None
+
+
+def _sources(pattern):
+    return sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, pattern)))
+
+
+def _extension():
+    sources = _sources("csrc/*.cpp") + _sources("csrc/cpu/*.cpp")
+    cxx = ["-O3", "-fvisibility=hidden"]
+    if not _want_cuda():
+        return cpp_extension.CppExtension("rowconv_ext._C", sources, extra_compile_args={"cxx": cxx})
+    os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0+PTX")
+    nvcc = ["-O3", "--expt-relaxed-constexpr", "-lineinfo", "-Xptxas=-v"]
+    return cpp_extension.CUDAExtension(
+        "rowconv_ext._C",
+        sources + _sources("csrc/cuda/*.cu"),
+        define_macros=[("ROWCONV_WITH_CUDA", "1")],
+        extra_compile_args={"cxx": cxx, "nvcc": nvcc},
+    )
+
+
+setup(
+    ext_modules=[_extension()],
+    cmdclass={"build_ext": cpp_extension.BuildExtension},
+)
