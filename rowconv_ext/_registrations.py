@@ -20,10 +20,22 @@ def _out_width(width, kernel_size, stride, pad_left, pad_right, dilation):
     return (width + pad_left + pad_right - dilation * (kernel_size - 1) - 1) // stride + 1
 
 
-# Fake kernels: shapes only. The argument checks live in C++ and run with the
-# real kernels.
+# Fake kernels: shapes, plus the device and dtype agreement that decides which
+# backend runs (a mixed CPU/meta call dispatches here, not to C++). The full
+# argument checks live in C++ (csrc/row_conv1d_ops.cpp) and run before every
+# real kernel.
+def _check_like(op, ref_name, ref, name, other):
+    if other.device != ref.device or other.dtype != ref.dtype:
+        raise RuntimeError(
+            f"{op}: {name} must have the device and dtype of {ref_name} ({ref.device}, {ref.dtype}), "
+            f"got ({other.device}, {other.dtype})")
+
+
 @torch.library.register_fake("rowconv::row_conv1d")
 def _row_conv1d_fake(x, weight, bias, stride, pad_left, pad_right, dilation, groups):
+    _check_like("row_conv1d", "x", x, "weight", weight)
+    if bias is not None:
+        _check_like("row_conv1d", "x", x, "bias", bias)
     B, _, H, W = x.shape
     w_out = _out_width(W, weight.shape[3], stride, pad_left, pad_right, dilation)
     return x.new_empty((B, weight.shape[1], H, w_out))
@@ -31,12 +43,14 @@ def _row_conv1d_fake(x, weight, bias, stride, pad_left, pad_right, dilation, gro
 
 @torch.library.register_fake("rowconv::row_conv1d_grad_input")
 def _grad_input_fake(grad_out, weight, width, stride, pad_left, pad_right, dilation, groups):
+    _check_like("row_conv1d_grad_input", "grad_out", grad_out, "weight", weight)
     B, _, H, _ = grad_out.shape
     return grad_out.new_empty((B, weight.shape[2] * groups, H, width))
 
 
 @torch.library.register_fake("rowconv::row_conv1d_grad_weight")
 def _grad_weight_fake(grad_out, x, kernel_size, stride, pad_left, pad_right, dilation, groups):
+    _check_like("row_conv1d_grad_weight", "x", x, "grad_out", grad_out)
     _, cin, H, _ = x.shape
     return x.new_empty((H, grad_out.shape[1], cin // groups, kernel_size))
 

@@ -1,0 +1,406 @@
+"""CPU benchmark: rowconv_ext.row_conv1d against stock PyTorch, float32.
+
+Alternatives, all in this process, on the same random data:
+  loop    per-row F.conv1d over x.unbind(2), then torch.stack(dim=2)
+  recipe  x.transpose(1, 2).reshape(B, H*Cin, W) -> grouped F.conv1d(groups=H*groups)
+          -> reshape/transpose back -> .contiguous()
+  native  grouped F.conv1d on input already laid out as (B, H*Cin, W) (layout done
+          outside the timed region; only the conv, and F.pad where needed, is timed)
+
+Directions: fwd (inputs do not require grad) and fwd+bwd (forward, then
+torch.autograd.grad of x, weight and bias with a fixed random output grad).
+Timing: our own perf_counter loop (warmup, then single calls until --min-time has
+passed and at least MIN_REPS calls were made); the MEDIAN is reported. The thread
+count is set once with torch.set_num_threads and applies to every call.
+FLOPs: fwd = 2*B*Cout*H*Wout*(Cin/groups)*K, fwd+bwd = 3 x fwd (bias ignored).
+Peak extra memory: sum of the allocator events recorded by torch.profiler
+(profile_memory=True) in time order; the peak of that running sum is the most
+bytes live at once beyond what existed before the call (output included).
+Buffers an implementation allocates outside the PyTorch allocator are not seen.
+
+Run under GLIBC_TUNABLES=glibc.malloc.mmap_threshold=4294967295:glibc.malloc.trim_threshold=4294967295
+for stable numbers, and once without it for what users see (see BENCHMARKING.md).
+"""
+import argparse
+import datetime
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import NamedTuple, Union
+
+os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # keep the profiler's start/stop chatter off stderr
+
+import torch
+import torch.nn.functional as F
+
+import rowconv_ext
+
+MIN_REPS = 5
+REPO = Path(__file__).resolve().parent.parent
+
+
+class Spec(NamedTuple):
+    name: str
+    B: int
+    Cin: int
+    H: int
+    W: int
+    Cout: int
+    K: int
+    stride: int = 1
+    padding: Union[int, str, tuple] = 0
+    dilation: int = 1
+    groups: int = 1
+
+
+SHAPES = [
+    Spec("forum", 32, 15, 10, 100, 15, 3),
+    Spec("forum-stride2", 32, 15, 10, 100, 15, 3, stride=2),
+    Spec("forum-dil2", 32, 15, 10, 100, 15, 3, dilation=2),
+    Spec("forum-long", 32, 15, 10, 4096, 15, 3),
+    Spec("wide", 8, 64, 16, 1024, 64, 5),
+    Spec("narrow", 64, 4, 64, 512, 4, 7),
+    Spec("dw-many-rows", 1, 1, 4096, 1024, 1, 20),
+    Spec("dw-long", 16, 1, 256, 8192, 1, 64),
+    Spec("grouped", 16, 16, 8, 1024, 32, 5, groups=4),
+    Spec("same", 32, 15, 10, 100, 15, 4, padding="same"),
+    Spec("causal", 32, 15, 10, 512, 15, 5, padding="causal", dilation=2),
+]
+QUICK = ["forum", "forum-stride2", "forum-dil2"]
+IMPLS = ["ours", "loop", "recipe", "native"]
+
+
+# ---------------------------------------------------------------- shapes and padding
+
+def pad_pair(s):
+    """(left, right) zero padding of a spec, as the API defines the padding forms."""
+    total = s.dilation * (s.K - 1)
+    if s.padding == "same":
+        return total // 2, total - total // 2
+    if s.padding == "causal":
+        return total, 0
+    if s.padding == "valid":
+        return 0, 0
+    if isinstance(s.padding, (tuple, list)):
+        return tuple(s.padding)
+    return s.padding, s.padding
+
+
+def alt_padding(s):
+    """(F.pad amounts or None, padding for F.conv1d). Asymmetric and causal padding
+    go through F.pad and padding=0, as a user would write it; this also keeps
+    depthwise convs off oneDNN's slow large-padding path."""
+    if s.padding == "causal" or isinstance(s.padding, (tuple, list)):
+        return pad_pair(s), 0
+    return None, s.padding
+
+
+def wout(s):
+    left, right = pad_pair(s)
+    return (s.W + left + right - s.dilation * (s.K - 1) - 1) // s.stride + 1
+
+
+def fwd_flops(s):
+    return 2 * s.B * s.Cout * s.H * wout(s) * (s.Cin // s.groups) * s.K
+
+
+# ---------------------------------------------------------------- implementations
+# Each takes (x, weight, bias, spec) in its own layout: ours/loop/recipe get
+# x (B, Cin, H, W), weight (H, Cout, Cin/g, K), bias (H, Cout); native gets
+# x (B, H*Cin, W), weight (H*Cout, Cin/g, K), bias (H*Cout).
+
+def ours(x, w, b, s):
+    return rowconv_ext.row_conv1d(x, w, b, s.stride, s.padding, s.dilation, s.groups)
+
+
+def loop(x, w, b, s):
+    pre, pad = alt_padding(s)
+    if pre is not None:
+        x = F.pad(x, pre)
+    # unbind, not x[:, :, h, :]: indexing keeps one full-size grad of x per row in backward.
+    rows = [F.conv1d(xh, wh, bh, s.stride, pad, s.dilation, s.groups)
+            for xh, wh, bh in zip(x.unbind(2), w.unbind(0), b.unbind(0))]
+    return torch.stack(rows, dim=2)
+
+
+def recipe(x, w, b, s):
+    pre, pad = alt_padding(s)
+    x2 = x.transpose(1, 2).reshape(s.B, s.H * s.Cin, s.W)
+    if pre is not None:
+        x2 = F.pad(x2, pre)
+    y2 = F.conv1d(x2, w.reshape(s.H * s.Cout, s.Cin // s.groups, s.K), b.reshape(-1),
+                  s.stride, pad, s.dilation, s.H * s.groups)
+    return y2.reshape(s.B, s.H, s.Cout, -1).transpose(1, 2).contiguous()
+
+
+def native(x2, w2, b2, s):
+    pre, pad = alt_padding(s)
+    if pre is not None:
+        x2 = F.pad(x2, pre)
+    return F.conv1d(x2, w2, b2, s.stride, pad, s.dilation, s.H * s.groups)
+
+
+def to_native(x, w, b, g, s):
+    """The same numbers in the (B, H*C, W) layout, contiguous."""
+    return (x.transpose(1, 2).reshape(s.B, s.H * s.Cin, s.W).contiguous(),
+            w.reshape(s.H * s.Cout, s.Cin // s.groups, s.K).contiguous(),
+            b.reshape(-1).contiguous(),
+            g.transpose(1, 2).reshape(s.B, s.H * s.Cout, -1).contiguous())
+
+
+def make_inputs(s):
+    torch.manual_seed(0)  # fixed random data; never zeros or ones
+    x = torch.randn(s.B, s.Cin, s.H, s.W)
+    w = torch.randn(s.H, s.Cout, s.Cin // s.groups, s.K)
+    b = torch.randn(s.H, s.Cout)
+    g = torch.randn(s.B, s.Cout, s.H, wout(s))
+    return x, w, b, g
+
+
+def fwd_bwd(fn, inputs, grad, s):
+    """A closure: forward, then the three grads (autograd.grad: nothing accumulates)."""
+    leaves = [t.detach().requires_grad_() for t in inputs]
+
+    def step():
+        out = fn(*leaves, s)
+        return out, torch.autograd.grad(out, leaves, grad)
+    return step
+
+
+# ---------------------------------------------------------------- checks
+
+def verify(s, x, w, b, g):
+    """ours vs recipe (output and the three grads), and every alternative's output
+    vs recipe; tolerances grow with the reduction length behind each number
+    (values from randn data grow like sqrt(n), rounding error like eps*sqrt(n))."""
+    def close(name, got, ref, n):
+        tol = 16 * torch.finfo(torch.float32).eps
+        try:
+            torch.testing.assert_close(got, ref, rtol=tol * n ** 0.5, atol=tol * n)
+        except AssertionError as e:
+            sys.exit(f"\nABORT: {s.name}: {name} does not match the recipe\n{e}")
+
+    y_ours, grads_ours = fwd_bwd(ours, (x, w, b), g, s)()
+    y_ref, grads_ref = fwd_bwd(recipe, (x, w, b), g, s)()
+    close("ours forward", y_ours, y_ref, s.Cin // s.groups * s.K)
+    for name, got, ref, n in zip(("grad x", "grad weight", "grad bias"), grads_ours, grads_ref,
+                                 ((s.Cout // s.groups) * s.K, s.B * wout(s), s.B * wout(s))):
+        close(f"ours {name}", got, ref, n)
+    with torch.no_grad():
+        close("loop forward", loop(x, w, b, s), y_ref, s.Cin // s.groups * s.K)
+        x2, w2, b2, _ = to_native(x, w, b, g, s)
+        close("native forward", native(x2, w2, b2, s),
+              y_ref.transpose(1, 2).reshape(s.B, s.H * s.Cout, -1), s.Cin // s.groups * s.K)
+
+
+# ---------------------------------------------------------------- measurement
+
+def time_median_ms(fn, min_time):
+    """Median wall time of single calls, after a warmup of >= 1 call and 20% of min_time."""
+    t_end = time.perf_counter() + 0.2 * min_time
+    fn()
+    while time.perf_counter() < t_end:
+        fn()
+    times = []
+    t_end = time.perf_counter() + min_time
+    while len(times) < MIN_REPS or time.perf_counter() < t_end:
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 1e3 * statistics.median(times)
+
+
+def peak_extra_mib(fn):
+    """Peak of the running sum of allocations/frees seen by the profiler during fn()."""
+    from torch.profiler import ProfilerActivity, profile
+    fn()  # warm: first-call allocations (e.g. oneDNN primitive caches) are not the op's
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        result = fn()  # kept alive to the end, so the output counts
+    events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events()
+                    if e.name() == "[memory]")
+    live = peak = 0
+    for _, nbytes in events:
+        live += nbytes
+        peak = max(peak, live)
+    del result
+    return peak / 2**20
+
+
+def matmul_peak_gflops(reps=8, n=2048):
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best / 1e9
+
+
+def bench_shape(s, min_time, peak):
+    x, w, b, g = make_inputs(s)
+    verify(s, x, w, b, g)
+    x2, w2, b2, g2 = to_native(x, w, b, g, s)
+    args = {"ours": (x, w, b), "loop": (x, w, b), "recipe": (x, w, b), "native": (x2, w2, b2)}
+    grads = {"native": g2}
+    fns = {"ours": ours, "loop": loop, "recipe": recipe, "native": native}
+    rows = []
+    for direction in ("fwd", "fwd+bwd"):
+        if direction == "fwd":
+            calls = {k: (lambda f=fns[k], a=args[k]: f(*a, s)) for k in IMPLS}
+        else:
+            calls = {k: fwd_bwd(fns[k], args[k], grads.get(k, g), s) for k in IMPLS}
+        ms = {k: time_median_ms(calls[k], min_time) for k in IMPLS}
+        gflop = fwd_flops(s) * (1 if direction == "fwd" else 3) / 1e9
+        rows.append({
+            "shape": s.name, "B": s.B, "Cin": s.Cin, "H": s.H, "W": s.W, "Cout": s.Cout,
+            "K": s.K, "stride": s.stride, "padding": str(s.padding), "dilation": s.dilation,
+            "groups": s.groups, "Wout": wout(s), "direction": direction, "gflop": gflop,
+            **{f"{k}_ms": ms[k] for k in IMPLS},
+            "ours_gflops": gflop / (ms["ours"] / 1e3),
+            "ours_pct_peak": 100 * gflop / (ms["ours"] / 1e3) / peak,
+            **{f"speedup_vs_{k}": ms[k] / ms["ours"] for k in IMPLS[1:]},
+            "ours_peak_mib": peak_extra_mib(calls["ours"]),
+            "recipe_peak_mib": peak_extra_mib(calls["recipe"]),
+        })
+        print(f"  {s.name:14s} {direction:8s} ours {ms['ours']:.3f} ms", file=sys.stderr, flush=True)
+    return rows
+
+
+# ---------------------------------------------------------------- header and report
+
+def machine_header(threads, peak):
+    cpu = "unknown"
+    try:
+        m = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
+        cpu = m.group(1).strip() if m else cpu
+    except OSError:
+        pass
+    onednn = re.search(r"MKL-DNN (v[\d.]+)", torch.__config__.show())
+    try:
+        commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    return {
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "cpu": cpu,
+        "nproc": f"{os.cpu_count()} (usable by this process: {len(os.sched_getaffinity(0))})",
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "onednn": f"{torch.backends.mkldnn.is_available()} {onednn.group(1) if onednn else ''}".strip(),
+        "threads": threads,
+        "glibc_tunables": tunables or "(unset)",
+        "mmap_threshold_raised": "mmap_threshold" in tunables,
+        "repo_commit": commit or "unknown",
+        "timing": f"median of single calls, perf_counter, >= {MIN_REPS} calls and --min-time s, after warmup",
+        "fp32_matmul_peak_gflops": f"{peak:.1f} (best of torch.mm 2048x2048, {threads} threads)",
+    }
+
+
+def report(rows, header, out, tag):
+    cols = [("shape", "{:14s}", "shape"), ("direction", "{:8s}", "dir"),
+            ("ours_ms", "{:9.3f}", "ours ms"), ("loop_ms", "{:9.3f}", "loop ms"),
+            ("recipe_ms", "{:9.3f}", "recipe ms"), ("native_ms", "{:9.3f}", "native ms"),
+            ("ours_gflops", "{:8.1f}", "GFLOP/s"), ("ours_pct_peak", "{:6.1f}", "%peak"),
+            ("speedup_vs_loop", "{:7.2f}", "x loop"), ("speedup_vs_recipe", "{:8.2f}", "x recipe"),
+            ("speedup_vs_native", "{:8.2f}", "x native"),
+            ("ours_peak_mib", "{:8.1f}", "ours MiB"), ("recipe_peak_mib", "{:8.1f}", "rcp MiB")]
+    cells = [[fmt.format(r[k]) for k, fmt, _ in cols] for r in rows]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, (_, _, h) in enumerate(cols)]
+    # names left-aligned, numbers right-aligned
+    line = lambda vals: "  ".join(v.ljust(w) if i < 2 else v.rjust(w) for i, (v, w) in enumerate(zip(vals, widths)))
+    lines = [line([h for _, _, h in cols])]
+    lines += ["-" * len(lines[0])] + [line(c) for c in cells]
+    print("\n".join(lines))
+    print("x <alt> = alt time / our time (> 1: ours is faster). MiB = peak extra memory seen by "
+          "torch.profiler (output included).")
+
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path, png_path = out / f"cpu_{tag}.csv", out / f"cpu_{tag}.png"
+    keys = list(rows[0])
+    with open(csv_path, "w") as f:  # header as '#' comments: pandas.read_csv(path, comment='#')
+        f.writelines(f"# {k}: {v}\n" for k, v in header.items())
+        f.write(",".join(keys) + "\n")
+        for r in rows:
+            f.write(",".join(f"{r[k]:.6g}" if isinstance(r[k], float) else f'"{r[k]}"' if "," in str(r[k])
+                             else str(r[k]) for k in keys) + "\n")
+    plot(rows, header, png_path)
+    print(f"wrote {csv_path}\nwrote {png_path}")
+
+
+def plot(rows, header, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(dict.fromkeys(r["shape"] for r in rows))
+    fig, axes = plt.subplots(1, 2, figsize=(max(8, 1.3 * len(names)) * 2, 5), sharey=True)
+    width = 0.27
+    for ax, direction in zip(axes, ("fwd", "fwd+bwd")):
+        by_shape = {r["shape"]: r for r in rows if r["direction"] == direction}
+        for i, alt in enumerate(IMPLS[1:]):
+            vals = [by_shape[n][f"speedup_vs_{alt}"] for n in names]
+            xs = [j + (i - 1) * width for j in range(len(names))]
+            bars = ax.bar(xs, vals, width, label=f"vs {alt}")
+            ax.bar_label(bars, labels=[f"{v:.2g}" for v in vals], fontsize=7)
+        ax.axhline(1.0, color="black", linewidth=1)
+        ax.set_yscale("log")
+        ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
+        ax.set_title(f"{direction}: alternative time / row_conv1d time (> 1: row_conv1d faster)")
+        ax.grid(axis="y", which="both", alpha=0.3)
+    axes[0].legend()
+    fig.suptitle(f"{header['cpu']}, {header['threads']} threads, torch {header['torch']}, "
+                 f"mmap_threshold raised: {header['mmap_threshold_raised']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help=f"only {', '.join(QUICK)}")
+    p.add_argument("--shapes", help="comma-separated names: " + ",".join(s.name for s in SHAPES))
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    p.add_argument("--tag", help="file name part: cpu_<tag>.csv/.png "
+                                 "(default: <quick|full|custom>_<tuned|default>malloc)")
+    p.add_argument("--min-time", type=float, default=0.5, help="seconds of timed calls per measurement")
+    args = p.parse_args()
+
+    by_name = {s.name: s for s in SHAPES}
+    if args.shapes:
+        unknown = [n for n in args.shapes.split(",") if n not in by_name]
+        if unknown:
+            p.error(f"unknown shape(s) {unknown}; known: {list(by_name)}")
+        specs, mode = [by_name[n] for n in args.shapes.split(",")], "custom"
+    elif args.quick:
+        specs, mode = [by_name[n] for n in QUICK], "quick"
+    else:
+        specs, mode = SHAPES, "full"
+
+    torch.set_num_threads(args.threads)
+    peak = matmul_peak_gflops()
+    header = machine_header(args.threads, peak)
+    tag = args.tag or f"{mode}_{'tuned' if header['mmap_threshold_raised'] else 'default'}malloc"
+    for k, v in header.items():
+        print(f"# {k}: {v}")
+    if not header["mmap_threshold_raised"]:
+        print("# note: default glibc allocator; large shapes include page-fault time. For stable ratios also run "
+              "under GLIBC_TUNABLES=glibc.malloc.mmap_threshold=4294967295:glibc.malloc.trim_threshold=4294967295")
+    print(flush=True)
+
+    rows = []
+    for s in specs:
+        rows += bench_shape(s, args.min_time, peak)
+    report(rows, header, args.out, tag)
+
+
+if __name__ == "__main__":
+    main()

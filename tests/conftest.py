@@ -1,0 +1,202 @@
+"""Shared helpers: random problem configurations, inputs in several memory
+layouts, the stock-PyTorch ground truth (computed in float64 on the very same
+values), and tolerances derived from the length of each reduction."""
+import dataclasses
+import random
+
+import pytest
+import torch
+
+import rowconv_ext
+
+
+@dataclasses.dataclass(frozen=True)
+class Conv:
+    B: int
+    Cin: int
+    H: int
+    W: int
+    Cout: int
+    K: int
+    stride: int = 1
+    padding: object = 0
+    dilation: int = 1
+    groups: int = 1
+    bias: bool = True
+
+    @property
+    def kwargs(self):
+        return dict(stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups)
+
+    def pads(self):
+        total = self.dilation * (self.K - 1)
+        if self.padding == "valid":
+            return 0, 0
+        if self.padding == "same":
+            return total // 2, total - total // 2
+        if self.padding == "causal":
+            return total, 0
+        if isinstance(self.padding, tuple):
+            return self.padding
+        return self.padding, self.padding
+
+    @property
+    def out_width(self):
+        left, right = self.pads()
+        return (self.W + left + right - self.dilation * (self.K - 1) - 1) // self.stride + 1
+
+    def __str__(self):
+        s = f"B{self.B}-C{self.Cin}-H{self.H}-W{self.W}-O{self.Cout}-K{self.K}"
+        if self.stride != 1:
+            s += f"-s{self.stride}"
+        if self.padding != 0:
+            p = self.padding if isinstance(self.padding, str) else "x".join(map(str, self.pads()))
+            s += f"-p{p}"
+        if self.dilation != 1:
+            s += f"-d{self.dilation}"
+        if self.groups != 1:
+            s += f"-g{self.groups}"
+        return s + ("" if self.bias else "-nobias")
+
+
+def _edge_configs():
+    """Hand-picked edge cases: empty batch, one row, depthwise, K = 1 and 31,
+    Wout = 1 exactly, the awkward lengths of causal-conv1d's tests, every
+    padding form, padding wider than the kernel, stride not dividing W."""
+    c = [
+        Conv(0, 3, 2, 10, 4, 3),
+        Conv(1, 1, 1, 1, 1, 1),
+        Conv(1, 2, 1, 2, 3, 2, bias=False),
+        Conv(2, 4, 3, 129, 4, 4, groups=4),  # depthwise
+        Conv(2, 3, 2, 151, 6, 5, groups=3, padding="same"),  # depthwise multiplier 2
+        Conv(2, 3, 2, 31, 2, 31),  # Wout = 1
+        Conv(1, 2, 3, 61, 2, 31, dilation=2),  # Wout = 1 with dilation
+        Conv(2, 2, 2, 7, 3, 3, stride=2, padding=(0, 0)),  # (W - span) % stride != 0
+        Conv(2, 3, 2, 5, 2, 3, padding=4),  # padding wider than the kernel
+        Conv(3, 2, 2, 1, 2, 3, padding=(2, 0)),  # W = 1, all but one tap in padding
+        Conv(2, 4, 3, 40, 6, 7, stride=3, padding=(5, 1), dilation=2, groups=2),
+        Conv(2, 5, 2, 33, 5, 4, padding="same", dilation=3),  # even K: extra pad on the right
+        Conv(2, 5, 2, 33, 5, 4, padding="causal", dilation=2),
+        Conv(2, 5, 2, 33, 5, 4, padding="valid", stride=2),
+        Conv(1, 2, 1, 1500, 3, 3, stride=1, padding=1),  # several width tiles
+        Conv(1, 64, 2, 300, 64, 3, groups=2),  # many channels per group: narrow tiles
+        Conv(3, 15, 10, 100, 15, 3),  # the forum shape, shrunk in batch
+    ]
+    return c
+
+
+def _random_configs(n, seed):
+    rng = random.Random(seed)
+    out = []
+    while len(out) < n:
+        groups = rng.choice([1, 1, 2, 3])
+        cin_g, cout_g = rng.choice([1, 2, 3]), rng.choice([1, 2, 4])
+        K = rng.randint(1, 31)
+        dilation = rng.choice([1, 1, 2, 3])
+        stride = rng.choice([1, 1, 2, 3])
+        span = dilation * (K - 1) + 1
+        padding = rng.choice([0, rng.randint(0, K), (rng.randint(0, K), rng.randint(0, K)), "valid",
+                              "same", "causal"])
+        if padding == "same":
+            stride = 1
+        cfg = Conv(B=rng.choice([0, 1, 2, 3]), Cin=groups * cin_g, H=rng.choice([1, 2, 3, 5]),
+                   W=1, Cout=groups * cout_g, K=K, stride=stride, padding=padding, dilation=dilation,
+                   groups=groups, bias=rng.random() < 0.7)
+        left, right = cfg.pads()
+        min_w = max(1, span - left - right)
+        cfg = dataclasses.replace(cfg, W=min_w + rng.choice([0, 1, 2, rng.randint(0, 60), 129, 151]))
+        out.append(cfg)
+    return out
+
+
+SWEEP = _edge_configs() + _random_configs(110, seed=1234)
+
+
+def make_tensor(shape, dtype, generator, layout="contiguous"):
+    """Random normal values in the requested memory layout:
+    'contiguous', 'permuted' (dims stored in reverse order) or 'sliced' (a
+    strided window, with an offset, into a larger tensor)."""
+    if layout == "contiguous":
+        return torch.randn(shape, generator=generator, dtype=torch.float64).to(dtype)
+    if layout == "permuted":
+        rev = tuple(reversed(shape))
+        base = torch.randn(rev, generator=generator, dtype=torch.float64).to(dtype)
+        return base.permute(*reversed(range(len(shape))))
+    if layout == "sliced":
+        big = [2 * s + 1 for s in shape]
+        base = torch.randn(big, generator=generator, dtype=torch.float64).to(dtype)
+        return base[tuple(slice(1, 1 + 2 * s, 2) for s in shape)]
+    raise ValueError(layout)
+
+
+def make_inputs(cfg, dtype=torch.float32, seed=0, layout="contiguous"):
+    g = torch.Generator().manual_seed(seed)
+    x = make_tensor((cfg.B, cfg.Cin, cfg.H, cfg.W), dtype, g, layout)
+    w = make_tensor((cfg.H, cfg.Cout, cfg.Cin // cfg.groups, cfg.K), dtype, g, layout)
+    b = make_tensor((cfg.H, cfg.Cout), dtype, g, layout) if cfg.bias else None
+    gy = make_tensor((cfg.B, cfg.Cout, cfg.H, cfg.out_width), dtype, g, layout)
+    return x, w, b, gy
+
+
+def reference_results(cfg, x, w, b, gy):
+    """Output and the grads of x, weight, bias from stock PyTorch (grouped
+    F.conv1d and its autograd), in float64, on the very same values."""
+    leaves = [t.detach().double().requires_grad_() for t in (x, w) + ((b,) if b is not None else ())]
+    xr, wr = leaves[:2]
+    br = leaves[2] if b is not None else None
+    y = rowconv_ext.reference_row_conv1d(xr, wr, br, **cfg.kwargs)
+    grads = torch.autograd.grad(y, leaves, gy.double()) if y.numel() else [torch.zeros_like(t) for t in leaves]
+    return (y.detach(),) + tuple(grads)
+
+
+def our_results(cfg, x, w, b, gy):
+    leaves = [t.detach().requires_grad_() for t in (x, w) + ((b,) if b is not None else ())]
+    xo, wo = leaves[:2]
+    bo = leaves[2] if b is not None else None
+    y = rowconv_ext.row_conv1d(xo, wo, bo, **cfg.kwargs)
+    grads = torch.autograd.grad(y, leaves, gy)
+    return (y.detach(),) + tuple(grads)
+
+
+# Unit roundoff of the accumulation (float32 for the 16-bit types) and of the
+# stored result.
+_ACC_EPS = {torch.float64: 2.0**-52, torch.float32: 2.0**-23, torch.float16: 2.0**-23,
+            torch.bfloat16: 2.0**-23}
+_OUT_EPS = {torch.float64: 2.0**-52, torch.float32: 2.0**-23, torch.float16: 2.0**-10,
+            torch.bfloat16: 2.0**-7}
+
+
+def tolerance(dtype, reduction_length):
+    """(atol, rtol) against a float64 reference on the same input values.
+    A sum of R products of standard normals accumulated in precision eps is off
+    by at most about R * eps * mean|term| (|term| averages 2/pi), so atol grows
+    linearly in R; the final rounding to the output dtype adds one ulp of the
+    result, which rtol covers. The factor 4 is headroom over the mean."""
+    atol = 4.0 * _ACC_EPS[dtype] * max(reduction_length, 1) + 1e-12
+    rtol = 2.0 * _OUT_EPS[dtype]
+    return atol, rtol
+
+
+def reduction_lengths(cfg):
+    """Terms summed per element of: output, grad_x, grad_w, grad_b."""
+    cin_g, cout_g = cfg.Cin // cfg.groups, cfg.Cout // cfg.groups
+    per_out = cin_g * cfg.K + 1
+    per_gx = cout_g * cfg.K
+    per_gw = cfg.B * cfg.out_width
+    return per_out, per_gx, per_gw, per_gw
+
+
+def assert_matches_reference(cfg, ours, ref, dtype):
+    names = ["output", "grad_x", "grad_weight", "grad_bias"]
+    for name, o, r, R in zip(names, ours, ref, reduction_lengths(cfg)):
+        assert o.dtype == dtype, f"{name}: dtype {o.dtype}, expected {dtype}"
+        assert o.shape == r.shape, f"{name}: shape {tuple(o.shape)}, expected {tuple(r.shape)}"
+        atol, rtol = tolerance(dtype, R)
+        torch.testing.assert_close(o.double(), r, atol=atol, rtol=rtol, msg=lambda m: f"{cfg} {name}: {m}")
+
+
+@pytest.fixture
+def restore_threads():
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)

@@ -1,0 +1,80 @@
+"""Forward and the three gradients against stock PyTorch's grouped F.conv1d
+(and its autograd) over a seeded random sweep plus hand-picked edge cases."""
+import zlib
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import rowconv_ext
+from conftest import SWEEP, Conv, assert_matches_reference, make_inputs, our_results, reference_results
+
+
+@pytest.mark.parametrize("cfg", SWEEP, ids=str)
+def test_float32_sweep(cfg):
+    x, w, b, gy = make_inputs(cfg, torch.float32, seed=zlib.crc32(str(cfg).encode()))
+    assert_matches_reference(cfg, our_results(cfg, x, w, b, gy), reference_results(cfg, x, w, b, gy),
+                             torch.float32)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("cfg", SWEEP[::6], ids=str)
+def test_other_dtypes(cfg, dtype):
+    x, w, b, gy = make_inputs(cfg, dtype, seed=7)
+    assert_matches_reference(cfg, our_results(cfg, x, w, b, gy), reference_results(cfg, x, w, b, gy), dtype)
+
+
+def _per_row_conv1d(x, w, b, **kw):
+    """The problem as users write it today: one F.conv1d per row."""
+    rows = [F.conv1d(xh, w[h], None if b is None else b[h], **kw) for h, xh in enumerate(x.unbind(2))]
+    return torch.stack(rows, dim=2)
+
+
+@pytest.mark.parametrize("padding", [0, 3, "valid", "same"])
+@pytest.mark.parametrize("K,dilation", [(1, 1), (4, 1), (5, 2), (6, 3)])
+def test_padding_forms_equal_per_row_conv1d(padding, K, dilation):
+    # Independent of our padding arithmetic: F.conv1d resolves its own padding.
+    cfg = Conv(2, 4, 3, 23, 6, K, padding=padding, dilation=dilation, groups=2)
+    x, w, b, _ = make_inputs(cfg, torch.float64, seed=3)
+    ours = rowconv_ext.row_conv1d(x, w, b, **cfg.kwargs)
+    torch.testing.assert_close(ours, _per_row_conv1d(x, w, b, **cfg.kwargs))
+
+
+@pytest.mark.parametrize("K,dilation", [(1, 1), (3, 1), (4, 3)])
+def test_causal_sees_only_the_past(K, dilation):
+    cfg = Conv(1, 3, 2, 20, 2, K, padding="causal", dilation=dilation)
+    x, w, b, _ = make_inputs(cfg, torch.float64, seed=4)
+    y = rowconv_ext.row_conv1d(x, w, b, **cfg.kwargs)
+    assert y.shape[-1] == cfg.W
+    t = 9
+    x2 = x.clone()
+    x2[..., t + 1:] = torch.randn_like(x2[..., t + 1:])
+    y2 = rowconv_ext.row_conv1d(x2, w, b, **cfg.kwargs)
+    torch.testing.assert_close(y2[..., : t + 1], y[..., : t + 1], rtol=0, atol=0)
+    ref = _per_row_conv1d(F.pad(x, (dilation * (K - 1), 0)), w, b, dilation=dilation)
+    torch.testing.assert_close(y, ref)
+
+
+def test_asymmetric_padding_equals_f_pad_then_conv1d():
+    cfg = Conv(2, 3, 4, 30, 3, 5, stride=2, padding=(4, 1), dilation=2, groups=3)
+    x, w, b, _ = make_inputs(cfg, torch.float64, seed=5)
+    ref = _per_row_conv1d(F.pad(x, (4, 1)), w, b, stride=2, dilation=2, groups=3)
+    torch.testing.assert_close(rowconv_ext.row_conv1d(x, w, b, **cfg.kwargs), ref)
+
+
+@pytest.mark.parametrize("cfg", SWEEP[::10], ids=str)
+def test_reference_equals_per_row_conv1d(cfg):
+    """The exported ground truth is itself checked against the per-row loop."""
+    x, w, b, _ = make_inputs(cfg, torch.float64, seed=6)
+    left, right = cfg.pads()
+    ref = _per_row_conv1d(F.pad(x, (left, right)), w, b, stride=cfg.stride, dilation=cfg.dilation,
+                          groups=cfg.groups)
+    torch.testing.assert_close(rowconv_ext.reference_row_conv1d(x, w, b, **cfg.kwargs), ref)
+
+
+def test_output_is_contiguous_and_has_the_contract_shape():
+    cfg = Conv(2, 4, 3, 50, 6, 5, stride=3, padding=(2, 1), dilation=2, groups=2)
+    x, w, b, _ = make_inputs(cfg, torch.float32, layout="permuted")
+    y = rowconv_ext.row_conv1d(x, w, b, **cfg.kwargs)
+    assert y.is_contiguous()
+    assert y.shape == (2, 6, 3, (50 + 3 - 2 * 4 - 1) // 3 + 1)

@@ -1,0 +1,91 @@
+"""Inputs of any strides, inputs never written to, and results independent of
+the thread count."""
+import pytest
+import torch
+
+import rowconv_ext
+from conftest import SWEEP, Conv, assert_matches_reference, make_inputs, our_results, reference_results
+
+LAYOUT_CONFIGS = [
+    Conv(2, 4, 3, 37, 6, 3, stride=2, padding=(2, 1), dilation=2, groups=2),
+    Conv(3, 3, 2, 130, 3, 5, padding="causal", groups=3),
+]
+
+
+@pytest.mark.parametrize("layout", ["permuted", "sliced"])
+@pytest.mark.parametrize("cfg", LAYOUT_CONFIGS, ids=str)
+def test_views_of_any_strides(cfg, layout):
+    # x, weight, bias and the incoming gradient all in the strided layout.
+    x, w, b, gy = make_inputs(cfg, torch.float32, seed=21, layout=layout)
+    assert not x.is_contiguous() and not gy.is_contiguous()
+    ours = our_results(cfg, x, w, b, gy)
+    assert_matches_reference(cfg, ours, reference_results(cfg, x, w, b, gy), torch.float32)
+    # Same numbers as on contiguous copies: the kernels read strides in place
+    # and keep the reduction order.
+    dense = our_results(cfg, *(t.contiguous() for t in (x, w, b, gy)))
+    for o, d in zip(ours, dense):
+        torch.testing.assert_close(o, d, rtol=0, atol=0)
+
+
+def test_channels_last_style_and_expanded_inputs():
+    cfg = Conv(4, 3, 5, 33, 3, 3, padding=1)
+    x, w, b, _ = make_inputs(cfg, torch.float32, seed=22)
+    x_cl = x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)  # C innermost
+    x_exp = x[:1].expand(cfg.B, -1, -1, -1)  # zero batch stride
+    for xi in (x_cl, x_exp):
+        ref = rowconv_ext.reference_row_conv1d(xi, w, b, **cfg.kwargs)
+        torch.testing.assert_close(rowconv_ext.row_conv1d(xi, w, b, **cfg.kwargs), ref)
+
+
+def test_gradient_of_a_sum_has_zero_strides():
+    # y.sum().backward() sends an expanded (all-zero-strides) grad_out.
+    cfg = Conv(2, 4, 3, 21, 6, 3, stride=2, groups=2)
+    x, w, b, _ = make_inputs(cfg, torch.float64, seed=23)
+    leaves = [t.requires_grad_() for t in (x, w, b)]
+    ours = torch.autograd.grad(rowconv_ext.row_conv1d(*leaves, **cfg.kwargs).sum(), leaves)
+    ref = torch.autograd.grad(rowconv_ext.reference_row_conv1d(*leaves, **cfg.kwargs).sum(), leaves)
+    for o, r in zip(ours, ref):
+        torch.testing.assert_close(o, r)
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "sliced"])
+def test_inputs_are_never_written(layout):
+    cfg = Conv(2, 4, 3, 29, 4, 5, padding="same", groups=2)
+    x, w, b, gy = make_inputs(cfg, torch.float32, seed=24, layout=layout)
+    before = [t.clone() for t in (x, w, b, gy)]
+    versions = [t._version for t in (x, w, b, gy)]
+    leaves = [t.requires_grad_() for t in (x, w, b)]
+    y = rowconv_ext.row_conv1d(*leaves, **cfg.kwargs)
+    torch.autograd.grad(y, leaves, gy, create_graph=True)
+    for t, t0, v in zip((x, w, b, gy), before, versions):
+        assert torch.equal(t, t0) and t._version == v
+
+
+# Large enough that every kernel splits its work across threads.
+THREAD_CONFIGS = [
+    Conv(4, 8, 6, 700, 8, 5, stride=2, padding=(3, 1), dilation=2, groups=2),
+    Conv(2, 1, 1, 5000, 1, 9, padding="same"),  # one row: split over width tiles only
+    Conv(1, 3, 1, 3000, 4, 3, padding=1),  # one row group: grad-weight splits channels
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("cfg", THREAD_CONFIGS, ids=str)
+def test_results_do_not_depend_on_thread_count(cfg, dtype, restore_threads):
+    x, w, b, gy = make_inputs(cfg, dtype, seed=25)
+    results = {}
+    for n in (1, 2, 3):
+        torch.set_num_threads(n)
+        results[n] = our_results(cfg, x, w, b, gy)
+    for n in (2, 3):
+        for o1, on in zip(results[1], results[n]):
+            torch.testing.assert_close(on, o1, rtol=0, atol=0)
+    assert_matches_reference(cfg, results[2], reference_results(cfg, x, w, b, gy), dtype)
+
+
+def test_sweep_under_one_thread(restore_threads):
+    torch.set_num_threads(1)
+    for cfg in SWEEP[::8]:
+        x, w, b, gy = make_inputs(cfg, torch.float32, seed=26)
+        assert_matches_reference(cfg, our_results(cfg, x, w, b, gy), reference_results(cfg, x, w, b, gy),
+                                 torch.float32)
