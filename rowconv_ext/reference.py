@@ -5,9 +5,9 @@ import torch.nn.functional as F
 
 def reference_row_conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """Same signature and result as rowconv_ext.row_conv1d, computed by
-    PyTorch's grouped conv1d with H * groups groups. String paddings other than
-    'causal' are handed to F.conv1d itself; int pairs and 'causal' pad with
-    F.pad first."""
+    PyTorch's grouped conv1d with H * groups groups. Asymmetric paddings
+    ('same' with an even dilated kernel, pairs, 'causal') go through F.pad
+    first, as the contract says."""
     B, cin, H, W = x.shape
     _, cout, cin_g, K = weight.shape
     if isinstance(stride, (tuple, list)):
@@ -15,10 +15,12 @@ def reference_row_conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, 
     if isinstance(dilation, (tuple, list)):
         (dilation,) = dilation
     x2 = x.transpose(1, 2).reshape(B, H * cin, W)
+    total = dilation * (K - 1)
     if padding == "causal":
-        x2 = F.pad(x2, (dilation * (K - 1), 0))
-        padding = 0
-    elif isinstance(padding, (tuple, list)) and len(padding) == 2:
+        padding = (total, 0)
+    elif padding == "same" and stride == 1:  # the odd element goes right, as in F.conv1d
+        padding = (total // 2, total - total // 2)
+    if isinstance(padding, (tuple, list)) and len(padding) == 2:
         x2 = F.pad(x2, tuple(padding))
         padding = 0
     w2 = weight.reshape(H * cout, cin_g, K)
