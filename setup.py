@@ -42,9 +42,13 @@ def _sources(pattern):
 
 def _extension():
     sources = _sources("csrc/*.cpp") + _sources("csrc/cpu/*.cpp")
-    cxx = ["-O3", "-fvisibility=hidden"]
+    # at::parallel_for is an inline `#pragma omp parallel` in torch's OpenMP
+    # builds: without -fopenmp it silently runs on one thread.
+    cxx = ["-O3", "-fvisibility=hidden", "-fopenmp"]
+    link = ["-fopenmp"]
     if not _want_cuda():
-        return cpp_extension.CppExtension("rowconv_ext._C", sources, extra_compile_args={"cxx": cxx})
+        return cpp_extension.CppExtension(
+            "rowconv_ext._C", sources, extra_compile_args={"cxx": cxx}, extra_link_args=link)
     os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0+PTX")
     nvcc = ["-O3", "--expt-relaxed-constexpr", "-lineinfo", "-Xptxas=-v"]
     return cpp_extension.CUDAExtension(
@@ -52,6 +56,7 @@ def _extension():
         sources + _sources("csrc/cuda/*.cu"),
         define_macros=[("ROWCONV_WITH_CUDA", "1")],
         extra_compile_args={"cxx": cxx, "nvcc": nvcc},
+        extra_link_args=link,
     )
 
 

@@ -22,6 +22,7 @@ Run under GLIBC_TUNABLES=glibc.malloc.mmap_threshold=4294967295:glibc.malloc.tri
 for stable numbers, and once without it for what users see (see BENCHMARKING.md).
 """
 import argparse
+import csv
 import datetime
 import os
 import platform
@@ -30,10 +31,11 @@ import statistics
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import NamedTuple, Union
 
-os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # keep the profiler's start/stop chatter off stderr
+os.environ.setdefault("KINETO_LOG_LEVEL", "6")  # keep the profiler's start/stop chatter off stderr
 
 import torch
 import torch.nn.functional as F
@@ -41,6 +43,8 @@ import torch.nn.functional as F
 import rowconv_ext
 
 MIN_REPS = 5
+# F.conv1d(padding='same') with an even K pads a copy of x; the alternatives pay for it, no need to say so.
+warnings.filterwarnings("ignore", message="Using padding='same' with even kernel lengths")
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -215,6 +219,25 @@ def time_median_ms(fn, min_time):
     return 1e3 * statistics.median(times)
 
 
+class OtherLoad:
+    """Share of the machine's CPU time used by OTHER processes while the block runs
+    (/proc/stat busy time minus our own). With OpenMP threads on every core, a busy
+    neighbour can slow oneDNN by 10-100x, so a row measured under load is flagged."""
+    def _snap(self):
+        vals = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        busy = (sum(vals[:8]) - vals[3] - vals[4]) / os.sysconf("SC_CLK_TCK")  # minus idle, iowait
+        t = os.times()
+        return time.perf_counter(), busy, t.user + t.system
+
+    def __enter__(self):
+        self.start = self._snap()
+        return self
+
+    def __exit__(self, *exc):
+        (w0, b0, o0), (w1, b1, o1) = self.start, self._snap()
+        self.share = max(0.0, ((b1 - b0) - (o1 - o0)) / (os.cpu_count() * (w1 - w0)))
+
+
 def peak_extra_mib(fn):
     """Peak of the running sum of allocations/frees seen by the profiler during fn()."""
     from torch.profiler import ProfilerActivity, profile
@@ -246,16 +269,17 @@ def bench_shape(s, min_time, peak):
     x, w, b, g = make_inputs(s)
     verify(s, x, w, b, g)
     x2, w2, b2, g2 = to_native(x, w, b, g, s)
-    args = {"ours": (x, w, b), "loop": (x, w, b), "recipe": (x, w, b), "native": (x2, w2, b2)}
-    grads = {"native": g2}
     fns = {"ours": ours, "loop": loop, "recipe": recipe, "native": native}
+    data = {k: ((x, w, b), g) for k in IMPLS}  # (inputs, output grad) in each one's layout
+    data["native"] = ((x2, w2, b2), g2)
     rows = []
     for direction in ("fwd", "fwd+bwd"):
         if direction == "fwd":
-            calls = {k: (lambda f=fns[k], a=args[k]: f(*a, s)) for k in IMPLS}
+            calls = {k: (lambda f=fns[k], a=data[k][0]: f(*a, s)) for k in IMPLS}
         else:
-            calls = {k: fwd_bwd(fns[k], args[k], grads.get(k, g), s) for k in IMPLS}
-        ms = {k: time_median_ms(calls[k], min_time) for k in IMPLS}
+            calls = {k: fwd_bwd(fns[k], *data[k], s) for k in IMPLS}
+        with OtherLoad() as load:
+            ms = {k: time_median_ms(calls[k], min_time) for k in IMPLS}
         gflop = fwd_flops(s) * (1 if direction == "fwd" else 3) / 1e9
         rows.append({
             "shape": s.name, "B": s.B, "Cin": s.Cin, "H": s.H, "W": s.W, "Cout": s.Cout,
@@ -267,6 +291,7 @@ def bench_shape(s, min_time, peak):
             **{f"speedup_vs_{k}": ms[k] / ms["ours"] for k in IMPLS[1:]},
             "ours_peak_mib": peak_extra_mib(calls["ours"]),
             "recipe_peak_mib": peak_extra_mib(calls["recipe"]),
+            "other_cpu_pct": round(100 * load.share, 1),
         })
         print(f"  {s.name:14s} {direction:8s} ours {ms['ours']:.3f} ms", file=sys.stderr, flush=True)
     return rows
@@ -274,7 +299,7 @@ def bench_shape(s, min_time, peak):
 
 # ---------------------------------------------------------------- header and report
 
-def machine_header(threads, peak):
+def machine_header(threads, peak, min_time):
     cpu = "unknown"
     try:
         m = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
@@ -296,10 +321,11 @@ def machine_header(threads, peak):
         "torch": torch.__version__,
         "onednn": f"{torch.backends.mkldnn.is_available()} {onednn.group(1) if onednn else ''}".strip(),
         "threads": threads,
+        "loadavg_1_5_15min": " ".join(f"{v:.2f}" for v in os.getloadavg()),  # > 0 before start: shared machine
         "glibc_tunables": tunables or "(unset)",
         "mmap_threshold_raised": "mmap_threshold" in tunables,
         "repo_commit": commit or "unknown",
-        "timing": f"median of single calls, perf_counter, >= {MIN_REPS} calls and --min-time s, after warmup",
+        "timing": f"median of single calls (perf_counter), >= {MIN_REPS} calls and >= {min_time} s each, after warmup",
         "fp32_matmul_peak_gflops": f"{peak:.1f} (best of torch.mm 2048x2048, {threads} threads)",
     }
 
@@ -311,26 +337,30 @@ def report(rows, header, out, tag):
             ("ours_gflops", "{:8.1f}", "GFLOP/s"), ("ours_pct_peak", "{:6.1f}", "%peak"),
             ("speedup_vs_loop", "{:7.2f}", "x loop"), ("speedup_vs_recipe", "{:8.2f}", "x recipe"),
             ("speedup_vs_native", "{:8.2f}", "x native"),
-            ("ours_peak_mib", "{:8.1f}", "ours MiB"), ("recipe_peak_mib", "{:8.1f}", "rcp MiB")]
+            ("ours_peak_mib", "{:8.1f}", "ours MiB"), ("recipe_peak_mib", "{:8.1f}", "rcp MiB"),
+            ("other_cpu_pct", "{:5.0f}", "busy%")]
     cells = [[fmt.format(r[k]) for k, fmt, _ in cols] for r in rows]
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, (_, _, h) in enumerate(cols)]
-    # names left-aligned, numbers right-aligned
-    line = lambda vals: "  ".join(v.ljust(w) if i < 2 else v.rjust(w) for i, (v, w) in enumerate(zip(vals, widths)))
+
+    def line(vals):  # names left-aligned, numbers right-aligned
+        return "  ".join(v.ljust(w) if i < 2 else v.rjust(w) for i, (v, w) in enumerate(zip(vals, widths)))
     lines = [line([h for _, _, h in cols])]
     lines += ["-" * len(lines[0])] + [line(c) for c in cells]
     print("\n".join(lines))
     print("x <alt> = alt time / our time (> 1: ours is faster). MiB = peak extra memory seen by "
-          "torch.profiler (output included).")
+          "torch.profiler (output included). busy% = CPU share other processes took while timing.")
+    busy = [r["shape"] + " " + r["direction"] for r in rows if r["other_cpu_pct"] > 10]
+    if busy:
+        print(f"WARNING: other processes used > 10% of the CPUs while timing {', '.join(busy)}: "
+              "those numbers are not trustworthy; rerun on an idle machine.")
 
     out.mkdir(parents=True, exist_ok=True)
     csv_path, png_path = out / f"cpu_{tag}.csv", out / f"cpu_{tag}.png"
-    keys = list(rows[0])
-    with open(csv_path, "w") as f:  # header as '#' comments: pandas.read_csv(path, comment='#')
+    with open(csv_path, "w", newline="") as f:  # header as '#' lines: pandas.read_csv(path, comment="#")
         f.writelines(f"# {k}: {v}\n" for k, v in header.items())
-        f.write(",".join(keys) + "\n")
-        for r in rows:
-            f.write(",".join(f"{r[k]:.6g}" if isinstance(r[k], float) else f'"{r[k]}"' if "," in str(r[k])
-                             else str(r[k]) for k in keys) + "\n")
+        writer = csv.writer(f)
+        writer.writerow(rows[0])
+        writer.writerows([f"{v:.6g}" if isinstance(v, float) else v for v in r.values()] for r in rows)
     plot(rows, header, png_path)
     print(f"wrote {csv_path}\nwrote {png_path}")
 
@@ -371,7 +401,8 @@ def main():
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     p.add_argument("--tag", help="file name part: cpu_<tag>.csv/.png "
                                  "(default: <quick|full|custom>_<tuned|default>malloc)")
-    p.add_argument("--min-time", type=float, default=0.5, help="seconds of timed calls per measurement")
+    p.add_argument("--min-time", type=float, help="seconds of timed calls per measurement "
+                                                   "(default 0.5; 0.25 with --quick)")
     args = p.parse_args()
 
     by_name = {s.name: s for s in SHAPES}
@@ -385,9 +416,10 @@ def main():
     else:
         specs, mode = SHAPES, "full"
 
+    min_time = args.min_time or (0.25 if mode == "quick" else 0.5)
     torch.set_num_threads(args.threads)
     peak = matmul_peak_gflops()
-    header = machine_header(args.threads, peak)
+    header = machine_header(args.threads, peak, min_time)
     tag = args.tag or f"{mode}_{'tuned' if header['mmap_threshold_raised'] else 'default'}malloc"
     for k, v in header.items():
         print(f"# {k}: {v}")
@@ -398,7 +430,7 @@ def main():
 
     rows = []
     for s in specs:
-        rows += bench_shape(s, args.min_time, peak)
+        rows += bench_shape(s, min_time, peak)
     report(rows, header, args.out, tag)
 
 
