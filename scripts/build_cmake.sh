@@ -4,7 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 prefix=$(.venv/bin/python -c 'import torch; print(torch.utils.cmake_prefix_path)')
-cmake -S . -B build/cmake -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" \
-      -DPython3_EXECUTABLE="$PWD/.venv/bin/python"
+cmake -S . -B build/cmake -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix"
 cmake --build build/cmake -j "${MAX_JOBS:-2}"
 ctest --test-dir build/cmake --output-on-failure
