@@ -8,50 +8,47 @@ import torch
 PADDING_STRINGS = ("valid", "same", "causal")
 
 
-def _int_arg(name, value):
+def int_arg(name, value, owner="row_conv1d"):
     """An int, or a one-element sequence of one (as F.conv1d accepts)."""
     if isinstance(value, (tuple, list)) and len(value) == 1:
         value = value[0]
     if isinstance(value, bool):
-        raise ValueError(f"row_conv1d: {name} must be an int, got {value!r}")
+        raise ValueError(f"{owner}: {name} must be an int, got {value!r}")
     try:
         return operator.index(value)
     except TypeError:
-        raise ValueError(
-            f"row_conv1d: {name} must be an int, got {type(value).__name__} {value!r}") from None
+        raise ValueError(f"{owner}: {name} must be an int, got {type(value).__name__} {value!r}") from None
 
 
-def resolve_padding(padding, kernel_size, stride, dilation):
-    """(left, right) zero padding for any padding form of the contract:
-    an int, a pair (left, right), or 'valid', 'same', 'causal'."""
+def resolve_padding(padding, kernel_size, stride, dilation, owner="row_conv1d"):
+    """(left, right) padding for any padding form of the contract: an int,
+    a pair (left, right), or 'valid', 'same', 'causal'."""
     if isinstance(padding, str):
         total = dilation * (kernel_size - 1)
         if padding == "valid":
             return 0, 0
         if padding == "same":
             if stride != 1:
-                raise ValueError(
-                    f"row_conv1d: padding='same' needs stride=1 (as F.conv1d), got stride={stride}")
+                raise ValueError(f"{owner}: padding='same' needs stride=1 (as F.conv1d), got stride={stride}")
             # The odd element goes to the right, as in PyTorch.
             return total // 2, total - total // 2
         if padding == "causal":
             return total, 0
         raise ValueError(
-            f"row_conv1d: padding must be an int, a pair (left, right) or one of "
-            f"{PADDING_STRINGS}, got {padding!r}")
+            f"{owner}: padding must be an int, a pair (left, right) or one of {PADDING_STRINGS}, got {padding!r}")
     if isinstance(padding, (tuple, list)):
         if len(padding) == 1:
-            left = right = _int_arg("padding", padding[0])
+            left = right = int_arg("padding", padding[0], owner)
         elif len(padding) == 2:
-            left, right = (_int_arg("padding", p) for p in padding)
+            left, right = (int_arg("padding", p, owner) for p in padding)
         else:
             raise ValueError(
-                f"row_conv1d: padding as a sequence must be (left, right), got {len(padding)} "
-                f"values: {tuple(padding)!r}")
+                f"{owner}: padding as a sequence must be (left, right), got {len(padding)} values: "
+                f"{tuple(padding)!r}")
     else:
-        left = right = _int_arg("padding", padding)
+        left = right = int_arg("padding", padding, owner)
     if left < 0 or right < 0:
-        raise ValueError(f"row_conv1d: padding must be non-negative, got (left={left}, right={right})")
+        raise ValueError(f"{owner}: padding must be non-negative, got (left={left}, right={right})")
     return left, right
 
 
@@ -72,9 +69,9 @@ def row_conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     _check_tensor("weight", weight)
     if bias is not None:
         _check_tensor("bias", bias)
-    stride = _int_arg("stride", stride)
-    dilation = _int_arg("dilation", dilation)
-    groups = _int_arg("groups", groups)
+    stride = int_arg("stride", stride)
+    dilation = int_arg("dilation", dilation)
+    groups = int_arg("groups", groups)
     kernel_size = weight.shape[-1] if weight.dim() > 0 else 0
     pad_left, pad_right = resolve_padding(padding, kernel_size, stride, dilation)
     return torch.ops.rowconv.row_conv1d(x, weight, bias, stride, pad_left, pad_right, dilation, groups)

@@ -1,0 +1,206 @@
+"""RowConv1d: one nn.Conv1d per row of a (B, C, H, W) tensor, as one module."""
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .functional import int_arg, resolve_padding, row_conv1d
+
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+_PAD_MODULES = {"zeros": nn.ConstantPad1d, "reflect": nn.ReflectionPad1d,
+                "replicate": nn.ReplicationPad1d, "circular": nn.CircularPad1d}
+# nn.Conv1d settings that every layer folded into one RowConv1d must share.
+_SHARED_SETTINGS = ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation",
+                    "groups", "padding_mode")
+
+
+def _positive(cls_name, name, value):
+    value = int_arg(name, value, cls_name)
+    if value < 1:
+        raise ValueError(f"{cls_name}: {name} must be a positive integer, got {value}")
+    return value
+
+
+class RowConv1d(nn.Module):
+    """An independent nn.Conv1d for each of `rows` rows:
+        out[:, :, h, :] = Conv1d_h(x[:, :, h, :])   for x of shape (B, in_channels, rows, W).
+
+    Arguments as nn.Conv1d, plus `rows` first and padding='causal'
+    (dilation * (kernel_size - 1) on the left only). Parameters:
+    weight (rows, out_channels, in_channels // groups, kernel_size) and
+    bias (rows, out_channels), each row initialised as nn.Conv1d initialises
+    its own (same seed, same numbers as `rows` Conv1d built one after another).
+    """
+
+    def __init__(self, rows, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+                 groups=1, bias=True, padding_mode="zeros", device=None, dtype=None):
+        super().__init__()
+        name = type(self).__name__
+        self.rows = _positive(name, "rows", rows)
+        self.in_channels = _positive(name, "in_channels", in_channels)
+        self.out_channels = _positive(name, "out_channels", out_channels)
+        self.kernel_size = (_positive(name, "kernel_size", kernel_size),)
+        self.stride = (_positive(name, "stride", stride),)
+        self.dilation = (_positive(name, "dilation", dilation),)
+        self.groups = _positive(name, "groups", groups)
+        for what, channels in (("in_channels", self.in_channels), ("out_channels", self.out_channels)):
+            if channels % self.groups:
+                raise ValueError(f"{name}: {what} ({channels}) must be divisible by groups ({self.groups})")
+        if padding_mode not in PADDING_MODES:
+            raise ValueError(f"{name}: padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
+        self.padding_mode = padding_mode
+        # Resolved once: (left, right) zero or mode padding.
+        self._pads = resolve_padding(padding, self.kernel_size[0], self.stride[0], self.dilation[0], name)
+        self.padding = padding if isinstance(padding, str) else tuple(
+            padding if isinstance(padding, (tuple, list)) else (padding,))
+        factory = dict(device=device, dtype=dtype)
+        self.weight = nn.Parameter(torch.empty(
+            (self.rows, self.out_channels, self.in_channels // self.groups, self.kernel_size[0]), **factory))
+        if bias:
+            self.bias = nn.Parameter(torch.empty((self.rows, self.out_channels), **factory))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        # Row by row, in nn.Conv1d's order (weight, then bias), so that the
+        # random numbers match `rows` Conv1d layers built one after another.
+        fan_in = (self.in_channels // self.groups) * self.kernel_size[0]
+        bound = 1 / math.sqrt(fan_in)
+        for h in range(self.rows):
+            nn.init.kaiming_uniform_(self.weight[h], a=math.sqrt(5))
+            if self.bias is not None:
+                nn.init.uniform_(self.bias[h], -bound, bound)
+
+    def forward(self, x):
+        if self.padding_mode == "zeros":
+            return row_conv1d(x, self.weight, self.bias, self.stride[0], self._pads, self.dilation[0],
+                              self.groups)
+        return row_conv1d(pad_rows(x, self._pads, self.padding_mode), self.weight, self.bias, self.stride[0],
+                          0, self.dilation[0], self.groups)
+
+    def extra_repr(self):
+        s = (f"{self.rows}, {self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+             f"stride={self.stride}")
+        if self.padding not in ((0,), (0, 0), "valid"):
+            s += f", padding={self.padding!r}" if isinstance(self.padding, str) else f", padding={self.padding}"
+        if self.dilation != (1,):
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode}"
+        return s
+
+    # Conversions from and to stock PyTorch layers.
+    @classmethod
+    def from_conv1d(cls, convs):
+        """One RowConv1d from a sequence of `rows` nn.Conv1d with equal
+        settings: the result applies convs[h] to x[:, :, h, :]."""
+        convs = list(convs)
+        if not convs:
+            raise ValueError("RowConv1d.from_conv1d: convs must hold at least one nn.Conv1d, got none")
+        for i, conv in enumerate(convs):
+            if type(conv) is not nn.Conv1d:
+                raise ValueError(f"RowConv1d.from_conv1d: convs[{i}] must be an nn.Conv1d, got {type(conv).__name__}")
+        first = convs[0]
+        for i, conv in enumerate(convs[1:], start=1):
+            for attr in _SHARED_SETTINGS:
+                if getattr(conv, attr) != getattr(first, attr):
+                    raise ValueError(
+                        f"RowConv1d.from_conv1d: convs[{i}].{attr} = {getattr(conv, attr)!r} differs from "
+                        f"convs[0].{attr} = {getattr(first, attr)!r}; all layers must share their settings")
+            for what, a, b in (("bias", conv.bias is not None, first.bias is not None),
+                               ("weight dtype", conv.weight.dtype, first.weight.dtype),
+                               ("weight device", conv.weight.device, first.weight.device)):
+                if a != b:
+                    raise ValueError(f"RowConv1d.from_conv1d: convs[{i}] {what} = {a} differs from convs[0] "
+                                     f"{what} = {b}; all layers must share their settings")
+        module = cls._like(first, rows=len(convs), in_channels=first.in_channels, out_channels=first.out_channels,
+                           groups=first.groups)
+        with torch.no_grad():
+            module.weight.copy_(torch.stack([c.weight for c in convs]))
+            if module.bias is not None:
+                module.bias.copy_(torch.stack([c.bias for c in convs]))
+        return module
+
+    @classmethod
+    def from_grouped_conv1d(cls, conv, rows):
+        """From one nn.Conv1d with groups = rows * g applied to the transposed
+        layout x.transpose(1, 2).reshape(B, rows * C, W): the same numbers,
+        computed on (B, C, rows, W) directly. Also takes what
+        to_grouped_conv1d returns for asymmetric padding: nn.Sequential(pad, conv)."""
+        owner = "RowConv1d.from_grouped_conv1d"
+        pad = None
+        if isinstance(conv, nn.Sequential) and len(conv) == 2 and type(conv[0]) in _PAD_MODULES.values():
+            pad, conv = conv
+        if type(conv) is not nn.Conv1d:
+            raise ValueError(f"{owner}: conv must be an nn.Conv1d (or nn.Sequential(padding layer, nn.Conv1d)), "
+                             f"got {type(conv).__name__}")
+        rows = _positive(owner, "rows", rows)
+        if conv.groups % rows:
+            raise ValueError(f"{owner}: conv.groups ({conv.groups}) must be a multiple of rows ({rows})")
+        settings = {}
+        if pad is not None:
+            if conv.padding not in ((0,), "valid"):
+                raise ValueError(f"{owner}: a conv after a padding layer must have padding 0, got {conv.padding}")
+            mode = next(m for m, c in _PAD_MODULES.items() if type(pad) is c)
+            if mode == "zeros" and pad.value != 0:
+                raise ValueError(f"{owner}: a constant padding layer must pad with 0, got {pad.value}")
+            settings = dict(padding=tuple(pad.padding), padding_mode=mode)
+        module = cls._like(conv, rows=rows, in_channels=conv.in_channels // rows,
+                           out_channels=conv.out_channels // rows, groups=conv.groups // rows, **settings)
+        with torch.no_grad():
+            module.weight.copy_(conv.weight.reshape(module.weight.shape))
+            if module.bias is not None:
+                module.bias.copy_(conv.bias.reshape(module.bias.shape))
+        return module
+
+    def to_grouped_conv1d(self):
+        """The inverse of from_grouped_conv1d, for places without this
+        package (ONNX, TorchScript, other runtimes): a module computing the
+        same numbers on the transposed layout (B, rows * in_channels, W) ->
+        (B, rows * out_channels, Wout). An nn.Conv1d, preceded by a padding
+        layer (in an nn.Sequential) where the padding is not symmetric."""
+        left, right = self._pads
+        if self.padding in ("same", "valid"):
+            padding = self.padding  # nn.Conv1d resolves these as we do
+        elif left == right:
+            padding = left
+        else:
+            padding = None
+        conv = nn.Conv1d(self.rows * self.in_channels, self.rows * self.out_channels, self.kernel_size,
+                         self.stride, 0 if padding is None else padding, self.dilation, self.rows * self.groups,
+                         self.bias is not None, "zeros" if padding is None else self.padding_mode,
+                         device=self.weight.device, dtype=self.weight.dtype)
+        with torch.no_grad():
+            conv.weight.copy_(self.weight.reshape(conv.weight.shape))
+            if conv.bias is not None:
+                conv.bias.copy_(self.bias.reshape(-1))
+        if padding is not None:
+            return conv
+        pad_cls = _PAD_MODULES[self.padding_mode]
+        pad = pad_cls((left, right), 0.0) if self.padding_mode == "zeros" else pad_cls((left, right))
+        return nn.Sequential(pad, conv)
+
+    @classmethod
+    def _like(cls, conv, **settings):
+        """A RowConv1d with the settings of nn.Conv1d `conv`, updated by `settings`."""
+        padding = conv.padding if isinstance(conv.padding, str) else conv.padding[0]
+        kw = dict(kernel_size=conv.kernel_size[0], stride=conv.stride[0], padding=padding,
+                  dilation=conv.dilation[0], bias=conv.bias is not None, padding_mode=conv.padding_mode,
+                  device=conv.weight.device, dtype=conv.weight.dtype)
+        return cls(**(kw | settings))
+
+
+def pad_rows(x, pads, mode):
+    """F.pad of the last dim of a (B, C, H, W) tensor with a non-zero mode
+    (F.pad's reflect/replicate/circular take 2- or 3-D input for 1-D padding)."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 4:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"RowConv1d: x must be a 4-D (B, C, H, W) tensor, got {shape}")
+    B, C, H, W = x.shape
+    return F.pad(x.reshape(B, C * H, W), pads, mode=mode).reshape(B, C, H, -1)
