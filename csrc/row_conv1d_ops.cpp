@@ -7,6 +7,7 @@
 #include <sstream>
 #include <string>
 
+#include "cpu/microkernels.h"
 #include "row_conv1d.h"
 
 namespace rowconv {
@@ -215,4 +216,6 @@ TORCH_LIBRARY(rowconv, m) {
       "int pad_left, int pad_right, int dilation, int groups) -> Tensor",
       tags);
   m.def("row_conv1d_grad_bias(Tensor grad_out) -> Tensor", tags);
+  // Which build of the CPU micro-kernels runs ("avx512", "avx2", "baseline").
+  m.def("cpu_isa() -> str", [] { return std::string(rowconv::cpu::cpu_isa()); });
 }

@@ -21,6 +21,13 @@
 
 namespace rowconv {
 
+// Floor division and remainder for a positive divisor (C++ '/' truncates).
+ROWCONV_HOST_DEVICE int64_t floor_div(int64_t a, int64_t b) {
+  const int64_t q = a / b;
+  return (a % b != 0 && a < 0) ? q - 1 : q;
+}
+ROWCONV_HOST_DEVICE int64_t floor_mod(int64_t a, int64_t b) { return a - floor_div(a, b) * b; }
+
 // Length of the output, as F.conv1d defines it; < 1 when the padded input is
 // shorter than the dilated kernel.
 ROWCONV_HOST_DEVICE int64_t conv_output_length(int64_t width, int64_t kernel_size, int64_t stride,
@@ -51,22 +58,10 @@ struct RowConvParams {
     return (n - 1) * stride + (kernel_size - 1) * dilation + 1;
   }
 
-  // Grad-input tiles work on the "upsampled" grad_out u -> grad_out[u / stride]
-  // (zero where u is not a multiple of stride or falls outside [0, Wout)):
-  //   grad_x[j] = sum_k w[k] * up[j + pad_left - k * dilation].
-  // Input positions [j0, j0 + n) read up[] from this position on ...
-  ROWCONV_HOST_DEVICE int64_t grad_input_window_start(int64_t j0) const {
-    return j0 + pad_left - (kernel_size - 1) * dilation;
-  }
-  // ... over this many positions.
-  ROWCONV_HOST_DEVICE int64_t grad_input_window(int64_t n) const {
-    return n + (kernel_size - 1) * dilation;
-  }
-  // up[u], as an output index, or -1 where up[u] is zero.
-  ROWCONV_HOST_DEVICE int64_t upsampled_source(int64_t u) const {
-    if (u < 0 || u % stride != 0) return -1;
-    const int64_t t = u / stride;
-    return t < out_width ? t : -1;
+  // Grad-input: tap k carries output t = (j + pad_left - k * dilation) / stride
+  // back to input position j, when that division is exact and 0 <= t < Wout.
+  ROWCONV_HOST_DEVICE int64_t grad_numerator(int64_t j, int64_t k) const {
+    return j + pad_left - k * dilation;
   }
 
   // Offsets into the contiguous weight, bias and output tensors.

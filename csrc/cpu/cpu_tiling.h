@@ -1,28 +1,30 @@
-// Tiling and window loads shared by the CPU kernels.
+// Tiling and input gathering shared by the CPU kernels.
 //
-// Every CPU kernel works on tiles along the width: it loads the input window
-// that a tile reads (one channel at a time, converted to the accumulation type,
-// zero where the window hangs over the padding), then runs unit-stride
-// multiply-add loops over that window. Each output element is owned by exactly
-// one work item and is reduced in a fixed order, so results do not depend on
-// the number of threads.
+// Every kernel works on tiles of positions of one (b, h, group): it loads the
+// windows the tile reads (converted to the accumulation type, zero where they
+// hang over the padding: no padded copy of the input is made) and hands the
+// micro-kernels row pointers into them. Each output element is owned by one
+// work item and reduced in an order fixed by the shape alone, so results do
+// not depend on the number of threads.
 #pragma once
 
 #include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <vector>
 
 #include "../row_conv1d_params.h"
+#include "microkernels.h"
 
 namespace rowconv::cpu {
 
-// Width of a tile when `channels` accumulator rows of it must stay resident
-// together: keeps the accumulators around 32 KiB of floats.
+// Tile width (a multiple of 64) such that `channels` rows of it stay around
+// 128 KiB, and no wider than `length` rounded up.
 inline int64_t tile_width(int64_t channels, int64_t length) {
-  const int64_t target = 8192 / std::max<int64_t>(channels, 1);
-  const int64_t tile = std::clamp<int64_t>(target, 64, 1024);
-  return std::min(tile, std::max<int64_t>(length, 1));
+  const int64_t target = 32768 / std::max<int64_t>(channels, 1);
+  const int64_t tile = std::clamp<int64_t>(target, 64, 1024) / 64 * 64;
+  return std::min(tile, std::max<int64_t>((length + 63) / 64 * 64, 64));
 }
 
 inline int64_t tile_count(int64_t length, int64_t tile) { return (length + tile - 1) / tile; }
@@ -47,48 +49,56 @@ void load_input_window(const RowConvParams& p, const scalar_t* x, int64_t b, int
   std::fill(window + hi, window + span, acc_t(0));
 }
 
-// window[v] = up[start + v] for v in [0, span), where up is grad_out of row
-// (b, co, h) upsampled by the stride (see RowConvParams::upsampled_source).
-template <typename scalar_t, typename acc_t>
-void load_upsampled_grad_window(const RowConvParams& p, const scalar_t* grad_out, int64_t b,
-                                int64_t co, int64_t h, int64_t start, int64_t span,
-                                acc_t* window) {
-  const scalar_t* row = grad_out + p.gout_offset(b, co, h, 0);
-  for (int64_t v = 0; v < span; ++v) {
-    const int64_t t = p.upsampled_source(start + v);
-    window[v] = t < 0 ? acc_t(0) : static_cast<acc_t>(row[t * p.gout_stride_w]);
-  }
-}
-
-// dst[i] += w * src[i * stride] for i in [0, n): the inner loop of forward
-// and grad-weight; unit stride is split out so that it vectorises.
+// The input that output positions [t0, t0 + n) of one (b, h, group) read, as
+// Cin_g * K rows contiguous in t (an im2col matrix that is never built):
+//   rows[ci * K + k][t] = x[b, g * Cin_g + ci, h, (t0 + t) * stride - pad_left + k * dilation].
+// Rows are shifted views of one window per channel; with stride > 1 the
+// window is split into `stride` phases (phase q holds window[q + stride * j])
+// so that the views stay contiguous. Each row has kRowSlack finite elements
+// past n for the micro-kernels' whole-vector reads.
 template <typename acc_t>
-inline void strided_axpy(acc_t* __restrict dst, const acc_t* __restrict src, acc_t w, int64_t n,
-                         int64_t stride) {
-  if (stride == 1) {
-    for (int64_t i = 0; i < n; ++i) dst[i] += w * src[i];
-  } else {
-    for (int64_t i = 0; i < n; ++i) dst[i] += w * src[i * stride];
+struct InputRows {
+  InputRows(const RowConvParams& p, int64_t tile)
+      : p(p),
+        phase_len((p.forward_window(tile) + p.stride - 1) / p.stride + kRowSlack),
+        phases(p.in_per_group * p.stride * phase_len),
+        window(p.stride > 1 ? p.forward_window(tile) : 0),
+        rows(p.in_per_group * p.kernel_size) {
+    for (int64_t ci = 0; ci < p.in_per_group; ++ci) {
+      for (int64_t k = 0; k < p.kernel_size; ++k) {
+        const int64_t u = k * p.dilation;
+        rows[ci * p.kernel_size + k] = channel(ci) + (u % p.stride) * phase_len + u / p.stride;
+      }
+    }
   }
-}
 
-// sum_i a[i] * src[i * stride] for i in [0, n), in a fixed order.
-template <typename acc_t>
-inline acc_t strided_dot(const acc_t* __restrict a, const acc_t* __restrict src, int64_t n,
-                         int64_t stride) {
-  // Eight independent partial sums: vectorisable without -ffast-math and
-  // still a fixed order of additions.
-  acc_t part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t i = 0;
-  if (stride == 1) {
-    for (; i + 8 <= n; i += 8)
-      for (int j = 0; j < 8; ++j) part[j] += a[i + j] * src[i + j];
-  } else {
-    for (; i + 8 <= n; i += 8)
-      for (int j = 0; j < 8; ++j) part[j] += a[i + j] * src[(i + j) * stride];
+  template <typename scalar_t>
+  void gather(const scalar_t* x, int64_t b, int64_t h, int64_t g, int64_t t0, int64_t n) {
+    const int64_t start = p.input_position(t0, 0), span = p.forward_window(n), s = p.stride;
+    for (int64_t ci = 0; ci < p.in_per_group; ++ci) {
+      acc_t* base = channel(ci);
+      const int64_t c = g * p.in_per_group + ci;
+      if (s == 1) {
+        load_input_window(p, x, b, c, h, start, span, base);
+        std::fill(base + span, base + phase_len, acc_t(0));
+        continue;
+      }
+      load_input_window(p, x, b, c, h, start, span, window.data());
+      for (int64_t q = 0; q < s; ++q) {
+        acc_t* phase = base + q * phase_len;
+        int64_t j = 0;
+        for (int64_t u = q; u < span; u += s) phase[j++] = window[u];
+        std::fill(phase + j, phase + phase_len, acc_t(0));
+      }
+    }
   }
-  for (; i < n; ++i) part[i & 7] += a[i] * src[i * stride];
-  return ((part[0] + part[4]) + (part[1] + part[5])) + ((part[2] + part[6]) + (part[3] + part[7]));
-}
+
+  acc_t* channel(int64_t ci) { return phases.data() + ci * p.stride * phase_len; }
+
+  const RowConvParams& p;
+  const int64_t phase_len;
+  std::vector<acc_t> phases, window;
+  std::vector<const acc_t*> rows;
+};
 
 }  // namespace rowconv::cpu

@@ -1,9 +1,12 @@
 // Gradient of the input on the CPU (a transposed convolution):
-//   grad_x[b, ci, h, j] = sum_{co in group(ci)} sum_k weight[h, co, ci, k] * up[b, co, h, j + pad_left - k*dilation]
-// where up is grad_out upsampled by the stride (grad_out[u / stride] where u
-// is a multiple of the stride, zero elsewhere). Gathering over j (instead of
-// scattering from t) lets each work item own its outputs: one
-// (b, h, group, tile of input positions).
+//   grad_x[b, ci, h, j] = sum_{co in group(ci)} sum_k weight[h, co, ci, k] * grad_out[b, co, h, t],
+//   t = (j + pad_left - k*dilation) / stride, where that division is exact and 0 <= t < Wout.
+// Work item: one (b, h, group, tile of input positions), split into the
+// `stride` phases j = j0 + q + stride * m. Within a phase the same taps
+// contribute to every m, and t moves by one with m: each phase is a
+// (Cin_g x taps) by (taps x m) product over contiguous rows of grad_out, run
+// by the gemm_rows micro-kernel (no multiplications by the zeros of an
+// upsampled gradient).
 #pragma once
 
 #include <ATen/OpMathType.h>
@@ -19,44 +22,56 @@ template <typename scalar_t>
 void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
                            const scalar_t* weight, scalar_t* grad_x) {
   using acc_t = at::opmath_type<scalar_t>;
+  const MicroKernels<acc_t>& mk = micro_kernels<acc_t>();
   const int64_t cout_g = p.out_per_group, cin_g = p.in_per_group, K = p.kernel_size;
-  const int64_t tile = tile_width(cin_g, p.width);
+  const int64_t s = p.stride;
+  const int64_t tile = tile_width(cout_g + cin_g, p.width);
   const int64_t tiles = tile_count(p.width, tile);
   const int64_t items = p.batch * p.rows * p.groups * tiles;
-  const int64_t grain = grain_for(cout_g * cin_g * K * tile);
+  const int64_t phase_width = (tile + s - 1) / s;
+  const int64_t ldc = phase_width + kRowSlack;
+  // grad_out rows of the tile: outputs t_lo .. t_lo + span - 1 (zero outside [0, Wout)).
+  const int64_t span = phase_width + ((K - 1) * p.dilation + s - 1) / s + 2 + kRowSlack;
 
-  at::parallel_for(0, items, grain, [&](int64_t begin, int64_t end) {
-    std::vector<acc_t> acc(cin_g * tile);
-    std::vector<acc_t> window(p.grad_input_window(tile));
+  at::parallel_for(0, items, grain_for(cout_g * cin_g * K * tile), [&](int64_t begin, int64_t end) {
+    std::vector<acc_t> gout(cout_g * span), w(cin_g * cout_g * K), acc(cin_g * ldc);
+    std::vector<const acc_t*> rows(cout_g * K);
     for (int64_t item = begin; item < end; ++item) {
-      int64_t rest = item;
-      const int64_t tile_idx = rest % tiles;
-      rest /= tiles;
-      const int64_t g = rest % p.groups;
-      rest /= p.groups;
-      const int64_t h = rest % p.rows;
-      const int64_t b = rest / p.rows;
-      const int64_t j0 = tile_idx * tile;
-      const int64_t n = std::min(tile, p.width - j0);
-      const int64_t start = p.grad_input_window_start(j0);
-      const int64_t span = p.grad_input_window(n);
-
-      std::fill(acc.begin(), acc.end(), acc_t(0));
+      const int64_t tile_idx = item % tiles;
+      const int64_t g = item / tiles % p.groups;
+      const int64_t h = item / tiles / p.groups % p.rows;
+      const int64_t b = item / tiles / p.groups / p.rows;
+      const int64_t j0 = tile_idx * tile, n = std::min(tile, p.width - j0);
+      const int64_t t_lo = floor_div(p.grad_numerator(j0, K - 1), s);
       for (int64_t co = 0; co < cout_g; ++co) {
-        load_upsampled_grad_window(p, grad_out, b, g * cout_g + co, h, start, span,
-                                   window.data());
-        for (int64_t ci = 0; ci < cin_g; ++ci) {
-          const scalar_t* w = weight + p.weight_offset(h, g * cout_g + co, ci, 0);
-          for (int64_t k = 0; k < K; ++k) {
-            strided_axpy(acc.data() + ci * tile, window.data() + (K - 1 - k) * p.dilation,
-                         static_cast<acc_t>(w[k]), n, int64_t(1));
-          }
+        const scalar_t* src = grad_out + p.gout_offset(b, g * cout_g + co, h, 0);
+        acc_t* dst = gout.data() + co * span;
+        for (int64_t i = 0; i < span; ++i) {
+          const int64_t t = t_lo + i;
+          dst[i] = t >= 0 && t < p.out_width ? static_cast<acc_t>(src[t * p.gout_stride_w]) : acc_t(0);
         }
       }
-      for (int64_t ci = 0; ci < cin_g; ++ci) {
-        scalar_t* out = grad_x + p.grad_input_offset(b, g * cin_g + ci, h, j0);
-        const acc_t* a = acc.data() + ci * tile;
-        for (int64_t i = 0; i < n; ++i) out[i] = static_cast<scalar_t>(a[i]);
+      for (int64_t q = 0; q < std::min(s, n); ++q) {
+        const int64_t count = (n - q + s - 1) / s;  // positions of this phase in the tile
+        int64_t taps = 0;
+        for (int64_t k = 0; k < K; ++k) {
+          const int64_t e = p.grad_numerator(j0 + q, k);
+          if (floor_mod(e, s) != 0) continue;
+          const int64_t offset = floor_div(e, s) - t_lo;
+          for (int64_t co = 0; co < cout_g; ++co, ++taps) {
+            rows[taps] = gout.data() + co * span + offset;
+            const scalar_t* wk = weight + p.weight_offset(h, g * cout_g + co, 0, k);
+            for (int64_t ci = 0; ci < cin_g; ++ci)
+              w[ci * cout_g * K + taps] = static_cast<acc_t>(wk[ci * K]);
+          }
+        }
+        std::fill(acc.begin(), acc.end(), acc_t(0));
+        mk.gemm_rows(cin_g, count, taps, w.data(), cout_g * K, rows.data(), acc.data(), ldc);
+        for (int64_t ci = 0; ci < cin_g; ++ci) {
+          scalar_t* out = grad_x + p.grad_input_offset(b, g * cin_g + ci, h, j0 + q);
+          const acc_t* a = acc.data() + ci * ldc;
+          for (int64_t m = 0; m < count; ++m) out[m * s] = static_cast<scalar_t>(a[m]);
+        }
       }
     }
   });
