@@ -36,17 +36,23 @@ inline int64_t grain_for(int64_t madds_per_item) {
   return std::max<int64_t>(1, kMinMaddsPerThread / std::max<int64_t>(madds_per_item, 1));
 }
 
-// window[u] = x[b, c, h, start + u] for u in [0, span): zero outside [0, W).
+// dst[u] = row[(start + u) * step] for u in [0, span), zero where start + u
+// falls outside [0, length): the window of a row of x or grad_out, converted
+// to the accumulation type.
 template <typename scalar_t, typename acc_t>
-void load_input_window(const RowConvParams& p, const scalar_t* x, int64_t b, int64_t c,
-                       int64_t h, int64_t start, int64_t span, acc_t* window) {
+void load_window(const scalar_t* row, int64_t length, int64_t step, int64_t start, int64_t span,
+                 acc_t* dst) {
   const int64_t lo = std::clamp<int64_t>(-start, 0, span);
-  const int64_t hi = std::clamp<int64_t>(p.width - start, lo, span);
-  std::fill(window, window + lo, acc_t(0));
-  const scalar_t* src = x + p.in_offset(b, c, h, start + lo);
-  const int64_t step = p.in_stride_w;
-  for (int64_t u = lo; u < hi; ++u) window[u] = static_cast<acc_t>(src[(u - lo) * step]);
-  std::fill(window + hi, window + span, acc_t(0));
+  const int64_t hi = std::clamp<int64_t>(length - start, lo, span);
+  std::fill(dst, dst + lo, acc_t(0));
+  const scalar_t* src = row + (start + lo) * step;
+  acc_t* out = dst + lo;
+  if (step == 1) {  // the common case, split out so that it vectorises
+    for (int64_t u = 0; u < hi - lo; ++u) out[u] = static_cast<acc_t>(src[u]);
+  } else {
+    for (int64_t u = 0; u < hi - lo; ++u) out[u] = static_cast<acc_t>(src[u * step]);
+  }
+  std::fill(dst + hi, dst + span, acc_t(0));
 }
 
 // The input that output positions [t0, t0 + n) of one (b, h, group) read, as
@@ -78,12 +84,12 @@ struct InputRows {
     for (int64_t ci = 0; ci < p.in_per_group; ++ci) {
       acc_t* base = channel(ci);
       const int64_t c = g * p.in_per_group + ci;
+      const scalar_t* row = x + p.in_offset(b, c, h, 0);
       if (s == 1) {
-        load_input_window(p, x, b, c, h, start, span, base);
-        std::fill(base + span, base + phase_len, acc_t(0));
+        load_window(row, p.width, p.in_stride_w, start, phase_len, base);
         continue;
       }
-      load_input_window(p, x, b, c, h, start, span, window.data());
+      load_window(row, p.width, p.in_stride_w, start, span, window.data());
       for (int64_t q = 0; q < s; ++q) {
         acc_t* phase = base + q * phase_len;
         int64_t j = 0;

@@ -30,8 +30,12 @@ void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
   const int64_t items = p.batch * p.rows * p.groups * tiles;
   const int64_t phase_width = (tile + s - 1) / s;
   const int64_t ldc = phase_width + kRowSlack;
-  // grad_out rows of the tile: outputs t_lo .. t_lo + span - 1 (zero outside [0, Wout)).
-  const int64_t span = phase_width + ((K - 1) * p.dilation + s - 1) / s + 2 + kRowSlack;
+  // The grad_out a tile reads: outputs t_lo .. t_lo + span(n) - 1 (zero
+  // outside [0, Wout)), plus the micro-kernel's slack.
+  const auto span_for = [&](int64_t n) {
+    return (n + s - 1) / s + ((K - 1) * p.dilation + s - 1) / s + 2 + kRowSlack;
+  };
+  const int64_t span = span_for(tile);
 
   at::parallel_for(0, items, grain_for(cout_g * cin_g * K * tile), [&](int64_t begin, int64_t end) {
     std::vector<acc_t> gout(cout_g * span), w(cin_g * cout_g * K), acc(cin_g * ldc);
@@ -44,12 +48,8 @@ void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
       const int64_t j0 = tile_idx * tile, n = std::min(tile, p.width - j0);
       const int64_t t_lo = floor_div(p.grad_numerator(j0, K - 1), s);
       for (int64_t co = 0; co < cout_g; ++co) {
-        const scalar_t* src = grad_out + p.gout_offset(b, g * cout_g + co, h, 0);
-        acc_t* dst = gout.data() + co * span;
-        for (int64_t i = 0; i < span; ++i) {
-          const int64_t t = t_lo + i;
-          dst[i] = t >= 0 && t < p.out_width ? static_cast<acc_t>(src[t * p.gout_stride_w]) : acc_t(0);
-        }
+        load_window(grad_out + p.gout_offset(b, g * cout_g + co, h, 0), p.out_width,
+                    p.gout_stride_w, t_lo, span_for(n), gout.data() + co * span);
       }
       for (int64_t q = 0; q < std::min(s, n); ++q) {
         const int64_t count = (n - q + s - 1) / s;  // positions of this phase in the tile

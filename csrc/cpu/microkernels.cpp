@@ -7,9 +7,11 @@
 
 #include <c10/util/Exception.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <type_traits>
 
 namespace rowconv::cpu {
 namespace {
@@ -26,11 +28,27 @@ struct Vec {
     return v;
   }
   static ROWCONV_INLINE void store(T* p, V v) { std::memcpy(p, &v, sizeof(V)); }
+  // A whole vector from p with the lanes from `count` on set to zero (a
+  // select: an inf past the end does not turn into a NaN).
+  static ROWCONV_INLINE V load_first(const T* p, int64_t count) {
+    using I = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;
+    typedef I IV __attribute__((vector_size(Bytes)));
+    IV lane{};
+    for (int i = 0; i < kWidth; ++i) lane[i] = i;
+    return (lane < static_cast<I>(count)) ? load(p) : V{};
+  }
   static ROWCONV_INLINE V splat(T x) { return V{} + x; }
-  static ROWCONV_INLINE T sum(V v) {  // lanes in a fixed order
-    T s = 0;
-    for (int i = 0; i < kWidth; ++i) s += v[i];
-    return s;
+  // Sum of the lanes by halving: a fixed order, and log2(width) dependent
+  // adds instead of width.
+  static ROWCONV_INLINE T sum(V v) {
+    if constexpr (kWidth == 1) {
+      return v[0];
+    } else {
+      typename Vec<T, Bytes / 2>::V lo, hi;
+      std::memcpy(&lo, &v, Bytes / 2);
+      std::memcpy(&hi, reinterpret_cast<const char*>(&v) + Bytes / 2, Bytes / 2);
+      return Vec<T, Bytes / 2>::sum(lo + hi);
+    }
   }
 };
 
@@ -55,40 +73,51 @@ ROWCONV_INLINE void gemm_rows_block(int64_t R, const T* A, int64_t lda, const T*
     for (int v = 0; v < NV; ++v) X::store(C + m * ldc + n0 + v * X::kWidth, acc[m][v]);
 }
 
-// The last M % MR rows, with a block of exactly that many rows.
+// A strip of `rows` < MR rows over all N, as blocks of exactly that many
+// rows. Few rows get more vectors per block, so that at least 8 independent
+// accumulators hide the FMA latency (one row: a depthwise convolution).
 template <typename T, int Bytes, int MR, int NV>
-ROWCONV_INLINE void gemm_rows_tail(int64_t rows, int64_t R, const T* A, int64_t lda,
-                                   const T* const* B_rows, int64_t n0, T* C, int64_t ldc) {
+ROWCONV_INLINE void gemm_rows_short_strip(int64_t rows, int64_t N, int64_t R, const T* A,
+                                          int64_t lda, const T* const* B_rows, T* C,
+                                          int64_t ldc) {
   if constexpr (MR > 0) {
-    if (rows == MR)
-      gemm_rows_block<T, Bytes, MR, NV>(R, A, lda, B_rows, n0, C, ldc);
-    else
-      gemm_rows_tail<T, Bytes, MR - 1, NV>(rows, R, A, lda, B_rows, n0, C, ldc);
+    if (rows != MR) {
+      gemm_rows_short_strip<T, Bytes, MR - 1, NV>(rows, N, R, A, lda, B_rows, C, ldc);
+      return;
+    }
+    constexpr int kNV = std::max(NV, std::min(8, (8 + MR - 1) / MR));
+    constexpr int64_t step = kNV * Vec<T, Bytes>::kWidth;
+    static_assert(step <= kRowSlack, "a column block must fit in the row slack");
+    for (int64_t n0 = 0; n0 < N; n0 += step)
+      gemm_rows_block<T, Bytes, MR, kNV>(R, A, lda, B_rows, n0, C, ldc);
   }
 }
 
+// Column blocks outer, strips of MR rows inner: a block of B stays in L1
+// while every strip uses it.
 template <typename T, int Bytes, int MR, int NV>
 ROWCONV_INLINE void gemm_rows_impl(int64_t M, int64_t N, int64_t R, const T* A, int64_t lda,
                                    const T* const* B_rows, T* C, int64_t ldc) {
   constexpr int64_t step = NV * Vec<T, Bytes>::kWidth;
   static_assert(step <= kRowSlack, "a column block must fit in the row slack");
-  for (int64_t n0 = 0; n0 < N; n0 += step) {
-    int64_t m0 = 0;
-    for (; m0 + MR <= M; m0 += MR)
-      gemm_rows_block<T, Bytes, MR, NV>(R, A + m0 * lda, lda, B_rows, n0, C + m0 * ldc, ldc);
-    gemm_rows_tail<T, Bytes, MR - 1, NV>(M - m0, R, A + m0 * lda, lda, B_rows, n0, C + m0 * ldc,
-                                         ldc);
+  const int64_t full = M / MR * MR;
+  if (full > 0) {
+    for (int64_t n0 = 0; n0 < N; n0 += step)
+      for (int64_t m0 = 0; m0 < full; m0 += MR)
+        gemm_rows_block<T, Bytes, MR, NV>(R, A + m0 * lda, lda, B_rows, n0, C + m0 * ldc, ldc);
   }
+  gemm_rows_short_strip<T, Bytes, MR - 1, NV>(M - full, N, R, A + full * lda, lda, B_rows,
+                                              C + full * ldc, ldc);
 }
 
-// One MR x NR block of dot products.
+// One MR x NR block of dot products, added to its lane partials in P.
 template <typename T, int Bytes, int MR, int NR>
 ROWCONV_INLINE void dot_rows_block(int64_t N, const T* const* A_rows, const T* const* B_rows,
-                                   T* C, int64_t ldc) {
+                                   T* P, int64_t ldp) {
   using X = Vec<T, Bytes>;
   typename X::V acc[MR][NR];
   for (int m = 0; m < MR; ++m)
-    for (int r = 0; r < NR; ++r) acc[m][r] = typename X::V{};
+    for (int r = 0; r < NR; ++r) acc[m][r] = X::load(P + (m * ldp + r) * X::kWidth);
   int64_t n = 0;
   for (; n + X::kWidth <= N; n += X::kWidth) {
     typename X::V a[MR], b[NR];
@@ -97,33 +126,42 @@ ROWCONV_INLINE void dot_rows_block(int64_t N, const T* const* A_rows, const T* c
     for (int m = 0; m < MR; ++m)
       for (int r = 0; r < NR; ++r) acc[m][r] += a[m] * b[r];
   }
-  for (int m = 0; m < MR; ++m) {
-    for (int r = 0; r < NR; ++r) {
-      T s = X::sum(acc[m][r]);
-      for (int64_t i = n; i < N; ++i) s += A_rows[m][i] * B_rows[r][i];
-      C[m * ldc + r] += s;
-    }
+  if (n < N) {
+    typename X::V a[MR], b[NR];
+    for (int m = 0; m < MR; ++m) a[m] = X::load_first(A_rows[m] + n, N - n);
+    for (int r = 0; r < NR; ++r) b[r] = X::load_first(B_rows[r] + n, N - n);
+    for (int m = 0; m < MR; ++m)
+      for (int r = 0; r < NR; ++r) acc[m][r] += a[m] * b[r];
   }
+  for (int m = 0; m < MR; ++m)
+    for (int r = 0; r < NR; ++r) X::store(P + (m * ldp + r) * X::kWidth, acc[m][r]);
 }
 
 template <typename T, int Bytes, int MR, int NR>
 ROWCONV_INLINE void dot_rows_impl(int64_t M, int64_t R, int64_t N, const T* const* A_rows,
-                                  const T* const* B_rows, T* C, int64_t ldc) {
+                                  const T* const* B_rows, T* P, int64_t ldp) {
+  constexpr int64_t W = Vec<T, Bytes>::kWidth;
   int64_t m0 = 0;
   for (; m0 + MR <= M; m0 += MR) {
     int64_t r0 = 0;
     for (; r0 + NR <= R; r0 += NR)
-      dot_rows_block<T, Bytes, MR, NR>(N, A_rows + m0, B_rows + r0, C + m0 * ldc + r0, ldc);
+      dot_rows_block<T, Bytes, MR, NR>(N, A_rows + m0, B_rows + r0, P + (m0 * ldp + r0) * W, ldp);
     for (; r0 < R; ++r0)
-      dot_rows_block<T, Bytes, MR, 1>(N, A_rows + m0, B_rows + r0, C + m0 * ldc + r0, ldc);
+      dot_rows_block<T, Bytes, MR, 1>(N, A_rows + m0, B_rows + r0, P + (m0 * ldp + r0) * W, ldp);
   }
   for (; m0 < M; ++m0) {
     int64_t r0 = 0;
     for (; r0 + NR <= R; r0 += NR)
-      dot_rows_block<T, Bytes, 1, NR>(N, A_rows + m0, B_rows + r0, C + m0 * ldc + r0, ldc);
+      dot_rows_block<T, Bytes, 1, NR>(N, A_rows + m0, B_rows + r0, P + (m0 * ldp + r0) * W, ldp);
     for (; r0 < R; ++r0)
-      dot_rows_block<T, Bytes, 1, 1>(N, A_rows + m0, B_rows + r0, C + m0 * ldc + r0, ldc);
+      dot_rows_block<T, Bytes, 1, 1>(N, A_rows + m0, B_rows + r0, P + (m0 * ldp + r0) * W, ldp);
   }
+}
+
+template <typename T, int Bytes>
+ROWCONV_INLINE void reduce_lanes_impl(int64_t count, const T* P, T* out) {
+  using X = Vec<T, Bytes>;
+  for (int64_t i = 0; i < count; ++i) out[i] = X::sum(X::load(P + i * X::kWidth));
 }
 
 // One instantiation per instruction set: vector bytes and block shapes fitted
@@ -136,8 +174,17 @@ ROWCONV_INLINE void dot_rows_impl(int64_t M, int64_t R, int64_t N, const T* cons
   }                                                                                           \
   template <typename T>                                                                       \
   TARGET void dot_rows_##NAME(int64_t M, int64_t R, int64_t N, const T* const* A_rows,        \
-                              const T* const* B_rows, T* C, int64_t ldc) {                    \
-    dot_rows_impl<T, BYTES, DOT_MR, DOT_NR>(M, R, N, A_rows, B_rows, C, ldc);                \
+                              const T* const* B_rows, T* P, int64_t ldp) {                    \
+    dot_rows_impl<T, BYTES, DOT_MR, DOT_NR>(M, R, N, A_rows, B_rows, P, ldp);                \
+  }                                                                                           \
+  template <typename T>                                                                       \
+  TARGET void reduce_lanes_##NAME(int64_t count, const T* P, T* out) {                        \
+    reduce_lanes_impl<T, BYTES>(count, P, out);                                               \
+  }                                                                                           \
+  template <typename T>                                                                       \
+  MicroKernels<T> kernels_##NAME() {                                                          \
+    return {&gemm_rows_##NAME<T>, &dot_rows_##NAME<T>, &reduce_lanes_##NAME<T>,               \
+            BYTES / static_cast<int64_t>(sizeof(T)), DOT_MR};                                 \
   }
 
 ROWCONV_DEFINE_ISA(baseline, , 16, 6, 2, 2, 4)
@@ -183,12 +230,12 @@ MicroKernels<T> make_kernels(Isa isa) {
   switch (isa) {
 #if defined(__x86_64__)
     case Isa::avx512:
-      return {&gemm_rows_avx512<T>, &dot_rows_avx512<T>};
+      return kernels_avx512<T>();
     case Isa::avx2:
-      return {&gemm_rows_avx2<T>, &dot_rows_avx2<T>};
+      return kernels_avx2<T>();
 #endif
     default:
-      return {&gemm_rows_baseline<T>, &dot_rows_baseline<T>};
+      return kernels_baseline<T>();
   }
 }
 

@@ -11,7 +11,7 @@ namespace rowconv::cpu {
 
 // gemm_rows reads and writes whole vector blocks past N: rows of B and C must
 // hold N + kRowSlack elements (finite values; the extra columns are junk).
-constexpr int64_t kRowSlack = 64;
+constexpr int64_t kRowSlack = 128;
 
 template <typename T>
 struct MicroKernels {
@@ -19,10 +19,18 @@ struct MicroKernels {
   // (vectorised over n; forward and grad-input).
   void (*gemm_rows)(int64_t M, int64_t N, int64_t R, const T* A, int64_t lda,
                     const T* const* B_rows, T* C, int64_t ldc);
-  // C[m * ldc + r] += sum_{n < N} A_rows[m][n] * B_rows[r][n]       for m < M, r < R
-  // (dot products vectorised over n, in a fixed order; grad-weight).
+  // Dot products sum_{n < N} A_rows[m][n] * B_rows[r][n] (m < M, r < R),
+  // kept as `lanes` partial sums each: lane l of P[(m * ldp + r) * lanes + l]
+  // accumulates the terms with n % lanes == l, so that long reductions made
+  // of many calls (grad-weight over batch and tiles) sum their lanes once,
+  // with reduce_lanes. Rows are read up to N rounded up to `lanes` (the terms
+  // past N are masked out, not multiplied by zero).
   void (*dot_rows)(int64_t M, int64_t R, int64_t N, const T* const* A_rows,
-                   const T* const* B_rows, T* C, int64_t ldc);
+                   const T* const* B_rows, T* P, int64_t ldp);
+  // out[i] = the sum of the lanes of P[i * lanes ...], in a fixed order.
+  void (*reduce_lanes)(int64_t count, const T* P, T* out);
+  int64_t lanes;
+  int64_t dot_rows_block;  // dot_rows is fastest on a multiple of this many rows
 };
 
 // The kernels of the instruction set in use (float and double).
