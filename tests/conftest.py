@@ -80,6 +80,8 @@ def _edge_configs():
         Conv(2, 5, 2, 33, 5, 4, padding="valid", stride=2),
         Conv(1, 2, 1, 1500, 3, 3, stride=1, padding=1),  # several width tiles
         Conv(1, 64, 2, 300, 64, 3, groups=2),  # many channels per group: narrow tiles
+        # a vector of output channels per group (grad-weight's gemm form), odd geometry
+        Conv(2, 6, 2, 77, 48, 4, stride=2, padding=(3, 1), dilation=2, groups=3),
         Conv(3, 15, 10, 100, 15, 3),  # the forum shape, shrunk in batch
     ]
     return c

@@ -78,10 +78,13 @@ struct InputRows {
     }
   }
 
+  // Fills the rows of channels [ci_begin, ci_end) of the group (all by default).
   template <typename scalar_t>
-  void gather(const scalar_t* x, int64_t b, int64_t h, int64_t g, int64_t t0, int64_t n) {
+  void gather(const scalar_t* x, int64_t b, int64_t h, int64_t g, int64_t t0, int64_t n,
+              int64_t ci_begin = 0, int64_t ci_end = -1) {
     const int64_t start = p.input_position(t0, 0), span = p.forward_window(n), s = p.stride;
-    for (int64_t ci = 0; ci < p.in_per_group; ++ci) {
+    if (ci_end < 0) ci_end = p.in_per_group;
+    for (int64_t ci = ci_begin; ci < ci_end; ++ci) {
       acc_t* base = channel(ci);
       const int64_t c = g * p.in_per_group + ci;
       const scalar_t* row = x + p.in_offset(b, c, h, 0);

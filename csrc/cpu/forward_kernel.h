@@ -30,6 +30,8 @@ void row_conv1d_forward(const RowConvParams& p, const scalar_t* x, const scalar_
   at::parallel_for(0, items, grain_for(cout_g * R * tile), [&](int64_t begin, int64_t end) {
     InputRows<acc_t> in(p, tile);
     std::vector<acc_t> w(cout_g * R), acc(cout_g * ldc);
+    std::vector<const acc_t*> w_rows(cout_g);
+    for (int64_t co = 0; co < cout_g; ++co) w_rows[co] = w.data() + co * R;
     int64_t packed = -1;  // the (h, group) whose weights are in w
     for (int64_t item = begin; item < end; ++item) {
       const int64_t tile_idx = item % tiles;
@@ -47,7 +49,7 @@ void row_conv1d_forward(const RowConvParams& p, const scalar_t* x, const scalar_
         std::fill(acc.begin() + co * ldc, acc.begin() + (co + 1) * ldc, b0);
       }
       in.gather(x, b, h, g, t0, n);
-      mk.gemm_rows(cout_g, n, R, w.data(), R, in.rows.data(), acc.data(), ldc);
+      mk.gemm_rows(cout_g, n, R, w_rows.data(), in.rows.data(), acc.data(), ldc);
       for (int64_t co = 0; co < cout_g; ++co) {
         scalar_t* out = y + p.output_offset(b, g * cout_g + co, h, t0);
         const acc_t* a = acc.data() + co * ldc;

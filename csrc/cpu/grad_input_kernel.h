@@ -39,7 +39,8 @@ void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
 
   at::parallel_for(0, items, grain_for(cout_g * cin_g * K * tile), [&](int64_t begin, int64_t end) {
     std::vector<acc_t> gout(cout_g * span), w(cin_g * cout_g * K), acc(cin_g * ldc);
-    std::vector<const acc_t*> rows(cout_g * K);
+    std::vector<const acc_t*> rows(cout_g * K), w_rows(cin_g);
+    for (int64_t ci = 0; ci < cin_g; ++ci) w_rows[ci] = w.data() + ci * cout_g * K;
     for (int64_t item = begin; item < end; ++item) {
       const int64_t tile_idx = item % tiles;
       const int64_t g = item / tiles % p.groups;
@@ -66,7 +67,7 @@ void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
           }
         }
         std::fill(acc.begin(), acc.end(), acc_t(0));
-        mk.gemm_rows(cin_g, count, taps, w.data(), cout_g * K, rows.data(), acc.data(), ldc);
+        mk.gemm_rows(cin_g, count, taps, w_rows.data(), rows.data(), acc.data(), ldc);
         for (int64_t ci = 0; ci < cin_g; ++ci) {
           scalar_t* out = grad_x + p.grad_input_offset(b, g * cin_g + ci, h, j0 + q);
           const acc_t* a = acc.data() + ci * ldc;

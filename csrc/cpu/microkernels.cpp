@@ -54,7 +54,7 @@ struct Vec {
 
 // One MR x (NV vectors) block of C for the columns from n0.
 template <typename T, int Bytes, int MR, int NV>
-ROWCONV_INLINE void gemm_rows_block(int64_t R, const T* A, int64_t lda, const T* const* B_rows,
+ROWCONV_INLINE void gemm_rows_block(int64_t R, const T* const* A_rows, const T* const* B_rows,
                                     int64_t n0, T* C, int64_t ldc) {
   using X = Vec<T, Bytes>;
   typename X::V acc[MR][NV];
@@ -65,7 +65,7 @@ ROWCONV_INLINE void gemm_rows_block(int64_t R, const T* A, int64_t lda, const T*
     typename X::V bv[NV];
     for (int v = 0; v < NV; ++v) bv[v] = X::load(b + v * X::kWidth);
     for (int m = 0; m < MR; ++m) {
-      const typename X::V a = X::splat(A[m * lda + r]);
+      const typename X::V a = X::splat(A_rows[m][r]);
       for (int v = 0; v < NV; ++v) acc[m][v] += a * bv[v];
     }
   }
@@ -77,26 +77,25 @@ ROWCONV_INLINE void gemm_rows_block(int64_t R, const T* A, int64_t lda, const T*
 // rows. Few rows get more vectors per block, so that at least 8 independent
 // accumulators hide the FMA latency (one row: a depthwise convolution).
 template <typename T, int Bytes, int MR, int NV>
-ROWCONV_INLINE void gemm_rows_short_strip(int64_t rows, int64_t N, int64_t R, const T* A,
-                                          int64_t lda, const T* const* B_rows, T* C,
+ROWCONV_INLINE void gemm_rows_short_strip(int64_t rows, int64_t N, int64_t R, const T* const* A_rows, const T* const* B_rows, T* C,
                                           int64_t ldc) {
   if constexpr (MR > 0) {
     if (rows != MR) {
-      gemm_rows_short_strip<T, Bytes, MR - 1, NV>(rows, N, R, A, lda, B_rows, C, ldc);
+      gemm_rows_short_strip<T, Bytes, MR - 1, NV>(rows, N, R, A_rows, B_rows, C, ldc);
       return;
     }
     constexpr int kNV = std::max(NV, std::min(8, (8 + MR - 1) / MR));
     constexpr int64_t step = kNV * Vec<T, Bytes>::kWidth;
     static_assert(step <= kRowSlack, "a column block must fit in the row slack");
     for (int64_t n0 = 0; n0 < N; n0 += step)
-      gemm_rows_block<T, Bytes, MR, kNV>(R, A, lda, B_rows, n0, C, ldc);
+      gemm_rows_block<T, Bytes, MR, kNV>(R, A_rows, B_rows, n0, C, ldc);
   }
 }
 
 // Column blocks outer, strips of MR rows inner: a block of B stays in L1
 // while every strip uses it.
 template <typename T, int Bytes, int MR, int NV>
-ROWCONV_INLINE void gemm_rows_impl(int64_t M, int64_t N, int64_t R, const T* A, int64_t lda,
+ROWCONV_INLINE void gemm_rows_impl(int64_t M, int64_t N, int64_t R, const T* const* A_rows,
                                    const T* const* B_rows, T* C, int64_t ldc) {
   constexpr int64_t step = NV * Vec<T, Bytes>::kWidth;
   static_assert(step <= kRowSlack, "a column block must fit in the row slack");
@@ -104,9 +103,9 @@ ROWCONV_INLINE void gemm_rows_impl(int64_t M, int64_t N, int64_t R, const T* A, 
   if (full > 0) {
     for (int64_t n0 = 0; n0 < N; n0 += step)
       for (int64_t m0 = 0; m0 < full; m0 += MR)
-        gemm_rows_block<T, Bytes, MR, NV>(R, A + m0 * lda, lda, B_rows, n0, C + m0 * ldc, ldc);
+        gemm_rows_block<T, Bytes, MR, NV>(R, A_rows + m0, B_rows, n0, C + m0 * ldc, ldc);
   }
-  gemm_rows_short_strip<T, Bytes, MR - 1, NV>(M - full, N, R, A + full * lda, lda, B_rows,
+  gemm_rows_short_strip<T, Bytes, MR - 1, NV>(M - full, N, R, A_rows + full, B_rows,
                                               C + full * ldc, ldc);
 }
 
@@ -168,9 +167,9 @@ ROWCONV_INLINE void reduce_lanes_impl(int64_t count, const T* P, T* out) {
 // to its registers (AVX-512: 32 vector registers; AVX2 and SSE2: 16).
 #define ROWCONV_DEFINE_ISA(NAME, TARGET, BYTES, MR, NV, DOT_MR, DOT_NR)                         \
   template <typename T>                                                                       \
-  TARGET void gemm_rows_##NAME(int64_t M, int64_t N, int64_t R, const T* A, int64_t lda,      \
+  TARGET void gemm_rows_##NAME(int64_t M, int64_t N, int64_t R, const T* const* A_rows,      \
                                const T* const* B_rows, T* C, int64_t ldc) {                   \
-    gemm_rows_impl<T, BYTES, MR, NV>(M, N, R, A, lda, B_rows, C, ldc);                       \
+    gemm_rows_impl<T, BYTES, MR, NV>(M, N, R, A_rows, B_rows, C, ldc);                       \
   }                                                                                           \
   template <typename T>                                                                       \
   TARGET void dot_rows_##NAME(int64_t M, int64_t R, int64_t N, const T* const* A_rows,        \

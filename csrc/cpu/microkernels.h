@@ -15,9 +15,9 @@ constexpr int64_t kRowSlack = 128;
 
 template <typename T>
 struct MicroKernels {
-  // C[m * ldc + n] += sum_{r < R} A[m * lda + r] * B_rows[r][n]     for m < M, n < N
-  // (vectorised over n; forward and grad-input).
-  void (*gemm_rows)(int64_t M, int64_t N, int64_t R, const T* A, int64_t lda,
+  // C[m * ldc + n] += sum_{r < R} A_rows[m][r] * B_rows[r][n]     for m < M, n < N
+  // (vectorised over n; forward, grad-input, grad-weight with many channels).
+  void (*gemm_rows)(int64_t M, int64_t N, int64_t R, const T* const* A_rows,
                     const T* const* B_rows, T* C, int64_t ldc);
   // Dot products sum_{n < N} A_rows[m][n] * B_rows[r][n] (m < M, r < R),
   // kept as `lanes` partial sums each: lane l of P[(m * ldp + r) * lanes + l]
