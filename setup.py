@@ -40,6 +40,19 @@ def _sources(pattern):
     return sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, pattern)))
 
 
+def _emulation_extension():
+    """The CUDA kernels run on the CPU by the emulator, for the tests: the
+    argument checks, the emulated ops and a module stub (no TORCH_LIBRARY of
+    the main namespace, which only _C may register)."""
+    return cpp_extension.CppExtension(
+        "rowconv_ext._cuda_emulation",
+        ["csrc/row_conv1d_checks.cpp", "csrc/python_module.cpp"] + _sources("csrc/cuda_emulation/*.cpp"),
+        define_macros=[("ROWCONV_MODULE", "_cuda_emulation")],
+        extra_compile_args={"cxx": ["-O2", "-fvisibility=hidden", "-pthread"]},
+        extra_link_args=["-pthread"],
+    )
+
+
 def _extension():
     sources = _sources("csrc/*.cpp") + _sources("csrc/cpu/*.cpp")
     # at::parallel_for is an inline `#pragma omp parallel` in torch's OpenMP
@@ -63,6 +76,6 @@ def _extension():
 
 
 setup(
-    ext_modules=[_extension()],
+    ext_modules=[_extension(), _emulation_extension()],
     cmdclass={"build_ext": cpp_extension.BuildExtension},
 )

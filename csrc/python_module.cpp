@@ -1,10 +1,20 @@
-// An empty Python module, so that `import rowconv_ext._C` loads the shared
-// library and with it the TORCH_LIBRARY registrations. The ops themselves are
-// reached through torch.ops.rowconv; no pybind11 is needed.
+// An empty Python module, so that importing it (rowconv_ext._C, or the test
+// module rowconv_ext._cuda_emulation) loads the shared library and with it
+// its TORCH_LIBRARY registrations. The ops themselves are reached through
+// torch.ops; no pybind11 is needed. ROWCONV_MODULE names the module.
 #include <Python.h>
 
+#ifndef ROWCONV_MODULE
+#define ROWCONV_MODULE _C
+#endif
+#define ROWCONV_CONCAT_(a, b) a##b
+#define ROWCONV_CONCAT(a, b) ROWCONV_CONCAT_(a, b)
+#define ROWCONV_STRING_(a) #a
+#define ROWCONV_STRING(a) ROWCONV_STRING_(a)
+
 // PyMODINIT_FUNC: extern "C" and exported despite -fvisibility=hidden.
-PyMODINIT_FUNC PyInit__C(void) {
-  static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
+PyMODINIT_FUNC ROWCONV_CONCAT(PyInit_, ROWCONV_MODULE)(void) {
+  static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, ROWCONV_STRING(ROWCONV_MODULE),
+                                          nullptr, -1, nullptr};
   return PyModule_Create(&module_def);
 }

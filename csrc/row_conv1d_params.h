@@ -27,6 +27,7 @@ ROWCONV_HOST_DEVICE int64_t floor_div(int64_t a, int64_t b) {
   return (a % b != 0 && a < 0) ? q - 1 : q;
 }
 ROWCONV_HOST_DEVICE int64_t floor_mod(int64_t a, int64_t b) { return a - floor_div(a, b) * b; }
+ROWCONV_HOST_DEVICE int64_t ceil_div(int64_t a, int64_t b) { return -floor_div(-a, b); }
 
 // Length of the output, as F.conv1d defines it; < 1 when the padded input is
 // shorter than the dilated kernel.

@@ -5,6 +5,8 @@ RowConv1d             the module: one nn.Conv1d per row, with conversions from a
 convolve_rows         row i of A convolved with row i of B, as scipy.signal.convolve
 reference_row_conv1d  the same as row_conv1d from stock PyTorch ops: the ground truth
 """
+import torch  # noqa: F401  (first: _C links against torch's libraries)
+
 from . import _C  # noqa: F401  (loads the library: registers torch.ops.rowconv.*)
 from . import _registrations  # noqa: F401  (fake kernels and autograd for those ops)
 from .convolve import convolve_rows

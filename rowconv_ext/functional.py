@@ -28,7 +28,7 @@ def resolve_padding(padding, kernel_size, stride, dilation, owner="row_conv1d"):
         if padding == "valid":
             return 0, 0
         if padding == "same":
-            if stride != 1:
+            if stride > 1:  # a non-positive stride is the stride check's to report
                 raise ValueError(f"{owner}: padding='same' needs stride=1 (as F.conv1d), got stride={stride}")
             # The odd element goes to the right, as in PyTorch.
             return total // 2, total - total // 2

@@ -135,7 +135,7 @@ class RowConv1d(nn.Module):
         to_grouped_conv1d returns for asymmetric padding: nn.Sequential(pad, conv)."""
         owner = "RowConv1d.from_grouped_conv1d"
         pad = None
-        if isinstance(conv, nn.Sequential) and len(conv) == 2 and type(conv[0]) in _PAD_MODULES.values():
+        if isinstance(conv, nn.Sequential) and len(conv) == 2 and isinstance(conv[0], tuple(_PAD_MODULES.values())):
             pad, conv = conv
         if type(conv) is not nn.Conv1d:
             raise ValueError(f"{owner}: conv must be an nn.Conv1d (or nn.Sequential(padding layer, nn.Conv1d)), "
@@ -147,7 +147,7 @@ class RowConv1d(nn.Module):
         if pad is not None:
             if conv.padding not in ((0,), "valid"):
                 raise ValueError(f"{owner}: a conv after a padding layer must have padding 0, got {conv.padding}")
-            mode = next(m for m, c in _PAD_MODULES.items() if type(pad) is c)
+            mode = next(m for m, c in _PAD_MODULES.items() if isinstance(pad, c))  # ZeroPad1d: a ConstantPad1d
             if mode == "zeros" and pad.value != 0:
                 raise ValueError(f"{owner}: a constant padding layer must pad with 0, got {pad.value}")
             settings = dict(padding=tuple(pad.padding), padding_mode=mode)

@@ -52,7 +52,15 @@ CASES = [
     ("float padding", lambda: rowconv_ext.row_conv1d(X, Wt, padding=1.5), ["padding", "int", "1.5"]),
     ("float stride", lambda: rowconv_ext.row_conv1d(X, Wt, stride=2.0), ["stride", "int", "2.0"]),
     ("non-tensor x", lambda: rowconv_ext.row_conv1d(X.tolist(), Wt), ["x", "torch.Tensor", "list"]),
-    ("kernel size 0", lambda: rowconv_ext.row_conv1d(X, Wt[..., :0]), ["kernel size", "at least 1", "got 0"]),
+    ("kernel size 0", lambda: rowconv_ext.row_conv1d(X, Wt[..., :0]), ["kernel size", "positive", "got 0"]),
+    ("kernel size 0, causal", lambda: rowconv_ext.row_conv1d(X, Wt[..., :0], padding="causal"),
+     ["kernel size", "positive", "got 0"]),
+    ("same with stride 0", lambda: rowconv_ext.row_conv1d(X, Wt, stride=0, padding="same"), ["stride", "positive", "got 0"]),
+    # sizes whose index arithmetic would overflow int64 are refused, not wrapped
+    ("huge padding", lambda: rowconv_ext.row_conv1d(X, Wt, padding=(2**63 - 1, 2**63 - 1)),
+     ["padding", "at most 2^40", "left=9223372036854775807"]),
+    ("huge dilation", lambda: rowconv_ext.row_conv1d(X, Wt, dilation=2**62), ["dilation", "at most 2^40", str(2**62)]),
+    ("huge stride", lambda: rowconv_ext.row_conv1d(X, Wt, stride=2**62), ["stride", "at most 2^40", str(2**62)]),
     # The backward ops check their own arguments too (they are public ops).
     ("grad_input Wout", lambda: ops.row_conv1d_grad_input(torch.randn(2, 6, 3, 7), Wt, 10, 1, 0, 0, 1, 1),
      ["grad_out.shape[3]", "Wout", "8", "got 7"]),

@@ -89,3 +89,20 @@ def test_sweep_under_one_thread(restore_threads):
         x, w, b, gy = make_inputs(cfg, torch.float32, seed=26)
         assert_matches_reference(cfg, our_results(cfg, x, w, b, gy), reference_results(cfg, x, w, b, gy),
                                  torch.float32)
+
+
+def test_memory_does_not_grow_with_the_stride():
+    # Only the stride phases some tap reads are loaded: a stride of 50000 over
+    # a short row costs no more than a small one (it once cost ~300 MB).
+    cfg = Conv(1, 8, 1, 100000, 8, 3, stride=50000)
+    x, w, b, gy = make_inputs(cfg, torch.float32, seed=27)
+    assert_matches_reference(cfg, our_results(cfg, x, w, b, gy), reference_results(cfg, x, w, b, gy),
+                             torch.float32)
+
+
+def test_import_without_importing_torch_first():
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, "-c", "import rowconv_ext; print(rowconv_ext.row_conv1d)"],
+                          capture_output=True, text=True, cwd="/")
+    assert done.returncode == 0, done.stderr

@@ -94,6 +94,16 @@ def test_to_grouped_conv1d_with_asymmetric_padding(padding, mode):
     torch.testing.assert_close(back(x), module(x), rtol=0, atol=0)
 
 
+def test_from_grouped_conv1d_takes_a_zero_pad_layer():
+    torch.manual_seed(6)
+    conv = nn.Conv1d(6, 6, 3, groups=3, dtype=torch.float64)
+    seq = nn.Sequential(nn.ZeroPad1d((2, 0)), conv)
+    module = RowConv1d.from_grouped_conv1d(seq, rows=3)
+    x = torch.randn(2, 2, 3, 10, dtype=torch.float64)
+    y2 = seq(x.transpose(1, 2).reshape(2, 6, 10))
+    torch.testing.assert_close(module(x), y2.reshape(2, 3, 2, -1).transpose(1, 2))
+
+
 def test_state_dict_round_trip():
     torch.manual_seed(4)
     a = RowConv1d(3, 4, 4, 5, padding="same", groups=2)

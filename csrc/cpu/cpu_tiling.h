@@ -19,8 +19,8 @@
 
 namespace rowconv::cpu {
 
-// Tile width (a multiple of 64) such that `channels` rows of it stay around
-// 128 KiB, and no wider than `length` rounded up.
+// Tile width (a multiple of 64) such that `channels` rows of it hold about
+// 32768 elements (128 KiB of float), and no wider than `length` rounded up.
 inline int64_t tile_width(int64_t channels, int64_t length) {
   const int64_t target = 32768 / std::max<int64_t>(channels, 1);
   const int64_t tile = std::clamp<int64_t>(target, 64, 1024) / 64 * 64;
@@ -36,21 +36,23 @@ inline int64_t grain_for(int64_t madds_per_item) {
   return std::max<int64_t>(1, kMinMaddsPerThread / std::max<int64_t>(madds_per_item, 1));
 }
 
-// dst[u] = row[(start + u) * step] for u in [0, span), zero where start + u
-// falls outside [0, length): the window of a row of x or grad_out, converted
-// to the accumulation type.
+// dst[u] = row[(start + u * pos_step) * step] for u in [0, span), zero where
+// the position falls outside [0, length): a window of a row of x or grad_out
+// (every pos_step-th position), converted to the accumulation type.
 template <typename scalar_t, typename acc_t>
 void load_window(const scalar_t* row, int64_t length, int64_t step, int64_t start, int64_t span,
-                 acc_t* dst) {
-  const int64_t lo = std::clamp<int64_t>(-start, 0, span);
-  const int64_t hi = std::clamp<int64_t>(length - start, lo, span);
+                 acc_t* dst, int64_t pos_step = 1) {
+  // u in [lo, hi) have positions inside the row
+  const int64_t lo = std::clamp<int64_t>(ceil_div(-start, pos_step), 0, span);
+  const int64_t hi = std::clamp<int64_t>(ceil_div(length - start, pos_step), lo, span);
   std::fill(dst, dst + lo, acc_t(0));
-  const scalar_t* src = row + (start + lo) * step;
+  const scalar_t* src = row + (start + lo * pos_step) * step;
   acc_t* out = dst + lo;
-  if (step == 1) {  // the common case, split out so that it vectorises
+  const int64_t src_step = step * pos_step;
+  if (src_step == 1) {  // the common case, split out so that it vectorises
     for (int64_t u = 0; u < hi - lo; ++u) out[u] = static_cast<acc_t>(src[u]);
   } else {
-    for (int64_t u = 0; u < hi - lo; ++u) out[u] = static_cast<acc_t>(src[u * step]);
+    for (int64_t u = 0; u < hi - lo; ++u) out[u] = static_cast<acc_t>(src[u * src_step]);
   }
   std::fill(dst + hi, dst + span, acc_t(0));
 }
@@ -58,22 +60,29 @@ void load_window(const scalar_t* row, int64_t length, int64_t step, int64_t star
 // The input that output positions [t0, t0 + n) of one (b, h, group) read, as
 // Cin_g * K rows contiguous in t (an im2col matrix that is never built):
 //   rows[ci * K + k][t] = x[b, g * Cin_g + ci, h, (t0 + t) * stride - pad_left + k * dilation].
-// Rows are shifted views of one window per channel; with stride > 1 the
-// window is split into `stride` phases (phase q holds window[q + stride * j])
-// so that the views stay contiguous. Each row has kRowSlack finite elements
-// past n for the micro-kernels' whole-vector reads.
+// Rows are shifted views of one buffer per channel and stride phase: phase q
+// holds the positions start + q + stride * j, and tap k reads phase
+// (k * dilation) % stride from j = (k * dilation) / stride on. Only the
+// phases some tap reads are loaded (at most min(K, stride)), so memory does
+// not grow with the stride. Each phase has kRowSlack elements of room past
+// its window for the micro-kernels' whole-vector reads.
 template <typename acc_t>
 struct InputRows {
   InputRows(const RowConvParams& p, int64_t tile)
       : p(p),
-        phase_len((p.forward_window(tile) + p.stride - 1) / p.stride + kRowSlack),
-        phases(p.in_per_group * p.stride * phase_len),
-        window(p.stride > 1 ? p.forward_window(tile) : 0),
+        phase_len(tile + (p.kernel_size - 1) * p.dilation / p.stride + 1 + kRowSlack),
         rows(p.in_per_group * p.kernel_size) {
+    for (int64_t k = 0; k < p.kernel_size; ++k) {
+      const int64_t q = k * p.dilation % p.stride;
+      if (std::find(phases_used.begin(), phases_used.end(), q) == phases_used.end())
+        phases_used.push_back(q);
+    }
+    buffer.resize(p.in_per_group * phases_used.size() * phase_len);
     for (int64_t ci = 0; ci < p.in_per_group; ++ci) {
       for (int64_t k = 0; k < p.kernel_size; ++k) {
-        const int64_t u = k * p.dilation;
-        rows[ci * p.kernel_size + k] = channel(ci) + (u % p.stride) * phase_len + u / p.stride;
+        const int64_t u = k * p.dilation, q = u % p.stride;
+        const int64_t slot = std::find(phases_used.begin(), phases_used.end(), q) - phases_used.begin();
+        rows[ci * p.kernel_size + k] = phase(ci, slot) + u / p.stride;
       }
     }
   }
@@ -82,31 +91,28 @@ struct InputRows {
   template <typename scalar_t>
   void gather(const scalar_t* x, int64_t b, int64_t h, int64_t g, int64_t t0, int64_t n,
               int64_t ci_begin = 0, int64_t ci_end = -1) {
-    const int64_t start = p.input_position(t0, 0), span = p.forward_window(n), s = p.stride;
+    const int64_t start = p.input_position(t0, 0);
+    // positions of a phase that some tap reads for outputs [t0, t0 + n)
+    const int64_t count = n + (p.kernel_size - 1) * p.dilation / p.stride + 1;
     if (ci_end < 0) ci_end = p.in_per_group;
     for (int64_t ci = ci_begin; ci < ci_end; ++ci) {
-      acc_t* base = channel(ci);
-      const int64_t c = g * p.in_per_group + ci;
-      const scalar_t* row = x + p.in_offset(b, c, h, 0);
-      if (s == 1) {
-        load_window(row, p.width, p.in_stride_w, start, phase_len, base);
-        continue;
-      }
-      load_window(row, p.width, p.in_stride_w, start, span, window.data());
-      for (int64_t q = 0; q < s; ++q) {
-        acc_t* phase = base + q * phase_len;
-        int64_t j = 0;
-        for (int64_t u = q; u < span; u += s) phase[j++] = window[u];
-        std::fill(phase + j, phase + phase_len, acc_t(0));
-      }
+      const scalar_t* row = x + p.in_offset(b, g * p.in_per_group + ci, h, 0);
+      // Past `count` a phase keeps what an earlier tile left (zeros at
+      // first): only the discarded columns of whole-vector reads see it.
+      for (size_t slot = 0; slot < phases_used.size(); ++slot)
+        load_window(row, p.width, p.in_stride_w, start + phases_used[slot], count,
+                    phase(ci, slot), p.stride);
     }
   }
 
-  acc_t* channel(int64_t ci) { return phases.data() + ci * p.stride * phase_len; }
+  acc_t* phase(int64_t ci, size_t slot) {
+    return buffer.data() + (ci * static_cast<int64_t>(phases_used.size()) + slot) * phase_len;
+  }
 
   const RowConvParams& p;
   const int64_t phase_len;
-  std::vector<acc_t> phases, window;
+  std::vector<int64_t> phases_used;
+  std::vector<acc_t> buffer;
   std::vector<const acc_t*> rows;
 };
 

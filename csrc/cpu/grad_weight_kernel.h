@@ -70,8 +70,7 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
       const int64_t g = item / blocks % p.groups;
       const int64_t h = item / blocks / p.groups;
       const int64_t first = blk * block;
-      const int64_t count = std::min(block, channels - first);
-      if (count <= 0) continue;
+      const int64_t count = std::min(block, channels - first);  // >= 1: first < channels
       std::fill(acc.begin(), acc.end(), acc_t(0));
       std::fill(partials.begin(), partials.end(), acc_t(0));
       for (int64_t b = 0; b < p.batch; ++b) {

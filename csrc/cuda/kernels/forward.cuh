@@ -1,0 +1,96 @@
+// Forward on CUDA (and on the CPU emulator):
+//   y[b, co, h, t] = bias[h, co]
+//       + sum_{ci in group(co)} sum_k weight[h, co, ci, k] * x[b, ci, h, t*stride - pad_left + k*dilation]
+// Tiled kernel: a block owns (b, h, group, kOut output channels, a tile of
+// blockDim.x positions); a thread owns one position and kOut accumulators.
+// The input tile of a chunk of the group's channels (with its halo, zeros in
+// the padding) and their weights are loaded once into shared memory and
+// reused by every channel and position of the block. kTaps > 0 fixes the
+// kernel size at compile time (unrolled taps); 0 reads it from the params.
+// Direct kernel: the general path when even one channel's tile does not fit
+// in shared memory (very long dilated kernels): one thread per output.
+#pragma once
+
+#include "../../row_conv1d_params.h"
+#include "../device.h"
+#include "launch_geometry.h"
+
+namespace rowconv::cuda {
+
+template <typename scalar_t, typename acc_t, int kOut, int kTaps>
+ROWCONV_GLOBAL void row_conv1d_forward_tiled(RowConvParams p, TileGeometry G,
+                                             const scalar_t* __restrict__ x,
+                                             const scalar_t* __restrict__ weight,
+                                             const scalar_t* __restrict__ bias,
+                                             scalar_t* __restrict__ y) {
+  const int64_t K = kTaps > 0 ? kTaps : p.kernel_size;
+  acc_t* xs = dynamic_shared<acc_t>();  // [chunk][span]
+  acc_t* ws = xs + G.chunk * G.span;    // [kOut][chunk][K]
+  for (int64_t blk = blockIdx.x; blk < G.total_blocks; blk += gridDim.x) {
+    const TileBlock at = tile_block(blk, G, p);
+    const int64_t b = at.b, h = at.h, g = at.g, cb = at.channel_block, tile_idx = at.tile;
+    const int64_t t0 = tile_idx * G.tile, t = t0 + threadIdx.x;
+    const int64_t co0 = g * p.out_per_group + cb * kOut;
+    const int64_t nco = p.out_per_group - cb * kOut < kOut ? p.out_per_group - cb * kOut : kOut;
+    const int64_t start = p.input_position(t0, 0);
+
+    acc_t acc[kOut];
+    for (int j = 0; j < kOut; ++j)
+      acc[j] = bias != nullptr && j < nco ? static_cast<acc_t>(bias[p.bias_offset(h, co0 + j)]) : acc_t(0);
+    for (int64_t c0 = 0; c0 < p.in_per_group; c0 += G.chunk) {
+      const int64_t nc = p.in_per_group - c0 < G.chunk ? p.in_per_group - c0 : G.chunk;
+      for (int64_t i = threadIdx.x; i < nc * G.span; i += blockDim.x) {
+        const int64_t c = i / G.span, pos = start + i % G.span;
+        xs[i] = pos >= 0 && pos < p.width
+                    ? static_cast<acc_t>(x[p.in_offset(b, g * p.in_per_group + c0 + c, h, pos)])
+                    : acc_t(0);
+      }
+      for (int64_t i = threadIdx.x; i < kOut * nc * K; i += blockDim.x) {
+        const int64_t j = i / (nc * K), c = i / K % nc, k = i % K;
+        ws[i] = j < nco ? static_cast<acc_t>(weight[p.weight_offset(h, co0 + j, c0 + c, k)]) : acc_t(0);
+      }
+      sync_threads();
+      if (t < p.out_width) {
+        for (int64_t c = 0; c < nc; ++c) {
+          const acc_t* xr = xs + c * G.span + threadIdx.x * p.stride;
+          for (int64_t k = 0; k < K; ++k) {
+            const acc_t xv = xr[k * p.dilation];
+            for (int j = 0; j < kOut; ++j) acc[j] += ws[(j * nc + c) * K + k] * xv;
+          }
+        }
+      }
+#ifndef ROWCONV_PLANTED_MISSING_BARRIER  // the sanitizer self-test removes it
+      sync_threads();  // the next chunk overwrites the tiles
+#endif
+    }
+    if (t < p.out_width)
+      for (int j = 0; j < nco; ++j) y[p.output_offset(b, co0 + j, h, t)] = static_cast<scalar_t>(acc[j]);
+  }
+}
+
+template <typename scalar_t, typename acc_t>
+ROWCONV_GLOBAL void row_conv1d_forward_direct(RowConvParams p, int64_t total,
+                                              const scalar_t* __restrict__ x,
+                                              const scalar_t* __restrict__ weight,
+                                              const scalar_t* __restrict__ bias,
+                                              scalar_t* __restrict__ y) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t t = i % p.out_width, h = i / p.out_width % p.rows;
+    const int64_t co = i / p.out_width / p.rows % p.out_channels;
+    const int64_t b = i / p.out_width / p.rows / p.out_channels;
+    const int64_t g = co / p.out_per_group;
+    acc_t acc = bias != nullptr ? static_cast<acc_t>(bias[p.bias_offset(h, co)]) : acc_t(0);
+    for (int64_t c = 0; c < p.in_per_group; ++c) {
+      for (int64_t k = 0; k < p.kernel_size; ++k) {
+        const int64_t pos = p.input_position(t, k);
+        if (pos >= 0 && pos < p.width)
+          acc += static_cast<acc_t>(weight[p.weight_offset(h, co, c, k)]) *
+                 static_cast<acc_t>(x[p.in_offset(b, g * p.in_per_group + c, h, pos)]);
+      }
+    }
+    y[p.output_offset(b, co, h, t)] = static_cast<scalar_t>(acc);
+  }
+}
+
+}  // namespace rowconv::cuda

@@ -1,0 +1,93 @@
+// Gradient of the input on CUDA (and on the CPU emulator):
+//   grad_x[b, ci, h, j] = sum_{co in group(ci)} sum_k weight[h, co, ci, k] * grad_out[b, co, h, t],
+//   t = (j + pad_left - k*dilation) / stride when exact and 0 <= t < Wout.
+// Tiled kernel: a block owns (b, h, group, kIn input channels, a tile of
+// blockDim.x positions j); the grad_out tile of a chunk of output channels
+// (outputs t_lo .. t_lo + span - 1, zeros outside [0, Wout)) and the weights
+// are loaded once into shared memory. kUnitStride drops the divisibility
+// test. Direct kernel: the general path when one channel's tile does not fit.
+#pragma once
+
+#include "../../row_conv1d_params.h"
+#include "../device.h"
+#include "launch_geometry.h"
+
+namespace rowconv::cuda {
+
+template <typename scalar_t, typename acc_t, int kIn, bool kUnitStride>
+ROWCONV_GLOBAL void row_conv1d_grad_input_tiled(RowConvParams p, TileGeometry G,
+                                                const scalar_t* __restrict__ grad_out,
+                                                const scalar_t* __restrict__ weight,
+                                                scalar_t* __restrict__ grad_x) {
+  const int64_t K = p.kernel_size, s = kUnitStride ? 1 : p.stride;
+  acc_t* gs = dynamic_shared<acc_t>();  // [chunk][span]
+  acc_t* ws = gs + G.chunk * G.span;    // [kIn][chunk][K]
+  for (int64_t blk = blockIdx.x; blk < G.total_blocks; blk += gridDim.x) {
+    const TileBlock at = tile_block(blk, G, p);
+    const int64_t b = at.b, h = at.h, g = at.g, cb = at.channel_block, tile_idx = at.tile;
+    const int64_t j0 = tile_idx * G.tile, j = j0 + threadIdx.x;
+    const int64_t ci0 = cb * kIn;  // within the group
+    const int64_t nci = p.in_per_group - ci0 < kIn ? p.in_per_group - ci0 : kIn;
+    const int64_t t_lo = floor_div(p.grad_numerator(j0, K - 1), s);
+
+    acc_t acc[kIn];
+    for (int i = 0; i < kIn; ++i) acc[i] = acc_t(0);
+    for (int64_t c0 = 0; c0 < p.out_per_group; c0 += G.chunk) {
+      const int64_t nc = p.out_per_group - c0 < G.chunk ? p.out_per_group - c0 : G.chunk;
+      for (int64_t i = threadIdx.x; i < nc * G.span; i += blockDim.x) {
+        const int64_t c = i / G.span, t = t_lo + i % G.span;
+        gs[i] = t >= 0 && t < p.out_width
+                    ? static_cast<acc_t>(grad_out[p.gout_offset(b, g * p.out_per_group + c0 + c, h, t)])
+                    : acc_t(0);
+      }
+      for (int64_t i = threadIdx.x; i < kIn * nc * K; i += blockDim.x) {
+        const int64_t ii = i / (nc * K), c = i / K % nc, k = i % K;
+        ws[i] = ii < nci ? static_cast<acc_t>(
+                               weight[p.weight_offset(h, g * p.out_per_group + c0 + c, ci0 + ii, k)])
+                         : acc_t(0);
+      }
+      sync_threads();
+      if (j < p.width) {
+        for (int64_t c = 0; c < nc; ++c) {
+          for (int64_t k = 0; k < K; ++k) {
+            const int64_t e = p.grad_numerator(j, k) - t_lo * s;  // >= 0
+            if (!kUnitStride && e % s != 0) continue;
+            const acc_t gv = gs[c * G.span + e / s];
+            for (int i = 0; i < kIn; ++i) acc[i] += ws[(i * nc + c) * K + k] * gv;
+          }
+        }
+      }
+      sync_threads();  // the next chunk overwrites the tiles
+    }
+    if (j < p.width)
+      for (int i = 0; i < nci; ++i)
+        grad_x[p.grad_input_offset(b, g * p.in_per_group + ci0 + i, h, j)] = static_cast<scalar_t>(acc[i]);
+  }
+}
+
+template <typename scalar_t, typename acc_t>
+ROWCONV_GLOBAL void row_conv1d_grad_input_direct(RowConvParams p, int64_t total,
+                                                 const scalar_t* __restrict__ grad_out,
+                                                 const scalar_t* __restrict__ weight,
+                                                 scalar_t* __restrict__ grad_x) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t j = i % p.width, h = i / p.width % p.rows;
+    const int64_t ci = i / p.width / p.rows % p.in_channels;
+    const int64_t b = i / p.width / p.rows / p.in_channels;
+    const int64_t g = ci / p.in_per_group;
+    acc_t acc = 0;
+    for (int64_t c = 0; c < p.out_per_group; ++c) {
+      const int64_t co = g * p.out_per_group + c;
+      for (int64_t k = 0; k < p.kernel_size; ++k) {
+        const int64_t e = p.grad_numerator(j, k);
+        if (e < 0 || e % p.stride != 0 || e / p.stride >= p.out_width) continue;
+        acc += static_cast<acc_t>(weight[p.weight_offset(h, co, ci % p.in_per_group, k)]) *
+               static_cast<acc_t>(grad_out[p.gout_offset(b, co, h, e / p.stride)]);
+      }
+    }
+    grad_x[p.grad_input_offset(b, ci, h, j)] = static_cast<scalar_t>(acc);
+  }
+}
+
+}  // namespace rowconv::cuda

@@ -1,0 +1,90 @@
+// The CUDA kernels run on the CPU by the emulator (cuda/emulator.h), as ops
+// torch.ops.rowconv_emulated.* on CPU tensors, for the tests: the very kernel
+// and launch code of the CUDA backend, with the same checks and op bodies.
+// Each op takes the shared-memory budget last, so that tests can force
+// multi-chunk tiles and the direct kernels with small problems.
+#include <torch/library.h>
+
+#include "../cuda/launch.h"
+#include "../row_conv1d_backend.h"
+
+namespace rowconv::cuda {
+namespace {
+
+struct EmulatorLaunch {
+  template <typename Kernel, typename... Args>
+  void operator()(Kernel kernel, int64_t grid, int64_t block, int64_t shared_bytes,
+                  Args... args) const {
+    emu::launch(Dim{static_cast<unsigned>(grid)}, Dim{static_cast<unsigned>(block)},
+                static_cast<size_t>(shared_bytes), [&] { kernel(args...); });
+  }
+};
+
+struct EmulatedKernels {
+  int64_t shared_bytes;
+  template <typename T>
+  void forward(const RowConvParams& p, const T* x, const T* w, const T* b, T* y) const {
+    launch_forward<T>(EmulatorLaunch{}, p, x, w, b, y, shared_bytes);
+  }
+  template <typename T>
+  void grad_input(const RowConvParams& p, const T* gy, const T* w, T* gx) const {
+    launch_grad_input<T>(EmulatorLaunch{}, p, gy, w, gx, shared_bytes);
+  }
+  template <typename T>
+  void grad_weight(const RowConvParams& p, const T* gy, const T* x, T* gw) const {
+    launch_grad_weight<T>(EmulatorLaunch{}, p, gy, x, gw);
+  }
+  template <typename T>
+  void grad_bias(const RowConvParams& p, const T* gy, T* gb) const {
+    launch_grad_bias<T>(EmulatorLaunch{}, p, gy, gb);
+  }
+};
+
+at::Tensor forward_emulated(const at::Tensor& x, const at::Tensor& weight,
+                            const std::optional<at::Tensor>& bias, int64_t stride,
+                            int64_t pad_left, int64_t pad_right, int64_t dilation, int64_t groups,
+                            int64_t shared_bytes) {
+  return forward_op(EmulatedKernels{shared_bytes}, x, weight, bias, stride, pad_left, pad_right,
+                    dilation, groups);
+}
+
+at::Tensor grad_input_emulated(const at::Tensor& grad_out, const at::Tensor& weight,
+                               int64_t width, int64_t stride, int64_t pad_left, int64_t pad_right,
+                               int64_t dilation, int64_t groups, int64_t shared_bytes) {
+  return grad_input_op(EmulatedKernels{shared_bytes}, grad_out, weight, width, stride, pad_left,
+                       pad_right, dilation, groups);
+}
+
+at::Tensor grad_weight_emulated(const at::Tensor& grad_out, const at::Tensor& x,
+                                int64_t kernel_size, int64_t stride, int64_t pad_left,
+                                int64_t pad_right, int64_t dilation, int64_t groups) {
+  return grad_weight_op(EmulatedKernels{kDefaultSharedBytes}, grad_out, x, kernel_size, stride,
+                        pad_left, pad_right, dilation, groups);
+}
+
+at::Tensor grad_bias_emulated(const at::Tensor& grad_out) {
+  return grad_bias_op(EmulatedKernels{kDefaultSharedBytes}, grad_out);
+}
+
+}  // namespace
+}  // namespace rowconv::cuda
+
+TORCH_LIBRARY(rowconv_emulated, m) {
+  m.def(
+      "row_conv1d(Tensor x, Tensor weight, Tensor? bias, int stride, int pad_left, "
+      "int pad_right, int dilation, int groups, int shared_bytes=49152) -> Tensor");
+  m.def(
+      "row_conv1d_grad_input(Tensor grad_out, Tensor weight, int width, int stride, "
+      "int pad_left, int pad_right, int dilation, int groups, int shared_bytes=49152) -> Tensor");
+  m.def(
+      "row_conv1d_grad_weight(Tensor grad_out, Tensor x, int kernel_size, int stride, "
+      "int pad_left, int pad_right, int dilation, int groups) -> Tensor");
+  m.def("row_conv1d_grad_bias(Tensor grad_out) -> Tensor");
+}
+
+TORCH_LIBRARY_IMPL(rowconv_emulated, CPU, m) {
+  m.impl("row_conv1d", &rowconv::cuda::forward_emulated);
+  m.impl("row_conv1d_grad_input", &rowconv::cuda::grad_input_emulated);
+  m.impl("row_conv1d_grad_weight", &rowconv::cuda::grad_weight_emulated);
+  m.impl("row_conv1d_grad_bias", &rowconv::cuda::grad_bias_emulated);
+}

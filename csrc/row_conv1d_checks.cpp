@@ -1,0 +1,208 @@
+// The argument checks that every backend runs before its kernels: each error
+// names the argument, the expected and the actual value.
+#include <ATen/core/Tensor.h>
+#include <c10/util/Exception.h>
+
+#include <sstream>
+#include <string>
+
+#include "row_conv1d.h"
+
+namespace rowconv {
+namespace {
+
+std::string shape_of(const at::Tensor& t) {
+  std::ostringstream s;
+  s << t.sizes();
+  return s.str();
+}
+
+void check_defined(const char* op, const char* name, const at::Tensor& t) {
+  TORCH_CHECK_VALUE(t.defined(), op, ": ", name, " must be a tensor, got an undefined tensor");
+}
+
+void check_rank(const char* op, const char* name, const at::Tensor& t, int64_t rank,
+                const char* layout) {
+  check_defined(op, name, t);
+  TORCH_CHECK_VALUE(t.dim() == rank, op, ": ", name, " must be a ", rank, "-D ", layout,
+                    " tensor, got a ", t.dim(), "-D tensor of shape ", shape_of(t));
+}
+
+void check_floating(const char* op, const char* name, const at::Tensor& t) {
+  const auto dt = t.scalar_type();
+  TORCH_CHECK(dt == at::kFloat || dt == at::kDouble || dt == at::kHalf || dt == at::kBFloat16,
+              op, ": ", name, " must have dtype float32, float64, float16 or bfloat16, got ", dt);
+}
+
+// `other` must live where `ref` lives and hold the same dtype.
+void check_like(const char* op, const char* ref_name, const at::Tensor& ref, const char* name,
+                const at::Tensor& other) {
+  TORCH_CHECK(other.scalar_type() == ref.scalar_type(), op, ": ", name,
+              " must have the same dtype as ", ref_name, " (", ref.scalar_type(), "), got ",
+              other.scalar_type());
+  TORCH_CHECK(other.device() == ref.device(), op, ": ", name,
+              " must be on the same device as ", ref_name, " (", ref.device(), "), got ",
+              other.device());
+}
+
+void check_dim_equals(const char* op, const char* what, int64_t expected, const char* name,
+                      const at::Tensor& t, int64_t dim) {
+  TORCH_CHECK_VALUE(t.size(dim) == expected, op, ": ", name, ".shape[", dim, "] must be ", what,
+                    " = ", expected, ", got ", t.size(dim), " (", name, " has shape ",
+                    shape_of(t), ")");
+}
+
+// Checks the scalar arguments and the channel arithmetic shared by all ops,
+// and fills everything but the operand strides.
+RowConvParams make_params(const char* op, int64_t batch, int64_t in_channels,
+                          int64_t out_channels, int64_t rows, int64_t width, int64_t kernel_size,
+                          int64_t stride, int64_t pad_left, int64_t pad_right, int64_t dilation,
+                          int64_t groups) {
+  // Sizes and lengths up to 2^40 keep every index computation of the kernels
+  // (tile * stride + dilation * K + padding, ...) far inside int64.
+  constexpr int64_t kMaxLength = int64_t{1} << 40;
+  const auto check_range = [&](const char* name, int64_t value, int64_t lowest) {
+    TORCH_CHECK_VALUE(value >= lowest && value <= kMaxLength, op, ": ", name, " must be ",
+                      lowest == 1 ? "a positive integer" : "non-negative", " (at most 2^40), got ",
+                      value);
+  };
+  check_range("stride", stride, 1);
+  check_range("dilation", dilation, 1);
+  check_range("groups", groups, 1);
+  check_range("kernel size", kernel_size, 1);
+  TORCH_CHECK_VALUE(kernel_size <= (int64_t{1} << 20), op, ": kernel size must be at most 2^20, got ",
+                    kernel_size);
+  TORCH_CHECK_VALUE(pad_left >= 0 && pad_right >= 0 && pad_left <= kMaxLength &&
+                        pad_right <= kMaxLength,
+                    op, ": padding must be non-negative (at most 2^40), got (left=", pad_left,
+                    ", right=", pad_right, ")");
+  check_range("width", width, 0);
+  TORCH_CHECK_VALUE(in_channels % groups == 0, op, ": in_channels (", in_channels,
+                    ") must be divisible by groups (", groups, ")");
+  TORCH_CHECK_VALUE(out_channels % groups == 0, op, ": out_channels (", out_channels,
+                    ") must be divisible by groups (", groups, ")");
+  const int64_t out_width =
+      conv_output_length(width, kernel_size, stride, pad_left, pad_right, dilation);
+  TORCH_CHECK_VALUE(out_width >= 1, op,
+                    ": the padded input is shorter than the dilated kernel: W + pad_left + "
+                    "pad_right = ",
+                    width, " + ", pad_left, " + ", pad_right, " = ",
+                    width + pad_left + pad_right, ", expected at least dilation * (K - 1) + 1 = ",
+                    dilation, " * (", kernel_size, " - 1) + 1 = ",
+                    dilation * (kernel_size - 1) + 1);
+  RowConvParams p{};
+  p.batch = batch;
+  p.in_channels = in_channels;
+  p.out_channels = out_channels;
+  p.rows = rows;
+  p.width = width;
+  p.out_width = out_width;
+  p.kernel_size = kernel_size;
+  p.groups = groups;
+  p.in_per_group = in_channels / groups;
+  p.out_per_group = out_channels / groups;
+  p.stride = stride;
+  p.pad_left = pad_left;
+  p.pad_right = pad_right;
+  p.dilation = dilation;
+  return p;
+}
+
+void set_input_strides(RowConvParams& p, const at::Tensor& x) {
+  p.in_stride_b = x.stride(0);
+  p.in_stride_c = x.stride(1);
+  p.in_stride_h = x.stride(2);
+  p.in_stride_w = x.stride(3);
+}
+
+void set_grad_out_strides(RowConvParams& p, const at::Tensor& grad_out) {
+  p.gout_stride_b = grad_out.stride(0);
+  p.gout_stride_c = grad_out.stride(1);
+  p.gout_stride_h = grad_out.stride(2);
+  p.gout_stride_w = grad_out.stride(3);
+}
+
+void check_grad_out_width(const char* op, const RowConvParams& p, const at::Tensor& grad_out) {
+  check_dim_equals(op, "the output width Wout", p.out_width, "grad_out", grad_out, 3);
+}
+
+}  // namespace
+
+RowConvParams check_forward(const at::Tensor& x, const at::Tensor& weight,
+                            const std::optional<at::Tensor>& bias, int64_t stride,
+                            int64_t pad_left, int64_t pad_right, int64_t dilation,
+                            int64_t groups) {
+  const char* op = "row_conv1d";
+  check_rank(op, "x", x, 4, "(B, Cin, H, W)");
+  check_rank(op, "weight", weight, 4, "(H, Cout, Cin / groups, K)");
+  check_floating(op, "x", x);
+  check_like(op, "x", x, "weight", weight);
+  const bool has_bias = bias.has_value() && bias->defined();
+  if (has_bias) {
+    check_rank(op, "bias", *bias, 2, "(H, Cout)");
+    check_like(op, "x", x, "bias", *bias);
+  }
+  check_dim_equals(op, "the number of rows H = x.shape[2]", x.size(2), "weight", weight, 0);
+  RowConvParams p = make_params(op, x.size(0), x.size(1), weight.size(1), x.size(2), x.size(3),
+                                weight.size(3), stride, pad_left, pad_right, dilation, groups);
+  check_dim_equals(op, "in_channels / groups", p.in_per_group, "weight", weight, 2);
+  if (has_bias) {
+    check_dim_equals(op, "H = x.shape[2]", p.rows, "bias", *bias, 0);
+    check_dim_equals(op, "out_channels = weight.shape[1]", p.out_channels, "bias", *bias, 1);
+  }
+  set_input_strides(p, x);
+  return p;
+}
+
+RowConvParams check_grad_input(const at::Tensor& grad_out, const at::Tensor& weight,
+                               int64_t width, int64_t stride, int64_t pad_left,
+                               int64_t pad_right, int64_t dilation, int64_t groups) {
+  const char* op = "row_conv1d_grad_input";
+  check_rank(op, "grad_out", grad_out, 4, "(B, Cout, H, Wout)");
+  check_rank(op, "weight", weight, 4, "(H, Cout, Cin / groups, K)");
+  check_floating(op, "grad_out", grad_out);
+  check_like(op, "grad_out", grad_out, "weight", weight);
+  check_dim_equals(op, "the number of rows H = weight.shape[0]", weight.size(0), "grad_out",
+                   grad_out, 2);
+  check_dim_equals(op, "out_channels = weight.shape[1]", weight.size(1), "grad_out", grad_out, 1);
+  RowConvParams p = make_params(op, grad_out.size(0), weight.size(2) * groups, weight.size(1),
+                                weight.size(0), width, weight.size(3), stride, pad_left,
+                                pad_right, dilation, groups);
+  check_grad_out_width(op, p, grad_out);
+  set_grad_out_strides(p, grad_out);
+  return p;
+}
+
+RowConvParams check_grad_weight(const at::Tensor& grad_out, const at::Tensor& x,
+                                int64_t kernel_size, int64_t stride, int64_t pad_left,
+                                int64_t pad_right, int64_t dilation, int64_t groups) {
+  const char* op = "row_conv1d_grad_weight";
+  check_rank(op, "grad_out", grad_out, 4, "(B, Cout, H, Wout)");
+  check_rank(op, "x", x, 4, "(B, Cin, H, W)");
+  check_floating(op, "x", x);
+  check_like(op, "x", x, "grad_out", grad_out);
+  check_dim_equals(op, "the batch size B = x.shape[0]", x.size(0), "grad_out", grad_out, 0);
+  check_dim_equals(op, "the number of rows H = x.shape[2]", x.size(2), "grad_out", grad_out, 2);
+  RowConvParams p = make_params(op, x.size(0), x.size(1), grad_out.size(1), x.size(2), x.size(3),
+                                kernel_size, stride, pad_left, pad_right, dilation, groups);
+  check_grad_out_width(op, p, grad_out);
+  set_input_strides(p, x);
+  set_grad_out_strides(p, grad_out);
+  return p;
+}
+
+RowConvParams check_grad_bias(const at::Tensor& grad_out) {
+  const char* op = "row_conv1d_grad_bias";
+  check_rank(op, "grad_out", grad_out, 4, "(B, Cout, H, Wout)");
+  check_floating(op, "grad_out", grad_out);
+  RowConvParams p{};
+  p.batch = grad_out.size(0);
+  p.out_channels = grad_out.size(1);
+  p.rows = grad_out.size(2);
+  p.out_width = grad_out.size(3);
+  set_grad_out_strides(p, grad_out);
+  return p;
+}
+
+}  // namespace rowconv
+

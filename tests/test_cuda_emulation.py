@@ -1,0 +1,71 @@
+"""The CUDA kernels, executed on the CPU by the emulator (csrc/cuda/emulator.h:
+one thread per CUDA thread, barriers, per-block shared memory poisoned with
+NaN, warp shuffles), against stock PyTorch: every kernel, every dtype, the
+tiled kernels with one and several shared-memory chunks, and the direct
+kernels (a budget too small for one channel), over shapes at the tile borders
+(32-position warps, 128-position tiles) and at every compile-time
+specialisation (1, 4 or 8 channels per thread; K = 3; unit stride)."""
+import pytest
+import torch
+
+import rowconv_ext._cuda_emulation  # noqa: F401  (registers torch.ops.rowconv_emulated)
+from conftest import Conv, assert_matches_reference, make_inputs, reference_results
+
+pytestmark = pytest.mark.cuda_emulation
+emulated = torch.ops.rowconv_emulated
+
+# Budgets: the default (48 KiB), 1 KiB (a few channels per chunk, so several
+# chunks), 8 bytes (not one channel: the direct kernels).
+BUDGETS = {"shared48k": 49152, "shared1k": 1024, "direct": 8}
+
+CONFIGS = [
+    Conv(2, 4, 3, 37, 6, 3, padding=1),  # kOut 8 (partial), K = 3
+    Conv(1, 1, 2, 129, 1, 5, padding="same"),  # depthwise, a second tile of 1 position
+    Conv(2, 2, 1, 33, 2, 4, stride=2, padding=(3, 1), dilation=2),  # kOut 4, strided grad-input
+    Conv(1, 6, 2, 32, 9, 2, groups=3),  # groups, 3 output channels per group
+    Conv(2, 3, 1, 64, 3, 1, groups=3, bias=False),  # depthwise K = 1, two full warps
+    Conv(1, 5, 1, 20, 10, 7, stride=3, padding="causal", dilation=3, groups=5),
+    Conv(1, 2, 2, 9, 2, 9, padding=4),  # Wout = W, taps past both ends
+    Conv(3, 2, 1, 5, 3, 5, padding="valid"),  # Wout = 1
+    Conv(0, 2, 2, 8, 3, 3),  # empty batch
+]
+
+
+def _emulated_results(cfg, x, w, b, gy, budget):
+    left, right = cfg.pads()
+    conv = (cfg.stride, left, right, cfg.dilation, cfg.groups)
+    return (
+        emulated.row_conv1d(x, w, b, *conv, budget),
+        emulated.row_conv1d_grad_input(gy, w, cfg.W, *conv, budget),
+        emulated.row_conv1d_grad_weight(gy, x, cfg.K, *conv),
+    ) + ((emulated.row_conv1d_grad_bias(gy),) if b is not None else ())
+
+
+@pytest.mark.parametrize("budget", BUDGETS.values(), ids=BUDGETS.keys())
+@pytest.mark.parametrize("cfg", CONFIGS, ids=str)
+def test_float32_against_pytorch(cfg, budget):
+    x, w, b, gy = make_inputs(cfg, torch.float32, seed=31)
+    assert_matches_reference(cfg, _emulated_results(cfg, x, w, b, gy, budget),
+                             reference_results(cfg, x, w, b, gy), torch.float32)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("cfg", CONFIGS[:4], ids=str)
+def test_other_dtypes_against_pytorch(cfg, dtype):
+    x, w, b, gy = make_inputs(cfg, dtype, seed=32)
+    for budget in (BUDGETS["shared1k"], BUDGETS["direct"]):
+        assert_matches_reference(cfg, _emulated_results(cfg, x, w, b, gy, budget),
+                                 reference_results(cfg, x, w, b, gy), dtype)
+
+
+@pytest.mark.parametrize("layout", ["permuted", "sliced"])
+def test_strided_inputs(layout):
+    cfg = Conv(2, 4, 2, 40, 4, 3, stride=2, padding=(2, 1), groups=2)
+    x, w, b, gy = make_inputs(cfg, torch.float32, seed=33, layout=layout)
+    assert_matches_reference(cfg, _emulated_results(cfg, x, w, b, gy, BUDGETS["shared48k"]),
+                             reference_results(cfg, x, w, b, gy), torch.float32)
+
+
+def test_errors_come_from_the_shared_checks():
+    with pytest.raises(ValueError, match=r"weight.shape\[0\] must be the number of rows"):
+        emulated.row_conv1d(torch.randn(2, 4, 3, 10), torch.randn(2, 6, 4, 3), None, 1, 0, 0, 1, 1, 49152)
