@@ -36,16 +36,15 @@ constexpr unsigned kWarpSize = 32;
 
 struct BlockState {
   BlockState(unsigned threads, size_t shared_bytes)
-      : barrier(threads), shared((shared_bytes + 15) / 16), slots(threads) {
+      : barrier(threads), shared(shared_bytes), slots(threads) {
     for (unsigned first = 0; first < threads; first += kWarpSize)
       warp_barriers.push_back(std::make_unique<std::barrier<>>(std::min(kWarpSize, threads - first)));
   }
   std::barrier<> barrier;
   std::vector<std::unique_ptr<std::barrier<>>> warp_barriers;
-  struct alignas(16) Chunk {
-    unsigned char bytes[16];
-  };
-  std::vector<Chunk> shared;
+  // Exactly the launch's bytes, so that AddressSanitizer sees any overrun
+  // (operator new aligns to 16 bytes, like CUDA's shared memory).
+  std::vector<unsigned char> shared;
   std::vector<uint64_t> slots;  // one shuffle slot per thread
 };
 
@@ -93,7 +92,7 @@ void launch(Dim grid, Dim block, size_t shared_bytes, const Body& body) {
       blockDim = block;
       gridDim = grid;
       for (unsigned b = 0; b < grid.x; ++b) {
-        if (t == 0) std::memset(state.shared.data(), 0xFF, state.shared.size() * sizeof(BlockState::Chunk));
+        if (t == 0 && !state.shared.empty()) std::memset(state.shared.data(), 0xFF, state.shared.size());
         state.barrier.arrive_and_wait();  // shared memory poisoned for this block
         blockIdx = Dim{b, 0, 0};
         try {
