@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The real CUDA build, on a machine with or without a GPU: a separate
+# environment (.venv-cuda) with the registry's CUDA build of torch, the
+# extension compiled by nvcc with FORCE_CUDA=1 (ptxas register and spill
+# report printed, and any spill fails), imported, every op checked for a CUDA
+# kernel, and the test suite run against that build (on the GPU too, where
+# there is one).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
+PYTHON=${PYTHON:-python3}
+[ -x .venv-cuda/bin/python ] || "$PYTHON" -m venv .venv-cuda
+.venv-cuda/bin/python -m pip install -q --upgrade pip setuptools wheel
+.venv-cuda/bin/python -m pip install -q -r requirements-cuda.txt
+log=build/cuda/build.log
+mkdir -p build/cuda
+echo "== nvcc build (FORCE_CUDA=1, TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-8.0;9.0+PTX}); log: $log"
+if ! FORCE_CUDA=1 MAX_JOBS=${MAX_JOBS:-2} .venv-cuda/bin/python -m pip install -v --no-build-isolation . > "$log" 2>&1; then
+  grep -E "error|Error" "$log" | head -40; tail -20 "$log"; exit 1
+fi
+echo "== ptxas: registers and spills per kernel"
+grep -E "ptxas info *: (Compiling entry|Function properties|Used)|bytes spill" "$log" | sed 's/^ *//' || true
+if grep -E "bytes spill" "$log" | grep -vq " 0 bytes spill stores, 0 bytes spill loads"; then
+  echo "a kernel spills registers"; exit 1
+fi
+echo "== import and CUDA kernels"
+(cd /tmp && "$OLDPWD/.venv-cuda/bin/python" - <<'PY'
+import torch
+import rowconv_ext
+print("torch", torch.__version__, "CUDA", torch.version.cuda, "GPU available:", torch.cuda.is_available())
+for op in ("row_conv1d", "row_conv1d_grad_input", "row_conv1d_grad_weight", "row_conv1d_grad_bias"):
+    for key in ("CPU", "CUDA"):
+        assert torch._C._dispatch_has_kernel_for_dispatch_key(f"rowconv::{op}", key), (op, key)
+    print(f"rowconv::{op}: CPU and CUDA kernels registered")
+assert torch._C._dispatch_has_kernel_for_dispatch_key("rowconv::row_conv1d", "AutocastCUDA")
+PY
+)
+echo "== tests against this build"
+.venv-cuda/bin/pytest -q -m "not cuda_emulation and not slow" "$@"
