@@ -1,0 +1,15 @@
+"""The GPU benchmark script runs end to end (on the CPU, --dry-run), so that it
+works the day a GPU is there; its numbers are not looked at here."""
+import pathlib
+import subprocess
+import sys
+
+BENCH = pathlib.Path(__file__).resolve().parent.parent / "benchmarks" / "bench_cuda.py"
+
+
+def test_gpu_benchmark_dry_run(tmp_path):
+    done = subprocess.run([sys.executable, str(BENCH), "--dry-run", "--shapes", "forum,dw-long",
+                           "--out", str(tmp_path)], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = (tmp_path / "cuda_dryrun.csv").read_text().splitlines()
+    assert len(lines) == 1 + 2 * 2 * 3  # header + shapes x directions x implementations
