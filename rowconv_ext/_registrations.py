@@ -31,13 +31,27 @@ def _check_like(op, ref_name, ref, name, other):
             f"got ({other.device}, {other.dtype})")
 
 
+def _check_rank(op, name, t, layout):
+    if t.dim() != 4:
+        raise ValueError(f"{op}: {name} must be a 4-D {layout} tensor, got a {t.dim()}-D tensor of shape "
+                         f"{list(t.shape)}")
+
+
 @torch.library.register_fake("rowconv::row_conv1d")
 def _row_conv1d_fake(x, weight, bias, stride, pad_left, pad_right, dilation, groups):
+    # What torch.compile traces: the checks a trace needs to make sense (the
+    # full set runs in C++ with the real kernels).
+    _check_rank("row_conv1d", "x", x, "(B, Cin, H, W)")
+    _check_rank("row_conv1d", "weight", weight, "(H, Cout, Cin / groups, K)")
     _check_like("row_conv1d", "x", x, "weight", weight)
     if bias is not None:
         _check_like("row_conv1d", "x", x, "bias", bias)
     B, _, H, W = x.shape
-    w_out = _out_width(W, weight.shape[3], stride, pad_left, pad_right, dilation)
+    K = weight.shape[3]
+    w_out = _out_width(W, K, stride, pad_left, pad_right, dilation)
+    torch._check(W + pad_left + pad_right >= dilation * (K - 1) + 1, lambda: (
+        f"row_conv1d: the padded input is shorter than the dilated kernel: W + pad_left + pad_right = "
+        f"{W} + {pad_left} + {pad_right}, expected at least dilation * (K - 1) + 1 = {dilation * (K - 1) + 1}"))
     return x.new_empty((B, weight.shape[1], H, w_out))
 
 

@@ -61,3 +61,10 @@ def test_compile_fullgraph_forward_and_backward(dynamic):
         torch.testing.assert_close(loss_c, loss_r)
         for gc, gr in zip(torch.autograd.grad(loss_c, leaves_c), torch.autograd.grad(loss_r, leaves_r)):
             torch.testing.assert_close(gc, gr)
+
+
+def test_compile_reports_bad_input_with_the_contract_message():
+    torch._dynamo.reset()
+    compiled = torch.compile(rowconv_ext.row_conv1d, fullgraph=True)
+    with pytest.raises(Exception, match=r"x must be a 4-D \(B, Cin, H, W\) tensor, got a 3-D tensor"):
+        compiled(torch.randn(2, 4, 10), torch.randn(3, 4, 4, 3))

@@ -3,10 +3,22 @@
 // emulator.h runs it on the CPU: one thread per CUDA thread, a barrier for
 // __syncthreads, per-block shared memory, warp shuffles.
 // Kernels use only: threadIdx.x, blockIdx.x, blockDim.x, gridDim.x,
-// sync_threads(), shfl_down(), dynamic_shared<T>().
+// sync_threads(), shfl_down(), dynamic_shared<T>(), load16().
 #pragma once
 
 #include <cstdint>
+#include <cstring>
+
+namespace rowconv::cuda {
+
+// 16 bytes of T: what one vectorised global load moves.
+template <typename T>
+struct alignas(16) Pack16 {
+  static constexpr int kCount = 16 / sizeof(T);
+  T v[kCount];
+};
+
+}  // namespace rowconv::cuda
 
 #if defined(__CUDACC__)
 
@@ -20,6 +32,12 @@ ROWCONV_DEVICE void sync_threads() { __syncthreads(); }
 template <typename T>
 ROWCONV_DEVICE T shfl_down(T v, unsigned delta) {
   return __shfl_down_sync(0xffffffffu, v, delta);
+}
+
+// One 16-byte load from a 16-byte aligned address (ld.global.v4 and kin).
+template <typename T>
+ROWCONV_DEVICE Pack16<T> load16(const T* p) {
+  return *reinterpret_cast<const Pack16<T>*>(p);
 }
 
 // The block's dynamic shared memory (the size is set at launch).
@@ -37,5 +55,16 @@ ROWCONV_DEVICE T* dynamic_shared() {
 
 #define ROWCONV_GLOBAL
 #define ROWCONV_DEVICE inline
+
+namespace rowconv::cuda {
+
+template <typename T>
+inline Pack16<T> load16(const T* p) {
+  Pack16<T> pack;
+  std::memcpy(&pack, p, sizeof(pack));  // the same bytes, without an aliasing cast
+  return pack;
+}
+
+}  // namespace rowconv::cuda
 
 #endif

@@ -14,6 +14,7 @@
 #include "../../row_conv1d_params.h"
 #include "../device.h"
 #include "launch_geometry.h"
+#include "load_tile.cuh"
 
 namespace rowconv::cuda {
 
@@ -39,12 +40,8 @@ ROWCONV_GLOBAL void row_conv1d_forward_tiled(RowConvParams p, TileGeometry G,
       acc[j] = bias != nullptr && j < nco ? static_cast<acc_t>(bias[p.bias_offset(h, co0 + j)]) : acc_t(0);
     for (int64_t c0 = 0; c0 < p.in_per_group; c0 += G.chunk) {
       const int64_t nc = p.in_per_group - c0 < G.chunk ? p.in_per_group - c0 : G.chunk;
-      for (int64_t i = threadIdx.x; i < nc * G.span; i += blockDim.x) {
-        const int64_t c = i / G.span, pos = start + i % G.span;
-        xs[i] = pos >= 0 && pos < p.width
-                    ? static_cast<acc_t>(x[p.in_offset(b, g * p.in_per_group + c0 + c, h, pos)])
-                    : acc_t(0);
-      }
+      load_tile(xs, x + p.in_offset(b, g * p.in_per_group + c0, h, 0), p.in_stride_c, p.in_stride_w,
+                p.width, start, G.span, nc);
       for (int64_t i = threadIdx.x; i < kOut * nc * K; i += blockDim.x) {
         const int64_t j = i / (nc * K), c = i / K % nc, k = i % K;
         ws[i] = j < nco ? static_cast<acc_t>(weight[p.weight_offset(h, co0 + j, c0 + c, k)]) : acc_t(0);

@@ -11,6 +11,7 @@
 #include "../../row_conv1d_params.h"
 #include "../device.h"
 #include "launch_geometry.h"
+#include "load_tile.cuh"
 
 namespace rowconv::cuda {
 
@@ -34,12 +35,8 @@ ROWCONV_GLOBAL void row_conv1d_grad_input_tiled(RowConvParams p, TileGeometry G,
     for (int i = 0; i < kIn; ++i) acc[i] = acc_t(0);
     for (int64_t c0 = 0; c0 < p.out_per_group; c0 += G.chunk) {
       const int64_t nc = p.out_per_group - c0 < G.chunk ? p.out_per_group - c0 : G.chunk;
-      for (int64_t i = threadIdx.x; i < nc * G.span; i += blockDim.x) {
-        const int64_t c = i / G.span, t = t_lo + i % G.span;
-        gs[i] = t >= 0 && t < p.out_width
-                    ? static_cast<acc_t>(grad_out[p.gout_offset(b, g * p.out_per_group + c0 + c, h, t)])
-                    : acc_t(0);
-      }
+      load_tile(gs, grad_out + p.gout_offset(b, g * p.out_per_group + c0, h, 0), p.gout_stride_c,
+                p.gout_stride_w, p.out_width, t_lo, G.span, nc);
       for (int64_t i = threadIdx.x; i < kIn * nc * K; i += blockDim.x) {
         const int64_t ii = i / (nc * K), c = i / K % nc, k = i % K;
         ws[i] = ii < nci ? static_cast<acc_t>(
