@@ -109,5 +109,15 @@ void launch(Dim grid, Dim block, size_t shared_bytes, const Body& body) {
   if (error) std::rethrow_exception(error);
 }
 
+// launch.h's launcher for the emulator: launch(kernel, grid, block, shared_bytes, args...).
+struct Launch {
+  template <typename Kernel, typename... Args>
+  void operator()(Kernel kernel, int64_t grid, int64_t block, int64_t shared_bytes,
+                  Args... args) const {
+    emu::launch(Dim{static_cast<unsigned>(grid)}, Dim{static_cast<unsigned>(block)},
+                static_cast<size_t>(shared_bytes), [&] { kernel(args...); });
+  }
+};
+
 }  // namespace emu
 }  // namespace rowconv::cuda

@@ -11,32 +11,23 @@
 namespace rowconv::cuda {
 namespace {
 
-struct EmulatorLaunch {
-  template <typename Kernel, typename... Args>
-  void operator()(Kernel kernel, int64_t grid, int64_t block, int64_t shared_bytes,
-                  Args... args) const {
-    emu::launch(Dim{static_cast<unsigned>(grid)}, Dim{static_cast<unsigned>(block)},
-                static_cast<size_t>(shared_bytes), [&] { kernel(args...); });
-  }
-};
-
 struct EmulatedKernels {
   int64_t shared_bytes;
   template <typename T>
   void forward(const RowConvParams& p, const T* x, const T* w, const T* b, T* y) const {
-    launch_forward<T>(EmulatorLaunch{}, p, x, w, b, y, shared_bytes);
+    launch_forward<T>(emu::Launch{}, p, x, w, b, y, shared_bytes);
   }
   template <typename T>
   void grad_input(const RowConvParams& p, const T* gy, const T* w, T* gx) const {
-    launch_grad_input<T>(EmulatorLaunch{}, p, gy, w, gx, shared_bytes);
+    launch_grad_input<T>(emu::Launch{}, p, gy, w, gx, shared_bytes);
   }
   template <typename T>
   void grad_weight(const RowConvParams& p, const T* gy, const T* x, T* gw) const {
-    launch_grad_weight<T>(EmulatorLaunch{}, p, gy, x, gw);
+    launch_grad_weight<T>(emu::Launch{}, p, gy, x, gw);
   }
   template <typename T>
   void grad_bias(const RowConvParams& p, const T* gy, T* gb) const {
-    launch_grad_bias<T>(EmulatorLaunch{}, p, gy, gb);
+    launch_grad_bias<T>(emu::Launch{}, p, gy, gb);
   }
 };
 

@@ -22,14 +22,6 @@ namespace rc = rowconv::cuda;
 
 namespace {
 
-struct EmulatorLaunch {
-  template <typename Kernel, typename... Args>
-  void operator()(Kernel kernel, int64_t grid, int64_t block, int64_t shared_bytes, Args... args) const {
-    rc::emu::launch(rc::Dim{static_cast<unsigned>(grid)}, rc::Dim{static_cast<unsigned>(block)},
-                    static_cast<size_t>(shared_bytes), [&] { kernel(args...); });
-  }
-};
-
 struct Case {
   int64_t B, cin, H, W, cout, K, stride, pad_left, pad_right, dilation, groups;
 };
@@ -100,7 +92,7 @@ bool run_case(const Case& c, int64_t shared_bytes, double tol, std::mt19937& rng
   const auto x = draw(c.B * c.cin * c.H * c.W), w = draw(c.H * c.cout * (c.cin / c.groups) * c.K);
   const auto bias = draw(c.H * c.cout), gy = draw(c.B * c.cout * c.H * p.out_width);
   std::vector<T> y(gy.size()), gx(x.size()), gw(w.size()), gb(bias.size());
-  const EmulatorLaunch launch;
+  const rc::emu::Launch launch;
   rc::launch_forward<T>(launch, p, x.data(), w.data(), bias.data(), y.data(), shared_bytes);
 #ifndef ROWCONV_PLANTED_MISSING_BARRIER
   rc::launch_grad_input<T>(launch, p, gy.data(), w.data(), gx.data(), shared_bytes);
