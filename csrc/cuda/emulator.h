@@ -13,9 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <exception>
 #include <memory>
-#include <mutex>
 #include <stdexcept>
 #include <thread>
 #include <type_traits>
@@ -81,8 +79,9 @@ void launch(Dim grid, Dim block, size_t shared_bytes, const Body& body) {
   if (block.x < 1 || block.x > 1024 || block.y != 1 || block.z != 1 || grid.y != 1 || grid.z != 1)
     throw std::invalid_argument("emulator: only 1-D launches of 1 to 1024 threads per block");
   BlockState state(block.x, shared_bytes);
-  std::exception_ptr error;
-  std::mutex error_mutex;
+  // Kernels do not throw: one that did would leave the others waiting at a
+  // barrier, so an exception escaping a thread ends the process (std::terminate)
+  // rather than hanging it.
   std::vector<std::thread> threads;
   threads.reserve(block.x);
   for (unsigned t = 0; t < block.x; ++t) {
@@ -95,18 +94,12 @@ void launch(Dim grid, Dim block, size_t shared_bytes, const Body& body) {
         if (t == 0 && !state.shared.empty()) std::memset(state.shared.data(), 0xFF, state.shared.size());
         state.barrier.arrive_and_wait();  // shared memory poisoned for this block
         blockIdx = Dim{b, 0, 0};
-        try {
-          body();
-        } catch (...) {
-          std::lock_guard<std::mutex> lock(error_mutex);
-          if (!error) error = std::current_exception();
-        }
+        body();
         state.barrier.arrive_and_wait();  // every thread is done with this block
       }
     });
   }
   for (std::thread& th : threads) th.join();
-  if (error) std::rethrow_exception(error);
 }
 
 // launch.h's launcher for the emulator: launch(kernel, grid, block, shared_bytes, args...).
