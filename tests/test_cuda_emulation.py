@@ -3,8 +3,10 @@ one thread per CUDA thread, barriers, per-block shared memory poisoned with
 NaN, warp shuffles), against stock PyTorch: every kernel, every dtype, the
 tiled kernels with one and several shared-memory chunks, and the direct
 kernels (a budget too small for one channel), over shapes at the tile borders
-(32-position warps, 128-position tiles) and at every compile-time
-specialisation (1, 4 or 8 channels per thread; K = 3; unit stride)."""
+(32-position warps, 128-position tiles), with one and several channel lanes
+per block, and at every compile-time specialisation (1, 4 or 8 channels per
+thread; K = 3; unit stride; grad-weight thread tiles of 1 or 4 rows and 1 to
+5 or 8 taps, with the partial sums of several splits)."""
 import pytest
 import torch
 
@@ -28,6 +30,9 @@ CONFIGS = [
     Conv(1, 2, 2, 9, 2, 9, padding=4),  # Wout = W, taps past both ends
     Conv(3, 2, 1, 5, 3, 5, padding="valid"),  # Wout = 1
     Conv(0, 2, 2, 8, 3, 3),  # empty batch
+    Conv(1, 12, 1, 130, 40, 3, padding=1),  # lanes: 5 blocks of 8 channels in 2 blocks, one lane idle
+    Conv(2, 3, 2, 50, 6, 1, groups=3),  # depthwise multiplier 2, K = 1
+    Conv(2, 16, 1, 40, 12, 6, stride=2, padding=(2, 3), dilation=2, groups=2),  # grad-weight 8-tap tiles
 ]
 
 
@@ -37,7 +42,7 @@ def _emulated_results(cfg, x, w, b, gy, budget):
     return (
         emulated.row_conv1d(x, w, b, *conv, budget),
         emulated.row_conv1d_grad_input(gy, w, cfg.W, *conv, budget),
-        emulated.row_conv1d_grad_weight(gy, x, cfg.K, *conv),
+        emulated.row_conv1d_grad_weight(gy, x, cfg.K, *conv, budget),
     ) + ((emulated.row_conv1d_grad_bias(gy),) if b is not None else ())
 
 

@@ -24,6 +24,8 @@ struct alignas(16) Pack16 {
 
 #define ROWCONV_GLOBAL __global__
 #define ROWCONV_DEVICE __device__ __forceinline__
+// The most threads a kernel is launched with, so ptxas budgets registers for it.
+#define ROWCONV_LAUNCH_BOUNDS(max_threads) __launch_bounds__(max_threads)
 
 namespace rowconv::cuda {
 
@@ -55,6 +57,7 @@ ROWCONV_DEVICE T* dynamic_shared() {
 
 #define ROWCONV_GLOBAL
 #define ROWCONV_DEVICE inline
+#define ROWCONV_LAUNCH_BOUNDS(max_threads)
 
 namespace rowconv::cuda {
 

@@ -15,7 +15,8 @@
 #include "../row_conv1d_params.h"
 #include "kernels/forward.cuh"
 #include "kernels/grad_input.cuh"
-#include "kernels/grad_weight_bias.cuh"
+#include "kernels/grad_bias.cuh"
+#include "kernels/grad_weight.cuh"
 
 namespace rowconv::cuda {
 
@@ -27,8 +28,8 @@ constexpr int64_t kMaxGridBlocks = int64_t{1} << 20;  // the kernels stride over
 
 inline int64_t grid_for(int64_t blocks) { return std::clamp<int64_t>(blocks, 1, kMaxGridBlocks); }
 
-// Threads (= positions) per block of the tiled kernels: a multiple of a warp,
-// no wider than the row needs.
+// Positions per tile of the tiled kernels: a multiple of a warp, no wider
+// than the row needs.
 inline int64_t tile_threads(int64_t length) {
   return std::clamp<int64_t>((length + 31) / 32 * 32, 32, 128);
 }
@@ -42,25 +43,36 @@ void with_constant(int value, F&& f) {
 }
 
 // Fills G for a tiled kernel whose shared memory holds, per channel of a
-// chunk, `span` positions plus `per_thread * K` weights. False when not even
-// one channel fits (the caller takes the direct kernel).
+// chunk, `span` positions plus lanes * per_thread * K weights. Lanes (channel
+// blocks sharing a tile) go as far as the group's channels and
+// kMaxTileThreads allow, fewer when the weights crowd out the tile. False when
+// not even one channel fits (the caller takes the direct kernel).
 template <typename acc_t>
 bool tile_geometry(TileGeometry& G, int64_t tile, int64_t length, int64_t span, int64_t per_thread,
                    int64_t K, int64_t channels_in_chunks, int64_t channels_per_block,
                    int64_t outer_blocks, int64_t shared_bytes) {
   G.tile = tile;
   G.tiles = (length + tile - 1) / tile;
-  G.channel_blocks = (channels_per_block + per_thread - 1) / per_thread;
   G.span = span;
-  G.chunk = std::min<int64_t>(channels_in_chunks,
-                              shared_bytes / static_cast<int64_t>(sizeof(acc_t)) / (span + per_thread * K));
-  G.total_blocks = outer_blocks * G.channel_blocks * G.tiles;
-  return G.chunk >= 1;
+  const int64_t thread_blocks = (channels_per_block + per_thread - 1) / per_thread;
+  const int64_t capacity = shared_bytes / static_cast<int64_t>(sizeof(acc_t));
+  for (int64_t lanes = std::min<int64_t>(thread_blocks, kMaxTileThreads / tile); lanes >= 1; lanes /= 2) {
+    G.channel_blocks = (thread_blocks + lanes - 1) / lanes;
+    G.lanes = (thread_blocks + G.channel_blocks - 1) / G.channel_blocks;  // as even as it gets
+    G.chunk = std::min<int64_t>(channels_in_chunks, capacity / (span + G.lanes * per_thread * K));
+    // A chunk of one channel when the whole group would fit at fewer lanes is
+    // a poor trade: prefer fewer lanes and longer chunks.
+    if (G.chunk >= std::min<int64_t>(channels_in_chunks, 4) || (lanes == 1 && G.chunk >= 1)) {
+      G.total_blocks = outer_blocks * G.channel_blocks * G.tiles;
+      return true;
+    }
+  }
+  return false;
 }
 
 template <typename acc_t>
 int64_t chunk_bytes(const TileGeometry& G, int64_t per_thread, int64_t K) {
-  return G.chunk * (G.span + per_thread * K) * static_cast<int64_t>(sizeof(acc_t));
+  return G.chunk * (G.span + G.lanes * per_thread * K) * static_cast<int64_t>(sizeof(acc_t));
 }
 
 template <typename scalar_t, typename Launch>
@@ -84,11 +96,11 @@ void launch_forward(const Launch& launch, const RowConvParams& p, const scalar_t
   with_constant<1, 4, 8>(per_thread, [&](auto out) {
     constexpr int kOut = decltype(out)::value;
     if (p.kernel_size == 3) {
-      launch(row_conv1d_forward_tiled<scalar_t, acc_t, kOut, 3>, grid_for(G.total_blocks), tile, smem,
-             p, G, x, weight, bias, y);
+      launch(row_conv1d_forward_tiled<scalar_t, acc_t, kOut, 3>, grid_for(G.total_blocks),
+             tile * G.lanes, smem, p, G, x, weight, bias, y);
     } else {
-      launch(row_conv1d_forward_tiled<scalar_t, acc_t, kOut, 0>, grid_for(G.total_blocks), tile, smem,
-             p, G, x, weight, bias, y);
+      launch(row_conv1d_forward_tiled<scalar_t, acc_t, kOut, 0>, grid_for(G.total_blocks),
+             tile * G.lanes, smem, p, G, x, weight, bias, y);
     }
   });
 }
@@ -116,29 +128,105 @@ void launch_grad_input(const Launch& launch, const RowConvParams& p, const scala
   with_constant<1, 4, 8>(per_thread, [&](auto in) {
     constexpr int kIn = decltype(in)::value;
     if (p.stride == 1) {
-      launch(row_conv1d_grad_input_tiled<scalar_t, acc_t, kIn, true>, grid_for(G.total_blocks), tile,
-             smem, p, G, grad_out, weight, grad_x);
+      launch(row_conv1d_grad_input_tiled<scalar_t, acc_t, kIn, true>, grid_for(G.total_blocks),
+             tile * G.lanes, smem, p, G, grad_out, weight, grad_x);
     } else {
-      launch(row_conv1d_grad_input_tiled<scalar_t, acc_t, kIn, false>, grid_for(G.total_blocks), tile,
-             smem, p, G, grad_out, weight, grad_x);
+      launch(row_conv1d_grad_input_tiled<scalar_t, acc_t, kIn, false>, grid_for(G.total_blocks),
+             tile * G.lanes, smem, p, G, grad_out, weight, grad_x);
     }
   });
 }
 
-template <typename scalar_t, typename Launch>
+// Taps per thread tile of the tiled grad-weight: K itself up to 5, else
+// chunks of 8.
+inline int grad_weight_taps(int64_t K) { return K <= 5 ? static_cast<int>(K) : 8; }
+inline int grad_weight_rows(int64_t out_per_group) { return out_per_group >= 4 ? 4 : 1; }
+
+// Fills G for the tiled grad-weight; false when no tile fits the shared
+// memory (the caller takes the direct kernel). The splits depend on the
+// shapes only, so the summation order, and the result, does too.
+template <typename acc_t>
+bool grad_weight_geometry(GradWeightGeometry& G, const RowConvParams& p, int64_t shared_bytes) {
+  constexpr int64_t kThreads = kGradWeightThreads, kTargetBlocks = 2048;
+  constexpr int64_t kMaxWorkspace = int64_t{1} << 26;  // elements of partial sums
+  const int64_t rows = grad_weight_rows(p.out_per_group), taps = grad_weight_taps(p.kernel_size);
+  G.tap_chunks = (p.kernel_size + taps - 1) / taps;
+  if (G.tap_chunks > kThreads) return false;
+  const int64_t row_groups = (p.out_per_group + rows - 1) / rows;
+  G.ci_block = std::min<int64_t>(p.in_per_group, kThreads / G.tap_chunks);
+  G.positions = 128;
+  int64_t m_cap = row_groups;
+  const int64_t capacity = shared_bytes / static_cast<int64_t>(sizeof(acc_t));
+  for (;;) {  // shrink the tiles until they fit: positions, then input, then output channels
+    const int64_t m_block = std::min<int64_t>(m_cap, kThreads / (G.ci_block * G.tap_chunks));
+    G.co_block = m_block * rows;
+    G.out_threads = m_block * G.ci_block * G.tap_chunks;
+    G.x_span = (G.positions - 1) * p.stride + (G.tap_chunks * taps - 1) * p.dilation + 1;
+    G.go_pitch = G.positions | 1;
+    G.x_pitch = G.x_span | 1;
+    if (G.co_block * G.go_pitch + G.ci_block * G.x_pitch <= capacity) break;
+    if (G.positions > 32) G.positions /= 2;
+    else if (G.ci_block > 1) G.ci_block = (G.ci_block + 1) / 2;
+    else if (m_block > 1) m_cap = (m_block + 1) / 2;
+    else return false;
+  }
+  // as many lanes as threads, positions and the room to fold them allow
+  G.reduce_lanes = std::min({kThreads / G.out_threads, G.positions,
+                             capacity / (G.out_threads * rows * taps) + 1});
+  G.co_blocks = (p.out_per_group + G.co_block - 1) / G.co_block;
+  G.ci_blocks = (p.in_per_group + G.ci_block - 1) / G.ci_block;
+  G.t_tiles = (p.out_width + G.positions - 1) / G.positions;
+  G.steps = p.batch * G.t_tiles;
+  G.items = p.rows * p.groups * G.co_blocks * G.ci_blocks;
+  G.outputs = p.rows * p.out_channels * p.in_per_group * p.kernel_size;
+  G.splits = std::clamp<int64_t>((kTargetBlocks + G.items - 1) / G.items, 1,
+                                 std::max<int64_t>(1, std::min(G.steps, kMaxWorkspace / G.outputs)));
+  G.total_blocks = G.items * G.splits;
+  return true;
+}
+
+template <typename acc_t>
+int64_t grad_weight_shared_bytes(const GradWeightGeometry& G, int64_t rows, int64_t taps) {
+  const int64_t tiles = G.co_block * G.go_pitch + G.ci_block * G.x_pitch;
+  const int64_t folded = (G.reduce_lanes - 1) * G.out_threads * rows * taps;
+  return std::max(tiles, folded) * static_cast<int64_t>(sizeof(acc_t));
+}
+
+// workspace(n) returns room for n accumulation-type elements that stays
+// valid until the launched kernels have run.
+template <typename scalar_t, typename Launch, typename Workspace>
 void launch_grad_weight(const Launch& launch, const RowConvParams& p, const scalar_t* grad_out,
-                        const scalar_t* x, scalar_t* grad_w) {
+                        const scalar_t* x, scalar_t* grad_w, Workspace&& workspace,
+                        int64_t shared_bytes = kDefaultSharedBytes) {
   using acc_t = at::opmath_type<scalar_t>;
   if (p.rows * p.out_channels * p.in_per_group * p.kernel_size == 0) return;
+  GradWeightGeometry G;
+  if (grad_weight_geometry<acc_t>(G, p, shared_bytes)) {
+    const int rows = grad_weight_rows(p.out_per_group), taps = grad_weight_taps(p.kernel_size);
+    acc_t* partial = G.splits > 1 ? workspace(G.splits * G.outputs) : nullptr;
+    const int64_t smem = grad_weight_shared_bytes<acc_t>(G, rows, taps);
+    with_constant<1, 4>(rows, [&](auto r) {
+      with_constant<1, 2, 3, 4, 5, 8>(taps, [&](auto t) {
+        launch(row_conv1d_grad_weight_tiled<scalar_t, acc_t, decltype(r)::value, decltype(t)::value>,
+               grid_for(G.total_blocks), G.out_threads * G.reduce_lanes, smem, p, G, grad_out, x,
+               partial, grad_w);
+      });
+    });
+    if (partial != nullptr)
+      launch(row_conv1d_grad_weight_sum_splits<scalar_t, acc_t>,
+             grid_for((G.outputs + kDirectThreads - 1) / kDirectThreads), kDirectThreads, 0, G.outputs,
+             G.splits, static_cast<const acc_t*>(partial), grad_w);
+    return;
+  }
   const int taps = p.kernel_size <= 4 ? 4 : 8;
-  ReduceGeometry G;
-  G.tap_chunks = (p.kernel_size + taps - 1) / taps;
-  G.total_blocks = p.rows * p.out_channels * p.in_per_group * G.tap_chunks;
+  ReduceGeometry R;
+  R.tap_chunks = (p.kernel_size + taps - 1) / taps;
+  R.total_blocks = p.rows * p.out_channels * p.in_per_group * R.tap_chunks;
   const int64_t smem = 32 * static_cast<int64_t>(sizeof(acc_t));  // one value per warp
   with_constant<4, 8>(taps, [&](auto chunk) {
     constexpr int kTaps = decltype(chunk)::value;
-    launch(row_conv1d_grad_weight_reduce<scalar_t, acc_t, kTaps>, grid_for(G.total_blocks),
-           kReduceThreads, smem, p, G, grad_out, x, grad_w);
+    launch(row_conv1d_grad_weight_direct<scalar_t, acc_t, kTaps>, grid_for(R.total_blocks),
+           kReduceThreads, smem, p, R, grad_out, x, grad_w);
   });
 }
 

@@ -1,6 +1,7 @@
 // CUDA backend of the rowconv ops: the op bodies of row_conv1d_backend.h with
 // the kernels of kernels/, launched by launch.h on the current stream of the
 // input's device, with a launch check after every launch.
+#include <ATen/ops/empty.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
@@ -25,6 +26,7 @@ struct CudaLaunch {
 
 struct CudaKernels {
   CudaLaunch launch;
+  c10::Device device;
   template <typename T>
   void forward(const RowConvParams& p, const T* x, const T* w, const T* b, T* y) const {
     launch_forward<T>(launch, p, x, w, b, y);
@@ -35,7 +37,14 @@ struct CudaKernels {
   }
   template <typename T>
   void grad_weight(const RowConvParams& p, const T* gy, const T* x, T* gw) const {
-    launch_grad_weight<T>(launch, p, gy, x, gw);
+    // Freed on return, and reused by later work on the same stream only:
+    // the caching allocator keeps it alive for the kernels queued here.
+    at::Tensor workspace;
+    launch_grad_weight<T>(launch, p, gy, x, gw, [&](int64_t n) {
+      using acc_t = at::opmath_type<T>;
+      workspace = at::empty({n}, at::TensorOptions().dtype(c10::CppTypeToScalarType<acc_t>::value).device(device));
+      return workspace.mutable_data_ptr<acc_t>();
+    });
   }
   template <typename T>
   void grad_bias(const RowConvParams& p, const T* gy, T* gb) const {
@@ -44,7 +53,7 @@ struct CudaKernels {
 };
 
 CudaKernels kernels_on(const at::Tensor& t) {
-  return CudaKernels{CudaLaunch{c10::cuda::getCurrentCUDAStream(t.device().index()).stream()}};
+  return CudaKernels{CudaLaunch{c10::cuda::getCurrentCUDAStream(t.device().index()).stream()}, t.device()};
 }
 
 at::Tensor forward_cuda(const at::Tensor& x, const at::Tensor& weight,

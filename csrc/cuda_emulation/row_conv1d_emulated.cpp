@@ -5,6 +5,8 @@
 // multi-chunk tiles and the direct kernels with small problems.
 #include <torch/library.h>
 
+#include <vector>
+
 #include "../cuda/launch.h"
 #include "../row_conv1d_backend.h"
 
@@ -23,7 +25,9 @@ struct EmulatedKernels {
   }
   template <typename T>
   void grad_weight(const RowConvParams& p, const T* gy, const T* x, T* gw) const {
-    launch_grad_weight<T>(emu::Launch{}, p, gy, x, gw);
+    std::vector<at::opmath_type<T>> workspace;
+    launch_grad_weight<T>(emu::Launch{}, p, gy, x, gw,
+                          [&](int64_t n) { return workspace.resize(n), workspace.data(); }, shared_bytes);
   }
   template <typename T>
   void grad_bias(const RowConvParams& p, const T* gy, T* gb) const {
@@ -48,8 +52,9 @@ at::Tensor grad_input_emulated(const at::Tensor& grad_out, const at::Tensor& wei
 
 at::Tensor grad_weight_emulated(const at::Tensor& grad_out, const at::Tensor& x,
                                 int64_t kernel_size, int64_t stride, int64_t pad_left,
-                                int64_t pad_right, int64_t dilation, int64_t groups) {
-  return grad_weight_op(EmulatedKernels{kDefaultSharedBytes}, grad_out, x, kernel_size, stride,
+                                int64_t pad_right, int64_t dilation, int64_t groups,
+                                int64_t shared_bytes) {
+  return grad_weight_op(EmulatedKernels{shared_bytes}, grad_out, x, kernel_size, stride,
                         pad_left, pad_right, dilation, groups);
 }
 
@@ -69,7 +74,7 @@ TORCH_LIBRARY(rowconv_emulated, m) {
       "int pad_left, int pad_right, int dilation, int groups, int shared_bytes=49152) -> Tensor");
   m.def(
       "row_conv1d_grad_weight(Tensor grad_out, Tensor x, int kernel_size, int stride, "
-      "int pad_left, int pad_right, int dilation, int groups) -> Tensor");
+      "int pad_left, int pad_right, int dilation, int groups, int shared_bytes=49152) -> Tensor");
   m.def("row_conv1d_grad_bias(Tensor grad_out) -> Tensor");
 }
 

@@ -1,7 +1,8 @@
 // The CUDA kernels run by the CPU emulator under sanitizers, without torch:
 // every kernel and specialisation (tiled with one and several shared-memory
-// chunks, direct fallbacks, 1/4/8 channels per thread, K = 3, unit and other
-// strides) on small random problems, against a naive float64 reference.
+// chunks, one and several lanes, direct fallbacks, 1/4/8 channels per thread,
+// K = 3, unit and other strides, grad-weight thread tiles of 1 or 4 rows and
+// 1, 3, 4 or 8 taps, with and without split sums) on small random problems, against a naive float64 reference.
 // Built by scripts/cuda_sanitizers.sh with AddressSanitizer + UBSan and with
 // ThreadSanitizer; with -DROWCONV_PLANTED_MISSING_BARRIER it is the
 // self-test that ThreadSanitizer must fail. Prints "N passed, M failed".
@@ -96,7 +97,9 @@ bool run_case(const Case& c, int64_t shared_bytes, double tol, std::mt19937& rng
   rc::launch_forward<T>(launch, p, x.data(), w.data(), bias.data(), y.data(), shared_bytes);
 #ifndef ROWCONV_PLANTED_MISSING_BARRIER
   rc::launch_grad_input<T>(launch, p, gy.data(), w.data(), gx.data(), shared_bytes);
-  rc::launch_grad_weight<T>(launch, p, gy.data(), x.data(), gw.data());
+  std::vector<at::opmath_type<T>> workspace;
+  rc::launch_grad_weight<T>(launch, p, gy.data(), x.data(), gw.data(),
+                            [&](int64_t n) { return workspace.resize(n), workspace.data(); }, shared_bytes);
   rc::launch_grad_bias<T>(launch, p, gy.data(), gb.data());
 #endif
   std::vector<double> ry, rgx, rgw, rgb;
@@ -120,6 +123,9 @@ int main() {
       {1, 6, 1, 32, 9, 2, 1, 0, 0, 1, 3},    // groups
       {1, 5, 1, 20, 10, 7, 3, 18, 0, 3, 5},  // causal, stride 3, dilation 3
       {3, 2, 1, 5, 3, 5, 1, 0, 0, 1, 1},     // Wout = 1
+      {1, 12, 1, 130, 40, 3, 1, 1, 1, 1, 1},  // lanes: 5 channel blocks in 2 blocks, an idle lane
+      {2, 3, 2, 50, 6, 1, 1, 0, 0, 1, 3},    // depthwise multiplier 2, K = 1
+      {2, 16, 1, 40, 12, 6, 2, 2, 3, 2, 2},  // groups of 8 in / 6 out, 8 taps per thread tile
   };
   const int64_t budgets[] = {rc::kDefaultSharedBytes, 1024, 8};  // one chunk, several, direct
   int passed = 0, failed = 0;

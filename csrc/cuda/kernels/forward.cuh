@@ -1,12 +1,14 @@
 // Forward on CUDA (and on the CPU emulator):
 //   y[b, co, h, t] = bias[h, co]
 //       + sum_{ci in group(co)} sum_k weight[h, co, ci, k] * x[b, ci, h, t*stride - pad_left + k*dilation]
-// Tiled kernel: a block owns (b, h, group, kOut output channels, a tile of
-// blockDim.x positions); a thread owns one position and kOut accumulators.
-// The input tile of a chunk of the group's channels (with its halo, zeros in
-// the padding) and their weights are loaded once into shared memory and
-// reused by every channel and position of the block. kTaps > 0 fixes the
-// kernel size at compile time (unrolled taps); 0 reads it from the params.
+// Tiled kernel: a block owns (b, h, group, G.lanes * kOut output channels,
+// a tile of G.tile positions); a thread owns one position and kOut
+// accumulators. The input tile of a chunk of the group's channels (with its
+// halo, zeros in the padding) and their weights are loaded once into shared
+// memory and reused by every channel and position of the block: with
+// lanes * kOut >= the group's output channels (up to 512 threads per block),
+// the whole group is served by one load. kTaps > 0 fixes the kernel size at
+// compile time (unrolled taps); 0 reads it from the params.
 // Direct kernel: the general path when even one channel's tile does not fit
 // in shared memory (very long dilated kernels): one thread per output.
 #pragma once
@@ -19,20 +21,24 @@
 namespace rowconv::cuda {
 
 template <typename scalar_t, typename acc_t, int kOut, int kTaps>
-ROWCONV_GLOBAL void row_conv1d_forward_tiled(RowConvParams p, TileGeometry G,
-                                             const scalar_t* __restrict__ x,
-                                             const scalar_t* __restrict__ weight,
-                                             const scalar_t* __restrict__ bias,
-                                             scalar_t* __restrict__ y) {
+ROWCONV_GLOBAL ROWCONV_LAUNCH_BOUNDS(kMaxTileThreads) void row_conv1d_forward_tiled(
+    RowConvParams p, TileGeometry G, const scalar_t* __restrict__ x,
+    const scalar_t* __restrict__ weight, const scalar_t* __restrict__ bias,
+    scalar_t* __restrict__ y) {
   const int64_t K = kTaps > 0 ? kTaps : p.kernel_size;
+  const int64_t block_channels = G.lanes * kOut;  // output channels of a block
+  const int64_t lane = threadIdx.x / G.tile, position = threadIdx.x % G.tile;
   acc_t* xs = dynamic_shared<acc_t>();  // [chunk][span]
-  acc_t* ws = xs + G.chunk * G.span;    // [kOut][chunk][K]
+  acc_t* ws = xs + G.chunk * G.span;    // [block_channels][chunk][K]
   for (int64_t blk = blockIdx.x; blk < G.total_blocks; blk += gridDim.x) {
     const TileBlock at = tile_block(blk, G, p);
-    const int64_t b = at.b, h = at.h, g = at.g, cb = at.channel_block, tile_idx = at.tile;
-    const int64_t t0 = tile_idx * G.tile, t = t0 + threadIdx.x;
-    const int64_t co0 = g * p.out_per_group + cb * kOut;
-    const int64_t nco = p.out_per_group - cb * kOut < kOut ? p.out_per_group - cb * kOut : kOut;
+    const int64_t b = at.b, h = at.h, g = at.g;
+    const int64_t t0 = at.tile * G.tile, t = t0 + position;
+    const int64_t block_co0 = at.channel_block * block_channels;  // within the group
+    const int64_t block_nco = p.out_per_group - block_co0 < block_channels ? p.out_per_group - block_co0
+                                                                            : block_channels;
+    const int64_t co0 = g * p.out_per_group + block_co0 + lane * kOut;
+    const int64_t nco = block_nco - lane * kOut;  // this thread's channels (<= 0: an idle lane)
     const int64_t start = p.input_position(t0, 0);
 
     acc_t acc[kOut];
@@ -40,19 +46,22 @@ ROWCONV_GLOBAL void row_conv1d_forward_tiled(RowConvParams p, TileGeometry G,
       acc[j] = bias != nullptr && j < nco ? static_cast<acc_t>(bias[p.bias_offset(h, co0 + j)]) : acc_t(0);
     for (int64_t c0 = 0; c0 < p.in_per_group; c0 += G.chunk) {
       const int64_t nc = p.in_per_group - c0 < G.chunk ? p.in_per_group - c0 : G.chunk;
-      load_tile(xs, x + p.in_offset(b, g * p.in_per_group + c0, h, 0), p.in_stride_c, p.in_stride_w,
-                p.width, start, G.span, nc);
-      for (int64_t i = threadIdx.x; i < kOut * nc * K; i += blockDim.x) {
+      load_tile(xs, G.span, x + p.in_offset(b, g * p.in_per_group + c0, h, 0), p.in_stride_c,
+                p.in_stride_w, p.width, start, G.span, nc);
+      for (int64_t i = threadIdx.x; i < block_channels * nc * K; i += blockDim.x) {
         const int64_t j = i / (nc * K), c = i / K % nc, k = i % K;
-        ws[i] = j < nco ? static_cast<acc_t>(weight[p.weight_offset(h, co0 + j, c0 + c, k)]) : acc_t(0);
+        ws[i] = j < block_nco ? static_cast<acc_t>(weight[p.weight_offset(
+                                    h, g * p.out_per_group + block_co0 + j, c0 + c, k)])
+                              : acc_t(0);
       }
       sync_threads();
-      if (t < p.out_width) {
+      if (t < p.out_width && nco > 0) {
+        const acc_t* wl = ws + lane * kOut * nc * K;
         for (int64_t c = 0; c < nc; ++c) {
-          const acc_t* xr = xs + c * G.span + threadIdx.x * p.stride;
+          const acc_t* xr = xs + c * G.span + position * p.stride;
           for (int64_t k = 0; k < K; ++k) {
             const acc_t xv = xr[k * p.dilation];
-            for (int j = 0; j < kOut; ++j) acc[j] += ws[(j * nc + c) * K + k] * xv;
+            for (int j = 0; j < kOut; ++j) acc[j] += wl[(j * nc + c) * K + k] * xv;
           }
         }
       }
@@ -61,7 +70,8 @@ ROWCONV_GLOBAL void row_conv1d_forward_tiled(RowConvParams p, TileGeometry G,
 #endif
     }
     if (t < p.out_width)
-      for (int j = 0; j < nco; ++j) y[p.output_offset(b, co0 + j, h, t)] = static_cast<scalar_t>(acc[j]);
+      for (int j = 0; j < nco && j < kOut; ++j)
+        y[p.output_offset(b, co0 + j, h, t)] = static_cast<scalar_t>(acc[j]);
   }
 }
 

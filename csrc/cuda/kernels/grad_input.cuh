@@ -1,11 +1,12 @@
 // Gradient of the input on CUDA (and on the CPU emulator):
 //   grad_x[b, ci, h, j] = sum_{co in group(ci)} sum_k weight[h, co, ci, k] * grad_out[b, co, h, t],
 //   t = (j + pad_left - k*dilation) / stride when exact and 0 <= t < Wout.
-// Tiled kernel: a block owns (b, h, group, kIn input channels, a tile of
-// blockDim.x positions j); the grad_out tile of a chunk of output channels
-// (outputs t_lo .. t_lo + span - 1, zeros outside [0, Wout)) and the weights
-// are loaded once into shared memory. kUnitStride drops the divisibility
-// test. Direct kernel: the general path when one channel's tile does not fit.
+// Tiled kernel: a block owns (b, h, group, G.lanes * kIn input channels, a
+// tile of G.tile positions j), laid out like the forward's; the grad_out tile
+// of a chunk of output channels (outputs t_lo .. t_lo + span - 1, zeros
+// outside [0, Wout)) and the weights are loaded once into shared memory and
+// serve every input channel of the block. kUnitStride drops the
+// divisibility test. Direct kernel: the general path when one channel's tile does not fit.
 #pragma once
 
 #include "../../row_conv1d_params.h"
@@ -16,48 +17,53 @@
 namespace rowconv::cuda {
 
 template <typename scalar_t, typename acc_t, int kIn, bool kUnitStride>
-ROWCONV_GLOBAL void row_conv1d_grad_input_tiled(RowConvParams p, TileGeometry G,
-                                                const scalar_t* __restrict__ grad_out,
-                                                const scalar_t* __restrict__ weight,
-                                                scalar_t* __restrict__ grad_x) {
+ROWCONV_GLOBAL ROWCONV_LAUNCH_BOUNDS(kMaxTileThreads) void row_conv1d_grad_input_tiled(
+    RowConvParams p, TileGeometry G, const scalar_t* __restrict__ grad_out,
+    const scalar_t* __restrict__ weight, scalar_t* __restrict__ grad_x) {
   const int64_t K = p.kernel_size, s = kUnitStride ? 1 : p.stride;
+  const int64_t block_channels = G.lanes * kIn;  // input channels of a block
+  const int64_t lane = threadIdx.x / G.tile, position = threadIdx.x % G.tile;
   acc_t* gs = dynamic_shared<acc_t>();  // [chunk][span]
-  acc_t* ws = gs + G.chunk * G.span;    // [kIn][chunk][K]
+  acc_t* ws = gs + G.chunk * G.span;    // [block_channels][chunk][K]
   for (int64_t blk = blockIdx.x; blk < G.total_blocks; blk += gridDim.x) {
     const TileBlock at = tile_block(blk, G, p);
-    const int64_t b = at.b, h = at.h, g = at.g, cb = at.channel_block, tile_idx = at.tile;
-    const int64_t j0 = tile_idx * G.tile, j = j0 + threadIdx.x;
-    const int64_t ci0 = cb * kIn;  // within the group
-    const int64_t nci = p.in_per_group - ci0 < kIn ? p.in_per_group - ci0 : kIn;
+    const int64_t b = at.b, h = at.h, g = at.g;
+    const int64_t j0 = at.tile * G.tile, j = j0 + position;
+    const int64_t block_ci0 = at.channel_block * block_channels;  // within the group
+    const int64_t block_nci = p.in_per_group - block_ci0 < block_channels ? p.in_per_group - block_ci0
+                                                                           : block_channels;
+    const int64_t ci0 = block_ci0 + lane * kIn;  // within the group
+    const int64_t nci = block_nci - lane * kIn;  // this thread's channels (<= 0: an idle lane)
     const int64_t t_lo = floor_div(p.grad_numerator(j0, K - 1), s);
 
     acc_t acc[kIn];
     for (int i = 0; i < kIn; ++i) acc[i] = acc_t(0);
     for (int64_t c0 = 0; c0 < p.out_per_group; c0 += G.chunk) {
       const int64_t nc = p.out_per_group - c0 < G.chunk ? p.out_per_group - c0 : G.chunk;
-      load_tile(gs, grad_out + p.gout_offset(b, g * p.out_per_group + c0, h, 0), p.gout_stride_c,
-                p.gout_stride_w, p.out_width, t_lo, G.span, nc);
-      for (int64_t i = threadIdx.x; i < kIn * nc * K; i += blockDim.x) {
+      load_tile(gs, G.span, grad_out + p.gout_offset(b, g * p.out_per_group + c0, h, 0),
+                p.gout_stride_c, p.gout_stride_w, p.out_width, t_lo, G.span, nc);
+      for (int64_t i = threadIdx.x; i < block_channels * nc * K; i += blockDim.x) {
         const int64_t ii = i / (nc * K), c = i / K % nc, k = i % K;
-        ws[i] = ii < nci ? static_cast<acc_t>(
-                               weight[p.weight_offset(h, g * p.out_per_group + c0 + c, ci0 + ii, k)])
-                         : acc_t(0);
+        ws[i] = ii < block_nci ? static_cast<acc_t>(weight[p.weight_offset(
+                                     h, g * p.out_per_group + c0 + c, block_ci0 + ii, k)])
+                               : acc_t(0);
       }
       sync_threads();
-      if (j < p.width) {
+      if (j < p.width && nci > 0) {
+        const acc_t* wl = ws + lane * kIn * nc * K;
         for (int64_t c = 0; c < nc; ++c) {
           for (int64_t k = 0; k < K; ++k) {
             const int64_t e = p.grad_numerator(j, k) - t_lo * s;  // >= 0
             if (!kUnitStride && e % s != 0) continue;
             const acc_t gv = gs[c * G.span + e / s];
-            for (int i = 0; i < kIn; ++i) acc[i] += ws[(i * nc + c) * K + k] * gv;
+            for (int i = 0; i < kIn; ++i) acc[i] += wl[(i * nc + c) * K + k] * gv;
           }
         }
       }
       sync_threads();  // the next chunk overwrites the tiles
     }
     if (j < p.width)
-      for (int i = 0; i < nci; ++i)
+      for (int i = 0; i < nci && i < kIn; ++i)
         grad_x[p.grad_input_offset(b, g * p.in_per_group + ci0 + i, h, j)] = static_cast<scalar_t>(acc[i]);
   }
 }

@@ -9,16 +9,24 @@
 
 namespace rowconv::cuda {
 
+constexpr int kMaxTileThreads = 512;     // threads per block of the tiled kernels, at most
+constexpr int kGradWeightThreads = 256;  // threads per block of the tiled grad-weight, at most
+
+// A block of a tiled kernel is `lanes` side-by-side groups of `tile` threads
+// (threads = tile * lanes): thread i owns position i % tile of the tile and
+// the channel block (kChannelsPerThread channels) lane i / tile, so one
+// shared-memory tile serves lanes * kChannelsPerThread channels.
 struct TileGeometry {
-  int64_t tile;          // positions per block (= threads per block)
-  int64_t tiles;         // tiles per row
-  int64_t channel_blocks;  // blocks of channels per group (kChannelsPerThread each)
-  int64_t chunk;         // channels per shared-memory chunk
-  int64_t span;          // positions per channel in shared memory
+  int64_t tile;            // positions per block
+  int64_t tiles;           // tiles per row
+  int64_t lanes;           // channel blocks per block, sharing its tile
+  int64_t channel_blocks;  // blocks per group along the channels (lanes channel blocks each)
+  int64_t chunk;           // channels per shared-memory chunk
+  int64_t span;            // positions per channel in shared memory
   int64_t total_blocks;
 };
 
-// The block of a tiled kernel: (b, h, group, block of channels, tile).
+// The block of a tiled kernel: (b, h, group, block of lanes channel blocks, tile).
 struct TileBlock {
   int64_t b, h, g, channel_block, tile;
 };
@@ -36,7 +44,31 @@ ROWCONV_HOST_DEVICE TileBlock tile_block(int64_t blk, const TileGeometry& G, con
   return t;
 }
 
-// Reductions (grad-weight, grad-bias): one block per output slice.
+// The tiled grad-weight, a GEMM per (row, group) whose reduction runs over
+// (b, t): grad_w[co][(ci, k)] = sum_(b,t) grad_out[co][(b, t)] * x[ci][(b, t*stride + k*dilation)].
+// A block owns co_block output channels x ci_block input channels x all taps
+// of one (h, group), and one of `splits` fixed slices of the (b, tile of t)
+// steps; each step stages a grad_out tile and an x tile (with halo) in shared
+// memory. Threads: out_threads thread tiles (kRows channels x kTaps taps
+// each) times reduce_lanes, which split the positions of a step and are
+// folded in a fixed order at the end. With splits > 1 the slices' partial
+// sums go to a workspace and a second kernel adds them in order, so the
+// result depends on the shapes only: deterministic, with no atomics.
+struct GradWeightGeometry {
+  int64_t co_block, ci_block;    // channels per block
+  int64_t co_blocks, ci_blocks;  // blocks per group
+  int64_t tap_chunks;            // chunks of kTaps taps
+  int64_t out_threads, reduce_lanes;
+  int64_t positions;             // output positions per step
+  int64_t go_pitch, x_pitch;     // shared-memory row pitches (odd: no bank conflicts across rows)
+  int64_t x_span;                // input positions per step and channel
+  int64_t t_tiles, steps;        // steps = batch * t_tiles
+  int64_t splits, items;         // items = rows * groups * co_blocks * ci_blocks
+  int64_t outputs;               // elements of grad_w
+  int64_t total_blocks;          // items * splits
+};
+
+// Reductions (grad-weight direct, grad-bias): one block per output slice.
 struct ReduceGeometry {
   int64_t tap_chunks;    // chunks of kTapsPerBlock taps (grad-weight)
   int64_t total_blocks;

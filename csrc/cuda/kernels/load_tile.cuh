@@ -1,5 +1,5 @@
 // The cooperative load of a shared-memory tile, for the tiled kernels:
-//   tile[c * span + u] = row0[c * channel_stride + (start + u) * step]   for c < channels, u < span,
+//   tile[c * pitch + u] = row0[c * channel_stride + (start + u) * step]   for c < channels, u < span,
 // as the accumulation type, zero where start + u falls outside [0, length).
 // Where rows are contiguous and 16-byte aligned alike, the aligned interior
 // of every row moves in 16-byte loads; the edges (and every other layout) go
@@ -13,8 +13,9 @@
 namespace rowconv::cuda {
 
 template <typename scalar_t, typename acc_t>
-ROWCONV_DEVICE void load_tile(acc_t* tile, const scalar_t* row0, int64_t channel_stride, int64_t step,
-                              int64_t length, int64_t start, int64_t span, int64_t channels) {
+ROWCONV_DEVICE void load_tile(acc_t* tile, int64_t pitch, const scalar_t* row0, int64_t channel_stride,
+                              int64_t step, int64_t length, int64_t start, int64_t span,
+                              int64_t channels) {
   constexpr int64_t V = Pack16<scalar_t>::kCount;
   // [first, end): the 16-byte groups of positions inside the row and the tile
   int64_t first = 0, end = 0;
@@ -31,13 +32,14 @@ ROWCONV_DEVICE void load_tile(acc_t* tile, const scalar_t* row0, int64_t channel
   for (int64_t i = threadIdx.x; i < channels * groups; i += blockDim.x) {
     const int64_t c = i / groups, pos = first + i % groups * V;
     const Pack16<scalar_t> pack = load16(row0 + c * channel_stride + pos);
-    acc_t* dst = tile + c * span + (pos - start);
+    acc_t* dst = tile + c * pitch + (pos - start);
     for (int64_t j = 0; j < V; ++j) dst[j] = static_cast<acc_t>(pack.v[j]);
   }
   for (int64_t i = threadIdx.x; i < channels * span; i += blockDim.x) {
     const int64_t c = i / span, pos = start + i % span;
     if (pos >= first && pos < end) continue;  // loaded above
-    tile[i] = pos >= 0 && pos < length ? static_cast<acc_t>(row0[c * channel_stride + pos * step]) : acc_t(0);
+    tile[c * pitch + i % span] =
+        pos >= 0 && pos < length ? static_cast<acc_t>(row0[c * channel_stride + pos * step]) : acc_t(0);
   }
 }
 
