@@ -30,9 +30,10 @@ CONFIGS = [
     Conv(1, 2, 2, 9, 2, 9, padding=4),  # Wout = W, taps past both ends
     Conv(3, 2, 1, 5, 3, 5, padding="valid"),  # Wout = 1
     Conv(0, 2, 2, 8, 3, 3),  # empty batch
-    Conv(1, 12, 1, 130, 40, 3, padding=1),  # lanes: 5 blocks of 8 channels in 2 blocks, one lane idle
+    Conv(1, 12, 1, 130, 72, 3, padding=1),  # lanes: 9 blocks of 8 channels in 2 blocks, one lane idle
     Conv(2, 3, 2, 50, 6, 1, groups=3),  # depthwise multiplier 2, K = 1
     Conv(2, 16, 1, 40, 12, 6, stride=2, padding=(2, 3), dilation=2, groups=2),  # grad-weight 8-tap tiles
+    Conv(1, 2, 1, 5, 2, 2, stride=2**32, padding=1),  # stride past int32: grad-input takes the direct kernel
 ]
 
 

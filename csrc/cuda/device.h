@@ -25,7 +25,7 @@ struct alignas(16) Pack16 {
 #define ROWCONV_GLOBAL __global__
 #define ROWCONV_DEVICE __device__ __forceinline__
 // The most threads a kernel is launched with, so ptxas budgets registers for it.
-#define ROWCONV_LAUNCH_BOUNDS(max_threads) __launch_bounds__(max_threads)
+#define ROWCONV_LAUNCH_BOUNDS(max_threads) __launch_bounds__(max_threads, 1)
 
 namespace rowconv::cuda {
 

@@ -9,6 +9,7 @@
 #include <ATen/OpMathType.h>
 
 #include <algorithm>
+#include <climits>
 #include <cstdint>
 #include <type_traits>
 
@@ -28,14 +29,47 @@ constexpr int64_t kMaxGridBlocks = int64_t{1} << 20;  // the kernels stride over
 
 inline int64_t grid_for(int64_t blocks) { return std::clamp<int64_t>(blocks, 1, kMaxGridBlocks); }
 
-// Positions per tile of the tiled kernels: a multiple of a warp, no wider
-// than the row needs.
-inline int64_t tile_threads(int64_t length) {
-  return std::clamp<int64_t>((length + 31) / 32 * 32, 32, 128);
+// Positions per thread of the tiled kernels: several on rows long enough to
+// fill them (fewer with 8-byte accumulators, for registers), else one.
+template <typename acc_t>
+constexpr int kWidePositions = sizeof(acc_t) >= 8 ? 2 : 4;
+
+template <typename acc_t>
+int positions_per_thread(int64_t length) {
+  return length <= 64 ? 1 : kWidePositions<acc_t>;
 }
 
-// Accumulators per thread: 1 for one channel per group (depthwise), else 4 or 8.
-inline int channels_per_thread(int64_t channels) { return channels == 1 ? 1 : channels <= 4 ? 4 : 8; }
+// f(std::integral_constant<int, positions>) for the two values positions_per_thread picks.
+template <typename acc_t, typename F>
+void with_positions(int positions, F&& f) {
+  if (positions == 1) f(std::integral_constant<int, 1>{});
+  else f(std::integral_constant<int, kWidePositions<acc_t>>{});
+}
+
+// Threads per lane of the tiled kernels: a multiple of a warp, no more than
+// the row needs.
+inline int64_t lane_threads_for(int64_t length, int64_t positions_per_thread) {
+  const int64_t threads = (length + positions_per_thread - 1) / positions_per_thread;
+  return std::clamp<int64_t>((threads + 31) / 32 * 32, 32, 128);
+}
+
+// Channels per thread of the tiled kernels: 1 for one channel per group
+// (depthwise), else 4, or 8 where the accumulators are 4 bytes (registers).
+template <typename acc_t>
+constexpr int kWideChannels = sizeof(acc_t) >= 8 ? 4 : 8;
+
+template <typename acc_t>
+int channels_per_thread(int64_t channels) {
+  return channels == 1 ? 1 : channels <= 4 ? 4 : kWideChannels<acc_t>;
+}
+
+// f(std::integral_constant<int, channels>) for the values channels_per_thread picks.
+template <typename acc_t, typename F>
+void with_channels(int channels, F&& f) {
+  if (channels == 1) f(std::integral_constant<int, 1>{});
+  else if (channels == 4) f(std::integral_constant<int, 4>{});
+  else f(std::integral_constant<int, kWideChannels<acc_t>>{});
+}
 
 template <int... kValues, typename F>
 void with_constant(int value, F&& f) {
@@ -48,15 +82,17 @@ void with_constant(int value, F&& f) {
 // kMaxTileThreads allow, fewer when the weights crowd out the tile. False when
 // not even one channel fits (the caller takes the direct kernel).
 template <typename acc_t>
-bool tile_geometry(TileGeometry& G, int64_t tile, int64_t length, int64_t span, int64_t per_thread,
-                   int64_t K, int64_t channels_in_chunks, int64_t channels_per_block,
-                   int64_t outer_blocks, int64_t shared_bytes) {
-  G.tile = tile;
-  G.tiles = (length + tile - 1) / tile;
+bool tile_geometry(TileGeometry& G, int64_t lane_threads, int64_t positions, int64_t length,
+                   int64_t span, int64_t per_thread, int64_t K, int64_t channels_in_chunks,
+                   int64_t channels_per_block, int64_t outer_blocks, int64_t shared_bytes) {
+  G.lane_threads = lane_threads;
+  G.tile = lane_threads * positions;
+  G.tiles = (length + G.tile - 1) / G.tile;
   G.span = span;
   const int64_t thread_blocks = (channels_per_block + per_thread - 1) / per_thread;
   const int64_t capacity = shared_bytes / static_cast<int64_t>(sizeof(acc_t));
-  for (int64_t lanes = std::min<int64_t>(thread_blocks, kMaxTileThreads / tile); lanes >= 1; lanes /= 2) {
+  for (int64_t lanes = std::min<int64_t>(thread_blocks, kMaxTileThreads / lane_threads); lanes >= 1;
+       lanes /= 2) {
     G.channel_blocks = (thread_blocks + lanes - 1) / lanes;
     G.lanes = (thread_blocks + G.channel_blocks - 1) / G.channel_blocks;  // as even as it gets
     G.chunk = std::min<int64_t>(channels_in_chunks, capacity / (span + G.lanes * per_thread * K));
@@ -81,10 +117,12 @@ void launch_forward(const Launch& launch, const RowConvParams& p, const scalar_t
                     int64_t shared_bytes = kDefaultSharedBytes) {
   using acc_t = at::opmath_type<scalar_t>;
   if (p.batch * p.out_channels * p.rows * p.out_width == 0) return;
-  const int per_thread = channels_per_thread(p.out_per_group);
-  const int64_t tile = tile_threads(p.out_width);
+  const int per_thread = channels_per_thread<acc_t>(p.out_per_group);
+  const int positions = positions_per_thread<acc_t>(p.out_width);
+  const int64_t lane_threads = lane_threads_for(p.out_width, positions);
   TileGeometry G;
-  if (!tile_geometry<acc_t>(G, tile, p.out_width, p.forward_window(tile), per_thread, p.kernel_size,
+  if (!tile_geometry<acc_t>(G, lane_threads, positions, p.out_width,
+                            p.forward_window(lane_threads * positions), per_thread, p.kernel_size,
                             p.in_per_group, p.out_per_group, p.batch * p.rows * p.groups,
                             shared_bytes)) {
     const int64_t total = p.batch * p.out_channels * p.rows * p.out_width;
@@ -93,15 +131,18 @@ void launch_forward(const Launch& launch, const RowConvParams& p, const scalar_t
     return;
   }
   const int64_t smem = chunk_bytes<acc_t>(G, per_thread, p.kernel_size);
-  with_constant<1, 4, 8>(per_thread, [&](auto out) {
-    constexpr int kOut = decltype(out)::value;
-    if (p.kernel_size == 3) {
-      launch(row_conv1d_forward_tiled<scalar_t, acc_t, kOut, 3>, grid_for(G.total_blocks),
-             tile * G.lanes, smem, p, G, x, weight, bias, y);
-    } else {
-      launch(row_conv1d_forward_tiled<scalar_t, acc_t, kOut, 0>, grid_for(G.total_blocks),
-             tile * G.lanes, smem, p, G, x, weight, bias, y);
-    }
+  const int64_t threads = G.lane_threads * G.lanes;
+  with_channels<acc_t>(per_thread, [&](auto out) {
+    with_positions<acc_t>(positions, [&](auto pos) {
+      constexpr int kOut = decltype(out)::value, kPos = decltype(pos)::value;
+      if (p.kernel_size == 3) {
+        launch(row_conv1d_forward_tiled<scalar_t, acc_t, kOut, kPos, 3>, grid_for(G.total_blocks),
+               threads, smem, p, G, x, weight, bias, y);
+      } else {
+        launch(row_conv1d_forward_tiled<scalar_t, acc_t, kOut, kPos, 0>, grid_for(G.total_blocks),
+               threads, smem, p, G, x, weight, bias, y);
+      }
+    });
   });
 }
 
@@ -111,13 +152,19 @@ void launch_grad_input(const Launch& launch, const RowConvParams& p, const scala
                        int64_t shared_bytes = kDefaultSharedBytes) {
   using acc_t = at::opmath_type<scalar_t>;
   if (p.batch * p.in_channels * p.rows * p.width == 0) return;
-  const int per_thread = channels_per_thread(p.in_per_group);
-  const int64_t tile = tile_threads(p.width);
+  const int per_thread = channels_per_thread<acc_t>(p.in_per_group);
+  const int positions = positions_per_thread<acc_t>(p.width);
+  const int64_t lane_threads = lane_threads_for(p.width, positions);
+  const int64_t tile = lane_threads * positions;
   // grad_out positions a tile of `tile` input positions reads, from t_lo on
   const int64_t span = (tile - 1 + (p.kernel_size - 1) * p.dilation) / p.stride + 2;
+  // The kernel's shared-memory offsets before the division by the stride are ints.
+  const bool int_offsets = tile + (p.kernel_size - 1) * p.dilation + p.stride <= INT32_MAX;
   TileGeometry G;
-  if (!tile_geometry<acc_t>(G, tile, p.width, span, per_thread, p.kernel_size, p.out_per_group,
-                            p.in_per_group, p.batch * p.rows * p.groups, shared_bytes)) {
+  if (!int_offsets ||
+      !tile_geometry<acc_t>(G, lane_threads, positions, p.width, span, per_thread, p.kernel_size,
+                            p.out_per_group, p.in_per_group, p.batch * p.rows * p.groups,
+                            shared_bytes)) {
     const int64_t total = p.batch * p.in_channels * p.rows * p.width;
     launch(row_conv1d_grad_input_direct<scalar_t, acc_t>,
            grid_for((total + kDirectThreads - 1) / kDirectThreads), kDirectThreads, 0, p, total,
@@ -125,15 +172,18 @@ void launch_grad_input(const Launch& launch, const RowConvParams& p, const scala
     return;
   }
   const int64_t smem = chunk_bytes<acc_t>(G, per_thread, p.kernel_size);
-  with_constant<1, 4, 8>(per_thread, [&](auto in) {
-    constexpr int kIn = decltype(in)::value;
-    if (p.stride == 1) {
-      launch(row_conv1d_grad_input_tiled<scalar_t, acc_t, kIn, true>, grid_for(G.total_blocks),
-             tile * G.lanes, smem, p, G, grad_out, weight, grad_x);
-    } else {
-      launch(row_conv1d_grad_input_tiled<scalar_t, acc_t, kIn, false>, grid_for(G.total_blocks),
-             tile * G.lanes, smem, p, G, grad_out, weight, grad_x);
-    }
+  const int64_t threads = G.lane_threads * G.lanes;
+  with_channels<acc_t>(per_thread, [&](auto in) {
+    with_positions<acc_t>(positions, [&](auto pos) {
+      constexpr int kIn = decltype(in)::value, kPos = decltype(pos)::value;
+      if (p.stride == 1) {
+        launch(row_conv1d_grad_input_tiled<scalar_t, acc_t, kIn, kPos, true>, grid_for(G.total_blocks),
+               threads, smem, p, G, grad_out, weight, grad_x);
+      } else {
+        launch(row_conv1d_grad_input_tiled<scalar_t, acc_t, kIn, kPos, false>, grid_for(G.total_blocks),
+               threads, smem, p, G, grad_out, weight, grad_x);
+      }
+    });
   });
 }
 

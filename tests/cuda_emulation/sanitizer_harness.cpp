@@ -123,7 +123,7 @@ int main() {
       {1, 6, 1, 32, 9, 2, 1, 0, 0, 1, 3},    // groups
       {1, 5, 1, 20, 10, 7, 3, 18, 0, 3, 5},  // causal, stride 3, dilation 3
       {3, 2, 1, 5, 3, 5, 1, 0, 0, 1, 1},     // Wout = 1
-      {1, 12, 1, 130, 40, 3, 1, 1, 1, 1, 1},  // lanes: 5 channel blocks in 2 blocks, an idle lane
+      {1, 12, 1, 130, 72, 3, 1, 1, 1, 1, 1},  // lanes: 9 channel blocks in 2 blocks, an idle lane
       {2, 3, 2, 50, 6, 1, 1, 0, 0, 1, 3},    // depthwise multiplier 2, K = 1
       {2, 16, 1, 40, 12, 6, 2, 2, 3, 2, 2},  // groups of 8 in / 6 out, 8 taps per thread tile
   };

@@ -2,13 +2,15 @@
 //   y[b, co, h, t] = bias[h, co]
 //       + sum_{ci in group(co)} sum_k weight[h, co, ci, k] * x[b, ci, h, t*stride - pad_left + k*dilation]
 // Tiled kernel: a block owns (b, h, group, G.lanes * kOut output channels,
-// a tile of G.tile positions); a thread owns one position and kOut
-// accumulators. The input tile of a chunk of the group's channels (with its
-// halo, zeros in the padding) and their weights are loaded once into shared
-// memory and reused by every channel and position of the block: with
-// lanes * kOut >= the group's output channels (up to 512 threads per block),
-// the whole group is served by one load. kTaps > 0 fixes the kernel size at
-// compile time (unrolled taps); 0 reads it from the params.
+// a tile of G.tile positions); a thread owns kPos positions G.lane_threads
+// apart (conflict-free shared-memory reads) and kOut channels: kOut * kPos
+// accumulators, so each tap of a channel costs kPos + kOut shared-memory
+// reads for kOut * kPos FMAs. The input tile of a chunk of the group's
+// channels (with its halo, zeros in the padding) and their weights are
+// loaded once into shared memory and reused by every channel and position
+// of the block: with lanes * kOut >= the group's output channels (up to 512
+// threads per block), the whole group is served by one load. kTaps > 0 fixes
+// the kernel size at compile time (unrolled taps); 0 reads it from the params.
 // Direct kernel: the general path when even one channel's tile does not fit
 // in shared memory (very long dilated kernels): one thread per output.
 #pragma once
@@ -20,20 +22,19 @@
 
 namespace rowconv::cuda {
 
-template <typename scalar_t, typename acc_t, int kOut, int kTaps>
+template <typename scalar_t, typename acc_t, int kOut, int kPos, int kTaps>
 ROWCONV_GLOBAL ROWCONV_LAUNCH_BOUNDS(kMaxTileThreads) void row_conv1d_forward_tiled(
     RowConvParams p, TileGeometry G, const scalar_t* __restrict__ x,
     const scalar_t* __restrict__ weight, const scalar_t* __restrict__ bias,
     scalar_t* __restrict__ y) {
   const int64_t K = kTaps > 0 ? kTaps : p.kernel_size;
   const int64_t block_channels = G.lanes * kOut;  // output channels of a block
-  const int64_t lane = threadIdx.x / G.tile, position = threadIdx.x % G.tile;
+  const int64_t lane = threadIdx.x / G.lane_threads, first = threadIdx.x % G.lane_threads;
   acc_t* xs = dynamic_shared<acc_t>();  // [chunk][span]
   acc_t* ws = xs + G.chunk * G.span;    // [block_channels][chunk][K]
   for (int64_t blk = blockIdx.x; blk < G.total_blocks; blk += gridDim.x) {
     const TileBlock at = tile_block(blk, G, p);
-    const int64_t b = at.b, h = at.h, g = at.g;
-    const int64_t t0 = at.tile * G.tile, t = t0 + position;
+    const int64_t b = at.b, h = at.h, g = at.g, t0 = at.tile * G.tile;
     const int64_t block_co0 = at.channel_block * block_channels;  // within the group
     const int64_t block_nco = p.out_per_group - block_co0 < block_channels ? p.out_per_group - block_co0
                                                                             : block_channels;
@@ -41,9 +42,11 @@ ROWCONV_GLOBAL ROWCONV_LAUNCH_BOUNDS(kMaxTileThreads) void row_conv1d_forward_ti
     const int64_t nco = block_nco - lane * kOut;  // this thread's channels (<= 0: an idle lane)
     const int64_t start = p.input_position(t0, 0);
 
-    acc_t acc[kOut];
-    for (int j = 0; j < kOut; ++j)
-      acc[j] = bias != nullptr && j < nco ? static_cast<acc_t>(bias[p.bias_offset(h, co0 + j)]) : acc_t(0);
+    acc_t acc[kOut][kPos];
+    for (int j = 0; j < kOut; ++j) {
+      const acc_t b0 = bias != nullptr && j < nco ? static_cast<acc_t>(bias[p.bias_offset(h, co0 + j)]) : acc_t(0);
+      for (int q = 0; q < kPos; ++q) acc[j][q] = b0;
+    }
     for (int64_t c0 = 0; c0 < p.in_per_group; c0 += G.chunk) {
       const int64_t nc = p.in_per_group - c0 < G.chunk ? p.in_per_group - c0 : G.chunk;
       load_tile(xs, G.span, x + p.in_offset(b, g * p.in_per_group + c0, h, 0), p.in_stride_c,
@@ -55,13 +58,21 @@ ROWCONV_GLOBAL ROWCONV_LAUNCH_BOUNDS(kMaxTileThreads) void row_conv1d_forward_ti
                               : acc_t(0);
       }
       sync_threads();
-      if (t < p.out_width && nco > 0) {
-        const acc_t* wl = ws + lane * kOut * nc * K;
-        for (int64_t c = 0; c < nc; ++c) {
-          const acc_t* xr = xs + c * G.span + position * p.stride;
-          for (int64_t k = 0; k < K; ++k) {
-            const acc_t xv = xr[k * p.dilation];
-            for (int j = 0; j < kOut; ++j) acc[j] += wl[(j * nc + c) * K + k] * xv;
+      // Positions past the row read the tile's halo (in bounds) and are not written.
+      if (nco > 0) {
+        // Shared-memory offsets fit in int (the tiles fit in the budget): 32-bit index math.
+        const int n = static_cast<int>(nc), taps = static_cast<int>(K), span = static_cast<int>(G.span);
+        const int stride = static_cast<int>(p.stride), dilation = static_cast<int>(p.dilation);
+        const int apart = static_cast<int>(G.lane_threads) * stride;  // between a thread's positions
+        const acc_t* wl = ws + static_cast<int>(lane) * kOut * n * taps;
+        const acc_t* xl = xs + static_cast<int>(first) * stride;
+        for (int c = 0; c < n; ++c) {
+          for (int k = 0; k < taps; ++k) {
+            acc_t xv[kPos], wv[kOut];
+            for (int q = 0; q < kPos; ++q) xv[q] = xl[c * span + q * apart + k * dilation];
+            for (int j = 0; j < kOut; ++j) wv[j] = wl[(j * n + c) * taps + k];
+            for (int j = 0; j < kOut; ++j)
+              for (int q = 0; q < kPos; ++q) acc[j][q] += wv[j] * xv[q];
           }
         }
       }
@@ -69,9 +80,12 @@ ROWCONV_GLOBAL ROWCONV_LAUNCH_BOUNDS(kMaxTileThreads) void row_conv1d_forward_ti
       sync_threads();  // the next chunk overwrites the tiles
 #endif
     }
-    if (t < p.out_width)
-      for (int j = 0; j < nco && j < kOut; ++j)
-        y[p.output_offset(b, co0 + j, h, t)] = static_cast<scalar_t>(acc[j]);
+    for (int q = 0; q < kPos; ++q) {
+      const int64_t t = t0 + first + q * G.lane_threads;
+      if (t < p.out_width)
+        for (int j = 0; j < kOut; ++j)  // constant bounds keep acc in registers
+          if (j < nco) y[p.output_offset(b, co0 + j, h, t)] = static_cast<scalar_t>(acc[j][q]);
+    }
   }
 }
 

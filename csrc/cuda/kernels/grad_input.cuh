@@ -2,7 +2,8 @@
 //   grad_x[b, ci, h, j] = sum_{co in group(ci)} sum_k weight[h, co, ci, k] * grad_out[b, co, h, t],
 //   t = (j + pad_left - k*dilation) / stride when exact and 0 <= t < Wout.
 // Tiled kernel: a block owns (b, h, group, G.lanes * kIn input channels, a
-// tile of G.tile positions j), laid out like the forward's; the grad_out tile
+// tile of G.tile positions j), laid out like the forward's (kPos positions
+// and kIn channels per thread); the grad_out tile
 // of a chunk of output channels (outputs t_lo .. t_lo + span - 1, zeros
 // outside [0, Wout)) and the weights are loaded once into shared memory and
 // serve every input channel of the block. kUnitStride drops the
@@ -16,19 +17,18 @@
 
 namespace rowconv::cuda {
 
-template <typename scalar_t, typename acc_t, int kIn, bool kUnitStride>
+template <typename scalar_t, typename acc_t, int kIn, int kPos, bool kUnitStride>
 ROWCONV_GLOBAL ROWCONV_LAUNCH_BOUNDS(kMaxTileThreads) void row_conv1d_grad_input_tiled(
     RowConvParams p, TileGeometry G, const scalar_t* __restrict__ grad_out,
     const scalar_t* __restrict__ weight, scalar_t* __restrict__ grad_x) {
   const int64_t K = p.kernel_size, s = kUnitStride ? 1 : p.stride;
   const int64_t block_channels = G.lanes * kIn;  // input channels of a block
-  const int64_t lane = threadIdx.x / G.tile, position = threadIdx.x % G.tile;
+  const int64_t lane = threadIdx.x / G.lane_threads, first = threadIdx.x % G.lane_threads;
   acc_t* gs = dynamic_shared<acc_t>();  // [chunk][span]
   acc_t* ws = gs + G.chunk * G.span;    // [block_channels][chunk][K]
   for (int64_t blk = blockIdx.x; blk < G.total_blocks; blk += gridDim.x) {
     const TileBlock at = tile_block(blk, G, p);
-    const int64_t b = at.b, h = at.h, g = at.g;
-    const int64_t j0 = at.tile * G.tile, j = j0 + position;
+    const int64_t b = at.b, h = at.h, g = at.g, j0 = at.tile * G.tile;
     const int64_t block_ci0 = at.channel_block * block_channels;  // within the group
     const int64_t block_nci = p.in_per_group - block_ci0 < block_channels ? p.in_per_group - block_ci0
                                                                            : block_channels;
@@ -36,8 +36,9 @@ ROWCONV_GLOBAL ROWCONV_LAUNCH_BOUNDS(kMaxTileThreads) void row_conv1d_grad_input
     const int64_t nci = block_nci - lane * kIn;  // this thread's channels (<= 0: an idle lane)
     const int64_t t_lo = floor_div(p.grad_numerator(j0, K - 1), s);
 
-    acc_t acc[kIn];
-    for (int i = 0; i < kIn; ++i) acc[i] = acc_t(0);
+    acc_t acc[kIn][kPos];
+    for (int i = 0; i < kIn; ++i)
+      for (int q = 0; q < kPos; ++q) acc[i][q] = acc_t(0);
     for (int64_t c0 = 0; c0 < p.out_per_group; c0 += G.chunk) {
       const int64_t nc = p.out_per_group - c0 < G.chunk ? p.out_per_group - c0 : G.chunk;
       load_tile(gs, G.span, grad_out + p.gout_offset(b, g * p.out_per_group + c0, h, 0),
@@ -49,22 +50,38 @@ ROWCONV_GLOBAL ROWCONV_LAUNCH_BOUNDS(kMaxTileThreads) void row_conv1d_grad_input
                                : acc_t(0);
       }
       sync_threads();
-      if (j < p.width && nci > 0) {
-        const acc_t* wl = ws + lane * kIn * nc * K;
-        for (int64_t c = 0; c < nc; ++c) {
-          for (int64_t k = 0; k < K; ++k) {
-            const int64_t e = p.grad_numerator(j, k) - t_lo * s;  // >= 0
-            if (!kUnitStride && e % s != 0) continue;
-            const acc_t gv = gs[c * G.span + e / s];
-            for (int i = 0; i < kIn; ++i) acc[i] += wl[(i * nc + c) * K + k] * gv;
+      // Positions past the row read inside the tile and are not written.
+      if (nci > 0) {
+        // Shared-memory offsets fit in int (the tiles fit in the budget): 32-bit index math.
+        const int n = static_cast<int>(nc), taps = static_cast<int>(K), span = static_cast<int>(G.span);
+        const int stride = static_cast<int>(s), dilation = static_cast<int>(p.dilation);
+        const int apart = static_cast<int>(G.lane_threads);  // between a thread's positions
+        // offset of the thread's first position and tap 0 from t_lo * s (>= 0 for every tap)
+        const int e0 = static_cast<int>(p.grad_numerator(j0 + first, 0) - t_lo * s);
+        const acc_t* wl = ws + static_cast<int>(lane) * kIn * n * taps;
+        for (int c = 0; c < n; ++c) {
+          for (int k = 0; k < taps; ++k) {
+            acc_t gv[kPos], wv[kIn];
+            for (int q = 0; q < kPos; ++q) {
+              const int e = e0 - k * dilation + q * apart;
+              gv[q] = kUnitStride ? gs[c * span + e] : e % stride == 0 ? gs[c * span + e / stride] : acc_t(0);
+            }
+            for (int i = 0; i < kIn; ++i) wv[i] = wl[(i * n + c) * taps + k];
+            for (int i = 0; i < kIn; ++i)
+              for (int q = 0; q < kPos; ++q) acc[i][q] += wv[i] * gv[q];
           }
         }
       }
       sync_threads();  // the next chunk overwrites the tiles
     }
-    if (j < p.width)
-      for (int i = 0; i < nci && i < kIn; ++i)
-        grad_x[p.grad_input_offset(b, g * p.in_per_group + ci0 + i, h, j)] = static_cast<scalar_t>(acc[i]);
+    for (int q = 0; q < kPos; ++q) {
+      const int64_t j = j0 + first + q * G.lane_threads;
+      if (j < p.width)
+        for (int i = 0; i < kIn; ++i)  // constant bounds keep acc in registers
+          if (i < nci)
+            grad_x[p.grad_input_offset(b, g * p.in_per_group + ci0 + i, h, j)] =
+                static_cast<scalar_t>(acc[i][q]);
+    }
   }
 }
 

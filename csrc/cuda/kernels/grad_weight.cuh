@@ -54,33 +54,41 @@ ROWCONV_GLOBAL ROWCONV_LAUNCH_BOUNDS(kGradWeightThreads) void row_conv1d_grad_we
       load_tile(xs, G.x_pitch, x + p.in_offset(b, g * p.in_per_group + ci_base, h, 0), p.in_stride_c,
                 p.in_stride_w, p.width, p.input_position(t0, 0), G.x_span, nci);
       sync_threads();
-      const int64_t nt = p.out_width - t0 < G.positions ? p.out_width - t0 : G.positions;
-      const acc_t* gr = gs + m * kRows * G.go_pitch;
-      const acc_t* xr = xs + ci_local * G.x_pitch + k0 * p.dilation;
-      for (int64_t u = lane; u < nt; u += G.reduce_lanes) {
+      // Shared-memory offsets fit in int (the tiles fit in the budget): 32-bit index math.
+      const int nt = static_cast<int>(p.out_width - t0 < G.positions ? p.out_width - t0 : G.positions);
+      const int go_pitch = static_cast<int>(G.go_pitch), lanes = static_cast<int>(G.reduce_lanes);
+      const int stride = static_cast<int>(p.stride), dilation = static_cast<int>(p.dilation);
+      const acc_t* gr = gs + static_cast<int>(m) * kRows * go_pitch;
+      const acc_t* xr = xs + static_cast<int>(ci_local * G.x_pitch + k0 * p.dilation);
+      for (int u = static_cast<int>(lane); u < nt; u += lanes) {
         acc_t gv[kRows], xv[kTaps];
-        for (int i = 0; i < kRows; ++i) gv[i] = gr[i * G.go_pitch + u];
-        for (int kk = 0; kk < kTaps; ++kk) xv[kk] = xr[u * p.stride + kk * p.dilation];
+        for (int i = 0; i < kRows; ++i) gv[i] = gr[i * go_pitch + u];
+        for (int kk = 0; kk < kTaps; ++kk) xv[kk] = xr[u * stride + kk * dilation];
         for (int i = 0; i < kRows; ++i)
           for (int kk = 0; kk < kTaps; ++kk) acc[i][kk] += gv[i] * xv[kk];
       }
       sync_threads();  // the next step overwrites the tiles
     }
+    // Loops over acc have constant bounds, so that it stays in registers.
     if (G.reduce_lanes > 1) {  // fold the lanes, in lane order
       constexpr int kTile = kRows * kTaps;
       if (lane > 0)
-        for (int i = 0; i < kTile; ++i) folded[((lane - 1) * G.out_threads + o) * kTile + i] = acc[i / kTaps][i % kTaps];
+        for (int i = 0; i < kRows; ++i)
+          for (int kk = 0; kk < kTaps; ++kk)
+            folded[((lane - 1) * G.out_threads + o) * kTile + i * kTaps + kk] = acc[i][kk];
       sync_threads();
       if (lane == 0)
         for (int64_t l = 1; l < G.reduce_lanes; ++l)
-          for (int i = 0; i < kTile; ++i) acc[i / kTaps][i % kTaps] += folded[((l - 1) * G.out_threads + o) * kTile + i];
+          for (int i = 0; i < kRows; ++i)
+            for (int kk = 0; kk < kTaps; ++kk)
+              acc[i][kk] += folded[((l - 1) * G.out_threads + o) * kTile + i * kTaps + kk];
       sync_threads();  // the next block's tiles overwrite `folded`
     }
     if (lane == 0 && ci_local < nci) {
       for (int i = 0; i < kRows; ++i) {
-        if (m * kRows + i >= nco) break;
-        const int64_t co = g * p.out_per_group + co_base + m * kRows + i;
-        for (int kk = 0; kk < kTaps && k0 + kk < p.kernel_size; ++kk) {
+        for (int kk = 0; kk < kTaps; ++kk) {
+          if (m * kRows + i >= nco || k0 + kk >= p.kernel_size) continue;
+          const int64_t co = g * p.out_per_group + co_base + m * kRows + i;
           const int64_t at = p.weight_offset(h, co, ci_base + ci_local, k0 + kk);
           if (partial != nullptr)
             partial[split * G.outputs + at] = acc[i][kk];

@@ -12,12 +12,14 @@ namespace rowconv::cuda {
 constexpr int kMaxTileThreads = 512;     // threads per block of the tiled kernels, at most
 constexpr int kGradWeightThreads = 256;  // threads per block of the tiled grad-weight, at most
 
-// A block of a tiled kernel is `lanes` side-by-side groups of `tile` threads
-// (threads = tile * lanes): thread i owns position i % tile of the tile and
-// the channel block (kChannelsPerThread channels) lane i / tile, so one
-// shared-memory tile serves lanes * kChannelsPerThread channels.
+// A block of a tiled kernel is `lanes` side-by-side groups of lane_threads
+// threads: thread i owns positions i % lane_threads + q * lane_threads
+// (q < kPos) of the tile and the channel block (kChannelsPerThread channels)
+// lane i / lane_threads, so one shared-memory tile serves
+// lanes * kChannelsPerThread channels.
 struct TileGeometry {
-  int64_t tile;            // positions per block
+  int64_t tile;            // positions per block (lane_threads * kPos)
+  int64_t lane_threads;    // threads per lane, a multiple of a warp
   int64_t tiles;           // tiles per row
   int64_t lanes;           // channel blocks per block, sharing its tile
   int64_t channel_blocks;  // blocks per group along the channels (lanes channel blocks each)
