@@ -3,9 +3,9 @@ one thread per CUDA thread, barriers, per-block shared memory poisoned with
 NaN, warp shuffles), against stock PyTorch: every kernel, every dtype, the
 tiled kernels with one and several shared-memory chunks, and the direct
 kernels (a budget too small for one channel), over shapes at the tile borders
-(32-position warps, 128-position tiles), with one and several channel lanes
-per block, and at every compile-time specialisation (1, 4 or 8 channels per
-thread; K = 3; unit stride; grad-weight thread tiles of 1 or 4 rows and 1 to
+(32-position warps, partial tiles), with one and several channel lanes per
+block, and at every compile-time specialisation (1, 4 or 8 channels and 1,
+2 or 4 positions per thread; the depthwise sliding window; K = 3; unit stride; grad-weight thread tiles of 1 or 4 rows and 1 to
 5 or 8 taps, with the partial sums of several splits)."""
 import pytest
 import torch
@@ -22,7 +22,7 @@ BUDGETS = {"shared48k": 49152, "shared1k": 1024, "direct": 8}
 
 CONFIGS = [
     Conv(2, 4, 3, 37, 6, 3, padding=1),  # kOut 8 (partial), K = 3
-    Conv(1, 1, 2, 129, 1, 5, padding="same"),  # depthwise, a second tile of 1 position
+    Conv(1, 1, 2, 129, 1, 5, padding="same"),  # depthwise, 4 positions per thread (2 in float64)
     Conv(2, 2, 1, 33, 2, 4, stride=2, padding=(3, 1), dilation=2),  # kOut 4, strided grad-input
     Conv(1, 6, 2, 32, 9, 2, groups=3),  # groups, 3 output channels per group
     Conv(2, 3, 1, 64, 3, 1, groups=3, bias=False),  # depthwise K = 1, two full warps
@@ -33,6 +33,8 @@ CONFIGS = [
     Conv(1, 12, 1, 130, 72, 3, padding=1),  # lanes: 9 blocks of 8 channels in 2 blocks, one lane idle
     Conv(2, 3, 2, 50, 6, 1, groups=3),  # depthwise multiplier 2, K = 1
     Conv(2, 16, 1, 40, 12, 6, stride=2, padding=(2, 3), dilation=2, groups=2),  # grad-weight 8-tap tiles
+    Conv(1, 3, 1, 700, 3, 13, padding="causal", groups=3),  # depthwise sliding window, 2 tiles
+    Conv(1, 2, 1, 600, 4, 3, padding=1),  # 4 positions per thread, a partial second tile
     Conv(1, 2, 1, 5, 2, 2, stride=2**32, padding=1),  # stride past int32: grad-input takes the direct kernel
 ]
 

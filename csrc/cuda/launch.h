@@ -111,6 +111,9 @@ int64_t chunk_bytes(const TileGeometry& G, int64_t per_thread, int64_t K) {
   return G.chunk * (G.span + G.lanes * per_thread * K) * static_cast<int64_t>(sizeof(acc_t));
 }
 
+// Positions per thread of the sliding-window forward (odd: see forward.cuh).
+constexpr int kSlidePositions = 5;
+
 template <typename scalar_t, typename Launch>
 void launch_forward(const Launch& launch, const RowConvParams& p, const scalar_t* x,
                     const scalar_t* weight, const scalar_t* bias, scalar_t* y,
@@ -118,11 +121,14 @@ void launch_forward(const Launch& launch, const RowConvParams& p, const scalar_t
   using acc_t = at::opmath_type<scalar_t>;
   if (p.batch * p.out_channels * p.rows * p.out_width == 0) return;
   const int per_thread = channels_per_thread<acc_t>(p.out_per_group);
-  const int positions = positions_per_thread<acc_t>(p.out_width);
+  // long depthwise kernels over contiguous taps: the sliding window
+  const bool slide = p.in_per_group == 1 && p.out_per_group == 1 && p.stride == 1 && p.dilation == 1 &&
+                     p.kernel_size > kSlidePositions && p.out_width > 64;
+  const int positions = slide ? kSlidePositions : positions_per_thread<acc_t>(p.out_width);
   const int64_t lane_threads = lane_threads_for(p.out_width, positions);
+  const int64_t span = p.forward_window(lane_threads * positions) + (slide ? kSlidePositions : 0);
   TileGeometry G;
-  if (!tile_geometry<acc_t>(G, lane_threads, positions, p.out_width,
-                            p.forward_window(lane_threads * positions), per_thread, p.kernel_size,
+  if (!tile_geometry<acc_t>(G, lane_threads, positions, p.out_width, span, per_thread, p.kernel_size,
                             p.in_per_group, p.out_per_group, p.batch * p.rows * p.groups,
                             shared_bytes)) {
     const int64_t total = p.batch * p.out_channels * p.rows * p.out_width;
@@ -132,14 +138,19 @@ void launch_forward(const Launch& launch, const RowConvParams& p, const scalar_t
   }
   const int64_t smem = chunk_bytes<acc_t>(G, per_thread, p.kernel_size);
   const int64_t threads = G.lane_threads * G.lanes;
+  if (slide) {
+    launch(row_conv1d_forward_tiled<scalar_t, acc_t, 1, kSlidePositions, 0, true>, grid_for(G.total_blocks),
+           threads, smem, p, G, x, weight, bias, y);
+    return;
+  }
   with_channels<acc_t>(per_thread, [&](auto out) {
     with_positions<acc_t>(positions, [&](auto pos) {
       constexpr int kOut = decltype(out)::value, kPos = decltype(pos)::value;
       if (p.kernel_size == 3) {
-        launch(row_conv1d_forward_tiled<scalar_t, acc_t, kOut, kPos, 3>, grid_for(G.total_blocks),
+        launch(row_conv1d_forward_tiled<scalar_t, acc_t, kOut, kPos, 3, false>, grid_for(G.total_blocks),
                threads, smem, p, G, x, weight, bias, y);
       } else {
-        launch(row_conv1d_forward_tiled<scalar_t, acc_t, kOut, kPos, 0>, grid_for(G.total_blocks),
+        launch(row_conv1d_forward_tiled<scalar_t, acc_t, kOut, kPos, 0, false>, grid_for(G.total_blocks),
                threads, smem, p, G, x, weight, bias, y);
       }
     });

@@ -1,7 +1,7 @@
 // The CUDA kernels run by the CPU emulator under sanitizers, without torch:
 // every kernel and specialisation (tiled with one and several shared-memory
-// chunks, one and several lanes, direct fallbacks, 1/4/8 channels per thread,
-// K = 3, unit and other strides, grad-weight thread tiles of 1 or 4 rows and
+// chunks, one and several lanes, direct fallbacks, 1/4/8 channels and 1, 2,
+// 4 positions per thread, the sliding window, K = 3, unit and other strides, grad-weight thread tiles of 1 or 4 rows and
 // 1, 3, 4 or 8 taps, with and without split sums) on small random problems, against a naive float64 reference.
 // Built by scripts/cuda_sanitizers.sh with AddressSanitizer + UBSan and with
 // ThreadSanitizer; with -DROWCONV_PLANTED_MISSING_BARRIER it is the
@@ -118,7 +118,7 @@ int main() {
   // (B, Cin, H, W, Cout, K, stride, pad_left, pad_right, dilation, groups)
   const std::vector<Case> cases = {
       {2, 4, 2, 37, 6, 3, 1, 1, 1, 1, 1},    // 8 channels per thread (partial), K = 3
-      {1, 1, 2, 129, 1, 5, 1, 2, 2, 1, 1},   // depthwise, a one-position second tile
+      {1, 1, 2, 129, 1, 5, 1, 2, 2, 1, 1},   // depthwise, 4 positions per thread (2 in float64)
       {2, 2, 1, 33, 2, 4, 2, 3, 1, 2, 1},    // 4 per thread, strided grad-input
       {1, 6, 1, 32, 9, 2, 1, 0, 0, 1, 3},    // groups
       {1, 5, 1, 20, 10, 7, 3, 18, 0, 3, 5},  // causal, stride 3, dilation 3
@@ -126,6 +126,8 @@ int main() {
       {1, 12, 1, 130, 72, 3, 1, 1, 1, 1, 1},  // lanes: 9 channel blocks in 2 blocks, an idle lane
       {2, 3, 2, 50, 6, 1, 1, 0, 0, 1, 3},    // depthwise multiplier 2, K = 1
       {2, 16, 1, 40, 12, 6, 2, 2, 3, 2, 2},  // groups of 8 in / 6 out, 8 taps per thread tile
+      {1, 3, 1, 700, 3, 13, 1, 12, 0, 1, 3},  // depthwise sliding window (13 taps: 5 + 5 + 3), causal, 2 tiles
+      {1, 2, 1, 600, 4, 3, 1, 1, 1, 1, 1},   // 4 positions per thread, a partial second tile
   };
   const int64_t budgets[] = {rc::kDefaultSharedBytes, 1024, 8};  // one chunk, several, direct
   int passed = 0, failed = 0;

@@ -22,7 +22,7 @@
 
 namespace rowconv::cuda {
 
-template <typename scalar_t, typename acc_t, int kOut, int kPos, int kTaps>
+template <typename scalar_t, typename acc_t, int kOut, int kPos, int kTaps, bool kSlide>
 ROWCONV_GLOBAL ROWCONV_LAUNCH_BOUNDS(kMaxTileThreads) void row_conv1d_forward_tiled(
     RowConvParams p, TileGeometry G, const scalar_t* __restrict__ x,
     const scalar_t* __restrict__ weight, const scalar_t* __restrict__ bias,
@@ -65,14 +65,33 @@ ROWCONV_GLOBAL ROWCONV_LAUNCH_BOUNDS(kMaxTileThreads) void row_conv1d_forward_ti
         const int stride = static_cast<int>(p.stride), dilation = static_cast<int>(p.dilation);
         const int apart = static_cast<int>(G.lane_threads) * stride;  // between a thread's positions
         const acc_t* wl = ws + static_cast<int>(lane) * kOut * n * taps;
-        const acc_t* xl = xs + static_cast<int>(first) * stride;
-        for (int c = 0; c < n; ++c) {
-          for (int k = 0; k < taps; ++k) {
-            acc_t xv[kPos], wv[kOut];
-            for (int q = 0; q < kPos; ++q) xv[q] = xl[c * span + q * apart + k * dilation];
-            for (int j = 0; j < kOut; ++j) wv[j] = wl[(j * n + c) * taps + k];
-            for (int j = 0; j < kOut; ++j)
-              for (int q = 0; q < kPos; ++q) acc[j][q] += wv[j] * xv[q];
+        if constexpr (kSlide) {
+          for (int c = 0; c < n; ++c) {
+            const acc_t* xr = xs + c * span + static_cast<int>(first) * kPos;
+            acc_t window[2 * kPos];  // the thread's inputs for taps k0 .. k0 + kPos - 1
+            for (int i = 0; i < kPos; ++i) window[i] = xr[i];
+            for (int k0 = 0; k0 < taps; k0 += kPos) {
+              for (int i = 0; i < kPos; ++i) window[kPos + i] = xr[k0 + kPos + i];  // inside the span
+              for (int kk = 0; kk < kPos; ++kk) {
+                if (k0 + kk >= taps) continue;
+                acc_t wv[kOut];
+                for (int j = 0; j < kOut; ++j) wv[j] = wl[(j * n + c) * taps + k0 + kk];
+                for (int j = 0; j < kOut; ++j)
+                  for (int q = 0; q < kPos; ++q) acc[j][q] += wv[j] * window[q + kk];
+              }
+              for (int i = 0; i < kPos; ++i) window[i] = window[kPos + i];
+            }
+          }
+        } else {
+          const acc_t* xl = xs + static_cast<int>(first) * stride;
+          for (int c = 0; c < n; ++c) {
+            for (int k = 0; k < taps; ++k) {
+              acc_t xv[kPos], wv[kOut];
+              for (int q = 0; q < kPos; ++q) xv[q] = xl[c * span + q * apart + k * dilation];
+              for (int j = 0; j < kOut; ++j) wv[j] = wl[(j * n + c) * taps + k];
+              for (int j = 0; j < kOut; ++j)
+                for (int q = 0; q < kPos; ++q) acc[j][q] += wv[j] * xv[q];
+            }
           }
         }
       }
@@ -81,7 +100,7 @@ ROWCONV_GLOBAL ROWCONV_LAUNCH_BOUNDS(kMaxTileThreads) void row_conv1d_forward_ti
 #endif
     }
     for (int q = 0; q < kPos; ++q) {
-      const int64_t t = t0 + first + q * G.lane_threads;
+      const int64_t t = t0 + (kSlide ? first * kPos + q : first + q * G.lane_threads);
       if (t < p.out_width)
         for (int j = 0; j < kOut; ++j)  // constant bounds keep acc in registers
           if (j < nco) y[p.output_offset(b, co0 + j, h, t)] = static_cast<scalar_t>(acc[j][q]);
