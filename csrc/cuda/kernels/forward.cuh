@@ -51,8 +51,10 @@ ROWCONV_GLOBAL ROWCONV_LAUNCH_BOUNDS(kMaxTileThreads) void row_conv1d_forward_ti
       const int64_t nc = p.in_per_group - c0 < G.chunk ? p.in_per_group - c0 : G.chunk;
       load_tile(xs, G.span, x + p.in_offset(b, g * p.in_per_group + c0, h, 0), p.in_stride_c,
                 p.in_stride_w, p.width, start, G.span, nc);
-      for (int64_t i = threadIdx.x; i < block_channels * nc * K; i += blockDim.x) {
-        const int64_t j = i / (nc * K), c = i / K % nc, k = i % K;
+      const int weights = static_cast<int>(block_channels * nc * K), per_channel = static_cast<int>(nc * K);
+      const int n_taps = static_cast<int>(K), n_chunk = static_cast<int>(nc);  // 32-bit: shared-memory sizes
+      for (int i = threadIdx.x; i < weights; i += blockDim.x) {
+        const int j = i / per_channel, c = i / n_taps % n_chunk, k = i % n_taps;
         ws[i] = j < block_nco ? static_cast<acc_t>(weight[p.weight_offset(
                                     h, g * p.out_per_group + block_co0 + j, c0 + c, k)])
                               : acc_t(0);

@@ -28,17 +28,25 @@ ROWCONV_DEVICE void load_tile(acc_t* tile, int64_t pitch, const scalar_t* row0, 
     end = hi / V * V;
     if (end < first) end = first;
   }
-  const int64_t groups = (end - first) / V;
-  for (int64_t i = threadIdx.x; i < channels * groups; i += blockDim.x) {
-    const int64_t c = i / groups, pos = first + i % groups * V;
+  // Tile offsets fit in int (the tile fits in shared memory): 32-bit index math.
+  const int n = static_cast<int>(channels), width = static_cast<int>(span);
+  const int groups = static_cast<int>((end - first) / V);
+  for (int i = threadIdx.x; i < n * groups; i += blockDim.x) {
+    const int c = i / groups;
+    const int64_t pos = first + (i % groups) * V;
     const Pack16<scalar_t> pack = load16(row0 + c * channel_stride + pos);
     acc_t* dst = tile + c * pitch + (pos - start);
-    for (int64_t j = 0; j < V; ++j) dst[j] = static_cast<acc_t>(pack.v[j]);
+    for (int j = 0; j < V; ++j) dst[j] = static_cast<acc_t>(pack.v[j]);
   }
-  for (int64_t i = threadIdx.x; i < channels * span; i += blockDim.x) {
-    const int64_t c = i / span, pos = start + i % span;
-    if (pos >= first && pos < end) continue;  // loaded above
-    tile[c * pitch + i % span] =
+  // The rest, element by element: per row the `left` offsets before the 16-byte
+  // groups and those after them (all of the row where there are none).
+  const int left = groups > 0 ? static_cast<int>(first - start) : width;
+  const int edge = width - groups * V;
+  for (int i = threadIdx.x; i < n * edge; i += blockDim.x) {
+    const int c = i / edge, u = i % edge;
+    const int offset = u < left ? u : u + groups * V;
+    const int64_t pos = start + offset;
+    tile[c * pitch + offset] =
         pos >= 0 && pos < length ? static_cast<acc_t>(row0[c * channel_stride + pos * step]) : acc_t(0);
   }
 }
