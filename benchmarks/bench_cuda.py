@@ -1,5 +1,6 @@
 """GPU benchmark: row_conv1d's CUDA kernels against the transpose + grouped
-F.conv1d recipe (cuDNN), the per-row loop and native grouped conv1d, float32,
+F.conv1d recipe (cuDNN), the per-row loop and native grouped conv1d (on data
+already in the (B, H*C, W) layout), float32,
 forward and forward+backward, timed with CUDA events (medians). Reports ms,
 TFLOP/s and GB/s, and their fraction of the card's peaks (--peak-tflops,
 --peak-gbs; the defaults are the H200's FP32 non-tensor rate and HBM3e
@@ -33,7 +34,7 @@ SHAPES = [
     Spec("dw-long", 16, 1, 256, 8192, 1, 64),
     Spec("causal", 32, 15, 10, 512, 15, 5, padding="causal", dilation=2),
 ]
-IMPLS = {"ours": common.ours, "loop": common.loop, "recipe": common.recipe}
+IMPLS = {"ours": common.ours, "loop": common.loop, "recipe": common.recipe, "native": common.native}
 
 
 def timer(device):
@@ -94,16 +95,20 @@ def main():
     for s in specs:
         x, w, b, g = (t.to(device) for t in common.make_inputs(s))
         common.verify(s, x, w, b, g)
+        # native: grouped conv1d on data already in the (B, H*C, W) layout
+        data = {impl: (x, w, b, g) for impl in IMPLS}
+        data["native"] = common.to_native(x, w, b, g, s)
         for direction, backward in (("fwd", False), ("fwd+bwd", True)):
             flops = common.fwd_flops(s) * (3 if backward else 1)
             times = {}
             for impl, fn in IMPLS.items():
+                xi, wi, bi, gi = data[impl]
                 if backward:
-                    step = common.fwd_bwd(fn, (x, w, b), g, s)
+                    step = common.fwd_bwd(fn, (xi, wi, bi), gi, s)
                 else:
-                    def step(fn=fn):
+                    def step(fn=fn, args=(xi, wi, bi)):
                         with torch.no_grad():
-                            return fn(x, w, b, s)
+                            return fn(*args, s)
                 times[impl] = median_ms(step, reps)
             for impl, ms in times.items():
                 tflops, gbs = flops / ms / 1e9, min_bytes(s, backward) / ms / 1e6

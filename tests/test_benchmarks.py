@@ -12,4 +12,4 @@ def test_gpu_benchmark_dry_run(tmp_path):
                            "--out", str(tmp_path)], capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     lines = (tmp_path / "cuda_dryrun.csv").read_text().splitlines()
-    assert len(lines) == 1 + 2 * 2 * 3  # header + shapes x directions x implementations
+    assert len(lines) == 1 + 2 * 2 * 4  # header + shapes x directions x implementations
