@@ -77,3 +77,16 @@ def test_strided_inputs(layout):
 def test_errors_come_from_the_shared_checks():
     with pytest.raises(ValueError, match=r"weight.shape\[0\] must be the number of rows"):
         emulated.row_conv1d(torch.randn(2, 4, 3, 10), torch.randn(2, 6, 4, 3), None, 1, 0, 0, 1, 1, 49152)
+
+
+def test_expanded_inputs():
+    # zero strides, as autograd hands over for y.sum(): grad_out broadcast over batch and
+    # rows, x over the batch (random values, not ones)
+    cfg = Conv(3, 4, 2, 150, 8, 3, padding=1, groups=2)
+    x, w, b, gy = make_inputs(cfg, torch.float32, seed=34)
+    x = x[:1].expand_as(x)
+    gy = gy[:1, :, :1].expand_as(gy)
+    assert gy.stride(0) == gy.stride(2) == 0
+    for budget in (BUDGETS["shared48k"], BUDGETS["direct"]):
+        assert_matches_reference(cfg, _emulated_results(cfg, x, w, b, gy, budget),
+                                 reference_results(cfg, x, w, b, gy), torch.float32)
