@@ -29,6 +29,16 @@ constexpr int64_t kMaxGridBlocks = int64_t{1} << 20;  // the kernels stride over
 
 inline int64_t grid_for(int64_t blocks) { return std::clamp<int64_t>(blocks, 1, kMaxGridBlocks); }
 
+// Slices of a reduction that is split over blocks (partial sums in a
+// workspace, then row_conv1d_sum_splits): enough blocks in all for a GPU, at
+// most one slice per step of the reduction, and a bounded workspace. From the
+// shapes only, so the summation order, and the result, depends on them alone.
+inline int64_t split_count(int64_t blocks_per_split, int64_t steps, int64_t outputs) {
+  constexpr int64_t kTargetBlocks = 2048, kMaxWorkspace = int64_t{1} << 26;  // elements
+  return std::clamp<int64_t>((kTargetBlocks + blocks_per_split - 1) / blocks_per_split, 1,
+                             std::max<int64_t>(1, std::min(steps, kMaxWorkspace / outputs)));
+}
+
 // Positions per thread of the tiled kernels: several on rows long enough to
 // fill them (fewer with 8-byte accumulators, for registers), else one.
 template <typename acc_t>
@@ -208,8 +218,7 @@ inline int grad_weight_rows(int64_t out_per_group) { return out_per_group >= 4 ?
 // shapes only, so the summation order, and the result, does too.
 template <typename acc_t>
 bool grad_weight_geometry(GradWeightGeometry& G, const RowConvParams& p, int64_t shared_bytes) {
-  constexpr int64_t kThreads = kGradWeightThreads, kTargetBlocks = 2048;
-  constexpr int64_t kMaxWorkspace = int64_t{1} << 26;  // elements of partial sums
+  constexpr int64_t kThreads = kGradWeightThreads;
   const int64_t rows = grad_weight_rows(p.out_per_group), taps = grad_weight_taps(p.kernel_size);
   G.tap_chunks = (p.kernel_size + taps - 1) / taps;
   if (G.tap_chunks > kThreads) return false;
@@ -240,8 +249,7 @@ bool grad_weight_geometry(GradWeightGeometry& G, const RowConvParams& p, int64_t
   G.steps = p.batch * G.t_tiles;
   G.items = p.rows * p.groups * G.co_blocks * G.ci_blocks;
   G.outputs = p.rows * p.out_channels * p.in_per_group * p.kernel_size;
-  G.splits = std::clamp<int64_t>((kTargetBlocks + G.items - 1) / G.items, 1,
-                                 std::max<int64_t>(1, std::min(G.steps, kMaxWorkspace / G.outputs)));
+  G.splits = split_count(G.items, G.steps, G.outputs);
   G.total_blocks = G.items * G.splits;
   return true;
 }
@@ -274,7 +282,7 @@ void launch_grad_weight(const Launch& launch, const RowConvParams& p, const scal
       });
     });
     if (partial != nullptr)
-      launch(row_conv1d_grad_weight_sum_splits<scalar_t, acc_t>,
+      launch(row_conv1d_sum_splits<scalar_t, acc_t>,
              grid_for((G.outputs + kDirectThreads - 1) / kDirectThreads), kDirectThreads, 0, G.outputs,
              G.splits, static_cast<const acc_t*>(partial), grad_w);
     return;
@@ -291,14 +299,23 @@ void launch_grad_weight(const Launch& launch, const RowConvParams& p, const scal
   });
 }
 
-template <typename scalar_t, typename Launch>
+// workspace: as for launch_grad_weight.
+template <typename scalar_t, typename Launch, typename Workspace>
 void launch_grad_bias(const Launch& launch, const RowConvParams& p, const scalar_t* grad_out,
-                      scalar_t* grad_bias) {
+                      scalar_t* grad_bias, Workspace&& workspace) {
   using acc_t = at::opmath_type<scalar_t>;
-  const int64_t total = p.rows * p.out_channels;
-  if (total == 0) return;
-  launch(row_conv1d_grad_bias_reduce<scalar_t, acc_t>, grid_for(total), kReduceThreads,
-         32 * static_cast<int64_t>(sizeof(acc_t)), p, total, grad_out, grad_bias);
+  BiasGeometry G;
+  G.slices = p.rows * p.out_channels;
+  if (G.slices == 0) return;
+  const int64_t slice_blocks = (G.slices + kReduceThreads / 32 - 1) / (kReduceThreads / 32);
+  G.splits = split_count(slice_blocks, p.batch, G.slices);
+  G.total_blocks = slice_blocks * G.splits;
+  acc_t* partial = G.splits > 1 ? workspace(G.splits * G.slices) : nullptr;
+  launch(row_conv1d_grad_bias_partial<scalar_t, acc_t>, grid_for(G.total_blocks), kReduceThreads, 0, p, G,
+         grad_out, partial, grad_bias);
+  if (partial != nullptr)
+    launch(row_conv1d_sum_splits<scalar_t, acc_t>, grid_for((G.slices + kDirectThreads - 1) / kDirectThreads),
+           kDirectThreads, 0, G.slices, G.splits, static_cast<const acc_t*>(partial), grad_bias);
 }
 
 }  // namespace rowconv::cuda

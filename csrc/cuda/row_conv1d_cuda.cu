@@ -37,18 +37,23 @@ struct CudaKernels {
   }
   template <typename T>
   void grad_weight(const RowConvParams& p, const T* gy, const T* x, T* gw) const {
-    // Freed on return, and reused by later work on the same stream only:
-    // the caching allocator keeps it alive for the kernels queued here.
-    at::Tensor workspace;
-    launch_grad_weight<T>(launch, p, gy, x, gw, [&](int64_t n) {
-      using acc_t = at::opmath_type<T>;
-      workspace = at::empty({n}, at::TensorOptions().dtype(c10::CppTypeToScalarType<acc_t>::value).device(device));
-      return workspace.mutable_data_ptr<acc_t>();
-    });
+    at::Tensor holder;
+    launch_grad_weight<T>(launch, p, gy, x, gw, workspace<at::opmath_type<T>>(holder));
   }
   template <typename T>
   void grad_bias(const RowConvParams& p, const T* gy, T* gb) const {
-    launch_grad_bias<T>(launch, p, gy, gb);
+    at::Tensor holder;
+    launch_grad_bias<T>(launch, p, gy, gb, workspace<at::opmath_type<T>>(holder));
+  }
+  // Room for n acc_t on the device, in `holder`. Freed when the caller
+  // returns: the caching allocator hands it out again only to work queued
+  // after these kernels on the same stream.
+  template <typename acc_t>
+  auto workspace(at::Tensor& holder) const {
+    return [&holder, device = device](int64_t n) {
+      holder = at::empty({n}, at::TensorOptions().dtype(c10::CppTypeToScalarType<acc_t>::value).device(device));
+      return holder.mutable_data_ptr<acc_t>();
+    };
   }
 };
 

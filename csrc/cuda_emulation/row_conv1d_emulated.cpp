@@ -25,13 +25,17 @@ struct EmulatedKernels {
   }
   template <typename T>
   void grad_weight(const RowConvParams& p, const T* gy, const T* x, T* gw) const {
-    std::vector<at::opmath_type<T>> workspace;
-    launch_grad_weight<T>(emu::Launch{}, p, gy, x, gw,
-                          [&](int64_t n) { return workspace.resize(n), workspace.data(); }, shared_bytes);
+    std::vector<at::opmath_type<T>> holder;
+    launch_grad_weight<T>(emu::Launch{}, p, gy, x, gw, workspace(holder), shared_bytes);
   }
   template <typename T>
   void grad_bias(const RowConvParams& p, const T* gy, T* gb) const {
-    launch_grad_bias<T>(emu::Launch{}, p, gy, gb);
+    std::vector<at::opmath_type<T>> holder;
+    launch_grad_bias<T>(emu::Launch{}, p, gy, gb, workspace(holder));
+  }
+  template <typename acc_t>
+  static auto workspace(std::vector<acc_t>& holder) {
+    return [&holder](int64_t n) { return holder.resize(n), holder.data(); };
   }
 };
 

@@ -98,9 +98,9 @@ bool run_case(const Case& c, int64_t shared_bytes, double tol, std::mt19937& rng
 #ifndef ROWCONV_PLANTED_MISSING_BARRIER
   rc::launch_grad_input<T>(launch, p, gy.data(), w.data(), gx.data(), shared_bytes);
   std::vector<at::opmath_type<T>> workspace;
-  rc::launch_grad_weight<T>(launch, p, gy.data(), x.data(), gw.data(),
-                            [&](int64_t n) { return workspace.resize(n), workspace.data(); }, shared_bytes);
-  rc::launch_grad_bias<T>(launch, p, gy.data(), gb.data());
+  const auto room = [&](int64_t n) { return workspace.resize(n), workspace.data(); };
+  rc::launch_grad_weight<T>(launch, p, gy.data(), x.data(), gw.data(), room, shared_bytes);
+  rc::launch_grad_bias<T>(launch, p, gy.data(), gb.data(), room);
 #endif
   std::vector<double> ry, rgx, rgw, rgb;
   reference(p, widen(x), widen(w), widen(bias), widen(gy), ry, rgx, rgw, rgb);

@@ -3,8 +3,8 @@
 // Tiled kernel (geometry in launch_geometry.h): per (h, group) a GEMM
 // reduced over (b, t), from grad_out and x tiles in shared memory, each
 // thread a kRows x kTaps register tile; a fixed slice of the (b, t) steps per
-// block, the slices' partial sums added in order by
-// row_conv1d_grad_weight_sum_splits. Direct kernel: the general path for
+// block, the slices' partial sums added in order by row_conv1d_sum_splits
+// (block_reduce.cuh). Direct kernel: the general path for
 // kernels too long for the tiles; a block owns (h, co, ci, kTaps taps) and
 // reduces over (b, t) with a block reduction. Both deterministic, no atomics.
 #pragma once
@@ -97,19 +97,6 @@ ROWCONV_GLOBAL ROWCONV_LAUNCH_BOUNDS(kGradWeightThreads) void row_conv1d_grad_we
         }
       }
     }
-  }
-}
-
-// grad_w[i] = sum over the splits, in order, of partial[split][i].
-template <typename scalar_t, typename acc_t>
-ROWCONV_GLOBAL void row_conv1d_grad_weight_sum_splits(int64_t outputs, int64_t splits,
-                                                      const acc_t* __restrict__ partial,
-                                                      scalar_t* __restrict__ grad_w) {
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < outputs;
-       i += int64_t(gridDim.x) * blockDim.x) {
-    acc_t sum = 0;
-    for (int64_t s = 0; s < splits; ++s) sum += partial[s * outputs + i];
-    grad_w[i] = static_cast<scalar_t>(sum);
   }
 }
 

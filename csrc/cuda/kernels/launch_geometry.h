@@ -70,7 +70,14 @@ struct GradWeightGeometry {
   int64_t total_blocks;          // items * splits
 };
 
-// Reductions (grad-weight direct, grad-bias): one block per output slice.
+// Grad-bias: warps over (h, co) slices, blocks over `splits` slices of the batch.
+struct BiasGeometry {
+  int64_t slices;  // rows * out_channels
+  int64_t splits;
+  int64_t total_blocks;
+};
+
+// Grad-weight direct: one block per output slice.
 struct ReduceGeometry {
   int64_t tap_chunks;    // chunks of kTapsPerBlock taps (grad-weight)
   int64_t total_blocks;
