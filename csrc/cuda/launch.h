@@ -49,13 +49,6 @@ int positions_per_thread(int64_t length) {
   return length <= 64 ? 1 : kWidePositions<acc_t>;
 }
 
-// f(std::integral_constant<int, positions>) for the two values positions_per_thread picks.
-template <typename acc_t, typename F>
-void with_positions(int positions, F&& f) {
-  if (positions == 1) f(std::integral_constant<int, 1>{});
-  else f(std::integral_constant<int, kWidePositions<acc_t>>{});
-}
-
 // Threads per lane of the tiled kernels: a multiple of a warp, no more than
 // the row needs.
 inline int64_t lane_threads_for(int64_t length, int64_t positions_per_thread) {
@@ -73,14 +66,7 @@ int channels_per_thread(int64_t channels) {
   return channels == 1 ? 1 : channels <= 4 ? 4 : kWideChannels<acc_t>;
 }
 
-// f(std::integral_constant<int, channels>) for the values channels_per_thread picks.
-template <typename acc_t, typename F>
-void with_channels(int channels, F&& f) {
-  if (channels == 1) f(std::integral_constant<int, 1>{});
-  else if (channels == 4) f(std::integral_constant<int, 4>{});
-  else f(std::integral_constant<int, kWideChannels<acc_t>>{});
-}
-
+// f(std::integral_constant<int, value>) for the first of kValues equal to value.
 template <int... kValues, typename F>
 void with_constant(int value, F&& f) {
   ((value == kValues ? (f(std::integral_constant<int, kValues>{}), true) : false) || ...);
@@ -114,6 +100,14 @@ bool tile_geometry(TileGeometry& G, int64_t lane_threads, int64_t positions, int
     }
   }
   return false;
+}
+
+// The second pass of a split reduction: out[i] = sum over the splits of partial.
+template <typename scalar_t, typename acc_t, typename Launch>
+void launch_sum_splits(const Launch& launch, int64_t outputs, int64_t splits, const acc_t* partial,
+                       scalar_t* out) {
+  launch(row_conv1d_sum_splits<scalar_t, acc_t>, grid_for((outputs + kDirectThreads - 1) / kDirectThreads),
+         kDirectThreads, 0, outputs, splits, partial, out);
 }
 
 template <typename acc_t>
@@ -153,8 +147,8 @@ void launch_forward(const Launch& launch, const RowConvParams& p, const scalar_t
            threads, smem, p, G, x, weight, bias, y);
     return;
   }
-  with_channels<acc_t>(per_thread, [&](auto out) {
-    with_positions<acc_t>(positions, [&](auto pos) {
+  with_constant<1, 4, kWideChannels<acc_t>>(per_thread, [&](auto out) {
+    with_constant<1, kWidePositions<acc_t>>(positions, [&](auto pos) {
       constexpr int kOut = decltype(out)::value, kPos = decltype(pos)::value;
       if (p.kernel_size == 3) {
         launch(row_conv1d_forward_tiled<scalar_t, acc_t, kOut, kPos, 3, false>, grid_for(G.total_blocks),
@@ -194,8 +188,8 @@ void launch_grad_input(const Launch& launch, const RowConvParams& p, const scala
   }
   const int64_t smem = chunk_bytes<acc_t>(G, per_thread, p.kernel_size);
   const int64_t threads = G.lane_threads * G.lanes;
-  with_channels<acc_t>(per_thread, [&](auto in) {
-    with_positions<acc_t>(positions, [&](auto pos) {
+  with_constant<1, 4, kWideChannels<acc_t>>(per_thread, [&](auto in) {
+    with_constant<1, kWidePositions<acc_t>>(positions, [&](auto pos) {
       constexpr int kIn = decltype(in)::value, kPos = decltype(pos)::value;
       if (p.stride == 1) {
         launch(row_conv1d_grad_input_tiled<scalar_t, acc_t, kIn, kPos, true>, grid_for(G.total_blocks),
@@ -216,6 +210,11 @@ inline int grad_weight_rows(int64_t out_per_group) { return out_per_group >= 4 ?
 // Fills G for the tiled grad-weight; false when no tile fits the shared
 // memory (the caller takes the direct kernel). The splits depend on the
 // shapes only, so the summation order, and the result, does too.
+// Shared-memory elements of the grad-weight tiles: grad_out rows, then x rows.
+inline int64_t grad_weight_tile_elements(const GradWeightGeometry& G) {
+  return G.co_block * G.go_pitch + G.ci_block * G.x_pitch;
+}
+
 template <typename acc_t>
 bool grad_weight_geometry(GradWeightGeometry& G, const RowConvParams& p, int64_t shared_bytes) {
   constexpr int64_t kThreads = kGradWeightThreads;
@@ -234,7 +233,7 @@ bool grad_weight_geometry(GradWeightGeometry& G, const RowConvParams& p, int64_t
     G.x_span = (G.positions - 1) * p.stride + (G.tap_chunks * taps - 1) * p.dilation + 1;
     G.go_pitch = G.positions | 1;
     G.x_pitch = G.x_span | 1;
-    if (G.co_block * G.go_pitch + G.ci_block * G.x_pitch <= capacity) break;
+    if (grad_weight_tile_elements(G) <= capacity) break;
     if (G.positions > 32) G.positions /= 2;
     else if (G.ci_block > 1) G.ci_block = (G.ci_block + 1) / 2;
     else if (m_block > 1) m_cap = (m_block + 1) / 2;
@@ -256,9 +255,8 @@ bool grad_weight_geometry(GradWeightGeometry& G, const RowConvParams& p, int64_t
 
 template <typename acc_t>
 int64_t grad_weight_shared_bytes(const GradWeightGeometry& G, int64_t rows, int64_t taps) {
-  const int64_t tiles = G.co_block * G.go_pitch + G.ci_block * G.x_pitch;
   const int64_t folded = (G.reduce_lanes - 1) * G.out_threads * rows * taps;
-  return std::max(tiles, folded) * static_cast<int64_t>(sizeof(acc_t));
+  return std::max(grad_weight_tile_elements(G), folded) * static_cast<int64_t>(sizeof(acc_t));
 }
 
 // workspace(n) returns room for n accumulation-type elements that stays
@@ -281,10 +279,7 @@ void launch_grad_weight(const Launch& launch, const RowConvParams& p, const scal
                partial, grad_w);
       });
     });
-    if (partial != nullptr)
-      launch(row_conv1d_sum_splits<scalar_t, acc_t>,
-             grid_for((G.outputs + kDirectThreads - 1) / kDirectThreads), kDirectThreads, 0, G.outputs,
-             G.splits, static_cast<const acc_t*>(partial), grad_w);
+    if (partial != nullptr) launch_sum_splits(launch, G.outputs, G.splits, partial, grad_w);
     return;
   }
   const int taps = p.kernel_size <= 4 ? 4 : 8;
@@ -313,9 +308,7 @@ void launch_grad_bias(const Launch& launch, const RowConvParams& p, const scalar
   acc_t* partial = G.splits > 1 ? workspace(G.splits * G.slices) : nullptr;
   launch(row_conv1d_grad_bias_partial<scalar_t, acc_t>, grid_for(G.total_blocks), kReduceThreads, 0, p, G,
          grad_out, partial, grad_bias);
-  if (partial != nullptr)
-    launch(row_conv1d_sum_splits<scalar_t, acc_t>, grid_for((G.slices + kDirectThreads - 1) / kDirectThreads),
-           kDirectThreads, 0, G.slices, G.splits, static_cast<const acc_t*>(partial), grad_bias);
+  if (partial != nullptr) launch_sum_splits(launch, G.slices, G.splits, partial, grad_bias);
 }
 
 }  // namespace rowconv::cuda

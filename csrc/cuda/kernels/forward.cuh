@@ -51,21 +51,14 @@ ROWCONV_GLOBAL ROWCONV_LAUNCH_BOUNDS(kMaxTileThreads) void row_conv1d_forward_ti
       const int64_t nc = p.in_per_group - c0 < G.chunk ? p.in_per_group - c0 : G.chunk;
       load_tile(xs, G.span, x + p.in_offset(b, g * p.in_per_group + c0, h, 0), p.in_stride_c,
                 p.in_stride_w, p.width, start, G.span, nc);
-      const int weights = static_cast<int>(block_channels * nc * K), per_channel = static_cast<int>(nc * K);
-      const int n_taps = static_cast<int>(K), n_chunk = static_cast<int>(nc);  // 32-bit: shared-memory sizes
-      for (int i = threadIdx.x; i < weights; i += blockDim.x) {
-        const int j = i / per_channel, c = i / n_taps % n_chunk, k = i % n_taps;
-        ws[i] = j < block_nco ? static_cast<acc_t>(weight[p.weight_offset(
-                                    h, g * p.out_per_group + block_co0 + j, c0 + c, k)])
-                              : acc_t(0);
-      }
+      load_weight_tile(ws, weight, block_channels, block_nco, nc, K, [&](int j, int c, int k) {
+        return p.weight_offset(h, g * p.out_per_group + block_co0 + j, c0 + c, k);
+      });
       sync_threads();
       // Positions past the row read the tile's halo (in bounds) and are not written.
       if (nco > 0) {
         // Shared-memory offsets fit in int (the tiles fit in the budget): 32-bit index math.
         const int n = static_cast<int>(nc), taps = static_cast<int>(K), span = static_cast<int>(G.span);
-        const int stride = static_cast<int>(p.stride), dilation = static_cast<int>(p.dilation);
-        const int apart = static_cast<int>(G.lane_threads) * stride;  // between a thread's positions
         const acc_t* wl = ws + static_cast<int>(lane) * kOut * n * taps;
         if constexpr (kSlide) {
           for (int c = 0; c < n; ++c) {
@@ -85,6 +78,8 @@ ROWCONV_GLOBAL ROWCONV_LAUNCH_BOUNDS(kMaxTileThreads) void row_conv1d_forward_ti
             }
           }
         } else {
+          const int stride = static_cast<int>(p.stride), dilation = static_cast<int>(p.dilation);
+          const int apart = static_cast<int>(G.lane_threads) * stride;  // between a thread's positions
           const acc_t* xl = xs + static_cast<int>(first) * stride;
           for (int c = 0; c < n; ++c) {
             for (int k = 0; k < taps; ++k) {

@@ -43,14 +43,9 @@ ROWCONV_GLOBAL ROWCONV_LAUNCH_BOUNDS(kMaxTileThreads) void row_conv1d_grad_input
       const int64_t nc = p.out_per_group - c0 < G.chunk ? p.out_per_group - c0 : G.chunk;
       load_tile(gs, G.span, grad_out + p.gout_offset(b, g * p.out_per_group + c0, h, 0),
                 p.gout_stride_c, p.gout_stride_w, p.out_width, t_lo, G.span, nc);
-      const int weights = static_cast<int>(block_channels * nc * K), per_channel = static_cast<int>(nc * K);
-      const int n_taps = static_cast<int>(K), n_chunk = static_cast<int>(nc);  // 32-bit: shared-memory sizes
-      for (int i = threadIdx.x; i < weights; i += blockDim.x) {
-        const int ii = i / per_channel, c = i / n_taps % n_chunk, k = i % n_taps;
-        ws[i] = ii < block_nci ? static_cast<acc_t>(weight[p.weight_offset(
-                                     h, g * p.out_per_group + c0 + c, block_ci0 + ii, k)])
-                               : acc_t(0);
-      }
+      load_weight_tile(ws, weight, block_channels, block_nci, nc, K, [&](int i, int c, int k) {
+        return p.weight_offset(h, g * p.out_per_group + c0 + c, block_ci0 + i, k);
+      });
       sync_threads();
       // Positions past the row read inside the tile and are not written.
       if (nci > 0) {

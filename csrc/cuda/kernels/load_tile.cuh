@@ -51,4 +51,19 @@ ROWCONV_DEVICE void load_tile(acc_t* tile, int64_t pitch, const scalar_t* row0, 
   }
 }
 
+// The weights of a tiled kernel, staged in shared memory:
+//   tile[(j * channels + c) * taps + k] = weight[offset(j, c, k)]   for j < valid_rows,
+// zeros for the rows j in [valid_rows, rows) (channels past the group's end).
+template <typename scalar_t, typename acc_t, typename Offset>
+ROWCONV_DEVICE void load_weight_tile(acc_t* tile, const scalar_t* weight, int64_t rows, int64_t valid_rows,
+                                     int64_t channels, int64_t taps, const Offset& offset) {
+  // 32-bit index math: the tile fits in shared memory.
+  const int n = static_cast<int>(rows * channels * taps), per_row = static_cast<int>(channels * taps);
+  const int n_taps = static_cast<int>(taps), n_channels = static_cast<int>(channels);
+  for (int i = threadIdx.x; i < n; i += blockDim.x) {
+    const int j = i / per_row, c = i / n_taps % n_channels, k = i % n_taps;
+    tile[i] = j < valid_rows ? static_cast<acc_t>(weight[offset(j, c, k)]) : acc_t(0);
+  }
+}
+
 }  // namespace rowconv::cuda
