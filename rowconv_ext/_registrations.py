@@ -1,17 +1,35 @@
 """Python-side registrations of the torch.ops.rowconv ops: fake (meta)
-kernels for torch.compile, and autograd.
+kernels for torch.compile, autograd in both modes, and vmap batching rules.
 
-Every op is linear in each of its tensor arguments, so each backward is built
-from the same four ops, which are themselves differentiable: gradients of any
-order (gradgradcheck, Hessian-vector products) need nothing more.
-With conv = (stride, pad_left, pad_right, dilation, groups):
+Every op is bilinear in its two tensor operands (the bias enters linearly), so
+each derivative is built from the same four ops, which are themselves
+differentiable: gradients of any order, in reverse and forward mode, need
+nothing more. With conv = (stride, pad_left, pad_right, dilation, groups):
 
-  y   = row_conv1d(x, w, b)        dx = grad_input(gy, w)   dw = grad_weight(gy, x)   db = grad_bias(gy)
-  gx  = grad_input(gy, w)          d(gy) = row_conv1d(ggx, w)        dw = grad_weight(gy, ggx)
-  gw  = grad_weight(gy, x)         d(gy) = row_conv1d(x, ggw)        dx = grad_input(gy, ggw)
-  gb  = grad_bias(gy)              d(gy) = ggb broadcast over (B, Wout)
+  op                        tangent (forward mode)           cotangents (reverse mode)
+  y  = row_conv1d(x, w, b)  F(tx, w) + F(x, tw) + tb         gx = GI(gy, w*)    gw = GW(gy, x*)   gb = GB(gy)
+  gx = GI(g, w)             GI(tg, w) + GI(g, tw)            dg = F(ggx, w*)    dw = GW(g*, ggx)
+  gw = GW(g, x)             GW(tg, x) + GW(g, tx)            dg = F(x*, ggw)    dx = GI(g*, ggw)
+  gb = GB(g)                GB(tg)                           dg = ggb broadcast over (B, Wout)
+
+(F = row_conv1d, GI/GW/GB = its grad_input/grad_weight/grad_bias ops.) The
+starred operand is conjugated: PyTorch's convention for complex gradients is
+the adjoint, and the adjoint of a map bilinear in (a, b) conjugates the operand
+held fixed. For real dtypes `.conj()` is the tensor itself; for complex ones it
+is a lazy view whose conjugate bit the C++ ops fold into their real
+decomposition, so it costs no copy.
+
+Autograd is an autograd.Function per op (forward, setup_context, backward,
+jvp), registered as the op's Autograd kernel: this is what makes dual tensors,
+torch.func (grad, vjp, jvp, jacrev, jacfwd, hessian) and torch.compile work.
+The Functions' vmap rule is generated (functorch vmaps their bodies, which call
+the ops), and the ops have real batching rules (register_vmap): a vmapped call
+folds the vmapped dimension into the batch or the rows and runs one op.
 """
 import torch
+from torch import _C
+from torch._functorch.utils import enable_single_level_autograd_function
+from torch.autograd import forward_ad
 
 _ops = torch.ops.rowconv
 
@@ -22,7 +40,7 @@ def _out_width(width, kernel_size, stride, pad_left, pad_right, dilation):
 
 # Fake kernels: shapes, plus the device and dtype agreement that decides which
 # backend runs (a mixed CPU/meta call dispatches here, not to C++). The full
-# argument checks live in C++ (csrc/row_conv1d_ops.cpp) and run before every
+# argument checks live in C++ (csrc/row_conv1d_checks.cpp) and run before every
 # real kernel.
 def _check_like(op, ref_name, ref, name, other):
     if other.device != ref.device or other.dtype != ref.dtype:
@@ -74,77 +92,243 @@ def _grad_bias_fake(grad_out):
     return grad_out.new_empty((grad_out.shape[2], grad_out.shape[1]))
 
 
-# Autograd.
-def _forward_setup(ctx, inputs, output):
-    x, weight, bias, *conv = inputs
-    ctx.save_for_backward(x, weight)
-    ctx.conv = tuple(conv)
-    ctx.width = x.shape[3]
-    ctx.kernel_size = weight.shape[3]
-    ctx.has_bias = bias is not None
+# Autograd, reverse and forward mode.
+def _sum_terms(*terms):
+    """The sum of the tangent terms that exist (None: that input has no
+    tangent; forward mode calls jvp only when at least one input has one)."""
+    terms = [t for t in terms if t is not None]
+    out = terms[0]
+    for t in terms[1:]:
+        out = out + t
+    return out
 
 
-def _forward_backward(ctx, grad):
-    x, weight = ctx.saved_tensors
-    gx = gw = gb = None
-    if ctx.needs_input_grad[0]:
-        gx = _ops.row_conv1d_grad_input(grad, weight, ctx.width, *ctx.conv)
-    if ctx.needs_input_grad[1]:
-        gw = _ops.row_conv1d_grad_weight(grad, x, ctx.kernel_size, *ctx.conv)
-    if ctx.has_bias and ctx.needs_input_grad[2]:
-        gb = _ops.row_conv1d_grad_bias(grad)
-    return (gx, gw, gb) + (None,) * len(ctx.conv)
+def _bias_broadcast(b, shape):
+    """(H, Cout) -> (B, Cout, H, Wout), materialised (a tangent or gradient
+    has the output's shape, not a broadcastable one)."""
+    B, cout, H, w_out = shape
+    return b.t()[None, :, :, None].expand(B, cout, H, w_out).contiguous()
 
 
-def _grad_input_setup(ctx, inputs, output):
-    grad_out, weight, width, *conv = inputs
-    ctx.save_for_backward(grad_out, weight)
-    ctx.conv = tuple(conv)
-    ctx.kernel_size = weight.shape[3]
+def _forward_below_autograd(op):
+    """The forward of an op's autograd.Function: the backend kernel, reached
+    by redispatching below the Autograd key with the keyset the dispatcher
+    gave (the last argument), as PyTorch's generated kernels do. Under a
+    functorch transform, below Autograd is the next transform level, which must
+    record the op in turn: grad modes back on, as functorch's own
+    autograd.Function support does."""
+    def forward(*args):
+        *args, keyset = args
+        with _C._AutoDispatchBelowAutograd(), torch.enable_grad(), forward_ad._set_fwd_grad_enabled(True):
+            return op.redispatch(keyset & _C._after_autograd_keyset, *args)
+    return staticmethod(forward)
 
 
-def _grad_input_backward(ctx, ggx):
-    grad_out, weight = ctx.saved_tensors
-    d_gout = d_w = None
-    if ctx.needs_input_grad[0]:
-        d_gout = _ops.row_conv1d(ggx, weight, None, *ctx.conv)
-    if ctx.needs_input_grad[1]:
-        d_w = _ops.row_conv1d_grad_weight(grad_out, ggx, ctx.kernel_size, *ctx.conv)
-    return (d_gout, d_w, None) + (None,) * len(ctx.conv)
+class _RowConv1dFunction(torch.autograd.Function):
+    forward = _forward_below_autograd(_ops.row_conv1d.default)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, weight, bias, *conv, _ = inputs
+        ctx.conv = tuple(conv)
+        ctx.width = x.shape[3]
+        ctx.kernel_size = weight.shape[3]
+        ctx.has_bias = bias is not None
+        ctx.out_shape = output.shape
+        ctx.save_for_backward(x, weight)
+        ctx.save_for_forward(x, weight)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        gx = gw = gb = None
+        if ctx.needs_input_grad[0]:
+            gx = _ops.row_conv1d_grad_input.default(grad, weight.conj(), ctx.width, *ctx.conv)
+        if ctx.needs_input_grad[1]:
+            gw = _ops.row_conv1d_grad_weight.default(grad, x.conj(), ctx.kernel_size, *ctx.conv)
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            gb = _ops.row_conv1d_grad_bias.default(grad)
+        return (gx, gw, gb) + (None,) * (len(ctx.conv) + 1)
+
+    @staticmethod
+    def jvp(ctx, tx, tw, tb, *_):
+        x, weight = ctx.saved_tensors
+        return _sum_terms(
+            None if tx is None else _ops.row_conv1d.default(tx, weight, None, *ctx.conv),
+            None if tw is None else _ops.row_conv1d.default(x, tw, None, *ctx.conv),
+            None if tb is None else _bias_broadcast(tb, ctx.out_shape))
 
 
-def _grad_weight_setup(ctx, inputs, output):
-    grad_out, x, kernel_size, *conv = inputs
-    ctx.save_for_backward(grad_out, x)
-    ctx.conv = tuple(conv)
-    ctx.width = x.shape[3]
+class _GradInputFunction(torch.autograd.Function):
+    forward = _forward_below_autograd(_ops.row_conv1d_grad_input.default)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        grad_out, weight, width, *conv, _ = inputs
+        ctx.conv = tuple(conv)
+        ctx.width = width
+        ctx.kernel_size = weight.shape[3]
+        ctx.save_for_backward(grad_out, weight)
+        ctx.save_for_forward(grad_out, weight)
+
+    @staticmethod
+    def backward(ctx, ggx):
+        grad_out, weight = ctx.saved_tensors
+        d_gout = d_w = None
+        if ctx.needs_input_grad[0]:
+            d_gout = _ops.row_conv1d.default(ggx, weight.conj(), None, *ctx.conv)
+        if ctx.needs_input_grad[1]:
+            d_w = _ops.row_conv1d_grad_weight.default(grad_out.conj(), ggx, ctx.kernel_size, *ctx.conv)
+        return (d_gout, d_w, None) + (None,) * (len(ctx.conv) + 1)
+
+    @staticmethod
+    def jvp(ctx, t_gout, t_w, *_):
+        grad_out, weight = ctx.saved_tensors
+        return _sum_terms(
+            None if t_gout is None else _ops.row_conv1d_grad_input.default(t_gout, weight, ctx.width, *ctx.conv),
+            None if t_w is None else _ops.row_conv1d_grad_input.default(grad_out, t_w, ctx.width, *ctx.conv))
 
 
-def _grad_weight_backward(ctx, ggw):
-    grad_out, x = ctx.saved_tensors
-    d_gout = d_x = None
-    if ctx.needs_input_grad[0]:
-        d_gout = _ops.row_conv1d(x, ggw, None, *ctx.conv)
-    if ctx.needs_input_grad[1]:
-        d_x = _ops.row_conv1d_grad_input(grad_out, ggw, ctx.width, *ctx.conv)
-    return (d_gout, d_x, None) + (None,) * len(ctx.conv)
+class _GradWeightFunction(torch.autograd.Function):
+    forward = _forward_below_autograd(_ops.row_conv1d_grad_weight.default)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        grad_out, x, kernel_size, *conv, _ = inputs
+        ctx.conv = tuple(conv)
+        ctx.width = x.shape[3]
+        ctx.kernel_size = kernel_size
+        ctx.save_for_backward(grad_out, x)
+        ctx.save_for_forward(grad_out, x)
+
+    @staticmethod
+    def backward(ctx, ggw):
+        grad_out, x = ctx.saved_tensors
+        d_gout = d_x = None
+        if ctx.needs_input_grad[0]:
+            d_gout = _ops.row_conv1d.default(x.conj(), ggw, None, *ctx.conv)
+        if ctx.needs_input_grad[1]:
+            d_x = _ops.row_conv1d_grad_input.default(grad_out.conj(), ggw, ctx.width, *ctx.conv)
+        return (d_gout, d_x, None) + (None,) * (len(ctx.conv) + 1)
+
+    @staticmethod
+    def jvp(ctx, t_gout, t_x, *_):
+        grad_out, x = ctx.saved_tensors
+        return _sum_terms(
+            None if t_gout is None else _ops.row_conv1d_grad_weight.default(t_gout, x, ctx.kernel_size, *ctx.conv),
+            None if t_x is None else _ops.row_conv1d_grad_weight.default(grad_out, t_x, ctx.kernel_size, *ctx.conv))
 
 
-def _grad_bias_setup(ctx, inputs, output):
-    (grad_out,) = inputs
-    ctx.gout_shape = grad_out.shape
+class _GradBiasFunction(torch.autograd.Function):
+    forward = _forward_below_autograd(_ops.row_conv1d_grad_bias.default)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.gout_shape = inputs[0].shape
+
+    @staticmethod
+    def backward(ctx, ggb):
+        return _bias_broadcast(ggb, ctx.gout_shape), None
+
+    @staticmethod
+    def jvp(ctx, t_gout, _):
+        return _ops.row_conv1d_grad_bias.default(t_gout)
 
 
-def _grad_bias_backward(ctx, ggb):
-    B, cout, H, w_out = ctx.gout_shape
-    return ggb.t()[None, :, :, None].expand(B, cout, H, w_out)
+def _forward_ad_active():
+    """Inside a dual level (torch.autograd.forward_ad, torch.func.jvp/jacfwd)
+    with forward grads enabled (autograd.Function turns them off in forward)."""
+    return forward_ad._current_level >= 0 and _C._is_fwd_grad_enabled()
 
 
-torch.library.register_autograd(
-    "rowconv::row_conv1d", _forward_backward, setup_context=_forward_setup)
-torch.library.register_autograd(
-    "rowconv::row_conv1d_grad_input", _grad_input_backward, setup_context=_grad_input_setup)
-torch.library.register_autograd(
-    "rowconv::row_conv1d_grad_weight", _grad_weight_backward, setup_context=_grad_weight_setup)
-torch.library.register_autograd(
-    "rowconv::row_conv1d_grad_bias", _grad_bias_backward, setup_context=_grad_bias_setup)
+_autograd_lib = torch.library.Library("rowconv", "IMPL")
+
+
+def _register_autograd(opname, function):
+    op = getattr(_ops, opname).default
+    # Function.apply under a functorch transform reroutes to functorch's
+    # custom_function_call, which expects to run before the dispatcher; here
+    # we already are in the dispatcher, at the Autograd key of the current
+    # transform level, like any built-in op: the plain C++ apply records the
+    # node (and runs jvp) at this level, and functorch unwraps below it.
+    apply = super(torch.autograd.function._SingleLevelFunction, function).apply
+
+    def autograd_kernel(keyset, *args):
+        if (_C.is_grad_enabled() and _C._any_requires_grad(*args)) or _forward_ad_active():
+            with enable_single_level_autograd_function():
+                return apply(*args, keyset)
+        # Nothing to differentiate: straight to the backend, as PyTorch's own
+        # generated autograd kernels do.
+        with _C._AutoDispatchBelowAutograd():
+            return op.redispatch(keyset & _C._after_autograd_keyset, *args)
+
+    _autograd_lib.impl(opname, autograd_kernel, "Autograd", with_keyset=True)
+
+
+_register_autograd("row_conv1d", _RowConv1dFunction)
+_register_autograd("row_conv1d_grad_input", _GradInputFunction)
+_register_autograd("row_conv1d_grad_weight", _GradWeightFunction)
+_register_autograd("row_conv1d_grad_bias", _GradBiasFunction)
+
+
+# vmap batching rules. A vmapped dimension of size N folds into the batch B
+# when only the batch-like operand (x, grad_out) carries it, else into the rows
+# H (rows never mix, so N stacked problems are one problem with N * H rows).
+def _to_front(t, bdim, n):
+    """The operand with its vmapped dimension first; an operand that is not
+    vmapped is expanded (no copy) to n copies."""
+    if t is None:
+        return None
+    return t.expand(n, *t.shape) if bdim is None else t.movedim(bdim, 0)
+
+
+def _fold_into_batch(t, bdim):
+    return t.movedim(bdim, 0).flatten(0, 1)
+
+
+def _fold_into_rows(t, bdim, n, row_dim):
+    """(N, ...) -> the same tensor with N * H rows at row_dim (N outer)."""
+    if t is None:
+        return None
+    return _to_front(t, bdim, n).movedim(0, row_dim).flatten(row_dim, row_dim + 1)
+
+
+def _vmap_row_conv1d(info, in_dims, x, weight, bias, *conv):
+    x_dim, w_dim, b_dim = in_dims[:3]
+    n = info.batch_size
+    if w_dim is None and b_dim is None:
+        y = _ops.row_conv1d.default(_fold_into_batch(x, x_dim), weight, bias, *conv)
+        return y.unflatten(0, (n, y.shape[0] // n)), 0
+    y = _ops.row_conv1d.default(_fold_into_rows(x, x_dim, n, 2), _fold_into_rows(weight, w_dim, n, 0),
+                                _fold_into_rows(bias, b_dim, n, 0), *conv)
+    return y.unflatten(2, (n, y.shape[2] // n)), 2
+
+
+def _vmap_grad_input(info, in_dims, grad_out, weight, width, *conv):
+    g_dim, w_dim = in_dims[:2]
+    n = info.batch_size
+    if w_dim is None:
+        gx = _ops.row_conv1d_grad_input.default(_fold_into_batch(grad_out, g_dim), weight, width, *conv)
+        return gx.unflatten(0, (n, gx.shape[0] // n)), 0
+    gx = _ops.row_conv1d_grad_input.default(_fold_into_rows(grad_out, g_dim, n, 2),
+                                            _fold_into_rows(weight, w_dim, n, 0), width, *conv)
+    return gx.unflatten(2, (n, gx.shape[2] // n)), 2
+
+
+def _vmap_grad_weight(info, in_dims, grad_out, x, kernel_size, *conv):
+    g_dim, x_dim = in_dims[:2]
+    n = info.batch_size
+    gw = _ops.row_conv1d_grad_weight.default(_fold_into_rows(grad_out, g_dim, n, 2),
+                                             _fold_into_rows(x, x_dim, n, 2), kernel_size, *conv)
+    return gw.unflatten(0, (n, gw.shape[0] // n)), 0
+
+
+def _vmap_grad_bias(info, in_dims, grad_out):
+    gb = _ops.row_conv1d_grad_bias.default(_fold_into_rows(grad_out, in_dims[0], info.batch_size, 2))
+    return gb.unflatten(0, (info.batch_size, gb.shape[0] // info.batch_size)), 0
+
+
+torch.library.register_vmap("rowconv::row_conv1d", _vmap_row_conv1d)
+torch.library.register_vmap("rowconv::row_conv1d_grad_input", _vmap_grad_input)
+torch.library.register_vmap("rowconv::row_conv1d_grad_weight", _vmap_grad_weight)
+torch.library.register_vmap("rowconv::row_conv1d_grad_bias", _vmap_grad_bias)
