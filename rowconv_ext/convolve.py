@@ -4,7 +4,7 @@ kernel) instead of a Python loop.
 
 Result dtypes are scipy.signal.convolve's: NumPy's promotion of the inputs'
 dtypes, exact integers (wrapping as scipy's integer arithmetic does) and bool
-for bool. _result_dtype decides the result dtype, convolve_rows the dtype the
+for bool. _result_dtype decides the result dtype, _compute_dtype the dtype the
 numbers are computed in.
 """
 import numpy as np
@@ -60,6 +60,23 @@ def _result_dtype(a, b):
     return _TORCH_OF.get(result, result)
 
 
+def _magnitude(t):
+    """max |t| as a Python int (no overflow for int64's minimum)."""
+    return max(-t.min().item(), t.max().item()) if t.numel() else 0
+
+
+def _compute_dtype(result, a, b):
+    """The dtype the numbers are computed in for that result dtype (a and b as
+    int64 tensors for bool and integer results)."""
+    if result.is_floating_point or result.is_complex:
+        return torch.float32 if result == torch.bfloat16 else result  # bfloat16: rounded once, at the end
+    # bool and integers, exact: every partial sum is at most max|a| max|b| min(N, P), so a float
+    # dtype whose integers reach that bound is exact; int64 beyond. uint64 read as int64 is the
+    # same bits mod 2^64, and the result (at most 64 bits) is taken mod 2^bits anyway.
+    bound = _magnitude(a) * _magnitude(b) * min(a.shape[-1], b.shape[-1])
+    return next((dtype for limit, dtype in _EXACT_FLOATS if bound < limit), torch.int64)
+
+
 def _to_tensor(x):
     if isinstance(x, torch.Tensor):
         return x
@@ -77,11 +94,6 @@ def _layout(n, p, mode):
         shift = (p - 1) // 2  # scipy's centring of 'same' within 'full'
         return swap, (p - 1 - shift, shift)
     return swap, (0, 0)
-
-
-def _magnitude(t):
-    """max |t| as a Python int (no overflow for int64's minimum)."""
-    return max(-t.min().item(), t.max().item()) if t.numel() else 0
 
 
 def _int64_rows(signal, kernel, pads):
@@ -135,8 +147,8 @@ def convolve_rows(a, b, mode="full"):
         a, b = a.reshape(1), b.reshape(1)
     for name, x, other in (("a", a, b), ("b", b, a)):
         if x.ndim == 0:  # scipy refuses a lone 0-d input too
-            raise ValueError(f"convolve_rows: {name} must have at least 1 dimension (..., M, length) as the other "
-                             f"input has {other.ndim}, got a 0-d {name} (give both 0-d for a * b)")
+            raise ValueError(f"convolve_rows: {name} must have at least 1 dimension (..., M, length) when the other "
+                             f"input has {other.ndim}, got a 0-d {name} (both 0-d give a * b)")
         if x.shape[-1] == 0:
             raise ValueError(f"convolve_rows: rows of {name} must not be empty, got shape {tuple(x.shape)}")
     try:
@@ -162,16 +174,9 @@ def convolve_rows(a, b, mode="full"):
     rows = int(np.prod(lead)) if lead else 1
     swap, pads = _layout(n, p, mode)
     floating = result.is_floating_point or result.is_complex
-    if floating:
-        # bfloat16 is computed in float32 (and rounded once at the end).
-        compute = torch.float32 if result == torch.bfloat16 else result
-    else:
-        # bool and integers: exact. Every partial sum is at most |a|max |b|max min(N, P), so
-        # a float dtype whose integers reach that bound is exact; int64 beyond (uint64 read as
-        # int64: the same bits mod 2^64, and the result is taken mod 2^bits anyway).
+    if not floating:  # uint64 becomes int64 with the same bits: see _compute_dtype
         a, b = a.to(torch.int64), b.to(torch.int64)
-        bound = _magnitude(a) * _magnitude(b) * min(n, p)
-        compute = next((dtype for limit, dtype in _EXACT_FLOATS if bound < limit), torch.int64)
+    compute = _compute_dtype(result, a, b)
     signal = a.to(compute).expand(lead + (n,)).reshape(rows, n)
     kernel = b.to(compute).expand(lead + (p,)).reshape(rows, p)
     if swap:

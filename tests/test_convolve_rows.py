@@ -278,3 +278,13 @@ def test_complex_tensors_differentiable(mode):
 def test_refusals_name_the_argument(args, match):
     with pytest.raises(ValueError, match=match):
         convolve_rows(*args)
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int16, np.int64])  # computed in float32, float64, int64
+@pytest.mark.parametrize("mode", MODES)
+def test_integer_leading_batch_dims(dtype, mode):
+    rng = np.random.default_rng(7)
+    a, b = _random(rng, dtype, (2, 3, 4, 17)), _random(rng, dtype, (4, 5))
+    out = convolve_rows(a, b, mode)  # b broadcast over the leading dims
+    ref = _scipy_rows(a.reshape(-1, 17), np.broadcast_to(b, (2, 3, 4, 5)).reshape(-1, 5), mode)
+    assert out.dtype == ref.dtype and np.array_equal(out, ref.reshape(out.shape))
