@@ -22,6 +22,13 @@ def _positive(cls_name, name, value):
     return value
 
 
+def _non_negative(cls_name, name, value):
+    value = int_arg(name, value, cls_name)
+    if value < 0:
+        raise ValueError(f"{cls_name}: {name} must be a non-negative integer, got {value}")
+    return value
+
+
 class RowConv1d(nn.Module):
     """An independent nn.Conv1d for each of `rows` rows:
         out[:, :, h, :] = Conv1d_h(x[:, :, h, :])   for x of shape (B, in_channels, rows, W).
@@ -31,6 +38,12 @@ class RowConv1d(nn.Module):
     weight (rows, out_channels, in_channels // groups, kernel_size) and
     bias (rows, out_channels), each row initialised as nn.Conv1d initialises
     its own (same seed, same numbers as `rows` Conv1d built one after another).
+
+    Input (B, in_channels, rows, W) -> (B, out_channels, rows, Wout), or
+    unbatched (in_channels, rows, W) -> (out_channels, rows, Wout), as
+    nn.Conv1d takes (C, L). Zero in_channels or out_channels are allowed, as
+    nn.Conv1d allows them; with in_channels = 0 the output is the bias
+    broadcast (zeros without bias).
     """
 
     def __init__(self, rows, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
@@ -38,8 +51,8 @@ class RowConv1d(nn.Module):
         super().__init__()
         name = type(self).__name__
         self.rows = _positive(name, "rows", rows)
-        self.in_channels = _positive(name, "in_channels", in_channels)
-        self.out_channels = _positive(name, "out_channels", out_channels)
+        self.in_channels = _non_negative(name, "in_channels", in_channels)
+        self.out_channels = _non_negative(name, "out_channels", out_channels)
         self.kernel_size = (_positive(name, "kernel_size", kernel_size),)
         self.stride = (_positive(name, "stride", stride),)
         self.dilation = (_positive(name, "dilation", dilation),)
@@ -66,19 +79,30 @@ class RowConv1d(nn.Module):
     def reset_parameters(self):
         # Row by row, in nn.Conv1d's order (weight, then bias), so that the
         # random numbers match `rows` Conv1d layers built one after another.
+        # With in_channels = 0 (fan_in 0) nn.Conv1d (torch 2.13) draws the bias
+        # from U(-0, 0): zeros, but the random numbers are drawn all the same.
         fan_in = (self.in_channels // self.groups) * self.kernel_size[0]
-        bound = 1 / math.sqrt(fan_in)
+        bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
         for h in range(self.rows):
             nn.init.kaiming_uniform_(self.weight[h], a=math.sqrt(5))
             if self.bias is not None:
                 nn.init.uniform_(self.bias[h], -bound, bound)
 
     def forward(self, x):
+        if not isinstance(x, torch.Tensor) or x.dim() not in (3, 4):
+            got = (f"a {x.dim()}-D tensor of shape {tuple(x.shape)}" if isinstance(x, torch.Tensor)
+                   else type(x).__name__)
+            raise ValueError(f"{type(self).__name__}: input x must be a 3-D (in_channels, rows, W) unbatched or "
+                             f"4-D (B, in_channels, rows, W) batched tensor, got {got}")
+        unbatched = x.dim() == 3
+        if unbatched:  # as nn.Conv1d with (C, L): a batch of one, removed again
+            x = x.unsqueeze(0)
         if self.padding_mode == "zeros":
-            return row_conv1d(x, self.weight, self.bias, self.stride[0], self._pads, self.dilation[0],
-                              self.groups)
-        return row_conv1d(pad_rows(x, self._pads, self.padding_mode), self.weight, self.bias, self.stride[0],
-                          0, self.dilation[0], self.groups)
+            y = row_conv1d(x, self.weight, self.bias, self.stride[0], self._pads, self.dilation[0], self.groups)
+        else:
+            y = row_conv1d(pad_rows(x, self._pads, self.padding_mode), self.weight, self.bias, self.stride[0],
+                           0, self.dilation[0], self.groups)
+        return y.squeeze(0) if unbatched else y
 
     def extra_repr(self):
         s = (f"{self.rows}, {self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
@@ -203,4 +227,9 @@ def pad_rows(x, pads, mode):
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise ValueError(f"RowConv1d: x must be a 4-D (B, C, H, W) tensor, got {shape}")
     B, C, H, W = x.shape
-    return F.pad(x.reshape(B, C * H, W), pads, mode=mode).reshape(B, C, H, -1)
+    # F.pad's reflect/replicate refuse a zero channel count (C * H = 0), not a
+    # zero batch: an empty x goes through as (B * C * H, 1, W), which still
+    # checks the padding against W.
+    shape = (B * C * H, 1, W) if x.numel() == 0 else (B, C * H, W)
+    padded = F.pad(x.reshape(shape), pads, mode=mode)
+    return padded.reshape(B, C, H, padded.shape[-1])
