@@ -4,14 +4,18 @@
 //   forward(p, x, weight, bias, y)       grad_input(p, grad_out, weight, grad_x)
 //   grad_weight(p, grad_out, x, grad_w)  grad_bias(p, grad_out, grad_bias)
 // (contiguous weight, bias and results; x and grad_out with any strides).
+// Complex operands run the same real kernels on twice the channels
+// (complex_as_real.h); zero input or output channels need no kernel.
 #pragma once
 
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
+#include <ATen/ops/zeros.h>
 
 #include <optional>
 
+#include "complex_as_real.h"
 #include "row_conv1d.h"
 
 namespace rowconv {
@@ -25,12 +29,29 @@ at::Tensor forward_op(const Kernels& kernels, const at::Tensor& x, const at::Ten
                       int64_t pad_right, int64_t dilation, int64_t groups) {
   const RowConvParams p =
       check_forward(x, weight, bias, stride, pad_left, pad_right, dilation, groups);
-  const at::Tensor w = weight.contiguous();
-  const at::Tensor b = bias.has_value() && bias->defined() ? bias->contiguous() : at::Tensor();
+  const bool has_bias = bias.has_value() && bias->defined();
+  if (p.in_per_group == 0 && has_bias) {  // no input channels: the output is the bias
+    return bias->t().unsqueeze(0).unsqueeze(3)
+        .expand({p.batch, p.out_channels, p.rows, p.out_width})
+        .contiguous();
+  }
+  if (p.in_per_group == 0) return at::zeros({p.batch, p.out_channels, p.rows, p.out_width}, x.options());
+  if (x.is_complex()) {
+    const RealChannels xr = as_real_channels(x);
+    const at::Tensor y = forward_op(kernels, xr.values, real_block_weight(weight, xr.imag_sign, false),
+                                    has_bias ? std::optional<at::Tensor>(real_bias(*bias)) : std::nullopt,
+                                    stride, pad_left, pad_right, dilation, groups);
+    return complex_from_channels(y);
+  }
+  // A negative bit (a real view of a conjugate, e.g. z.conj().imag) is not in
+  // the stored values: resolve it (a no-op without one).
+  const at::Tensor xv = x.resolve_neg();
+  const at::Tensor w = weight.resolve_neg().contiguous();
+  const at::Tensor b = has_bias ? bias->resolve_neg().contiguous() : at::Tensor();
   at::Tensor y = at::empty({p.batch, p.out_channels, p.rows, p.out_width}, x.options());
   if (y.numel() == 0) return y;
   ROWCONV_DISPATCH_FLOATING(x.scalar_type(), "row_conv1d", [&] {
-    kernels.forward(p, x.const_data_ptr<scalar_t>(), w.const_data_ptr<scalar_t>(),
+    kernels.forward(p, xv.const_data_ptr<scalar_t>(), w.const_data_ptr<scalar_t>(),
                     b.defined() ? b.const_data_ptr<scalar_t>() : nullptr,
                     y.mutable_data_ptr<scalar_t>());
   });
@@ -43,11 +64,21 @@ at::Tensor grad_input_op(const Kernels& kernels, const at::Tensor& grad_out,
                          int64_t pad_left, int64_t pad_right, int64_t dilation, int64_t groups) {
   const RowConvParams p = check_grad_input(grad_out, weight, width, stride, pad_left, pad_right,
                                            dilation, groups);
-  const at::Tensor w = weight.contiguous();
+  if (p.out_per_group == 0) {  // no output channels: nothing flows back
+    return at::zeros({p.batch, p.in_channels, p.rows, p.width}, grad_out.options());
+  }
+  if (grad_out.is_complex()) {
+    const RealChannels gr = as_real_channels(grad_out);
+    return complex_from_channels(grad_input_op(kernels, gr.values,
+                                               real_block_weight(weight, gr.imag_sign, true), width,
+                                               stride, pad_left, pad_right, dilation, groups));
+  }
+  const at::Tensor gy = grad_out.resolve_neg();
+  const at::Tensor w = weight.resolve_neg().contiguous();
   at::Tensor grad_x = at::empty({p.batch, p.in_channels, p.rows, p.width}, grad_out.options());
   if (grad_x.numel() == 0) return grad_x;
   ROWCONV_DISPATCH_FLOATING(grad_out.scalar_type(), "row_conv1d_grad_input", [&] {
-    kernels.grad_input(p, grad_out.const_data_ptr<scalar_t>(), w.const_data_ptr<scalar_t>(),
+    kernels.grad_input(p, gy.const_data_ptr<scalar_t>(), w.const_data_ptr<scalar_t>(),
                        grad_x.mutable_data_ptr<scalar_t>());
   });
   return grad_x;
@@ -59,11 +90,23 @@ at::Tensor grad_weight_op(const Kernels& kernels, const at::Tensor& grad_out, co
                           int64_t pad_right, int64_t dilation, int64_t groups) {
   const RowConvParams p = check_grad_weight(grad_out, x, kernel_size, stride, pad_left,
                                             pad_right, dilation, groups);
+  if (p.in_per_group == 0 || p.out_per_group == 0) {
+    return at::empty({p.rows, p.out_channels, p.in_per_group, p.kernel_size}, x.options());
+  }
+  if (x.is_complex()) {
+    const RealChannels gr = as_real_channels(grad_out);
+    const RealChannels xr = as_real_channels(x);
+    return complex_grad_weight(grad_weight_op(kernels, gr.values, xr.values, kernel_size, stride,
+                                              pad_left, pad_right, dilation, groups),
+                               gr.imag_sign, xr.imag_sign);
+  }
+  const at::Tensor gy = grad_out.resolve_neg();
+  const at::Tensor xv = x.resolve_neg();
   at::Tensor grad_w =
       at::empty({p.rows, p.out_channels, p.in_per_group, p.kernel_size}, x.options());
   if (grad_w.numel() == 0) return grad_w;
   ROWCONV_DISPATCH_FLOATING(x.scalar_type(), "row_conv1d_grad_weight", [&] {
-    kernels.grad_weight(p, grad_out.const_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(),
+    kernels.grad_weight(p, gy.const_data_ptr<scalar_t>(), xv.const_data_ptr<scalar_t>(),
                         grad_w.mutable_data_ptr<scalar_t>());
   });
   return grad_w;
@@ -72,10 +115,15 @@ at::Tensor grad_weight_op(const Kernels& kernels, const at::Tensor& grad_out, co
 template <class Kernels>
 at::Tensor grad_bias_op(const Kernels& kernels, const at::Tensor& grad_out) {
   const RowConvParams p = check_grad_bias(grad_out);
+  if (grad_out.is_complex() && p.out_channels > 0) {
+    const RealChannels gr = as_real_channels(grad_out);
+    return complex_grad_bias(grad_bias_op(kernels, gr.values), gr.imag_sign);
+  }
+  const at::Tensor gy = grad_out.resolve_neg();
   at::Tensor grad_b = at::empty({p.rows, p.out_channels}, grad_out.options());
   if (grad_b.numel() == 0) return grad_b;
   ROWCONV_DISPATCH_FLOATING(grad_out.scalar_type(), "row_conv1d_grad_bias", [&] {
-    kernels.grad_bias(p, grad_out.const_data_ptr<scalar_t>(), grad_b.mutable_data_ptr<scalar_t>());
+    kernels.grad_bias(p, gy.const_data_ptr<scalar_t>(), grad_b.mutable_data_ptr<scalar_t>());
   });
   return grad_b;
 }

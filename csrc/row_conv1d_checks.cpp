@@ -30,8 +30,11 @@ void check_rank(const char* op, const char* name, const at::Tensor& t, int64_t r
 
 void check_floating(const char* op, const char* name, const at::Tensor& t) {
   const auto dt = t.scalar_type();
-  TORCH_CHECK(dt == at::kFloat || dt == at::kDouble || dt == at::kHalf || dt == at::kBFloat16,
-              op, ": ", name, " must have dtype float32, float64, float16 or bfloat16, got ", dt);
+  TORCH_CHECK(dt == at::kFloat || dt == at::kDouble || dt == at::kHalf || dt == at::kBFloat16 ||
+                  dt == at::kComplexFloat || dt == at::kComplexDouble,
+              op, ": ", name,
+              " must have dtype float32, float64, float16, bfloat16, complex64 or complex128, got ",
+              dt);
 }
 
 // `other` must live where `ref` lives and hold the same dtype.
