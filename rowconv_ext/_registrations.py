@@ -103,6 +103,22 @@ def _sum_terms(*terms):
     return out
 
 
+def _jvp_rule(jvp):
+    """autograd.Function calls jvp with forward grads off, so that its ops
+    record no tangent at this level; but under nested functorch transforms
+    (jacfwd(jacfwd(...)), jvp of jvp) the levels below must still see them.
+    As PyTorch's built-in forward formulas do: forward grads on, and the saved
+    operands as their primals at this level, so there is no tangent to record
+    here while the levels below record theirs."""
+    def rule(ctx, *tangents):
+        with forward_ad._set_fwd_grad_enabled(True):
+            # dual level 0, the only one (not the Python API's record of it,
+            # which torch.compile's replay of a jvp does not update)
+            primals = tuple(torch._VF._unpack_dual(t, 0).primal for t in ctx.saved_tensors)
+            return jvp(ctx, primals, *tangents)
+    return staticmethod(rule)
+
+
 def _bias_broadcast(b, shape):
     """(H, Cout) -> (B, Cout, H, Wout), materialised (a tangent or gradient
     has the output's shape, not a broadcastable one)."""
@@ -150,9 +166,9 @@ class _RowConv1dFunction(torch.autograd.Function):
             gb = _ops.row_conv1d_grad_bias.default(grad)
         return (gx, gw, gb) + (None,) * (len(ctx.conv) + 1)
 
-    @staticmethod
-    def jvp(ctx, tx, tw, tb, *_):
-        x, weight = ctx.saved_tensors
+    @_jvp_rule
+    def jvp(ctx, saved, tx, tw, tb, *_):
+        x, weight = saved
         return _sum_terms(
             None if tx is None else _ops.row_conv1d.default(tx, weight, None, *ctx.conv),
             None if tw is None else _ops.row_conv1d.default(x, tw, None, *ctx.conv),
@@ -181,9 +197,9 @@ class _GradInputFunction(torch.autograd.Function):
             d_w = _ops.row_conv1d_grad_weight.default(grad_out.conj(), ggx, ctx.kernel_size, *ctx.conv)
         return (d_gout, d_w, None) + (None,) * (len(ctx.conv) + 1)
 
-    @staticmethod
-    def jvp(ctx, t_gout, t_w, *_):
-        grad_out, weight = ctx.saved_tensors
+    @_jvp_rule
+    def jvp(ctx, saved, t_gout, t_w, *_):
+        grad_out, weight = saved
         return _sum_terms(
             None if t_gout is None else _ops.row_conv1d_grad_input.default(t_gout, weight, ctx.width, *ctx.conv),
             None if t_w is None else _ops.row_conv1d_grad_input.default(grad_out, t_w, ctx.width, *ctx.conv))
@@ -211,9 +227,9 @@ class _GradWeightFunction(torch.autograd.Function):
             d_x = _ops.row_conv1d_grad_input.default(grad_out.conj(), ggw, ctx.width, *ctx.conv)
         return (d_gout, d_x, None) + (None,) * (len(ctx.conv) + 1)
 
-    @staticmethod
-    def jvp(ctx, t_gout, t_x, *_):
-        grad_out, x = ctx.saved_tensors
+    @_jvp_rule
+    def jvp(ctx, saved, t_gout, t_x, *_):
+        grad_out, x = saved
         return _sum_terms(
             None if t_gout is None else _ops.row_conv1d_grad_weight.default(t_gout, x, ctx.kernel_size, *ctx.conv),
             None if t_x is None else _ops.row_conv1d_grad_weight.default(grad_out, t_x, ctx.kernel_size, *ctx.conv))
@@ -230,15 +246,18 @@ class _GradBiasFunction(torch.autograd.Function):
     def backward(ctx, ggb):
         return _bias_broadcast(ggb, ctx.gout_shape), None
 
-    @staticmethod
-    def jvp(ctx, t_gout, _):
+    @_jvp_rule
+    def jvp(ctx, saved, t_gout, _):
         return _ops.row_conv1d_grad_bias.default(t_gout)
 
 
 def _forward_ad_active():
-    """Inside a dual level (torch.autograd.forward_ad, torch.func.jvp/jacfwd)
-    with forward grads enabled (autograd.Function turns them off in forward)."""
-    return forward_ad._current_level >= 0 and _C._is_fwd_grad_enabled()
+    """Whether a dual level is entered (torch.autograd.forward_ad) or a
+    functorch transform (jvp, jacfwd, ...) is running, with forward grads on
+    (autograd.Function turns them off in forward). Functorch covers the dual
+    levels that torch.compile's replay of a jvp enters without the Python API."""
+    return _C._is_fwd_grad_enabled() and (forward_ad._current_level >= 0 or
+                                          _C._are_functorch_transforms_active())
 
 
 _autograd_lib = torch.library.Library("rowconv", "IMPL")
@@ -257,7 +276,7 @@ def _register_autograd(opname, function):
         if (_C.is_grad_enabled() and _C._any_requires_grad(*args)) or _forward_ad_active():
             with enable_single_level_autograd_function():
                 return apply(*args, keyset)
-        # Nothing to differentiate: straight to the backend, as PyTorch's own
+        # Nothing to differentiate: straight below Autograd, as PyTorch's own
         # generated autograd kernels do.
         with _C._AutoDispatchBelowAutograd():
             return op.redispatch(keyset & _C._after_autograd_keyset, *args)

@@ -114,20 +114,29 @@ def _random_configs(n, seed):
 SWEEP = _edge_configs() + _random_configs(110, seed=1234)
 
 
+def wide(t):
+    """The float64 (complex128) copy the reference computes in."""
+    return t.to(torch.complex128 if t.is_complex() else torch.float64)
+
+
+def _randn(shape, dtype, generator):
+    # complex: independent standard normal real and imaginary parts
+    wide_dtype = torch.complex128 if dtype.is_complex else torch.float64
+    return torch.randn(shape, generator=generator, dtype=wide_dtype).to(dtype)
+
+
 def make_tensor(shape, dtype, generator, layout="contiguous"):
     """Random normal values in the requested memory layout:
     'contiguous', 'permuted' (dims stored in reverse order) or 'sliced' (a
     strided window, with an offset, into a larger tensor)."""
     if layout == "contiguous":
-        return torch.randn(shape, generator=generator, dtype=torch.float64).to(dtype)
+        return _randn(shape, dtype, generator)
     if layout == "permuted":
         rev = tuple(reversed(shape))
-        base = torch.randn(rev, generator=generator, dtype=torch.float64).to(dtype)
-        return base.permute(*reversed(range(len(shape))))
+        return _randn(rev, dtype, generator).permute(*reversed(range(len(shape))))
     if layout == "sliced":
         big = [2 * s + 1 for s in shape]
-        base = torch.randn(big, generator=generator, dtype=torch.float64).to(dtype)
-        return base[tuple(slice(1, 1 + 2 * s, 2) for s in shape)]
+        return _randn(big, dtype, generator)[tuple(slice(1, 1 + 2 * s, 2) for s in shape)]
     raise ValueError(layout)
 
 
@@ -142,12 +151,12 @@ def make_inputs(cfg, dtype=torch.float32, seed=0, layout="contiguous"):
 
 def reference_results(cfg, x, w, b, gy):
     """Output and the grads of x, weight, bias from stock PyTorch (grouped
-    F.conv1d and its autograd), in float64, on the very same values."""
-    leaves = [t.detach().double().requires_grad_() for t in (x, w) + ((b,) if b is not None else ())]
+    F.conv1d and its autograd), in float64 (complex128), on the very same values."""
+    leaves = [wide(t.detach()).requires_grad_() for t in (x, w) + ((b,) if b is not None else ())]
     xr, wr = leaves[:2]
     br = leaves[2] if b is not None else None
     y = rowconv_ext.reference_row_conv1d(xr, wr, br, **cfg.kwargs)
-    grads = torch.autograd.grad(y, leaves, gy.double()) if y.numel() else [torch.zeros_like(t) for t in leaves]
+    grads = torch.autograd.grad(y, leaves, wide(gy)) if y.numel() else [torch.zeros_like(t) for t in leaves]
     return (y.detach(),) + tuple(grads)
 
 
@@ -161,11 +170,11 @@ def our_results(cfg, x, w, b, gy):
 
 
 # Unit roundoff of the accumulation (float32 for the 16-bit types) and of the
-# stored result.
+# stored result. A complex product sums two real ones per part: twice the terms.
 _ACC_EPS = {torch.float64: 2.0**-52, torch.float32: 2.0**-23, torch.float16: 2.0**-23,
-            torch.bfloat16: 2.0**-23}
+            torch.bfloat16: 2.0**-23, torch.complex128: 2 * 2.0**-52, torch.complex64: 2 * 2.0**-23}
 _OUT_EPS = {torch.float64: 2.0**-52, torch.float32: 2.0**-23, torch.float16: 2.0**-10,
-            torch.bfloat16: 2.0**-7}
+            torch.bfloat16: 2.0**-7, torch.complex128: 2.0**-52, torch.complex64: 2.0**-23}
 
 
 def tolerance(dtype, reduction_length):
@@ -194,7 +203,7 @@ def assert_matches_reference(cfg, ours, ref, dtype):
         assert o.dtype == dtype, f"{name}: dtype {o.dtype}, expected {dtype}"
         assert o.shape == r.shape, f"{name}: shape {tuple(o.shape)}, expected {tuple(r.shape)}"
         atol, rtol = tolerance(dtype, R)
-        torch.testing.assert_close(o.double(), r, atol=atol, rtol=rtol, msg=lambda m: f"{cfg} {name}: {m}")
+        torch.testing.assert_close(wide(o), r, atol=atol, rtol=rtol, msg=lambda m: f"{cfg} {name}: {m}")
 
 
 @pytest.fixture

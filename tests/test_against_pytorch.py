@@ -17,7 +17,7 @@ def test_float32_sweep(cfg):
                              torch.float32)
 
 
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16, torch.complex64, torch.complex128], ids=str)
 @pytest.mark.parametrize("cfg", SWEEP[::6], ids=str)
 def test_other_dtypes(cfg, dtype):
     x, w, b, gy = make_inputs(cfg, dtype, seed=7)

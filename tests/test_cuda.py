@@ -25,7 +25,7 @@ def test_float32_sweep(cfg):
     assert_matches_reference(cfg, _on_gpu(cfg, x, w, b, gy), reference_results(cfg, x, w, b, gy), torch.float32)
 
 
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16, torch.complex64, torch.complex128], ids=str)
 @pytest.mark.parametrize("cfg", SWEEP[::5], ids=str)
 def test_other_dtypes(cfg, dtype):
     x, w, b, gy = make_inputs(cfg, dtype, seed=42)

@@ -57,7 +57,7 @@ def test_float32_against_pytorch(cfg, budget):
                              reference_results(cfg, x, w, b, gy), torch.float32)
 
 
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16, torch.complex64, torch.complex128], ids=str)
 @pytest.mark.parametrize("cfg", CONFIGS[:4], ids=str)
 def test_other_dtypes_against_pytorch(cfg, dtype):
     x, w, b, gy = make_inputs(cfg, dtype, seed=32)
@@ -66,12 +66,13 @@ def test_other_dtypes_against_pytorch(cfg, dtype):
                                  reference_results(cfg, x, w, b, gy), dtype)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.complex64], ids=str)
 @pytest.mark.parametrize("layout", ["permuted", "sliced"])
-def test_strided_inputs(layout):
+def test_strided_inputs(layout, dtype):
     cfg = Conv(2, 4, 2, 40, 4, 3, stride=2, padding=(2, 1), groups=2)
-    x, w, b, gy = make_inputs(cfg, torch.float32, seed=33, layout=layout)
+    x, w, b, gy = make_inputs(cfg, dtype, seed=33, layout=layout)
     assert_matches_reference(cfg, _emulated_results(cfg, x, w, b, gy, BUDGETS["shared48k"]),
-                             reference_results(cfg, x, w, b, gy), torch.float32)
+                             reference_results(cfg, x, w, b, gy), dtype)
 
 
 def test_errors_come_from_the_shared_checks():

@@ -1,0 +1,251 @@
+"""Forward-mode AD, torch.func transforms and vmap, against the same
+transforms of stock PyTorch (the grouped F.conv1d reference) or against a loop
+of stock calls: every transform gives PyTorch's numbers, to any order."""
+import zlib
+
+import pytest
+import torch
+import torch.autograd.forward_ad as fwAD
+from torch import func
+
+import rowconv_ext
+from conftest import SWEEP, Conv, make_inputs
+
+ops = torch.ops.rowconv
+ref = rowconv_ext.reference_row_conv1d
+
+CONFIGS = [
+    Conv(2, 4, 3, 11, 6, 3, stride=2, padding=(1, 2), dilation=2, groups=2),
+    Conv(1, 3, 2, 10, 3, 4, padding="same", groups=3),
+    Conv(2, 2, 1, 8, 2, 3, padding="causal", dilation=3, bias=False),
+]
+
+
+def _inputs(cfg, dtype=torch.float64, seed=0):
+    x, w, b, gy = make_inputs(cfg, dtype, seed=seed)
+    return x, w, b, gy
+
+
+def _close(a, b):
+    # float64 throughout; both sides sum the same products in different orders
+    torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("cfg", SWEEP[::4], ids=str)
+def test_gradcheck_forward_and_batched_over_the_sweep(cfg):
+    """gradcheck and gradgradcheck with forward AD, reverse AD, batched grads
+    (vmap over the backward) and forward-over-reverse. fast_mode compares a
+    random projection of the Jacobian with finite differences, which keeps
+    the sweep affordable; the small CONFIGS below run the full Jacobian."""
+    x, w, b, _ = _inputs(cfg, seed=zlib.crc32(str(cfg).encode()))
+    leaves = tuple(t.requires_grad_() for t in (x, w) + ((b,) if b is not None else ()))
+
+    def f(*args):
+        return rowconv_ext.row_conv1d(*args, **cfg.kwargs)
+
+    assert torch.autograd.gradcheck(f, leaves, check_forward_ad=True, check_backward_ad=True,
+                                    check_batched_grad=True, check_batched_forward_grad=True, fast_mode=True)
+    assert torch.autograd.gradgradcheck(f, leaves, check_fwd_over_rev=True, check_rev_over_rev=True,
+                                        check_batched_grad=True, fast_mode=True)
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=str)
+def test_gradcheck_full_jacobian_all_modes(cfg):
+    x, w, b, _ = _inputs(cfg)
+    leaves = tuple(t.requires_grad_() for t in (x, w) + ((b,) if b is not None else ()))
+
+    def f(*args):
+        return rowconv_ext.row_conv1d(*args, **cfg.kwargs)
+
+    assert torch.autograd.gradcheck(f, leaves, check_forward_ad=True, check_backward_ad=True,
+                                    check_batched_grad=True, check_batched_forward_grad=True)
+    assert torch.autograd.gradgradcheck(f, leaves, check_fwd_over_rev=True, check_rev_over_rev=True,
+                                        check_batched_grad=True)
+
+
+@pytest.mark.parametrize("cfg", CONFIGS[:2], ids=str)
+def test_backward_ops_forward_ad(cfg):
+    """Each backward op on its own: forward AD, batched grads, second order."""
+    x, w, b, gy = _inputs(cfg)
+    left, right = cfg.pads()
+    conv = (cfg.stride, left, right, cfg.dilation, cfg.groups)
+    x, w, gy = (t.requires_grad_() for t in (x, w, gy))
+    for fn, args in [
+        (lambda g, w: ops.row_conv1d_grad_input(g, w, cfg.W, *conv), (gy, w)),
+        (lambda g, x: ops.row_conv1d_grad_weight(g, x, cfg.K, *conv), (gy, x)),
+        (ops.row_conv1d_grad_bias, (gy,)),
+    ]:
+        assert torch.autograd.gradcheck(fn, args, check_forward_ad=True, check_batched_grad=True,
+                                        check_batched_forward_grad=True)
+        assert torch.autograd.gradgradcheck(fn, args, check_fwd_over_rev=True, check_batched_grad=True)
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=str)
+def test_dual_tensors_give_the_reference_tangent(cfg):
+    x, w, b, _ = _inputs(cfg)
+    tangents = [torch.randn_like(t) for t in (x, w)] + ([torch.randn_like(b)] if b is not None else [])
+    outs = []
+    for fn in (rowconv_ext.row_conv1d, ref):
+        with fwAD.dual_level():
+            duals = [fwAD.make_dual(p, t) for p, t in zip((x, w, b), tangents)]
+            y = fn(*duals, **cfg.kwargs) if b is not None else fn(*duals, None, **cfg.kwargs)
+            outs.append(fwAD.unpack_dual(y).tangent)
+    assert outs[0].abs().sum() > 0  # the tangent the bug report got as zeros
+    _close(outs[0], outs[1])
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=str)
+def test_torch_func_transforms_match_the_reference(cfg):
+    x, w, b, gy = _inputs(cfg, seed=1)
+    args = (x, w) + ((b,) if b is not None else ())  # the transforms take tensors only
+
+    def out(fn):
+        return lambda x, w, b=None: fn(x, w, b, **cfg.kwargs)
+
+    def loss(fn):
+        # a non-quadratic loss so that second derivatives involve every op
+        return lambda *a: (out(fn)(*a) ** 3).sum()
+
+    everything = tuple(range(len(args)))
+    for transform in (
+        lambda f: func.grad(loss(f), argnums=everything)(*args),
+        lambda f: func.vjp(out(f), *args)[1](gy),
+        lambda f: func.jvp(out(f), args, tuple(torch.randn_like(t, generator=torch.Generator().manual_seed(i))
+                                               for i, t in enumerate(args)))[1],
+        lambda f: func.jacrev(out(f), argnums=1)(*args),
+        lambda f: func.jacfwd(out(f), argnums=0)(*args),
+        lambda f: func.hessian(loss(f), argnums=1)(*args),
+        lambda f: func.jacrev(func.jacfwd(loss(f), argnums=0), argnums=1)(*args),
+        lambda f: func.jacfwd(func.jacfwd(loss(f), argnums=1), argnums=0)(*args),
+        lambda f: func.jacfwd(func.jacrev(loss(f), argnums=everything), argnums=everything)(*args),
+    ):
+        ours, theirs = transform(rowconv_ext.row_conv1d), transform(ref)
+        for o, t in zip(torch.utils._pytree.tree_leaves(ours), torch.utils._pytree.tree_leaves(theirs)):
+            _close(o, t)
+
+
+def test_functional_call_on_the_module():
+    torch.manual_seed(0)
+    module = rowconv_ext.RowConv1d(3, 4, 6, 3, padding="same", groups=2, dtype=torch.float64)
+    x = torch.randn(2, 4, 3, 12, dtype=torch.float64)
+    params = {k: v.detach() for k, v in module.named_parameters()}
+
+    def loss_ours(p, x):
+        return func.functional_call(module, p, (x,)).tanh().sum()
+
+    def loss_ref(p, x):
+        return ref(x, p["weight"], p["bias"], padding="same", groups=2).tanh().sum()
+
+    for transform in (func.grad, func.jacrev, func.jacfwd, func.hessian):
+        ours, theirs = transform(loss_ours)(params, x), transform(loss_ref)(params, x)
+        for o, t in zip(torch.utils._pytree.tree_leaves(ours), torch.utils._pytree.tree_leaves(theirs)):
+            _close(o, t)
+    # per-sample gradients: vmap over the batch of grad
+    per_sample = func.vmap(func.grad(lambda p, xi: loss_ours(p, xi[None])), in_dims=(None, 0))(params, x)
+    for i in range(x.shape[0]):
+        expect = func.grad(lambda p: loss_ref(p, x[i:i + 1]))(params)
+        for k in params:
+            _close(per_sample[k][i], expect[k])
+
+
+@pytest.fixture
+def no_vmap_fallback():
+    """vmap must use our batching rules: with the per-sample fallback turned
+    off, an op without a rule raises instead of looping."""
+    torch._C._functorch._set_vmap_fallback_enabled(False)
+    yield
+    torch._C._functorch._set_vmap_fallback_enabled(True)
+
+
+VMAP_IN_DIMS = [(0, None, None), (None, 0, 0), (2, 1, None), (1, 0, 0), (None, None, 0)]
+
+
+@pytest.mark.parametrize("cfg,in_dims", [(c, d) for c in CONFIGS for d in VMAP_IN_DIMS if c.bias or d[2] is None],
+                         ids=str)
+def test_vmap_row_conv1d_against_a_loop(cfg, in_dims, no_vmap_fallback):
+    n = 3
+    x, w, b, _ = _inputs(cfg, seed=2)
+    stacked = [None if t is None else torch.stack([torch.randn_like(t) for _ in range(n)], d) if d is not None else t
+               for t, d in zip((x, w, b), in_dims)]
+    y = func.vmap(lambda *a: rowconv_ext.row_conv1d(*a, **cfg.kwargs), in_dims=in_dims)(*stacked)
+    loop = torch.stack([ref(*[t if d is None else t.select(d, i) for t, d in zip(stacked, in_dims)], **cfg.kwargs)
+                        for i in range(n)])
+    _close(y, loop)
+
+
+@pytest.mark.parametrize("in_dims", [(0, None), (None, 0), (0, 0), (3, 1)])
+@pytest.mark.parametrize("cfg", CONFIGS[:2], ids=str)
+def test_vmap_backward_ops_against_a_loop(cfg, in_dims, no_vmap_fallback):
+    """Each backward op vmapped over either or both operands, against the
+    gradients of the reference computed one problem at a time."""
+    n = 3
+    x, w, _, gy = _inputs(cfg, seed=3)
+    left, right = cfg.pads()
+    conv = (cfg.stride, left, right, cfg.dilation, cfg.groups)
+
+    def stack(t, d):
+        return t if d is None else torch.stack([torch.randn_like(t) for _ in range(n)], d)
+
+    def pick(t, d, i):
+        return t if d is None else t.select(d, i)
+
+    def ref_grads(xi, wi, gi):
+        xi, wi = xi.clone().requires_grad_(), wi.clone().requires_grad_()
+        return torch.autograd.grad(ref(xi, wi, None, **cfg.kwargs), (xi, wi), gi)
+
+    gys, ws = stack(gy, in_dims[0]), stack(w, in_dims[1])
+    gx = func.vmap(lambda g, w: ops.row_conv1d_grad_input(g, w, cfg.W, *conv), in_dims=in_dims)(gys, ws)
+    _close(gx, torch.stack([ref_grads(x, pick(ws, in_dims[1], i), pick(gys, in_dims[0], i))[0] for i in range(n)]))
+
+    xs = stack(x, in_dims[1])
+    gw = func.vmap(lambda g, x: ops.row_conv1d_grad_weight(g, x, cfg.K, *conv), in_dims=in_dims)(gys, xs)
+    _close(gw, torch.stack([ref_grads(pick(xs, in_dims[1], i), w, pick(gys, in_dims[0], i))[1] for i in range(n)]))
+
+    if in_dims[0] is not None:
+        gb = func.vmap(ops.row_conv1d_grad_bias, in_dims=(in_dims[0],))(gys)
+        _close(gb, torch.stack([pick(gys, in_dims[0], i).sum((0, 3)).t() for i in range(n)]))
+
+
+def test_vmap_of_jacrev_and_jacfwd_nested(no_vmap_fallback):
+    cfg = CONFIGS[0]
+    x, w, b, _ = _inputs(cfg, seed=4)
+    xs = torch.randn(2, *x.shape, dtype=x.dtype)
+
+    def jac(fn):
+        return func.vmap(func.jacfwd(func.jacrev(lambda w, x: (fn(x, w, b, **cfg.kwargs) ** 2).sum())),
+                         in_dims=(None, 0))(w, xs)
+
+    _close(jac(rowconv_ext.row_conv1d), jac(ref))
+
+
+@pytest.mark.slow
+def test_compile_fullgraph_with_torch_func():
+    torch._dynamo.reset()
+    cfg = CONFIGS[0]
+    x, w, b, _ = _inputs(cfg, seed=5)
+    xs = torch.randn(3, *x.shape, dtype=x.dtype)
+
+    def per_sample_grads(fn):
+        def g(w, b, xs):
+            return func.vmap(func.grad(lambda w, b, xi: fn(xi, w, b, **cfg.kwargs).tanh().sum(),
+                                       argnums=(0, 1)), in_dims=(None, None, 0))(w, b, xs)
+        return g
+
+
+    def tangent(fn):
+        def t(x, w, b, tx):
+            return func.jvp(lambda x: fn(x, w, b, **cfg.kwargs), (x,), (tx,))[1]
+        return t
+
+    def hessian(fn):
+        def h(x, w, b):
+            return func.hessian(lambda w: (fn(x, w, b, **cfg.kwargs) ** 3).sum())(w)
+        return h
+
+    for make, args in ((per_sample_grads, (w, b, xs)), (tangent, (x, w, b, torch.randn_like(x))),
+                       (hessian, (x, w, b))):
+        torch._dynamo.reset()
+        compiled = torch.compile(make(rowconv_ext.row_conv1d), fullgraph=True)
+        for o, t in zip(torch.utils._pytree.tree_leaves(compiled(*args)),
+                        torch.utils._pytree.tree_leaves(make(ref)(*args))):
+            _close(o, t)
