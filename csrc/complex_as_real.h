@@ -21,6 +21,7 @@
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/add.h>
 #include <ATen/ops/complex.h>
+#include <ATen/ops/empty.h>
 #include <ATen/ops/imag.h>
 #include <ATen/ops/mul.h>
 #include <ATen/ops/real.h>
@@ -30,6 +31,7 @@
 #include <ATen/ops/view_as_real.h>
 
 #include <utility>
+#include <vector>
 
 namespace rowconv {
 
@@ -73,6 +75,10 @@ inline at::Tensor real_bias(const at::Tensor& b) {
 
 // The real result (B, 2C, H, W) of a convolution back to complex (B, C, H, W).
 inline at::Tensor complex_from_channels(const at::Tensor& real) {
+  const std::vector<int64_t> shape{real.size(0), real.size(1) / 2, real.size(2), real.size(3)};
+  if (real.numel() == 0) {  // an empty tensor counts as contiguous whatever its strides
+    return at::empty(shape, real.options().dtype(c10::toComplexType(real.scalar_type())));
+  }
   const at::Tensor parts =
       real.view({real.size(0), real.size(1) / 2, 2, real.size(2), real.size(3)})
           .permute({0, 1, 3, 4, 2})

@@ -42,10 +42,13 @@ CONFIGS = [
 def _emulated_results(cfg, x, w, b, gy, budget):
     left, right = cfg.pads()
     conv = (cfg.stride, left, right, cfg.dilation, cfg.groups)
+    # The gradients of a complex convolution take the conjugate of the operand
+    # held fixed (PyTorch's convention, as in _registrations.py); for real
+    # tensors conj() is the tensor itself.
     return (
         emulated.row_conv1d(x, w, b, *conv, budget),
-        emulated.row_conv1d_grad_input(gy, w, cfg.W, *conv, budget),
-        emulated.row_conv1d_grad_weight(gy, x, cfg.K, *conv, budget),
+        emulated.row_conv1d_grad_input(gy, w.conj(), cfg.W, *conv, budget),
+        emulated.row_conv1d_grad_weight(gy, x.conj(), cfg.K, *conv, budget),
     ) + ((emulated.row_conv1d_grad_bias(gy),) if b is not None else ())
 
 
