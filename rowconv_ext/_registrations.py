@@ -140,7 +140,7 @@ def _forward_below_autograd(op):
     return staticmethod(forward)
 
 
-class _RowConv1dFunction(torch.autograd.Function):
+class RowConv1dFunction(torch.autograd.Function):
     forward = _forward_below_autograd(_ops.row_conv1d.default)
 
     @staticmethod
@@ -175,67 +175,55 @@ class _RowConv1dFunction(torch.autograd.Function):
             None if tb is None else _bias_broadcast(tb, ctx.out_shape))
 
 
-class _GradInputFunction(torch.autograd.Function):
-    forward = _forward_below_autograd(_ops.row_conv1d_grad_input.default)
+def _grad_op_function(name, op, transposed_op, cotangent_is_input):
+    """The autograd.Function of grad_input (other = weight) or grad_weight
+    (other = x): op(grad_out, other, size, *conv), bilinear in (grad_out,
+    other). Its cotangent flows back to grad_out through row_conv1d, with the
+    cotangent as that conv's input (grad_input) or weight (grad_weight), and to
+    other through the transposed op (grad_weight, grad_input), whose size
+    argument is other.shape[3] (the kernel size of a weight, the width of x)."""
 
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        grad_out, weight, width, *conv, _ = inputs
-        ctx.conv = tuple(conv)
-        ctx.width = width
-        ctx.kernel_size = weight.shape[3]
-        ctx.save_for_backward(grad_out, weight)
-        ctx.save_for_forward(grad_out, weight)
+    class GradOpFunction(torch.autograd.Function):
+        forward = _forward_below_autograd(op)
 
-    @staticmethod
-    def backward(ctx, ggx):
-        grad_out, weight = ctx.saved_tensors
-        d_gout = d_w = None
-        if ctx.needs_input_grad[0]:
-            d_gout = _ops.row_conv1d.default(ggx, weight.conj(), None, *ctx.conv)
-        if ctx.needs_input_grad[1]:
-            d_w = _ops.row_conv1d_grad_weight.default(grad_out.conj(), ggx, ctx.kernel_size, *ctx.conv)
-        return (d_gout, d_w, None) + (None,) * (len(ctx.conv) + 1)
+        @staticmethod
+        def setup_context(ctx, inputs, output):
+            grad_out, other, size, *conv, _ = inputs
+            ctx.conv = tuple(conv)
+            ctx.size = size
+            ctx.other_size = other.shape[3]
+            ctx.save_for_backward(grad_out, other)
+            ctx.save_for_forward(grad_out, other)
 
-    @_jvp_rule
-    def jvp(ctx, saved, t_gout, t_w, *_):
-        grad_out, weight = saved
-        return _sum_terms(
-            None if t_gout is None else _ops.row_conv1d_grad_input.default(t_gout, weight, ctx.width, *ctx.conv),
-            None if t_w is None else _ops.row_conv1d_grad_input.default(grad_out, t_w, ctx.width, *ctx.conv))
+        @staticmethod
+        def backward(ctx, cotangent):
+            grad_out, other = ctx.saved_tensors
+            d_gout = d_other = None
+            if ctx.needs_input_grad[0]:
+                x, w = (cotangent, other.conj()) if cotangent_is_input else (other.conj(), cotangent)
+                d_gout = _ops.row_conv1d.default(x, w, None, *ctx.conv)
+            if ctx.needs_input_grad[1]:
+                d_other = transposed_op(grad_out.conj(), cotangent, ctx.other_size, *ctx.conv)
+            return (d_gout, d_other) + (None,) * (len(ctx.conv) + 2)
 
+        @_jvp_rule
+        def jvp(ctx, saved, t_gout, t_other, *_):
+            grad_out, other = saved
+            return _sum_terms(
+                None if t_gout is None else op(t_gout, other, ctx.size, *ctx.conv),
+                None if t_other is None else op(grad_out, t_other, ctx.size, *ctx.conv))
 
-class _GradWeightFunction(torch.autograd.Function):
-    forward = _forward_below_autograd(_ops.row_conv1d_grad_weight.default)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        grad_out, x, kernel_size, *conv, _ = inputs
-        ctx.conv = tuple(conv)
-        ctx.width = x.shape[3]
-        ctx.kernel_size = kernel_size
-        ctx.save_for_backward(grad_out, x)
-        ctx.save_for_forward(grad_out, x)
-
-    @staticmethod
-    def backward(ctx, ggw):
-        grad_out, x = ctx.saved_tensors
-        d_gout = d_x = None
-        if ctx.needs_input_grad[0]:
-            d_gout = _ops.row_conv1d.default(x.conj(), ggw, None, *ctx.conv)
-        if ctx.needs_input_grad[1]:
-            d_x = _ops.row_conv1d_grad_input.default(grad_out.conj(), ggw, ctx.width, *ctx.conv)
-        return (d_gout, d_x, None) + (None,) * (len(ctx.conv) + 1)
-
-    @_jvp_rule
-    def jvp(ctx, saved, t_gout, t_x, *_):
-        grad_out, x = saved
-        return _sum_terms(
-            None if t_gout is None else _ops.row_conv1d_grad_weight.default(t_gout, x, ctx.kernel_size, *ctx.conv),
-            None if t_x is None else _ops.row_conv1d_grad_weight.default(grad_out, t_x, ctx.kernel_size, *ctx.conv))
+    GradOpFunction.__name__ = GradOpFunction.__qualname__ = name
+    return GradOpFunction
 
 
-class _GradBiasFunction(torch.autograd.Function):
+_GradInputFunction = _grad_op_function("RowConv1dGradInputFunction", _ops.row_conv1d_grad_input.default,
+                                       _ops.row_conv1d_grad_weight.default, cotangent_is_input=True)
+_GradWeightFunction = _grad_op_function("RowConv1dGradWeightFunction", _ops.row_conv1d_grad_weight.default,
+                                        _ops.row_conv1d_grad_input.default, cotangent_is_input=False)
+
+
+class RowConv1dGradBiasFunction(torch.autograd.Function):
     forward = _forward_below_autograd(_ops.row_conv1d_grad_bias.default)
 
     @staticmethod
@@ -284,10 +272,10 @@ def _register_autograd(opname, function):
     _autograd_lib.impl(opname, autograd_kernel, "Autograd", with_keyset=True)
 
 
-_register_autograd("row_conv1d", _RowConv1dFunction)
+_register_autograd("row_conv1d", RowConv1dFunction)
 _register_autograd("row_conv1d_grad_input", _GradInputFunction)
 _register_autograd("row_conv1d_grad_weight", _GradWeightFunction)
-_register_autograd("row_conv1d_grad_bias", _GradBiasFunction)
+_register_autograd("row_conv1d_grad_bias", RowConv1dGradBiasFunction)
 
 
 # vmap batching rules. A vmapped dimension of size N folds into the batch B

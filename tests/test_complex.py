@@ -1,7 +1,7 @@
 """Complex64/complex128 against stock PyTorch: F.conv1d on complex tensors
-(one call per row, independent of our layout), autograd with PyTorch's
-conjugate convention (gradcheck in complex128), conjugate and negative views,
-torch.func and vmap, opcheck and torch.compile."""
+(one call per row, independent of our layout), conjugate and negative views,
+torch.func and vmap, opcheck and torch.compile. gradcheck in complex128 (every
+mode, every op) is in test_func_transforms.py with the real one."""
 import pytest
 import torch
 import torch.nn.functional as F
@@ -75,35 +75,6 @@ def test_conjugate_and_negative_views_are_read_as_their_values():
     wr = w.real.contiguous()
     torch.testing.assert_close(rowconv_ext.row_conv1d(xn, wr, None, **cfg.kwargs),
                                _per_row_conv1d(xn.resolve_neg(), wr, None, cfg))
-
-
-@pytest.mark.parametrize("cfg", CONFIGS, ids=str)
-def test_gradcheck_complex128_all_modes(cfg):
-    x, w, b, _ = make_inputs(cfg, torch.complex128, seed=75)
-    leaves = tuple(t.requires_grad_() for t in (x, w) + ((b,) if b is not None else ()))
-
-    def f(*args):
-        return rowconv_ext.row_conv1d(*args, **cfg.kwargs)
-
-    assert torch.autograd.gradcheck(f, leaves, check_forward_ad=True, check_backward_ad=True,
-                                    check_batched_grad=True, check_batched_forward_grad=True)
-    assert torch.autograd.gradgradcheck(f, leaves, check_fwd_over_rev=True, check_rev_over_rev=True,
-                                        check_batched_grad=True)
-
-
-def test_backward_ops_gradcheck_complex128():
-    cfg = CONFIGS[0]
-    x, w, _, gy = make_inputs(cfg, torch.complex128, seed=76)
-    left, right = cfg.pads()
-    conv = (cfg.stride, left, right, cfg.dilation, cfg.groups)
-    x, w, gy = (t.requires_grad_() for t in (x, w, gy))
-    for fn, args in [
-        (lambda g, w: ops.row_conv1d_grad_input(g, w, cfg.W, *conv), (gy, w)),
-        (lambda g, x: ops.row_conv1d_grad_weight(g, x, cfg.K, *conv), (gy, x)),
-        (ops.row_conv1d_grad_bias, (gy,)),
-    ]:
-        assert torch.autograd.gradcheck(fn, args, check_forward_ad=True)
-        assert torch.autograd.gradgradcheck(fn, args)
 
 
 def test_torch_func_and_vmap_complex():

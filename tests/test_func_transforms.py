@@ -49,9 +49,12 @@ def test_gradcheck_forward_and_batched_over_the_sweep(cfg):
                                         check_batched_grad=True, fast_mode=True)
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.complex128], ids=str)
 @pytest.mark.parametrize("cfg", CONFIGS, ids=str)
-def test_gradcheck_full_jacobian_all_modes(cfg):
-    x, w, b, _ = _inputs(cfg)
+def test_gradcheck_full_jacobian_all_modes(cfg, dtype):
+    """complex128: gradcheck checks PyTorch's conjugate convention (the
+    Wirtinger derivatives of the real and imaginary parts of the output)."""
+    x, w, b, _ = _inputs(cfg, dtype)
     leaves = tuple(t.requires_grad_() for t in (x, w) + ((b,) if b is not None else ()))
 
     def f(*args):
@@ -63,10 +66,11 @@ def test_gradcheck_full_jacobian_all_modes(cfg):
                                         check_batched_grad=True)
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.complex128], ids=str)
 @pytest.mark.parametrize("cfg", CONFIGS[:2], ids=str)
-def test_backward_ops_forward_ad(cfg):
+def test_backward_ops_forward_ad(cfg, dtype):
     """Each backward op on its own: forward AD, batched grads, second order."""
-    x, w, b, gy = _inputs(cfg)
+    x, w, b, gy = _inputs(cfg, dtype)
     left, right = cfg.pads()
     conv = (cfg.stride, left, right, cfg.dilation, cfg.groups)
     x, w, gy = (t.requires_grad_() for t in (x, w, gy))

@@ -24,6 +24,18 @@ def _per_row(convs, x):
     return torch.stack([conv(xh) for conv, xh in zip(convs, x.unbind(2))], dim=2)
 
 
+def _assert_same_backward(module, convs, x, x_ref, y, y_ref):
+    """One random cotangent through both: the grads of x, the stacked weights
+    and biases equal those of the per-row layers."""
+    gy = torch.randn_like(y)
+    y.backward(gy)
+    y_ref.backward(gy)
+    torch.testing.assert_close(x.grad, x_ref.grad)
+    torch.testing.assert_close(module.weight.grad, torch.stack([c.weight.grad for c in convs]))
+    if module.bias is not None:
+        torch.testing.assert_close(module.bias.grad, torch.stack([c.bias.grad for c in convs]))
+
+
 def _convs(rows, cin, cout, **kw):
     return nn.ModuleList(nn.Conv1d(cin, cout, dtype=torch.float64, **kw) for _ in range(rows))
 
@@ -37,13 +49,7 @@ def test_from_conv1d_equals_the_per_row_loop_forward_and_backward(kw):
     x_ref = x.detach().clone().requires_grad_()
     y, y_ref = module(x), _per_row(convs, x_ref)
     torch.testing.assert_close(y, y_ref)
-    gy = torch.randn_like(y)
-    y.backward(gy)
-    y_ref.backward(gy)
-    torch.testing.assert_close(x.grad, x_ref.grad)
-    torch.testing.assert_close(module.weight.grad, torch.stack([c.weight.grad for c in convs]))
-    if module.bias is not None:
-        torch.testing.assert_close(module.bias.grad, torch.stack([c.bias.grad for c in convs]))
+    _assert_same_backward(module, convs, x, x_ref, y, y_ref)
 
 
 @pytest.mark.parametrize("K,dilation,mode", [(3, 1, "zeros"), (4, 2, "zeros"), (3, 2, "replicate"), (2, 1, "reflect")])
@@ -272,12 +278,7 @@ def test_unbatched_input_equals_the_per_row_loop_of_unbatched_conv1d(mode):
     y_ref = torch.stack([conv(xh) for conv, xh in zip(convs, x_ref.unbind(1))], dim=1)  # conv on (C, L)
     assert y.shape == y_ref.shape == (2, 3, 11)
     torch.testing.assert_close(y, y_ref)
-    gy = torch.randn_like(y)
-    y.backward(gy)
-    y_ref.backward(gy)
-    torch.testing.assert_close(x.grad, x_ref.grad)
-    torch.testing.assert_close(module.weight.grad, torch.stack([c.weight.grad for c in convs]))
-    torch.testing.assert_close(module.bias.grad, torch.stack([c.bias.grad for c in convs]))
+    _assert_same_backward(module, convs, x, x_ref, y, y_ref)
 
 
 @pytest.mark.parametrize("padding,mode", [(1, "zeros"), ("causal", "reflect")])
