@@ -48,7 +48,7 @@ def _emulation_extension():
         "rowconv_ext._cuda_emulation",
         ["csrc/row_conv1d_checks.cpp", "csrc/python_module.cpp"] + _sources("csrc/cuda_emulation/*.cpp"),
         define_macros=[("ROWCONV_MODULE", "_cuda_emulation")],
-        extra_compile_args={"cxx": ["-O2", "-fvisibility=hidden", "-pthread"]},
+        extra_compile_args={"cxx": ["-std=c++20", "-O2", "-fvisibility=hidden", "-pthread"]},
         extra_link_args=["-pthread"],
     )
 
@@ -59,7 +59,8 @@ def _extension():
     # builds: without -fopenmp it silently runs on one thread.
     # -ffp-contract=fast: let the micro-kernels' a * b + c become FMAs (ISO
     # C++ modes turn contraction off).
-    cxx = ["-O3", "-fvisibility=hidden", "-fopenmp", "-ffp-contract=fast"]
+    # -std=c++20: the emulator's std::barrier; torch before 2.13 defaults to C++17.
+    cxx = ["-std=c++20", "-O3", "-fvisibility=hidden", "-fopenmp", "-ffp-contract=fast"]
     link = ["-fopenmp"]
     if not _want_cuda():
         return cpp_extension.CppExtension(

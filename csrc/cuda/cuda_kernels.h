@@ -1,17 +1,19 @@
-// CUDA backend of the rowconv ops: the op bodies of row_conv1d_backend.h with
+// The CUDA backend's kernel policy for the op bodies of row_conv1d_backend.h:
 // the kernels of kernels/, launched by launch.h on the current stream of the
-// input's device, with a launch check after every launch.
+// input's device, with a launch check after every launch. Each op's
+// registration is its own translation unit (row_conv1d_cuda_*.cu), so that
+// nvcc compiles the four ops' kernel specialisations in parallel.
+#pragma once
+
 #include <ATen/ops/empty.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
-#include <torch/library.h>
 
 #include "../row_conv1d_backend.h"
 #include "launch.h"
 
 namespace rowconv::cuda {
-namespace {
 
 struct CudaLaunch {
   cudaStream_t stream;
@@ -57,44 +59,8 @@ struct CudaKernels {
   }
 };
 
-CudaKernels kernels_on(const at::Tensor& t) {
+inline CudaKernels kernels_on(const at::Tensor& t) {
   return CudaKernels{CudaLaunch{c10::cuda::getCurrentCUDAStream(t.device().index()).stream()}, t.device()};
 }
 
-at::Tensor forward_cuda(const at::Tensor& x, const at::Tensor& weight,
-                        const std::optional<at::Tensor>& bias, int64_t stride, int64_t pad_left,
-                        int64_t pad_right, int64_t dilation, int64_t groups) {
-  const c10::cuda::OptionalCUDAGuard guard(x.device());
-  return forward_op(kernels_on(x), x, weight, bias, stride, pad_left, pad_right, dilation, groups);
-}
-
-at::Tensor grad_input_cuda(const at::Tensor& grad_out, const at::Tensor& weight, int64_t width,
-                           int64_t stride, int64_t pad_left, int64_t pad_right, int64_t dilation,
-                           int64_t groups) {
-  const c10::cuda::OptionalCUDAGuard guard(grad_out.device());
-  return grad_input_op(kernels_on(grad_out), grad_out, weight, width, stride, pad_left, pad_right,
-                       dilation, groups);
-}
-
-at::Tensor grad_weight_cuda(const at::Tensor& grad_out, const at::Tensor& x, int64_t kernel_size,
-                            int64_t stride, int64_t pad_left, int64_t pad_right,
-                            int64_t dilation, int64_t groups) {
-  const c10::cuda::OptionalCUDAGuard guard(x.device());
-  return grad_weight_op(kernels_on(x), grad_out, x, kernel_size, stride, pad_left, pad_right,
-                        dilation, groups);
-}
-
-at::Tensor grad_bias_cuda(const at::Tensor& grad_out) {
-  const c10::cuda::OptionalCUDAGuard guard(grad_out.device());
-  return grad_bias_op(kernels_on(grad_out), grad_out);
-}
-
-}  // namespace
 }  // namespace rowconv::cuda
-
-TORCH_LIBRARY_IMPL(rowconv, CUDA, m) {
-  m.impl("row_conv1d", &rowconv::cuda::forward_cuda);
-  m.impl("row_conv1d_grad_input", &rowconv::cuda::grad_input_cuda);
-  m.impl("row_conv1d_grad_weight", &rowconv::cuda::grad_weight_cuda);
-  m.impl("row_conv1d_grad_bias", &rowconv::cuda::grad_bias_cuda);
-}
