@@ -184,7 +184,8 @@ def main():
         l2, name, versions = 50 * 2**20, "cpu (dry run)", f"torch {torch.__version__}"
     copy_gbs, fma_tflops, ceiling_names = ceilings(device, args.dry_run, reps)
     header_lines = [
-        f"device: {name}; {versions}; float32, TF32 off; CUDA events, median of 5..{reps} calls",
+        f"device: {name}; {versions}; float32, TF32 off; "
+        + (f"CUDA events, median of 5 to {reps} calls" if device == "cuda" else "perf_counter, one call"),
         f"ceiling copy: {copy_gbs:.0f} GB/s = {100 * copy_gbs / args.peak_gbs:.0f}% of nominal "
         f"{args.peak_gbs:g} ({ceiling_names[0]})",
         f"ceiling fma: {fma_tflops:.2f} TFLOP/s = {100 * fma_tflops / args.peak_tflops:.0f}% of nominal "

@@ -15,8 +15,8 @@
 #                the critical path, the C++ files compile beside it   ~120 s (300)
 #   checks       in parallel (16 cores, one GPU shared):              ~150 s (200 each)
 #                tests-gpu: tests/test_cuda.py (~410 tests)
-#                tests-device-{a,b,c}: the make_inputs modules with
-#                  --device cuda (~480 tests in three processes)
+#                tests-device-{a,b,c,d}: the make_inputs modules with
+#                  --device cuda (~480 tests in four processes)
 #                tour-coverage: the tour's kernels counted (torch.profiler)
 #                sanitizer-{memcheck,racecheck,synccheck,initcheck}: the
 #                  tour (444 op calls on tiny shapes) under each tool
@@ -206,11 +206,13 @@ RUN_GPU=0
 # ---------------------------------------------------------------- checks, in parallel
 # Tests: test_cuda.py (GPU against CPU float64 references, autocast,
 # compile, torch.func, streams) and, with --device cuda, every module built
-# on make_inputs, in three processes of about equal CPU time.
+# on make_inputs, in four processes of about equal CPU time (the gradchecks
+# of test_func_transforms.py are the largest part).
 GPU_TESTS=(tests/test_cuda.py tests/test_ecosystem.py::test_cuda_autocast_casts_like_conv1d)
-DEVICE_A=(tests/test_func_transforms.py)
-DEVICE_B=(tests/test_against_pytorch.py tests/test_autograd.py)
-DEVICE_C=(tests/test_complex.py tests/test_compile.py tests/test_layouts_and_threads.py)
+DEVICE_A=(-k over_the_sweep tests/test_func_transforms.py)
+DEVICE_B=(-k "not over_the_sweep" tests/test_func_transforms.py)
+DEVICE_C=(tests/test_against_pytorch.py tests/test_autograd.py)
+DEVICE_D=(tests/test_complex.py tests/test_compile.py tests/test_layouts_and_threads.py)
 # A few CPU threads each (the references are small); compiles in-process
 # (no worker pool to start for graphs of a kernel or two).
 PYTEST=(env OMP_NUM_THREADS=4 TORCHINDUCTOR_COMPILE_THREADS=1
@@ -248,6 +250,7 @@ if [ "$RUN_GPU" = 1 ]; then
   TAIL=25 bg_step tests-device-a 200 "${PYTEST[@]}" --junitxml="$LOG_DIR/tests-device-a.xml" "${DEVICE_A[@]}"
   TAIL=25 bg_step tests-device-b 200 "${PYTEST[@]}" --junitxml="$LOG_DIR/tests-device-b.xml" "${DEVICE_B[@]}"
   TAIL=25 bg_step tests-device-c 200 "${PYTEST[@]}" --junitxml="$LOG_DIR/tests-device-c.xml" "${DEVICE_C[@]}"
+  TAIL=25 bg_step tests-device-d 200 "${PYTEST[@]}" --junitxml="$LOG_DIR/tests-device-d.xml" "${DEVICE_D[@]}"
   TAIL=12 bg_step tour-coverage 120 $PY "$TOUR" --coverage
   if command -v compute-sanitizer > /dev/null; then
     for tool in "${TOOLS[@]}"; do
@@ -260,10 +263,10 @@ if [ "$RUN_GPU" = 1 ]; then
   join_steps
   echo; echo "=== checks: all done in $(elapsed "$t_checks") s"
 else
-  echo; echo "=== no GPU: skipped tests-gpu, tests-device-{a,b,c} (collecting them instead, where built)"
+  echo; echo "=== no GPU: skipped tests-gpu, tests-device-{a,b,c,d} (collecting them instead, where built)"
   if [ "$IMPORTS" = 1 ]; then
     TAIL=3 step tests-collect 120 $PY -m pytest -q -p no:cacheprovider --collect-only \
-      "${GPU_TESTS[@]}" "${DEVICE_A[@]}" "${DEVICE_B[@]}" "${DEVICE_C[@]}"
+      "${GPU_TESTS[@]}" "${DEVICE_C[@]}" "${DEVICE_D[@]}" tests/test_func_transforms.py
     skip tour-coverage "no GPU: skipped tour-coverage; running the tour on the CPU kernels"
     step tour-cpu 300 $PY "$TOUR" --device cpu
   else

@@ -189,8 +189,9 @@ def _to_device(t, device):
     """t on device with the same strides (a sliced view stays a view of a larger tensor)."""
     if t.device.type == device:
         return t
-    base = t._base if t._base is not None else t
-    return base.to(device).as_strided(t.shape, t.stride(), t.storage_offset())
+    if t._base is None:
+        return t.to(device)
+    return t._base.to(device).as_strided(t.shape, t.stride(), t.storage_offset())
 
 
 def make_inputs(cfg, dtype=torch.float32, seed=0, layout="contiguous", device=None):
