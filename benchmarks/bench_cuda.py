@@ -198,6 +198,13 @@ def main():
               "%nominal_bw", "x_ours", "check")
     print("{:13} {:8} {:7} {:>6} {:>9} {:>8} {:>6} {:>8} {:>6} {:>7}".format(
         *(header[i] for i in (0, 1, 2, 3, 4, 5, 6, 8, 9, 11))))
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"cuda_{'dryrun' if args.dry_run else args.tag}.csv"
+    f = open(path, "w", newline="")  # written shape by shape: a run cut short keeps what it measured
+    f.writelines("# " + line + "\n" for line in header_lines)  # pandas.read_csv(path, comment="#")
+    writer = csv.writer(f)
+    writer.writerow(header)
     rows, all_ok = [], True
     for s in specs:
         times, ok, n_copies = bench_shape(s, device, l2, reps, args.budget)
@@ -211,14 +218,11 @@ def main():
                    round(100 * gbs / copy_gbs, 2), round(100 * gbs / args.peak_gbs, 2),
                    round(ms / times[direction, "ours"], 3), "ok" if ok else "MISMATCH")
             rows.append(row)
+            writer.writerow(row)
             print("{:13} {:8} {:7} {:6d} {:9.4f} {:8.3f} {:6.1f} {:8.0f} {:6.1f} {:7.2f}".format(
                 *(row[i] for i in (0, 1, 2, 3, 4, 5, 6, 8, 9, 11))) + ("" if ok else "  MISMATCH"), flush=True)
-    out = pathlib.Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"cuda_{'dryrun' if args.dry_run else args.tag}.csv"
-    with open(path, "w", newline="") as f:
-        f.writelines("# " + line + "\n" for line in header_lines)  # pandas.read_csv(path, comment="#")
-        csv.writer(f).writerows([header] + rows)
+        f.flush()
+    f.close()
     print(f"wrote {path}")
     ratios = {(r[0], r[1]): r[11] for r in rows if r[2] == "recipe"}
     parts = [f"{name} {ratios[name, 'fwd']:.2f}x/{ratios[name, 'fwd+bwd']:.2f}x"

@@ -23,8 +23,8 @@
 #   bench        ceilings, then 9 shapes x 2 directions x 4 impls,
 #                each measurement 5..50 calls and about 1 s          ~110 s (180)
 #   total                                                             ~6.5 min
-# and never more than 9 minutes: each limit is cut to what is left of a
-# 540-second budget (GPU_SESSION_BUDGET), so a hang cannot eat the session.
+# and never much more than 8 minutes: each limit is cut to what is left of
+# a 480-second budget (GPU_SESSION_BUDGET), so a hang cannot eat the session.
 # How estimated (no GPU was available to time it): the build from its CPU
 # time here (nvcc of row_conv1d_cuda.cu for sm_90 is one serial job of a few
 # CPU-minutes on a 2-core machine; a server core is faster); the tests from
@@ -131,7 +131,7 @@ GPU=0
 if command -v nvidia-smi > /dev/null && nvidia-smi -L > /dev/null 2>&1 \
    && $PY -c 'import sys, torch; sys.exit(not torch.cuda.is_available())' 2> /dev/null; then
   GPU=1
-  DEADLINE=$(( T_START + ${GPU_SESSION_BUDGET:-540} ))
+  DEADLINE=$(( T_START + ${GPU_SESSION_BUDGET:-480} ))
 fi
 env_report() {
   $PY -c 'import sys, torch; print("python", sys.version.split()[0], "| torch", torch.__version__, "| CUDA", torch.version.cuda, "| GPU:", torch.cuda.get_device_name() if torch.cuda.is_available() else "none")'
@@ -304,7 +304,7 @@ status=PASS
 [ ${#FAILED[@]} -gt 0 ] && status="FAIL (${FAILED[*]})"
 echo
 echo "GPU SESSION $status in $(( $(date +%s) - T_START )) s | GPU $([ "$GPU" = 1 ] && echo yes || echo no)" \
-     "| tests: ${tests_line:-not run} | sanitizer reports: $(IFS=,; echo "${san[*]}")" \
+     "| tests: ${tests_line:-not run} | sanitizer reports: $(printf '%s, ' "${san[@]}" | sed 's/, $//')" \
      "| ${ratios:-bench not run} | logs: $LOG_DIR"
 [ ${#FAILED[@]} -eq 0 ]
 }
