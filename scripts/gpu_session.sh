@@ -25,16 +25,22 @@
 #   total                                                             ~6.5 min
 # and never much more than 8 minutes: each limit is cut to what is left of
 # a 480-second budget (GPU_SESSION_BUDGET), so a hang cannot eat the session.
-# How estimated (no GPU was available to time it): the build from its CPU
-# time here (nvcc of row_conv1d_cuda.cu for sm_90 is one serial job of a few
-# CPU-minutes on a 2-core machine; a server core is faster); the tests from
-# the CPU time of the same modules run on the CPU here (the GPU run does the
-# same Python work and CPU float64 references; its kernels take
-# microseconds), split so that no process has more than ~2 CPU-minutes; the
-# sanitizers from ~1,800 launches at ~10-50 ms each under a tool plus ~20 s
-# of start-up with libtorch; the bench from its per-measurement budget (the
-# per-row loop over 4096 rows is the slowest, ~0.5 s a call). Each step's
-# time goes to steps.csv in the log folder: replace these estimates with it.
+# How estimated (no GPU was available to time it, and the 2 shared cores
+# here ran at a load average of 400-800, so only CPU time means anything):
+#   build: 160 CPU-s here for all of _C and most of the emulator; its
+#     critical path, nvcc of row_conv1d_cuda.cu for sm_90 alone, is one
+#     serial job, faster on an idle server core.
+#   tests: the same six modules on the CPU here took over 10 CPU-min (the GPU
+#     run does the same Python work and the same CPU float64 references; its
+#     kernels take microseconds, its launches and syncs tens of them);
+#     test_cuda.py is a sweep of the same weight. Split into five processes:
+#     about 2 CPU-min each on a faster core.
+#   sanitizers: ~700 launches of tiny kernels at 10-50 ms each under a
+#     tool, plus ~20 s to start libtorch under it.
+#   bench: its per-measurement budget (the per-row loop over 4096 rows is the
+#     slowest, ~0.5 s a call, 5 calls).
+# Each step's time goes to steps.csv in the log folder: the first session
+# should replace these estimates with it.
 #
 # Without a GPU (no nvidia-smi, or torch sees none) every GPU step prints
 # "no GPU: skipped <step>", and what needs no GPU still runs: the build
