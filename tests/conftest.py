@@ -1,6 +1,10 @@
 """Shared helpers: random problem configurations, inputs in several memory
 layouts, the stock-PyTorch ground truth (computed in float64 on the very same
-values), and tolerances derived from the length of each reduction."""
+values), and tolerances derived from the length of each reduction.
+
+`pytest --device cuda` puts make_inputs' tensors on the GPU, so every test
+built on it runs the CUDA kernels; the values are drawn on the CPU either way
+and the reference is computed from them on the CPU."""
 import dataclasses
 import random
 
@@ -8,6 +12,47 @@ import pytest
 import torch
 
 import rowconv_ext
+
+# Where make_inputs puts its tensors: set from --device at start-up.
+DEVICE = "cpu"
+
+# Tests that cannot mean anything on a GPU, or build CPU tensors of their own
+# next to make_inputs' (the GPU equivalents are in test_cuda.py).
+_CPU_ONLY = {
+    "test_cpu_isa.py": "CPU instruction-set builds",
+    "test_results_do_not_depend_on_thread_count": "CPU thread counts",
+    "test_sweep_under_one_thread": "CPU thread counts",
+    "test_backward_ops_are_differentiable": "makes a CPU grad_out of its own",
+    "test_torch_func_and_vmap_complex": "makes CPU tensors of its own",
+    "test_torch_func_transforms_match_the_reference": "draws tangents with a CPU generator",
+    "test_vmap_of_jacrev_and_jacfwd_nested": "makes CPU tensors of its own",
+    "test_compile_fullgraph_with_torch_func": "makes CPU tensors of its own",
+}
+
+
+def pytest_addoption(parser):
+    parser.addoption("--device", default="cpu", choices=("cpu", "cuda"),
+                     help="device of make_inputs' tensors (default cpu)")
+
+
+def pytest_configure(config):
+    global DEVICE
+    DEVICE = config.getoption("--device")
+    if DEVICE == "cuda":
+        if not torch.cuda.is_available():
+            raise pytest.UsageError("--device cuda: no GPU")
+        # Stock PyTorch in full float32: cuDNN would use TF32 by default.
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+
+
+def pytest_collection_modifyitems(config, items):
+    if DEVICE == "cpu":
+        return
+    for item in items:
+        reason = _CPU_ONLY.get(item.path.name) or _CPU_ONLY.get(getattr(item, "originalname", item.name))
+        if reason:
+            item.add_marker(pytest.mark.skip(reason=f"--device {DEVICE}: {reason}"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,23 +185,36 @@ def make_tensor(shape, dtype, generator, layout="contiguous"):
     raise ValueError(layout)
 
 
-def make_inputs(cfg, dtype=torch.float32, seed=0, layout="contiguous"):
+def _to_device(t, device):
+    """t on device with the same strides (a sliced view stays a view of a larger tensor)."""
+    if t.device.type == device:
+        return t
+    if t._base is None:
+        return t.to(device)
+    return t._base.to(device).as_strided(t.shape, t.stride(), t.storage_offset())
+
+
+def make_inputs(cfg, dtype=torch.float32, seed=0, layout="contiguous", device=None):
+    """x, weight, bias (None without), grad_out: drawn on the CPU, then moved
+    to `device` (default: --device) in the same layout."""
     g = torch.Generator().manual_seed(seed)
     x = make_tensor((cfg.B, cfg.Cin, cfg.H, cfg.W), dtype, g, layout)
     w = make_tensor((cfg.H, cfg.Cout, cfg.Cin // cfg.groups, cfg.K), dtype, g, layout)
     b = make_tensor((cfg.H, cfg.Cout), dtype, g, layout) if cfg.bias else None
     gy = make_tensor((cfg.B, cfg.Cout, cfg.H, cfg.out_width), dtype, g, layout)
-    return x, w, b, gy
+    device = device or DEVICE
+    return tuple(None if t is None else _to_device(t, device) for t in (x, w, b, gy))
 
 
 def reference_results(cfg, x, w, b, gy):
     """Output and the grads of x, weight, bias from stock PyTorch (grouped
-    F.conv1d and its autograd), in float64 (complex128), on the very same values."""
-    leaves = [wide(t.detach()).requires_grad_() for t in (x, w) + ((b,) if b is not None else ())]
+    F.conv1d and its autograd), in float64 (complex128), on the very same
+    values, on the CPU wherever they are."""
+    leaves = [wide(t.detach().cpu()).requires_grad_() for t in (x, w) + ((b,) if b is not None else ())]
     xr, wr = leaves[:2]
     br = leaves[2] if b is not None else None
     y = rowconv_ext.reference_row_conv1d(xr, wr, br, **cfg.kwargs)
-    grads = torch.autograd.grad(y, leaves, wide(gy)) if y.numel() else [torch.zeros_like(t) for t in leaves]
+    grads = torch.autograd.grad(y, leaves, wide(gy.cpu())) if y.numel() else [torch.zeros_like(t) for t in leaves]
     return (y.detach(),) + tuple(grads)
 
 
@@ -203,7 +261,7 @@ def assert_matches_reference(cfg, ours, ref, dtype):
         assert o.dtype == dtype, f"{name}: dtype {o.dtype}, expected {dtype}"
         assert o.shape == r.shape, f"{name}: shape {tuple(o.shape)}, expected {tuple(r.shape)}"
         atol, rtol = tolerance(dtype, R)
-        torch.testing.assert_close(wide(o), r, atol=atol, rtol=rtol, msg=lambda m: f"{cfg} {name}: {m}")
+        torch.testing.assert_close(wide(o).cpu(), r, atol=atol, rtol=rtol, msg=lambda m: f"{cfg} {name}: {m}")
 
 
 @pytest.fixture

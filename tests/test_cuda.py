@@ -1,63 +1,236 @@
-"""The CUDA kernels on a real GPU, against stock PyTorch (float64 reference on
-the CPU from the same values): the sweep, the dtypes, strided views, the
-fallback paths, gradcheck, results independent of run, and errors for mixed
-devices. Skipped where torch sees no GPU (the CUDA kernel code is then
-proven by the emulator: test_cuda_emulation.py and scripts/cuda_sanitizers.sh)."""
+"""The CUDA kernels on a real GPU, against stock PyTorch (the float64
+reference on the CPU, from the same values): the sweep, every dtype, strided
+views, the direct fallbacks, gradcheck, bitwise-equal results over repeated
+runs, agreement with the CPU kernels, autocast, torch.compile, torch.func,
+streams and errors for mixed devices. Skipped where torch sees no GPU (the
+CUDA kernel code is then proven by the emulator: test_cuda_emulation.py and
+scripts/cuda_sanitizers.sh). The other test modules run on the GPU too with
+`pytest --device cuda` (scripts/gpu_session.sh)."""
 import pytest
 import torch
+from torch import func
 
 import rowconv_ext
-from conftest import SWEEP, Conv, assert_matches_reference, make_inputs, reference_results
+from conftest import (SWEEP, Conv, assert_matches_reference, make_inputs, reduction_lengths,
+                      reference_results, tolerance, wide)
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU (torch.cuda.is_available() is False)")
+
+ref = rowconv_ext.reference_row_conv1d
+ALL_DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.complex64, torch.complex128]
 
 
-def _on_gpu(cfg, x, w, b, gy):
-    leaves = [t.detach().cuda().requires_grad_() for t in (x, w) + ((b,) if b is not None else ())]
+def _cpu_inputs(cfg, dtype, seed, layout="contiguous"):
+    return make_inputs(cfg, dtype, seed=seed, layout=layout, device="cpu")
+
+
+def _run(cfg, x, w, b, gy, device="cuda"):
+    """Output and the three grads of row_conv1d on `device` (same layout), back on the CPU."""
+    leaves = [t.detach().to(device).requires_grad_() for t in (x, w) + ((b,) if b is not None else ())]
     y = rowconv_ext.row_conv1d(leaves[0], leaves[1], leaves[2] if b is not None else None, **cfg.kwargs)
-    grads = torch.autograd.grad(y, leaves, gy.cuda())
+    grads = torch.autograd.grad(y, leaves, gy.to(device))
     return tuple(t.cpu() for t in (y.detach(),) + grads)
 
 
 @pytest.mark.parametrize("cfg", SWEEP, ids=str)
 def test_float32_sweep(cfg):
-    x, w, b, gy = make_inputs(cfg, torch.float32, seed=41)
-    assert_matches_reference(cfg, _on_gpu(cfg, x, w, b, gy), reference_results(cfg, x, w, b, gy), torch.float32)
+    x, w, b, gy = _cpu_inputs(cfg, torch.float32, seed=41)
+    assert_matches_reference(cfg, _run(cfg, x, w, b, gy), reference_results(cfg, x, w, b, gy), torch.float32)
 
 
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16, torch.complex64, torch.complex128], ids=str)
+@pytest.mark.parametrize("dtype", ALL_DTYPES[1:], ids=str)
 @pytest.mark.parametrize("cfg", SWEEP[::5], ids=str)
 def test_other_dtypes(cfg, dtype):
-    x, w, b, gy = make_inputs(cfg, dtype, seed=42)
-    assert_matches_reference(cfg, _on_gpu(cfg, x, w, b, gy), reference_results(cfg, x, w, b, gy), dtype)
+    x, w, b, gy = _cpu_inputs(cfg, dtype, seed=42)
+    assert_matches_reference(cfg, _run(cfg, x, w, b, gy), reference_results(cfg, x, w, b, gy), dtype)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.complex64], ids=str)
 @pytest.mark.parametrize("layout", ["permuted", "sliced"])
-def test_strided_views(layout):
+def test_strided_views(layout, dtype):
+    # the views are made on the GPU (a .cuda() of a sliced view would be a dense copy)
     cfg = Conv(2, 4, 3, 300, 6, 5, stride=2, padding=(2, 1), dilation=2, groups=2)
-    x, w, b, gy = make_inputs(cfg, torch.float32, seed=43, layout=layout)
-    assert_matches_reference(cfg, _on_gpu(cfg, x, w, b, gy), reference_results(cfg, x, w, b, gy), torch.float32)
+    x, w, b, gy = make_inputs(cfg, dtype, seed=43, layout=layout, device="cuda")
+    assert x.is_cuda and not x.is_contiguous() and not gy.is_contiguous()
+    assert_matches_reference(cfg, _run(cfg, x, w, b, gy), reference_results(cfg, x, w, b, gy), dtype)
 
 
-def test_long_dilated_kernel_takes_the_direct_path():
-    cfg = Conv(1, 2, 1, 40000, 2, 64, dilation=300, padding="same")  # one channel's tile > 48 KiB
-    x, w, b, gy = make_inputs(cfg, torch.float32, seed=44)
-    assert_matches_reference(cfg, _on_gpu(cfg, x, w, b, gy), reference_results(cfg, x, w, b, gy), torch.float32)
+DIRECT = [
+    Conv(1, 2, 1, 4000, 2, 64, dilation=300, padding="same"),  # one channel's tile > 48 KiB: every direct kernel
+    Conv(1, 2, 1, 12000, 2, 4, dilation=5000, padding="same"),  # grad-weight direct, 4 taps per chunk
+    Conv(1, 2, 1, 5, 2, 2, stride=2**32, padding=1),  # stride past int32: grad-input direct
+]
 
 
-def test_gradcheck_and_deterministic():
-    cfg = Conv(2, 4, 2, 21, 4, 3, stride=2, padding=1, dilation=2, groups=2)
-    x, w, b, _ = make_inputs(cfg, torch.float64, seed=45)
-    leaves = [t.cuda().requires_grad_() for t in (x, w, b)]
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("cfg", DIRECT, ids=str)
+def test_direct_paths(cfg, dtype):
+    x, w, b, gy = _cpu_inputs(cfg, dtype, seed=44)
+    assert_matches_reference(cfg, _run(cfg, x, w, b, gy), reference_results(cfg, x, w, b, gy), dtype)
+
+
+def test_expanded_inputs():
+    # zero strides, as autograd hands over for y.sum()
+    cfg = Conv(3, 4, 2, 150, 8, 3, padding=1, groups=2)
+    x, w, b, gy = make_inputs(cfg, torch.float32, seed=45, device="cuda")
+    x, gy = x[:1].expand_as(x), gy[:1, :, :1].expand_as(gy)
+    assert_matches_reference(cfg, _run(cfg, x, w, b, gy), reference_results(cfg, x, w, b, gy), torch.float32)
+
+
+@pytest.mark.parametrize("cfg", [Conv(2, 4, 2, 21, 4, 3, stride=2, padding=1, dilation=2, groups=2),
+                                 Conv(1, 2, 1, 70, 2, 7, padding="causal", groups=2)], ids=str)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.complex128], ids=str)
+def test_gradcheck(cfg, dtype):
+    x, w, b, _ = make_inputs(cfg, dtype, seed=46, device="cuda")
+    leaves = [t.requires_grad_() for t in (x, w, b)]
 
     def f(*args):
         return rowconv_ext.row_conv1d(*args, **cfg.kwargs)
 
-    assert torch.autograd.gradcheck(f, leaves)
-    assert torch.autograd.gradgradcheck(f, leaves)
-    # no floating-point atomics: the weight gradient is the same on every run
-    runs = [torch.autograd.grad(f(*leaves).sum(), leaves[1])[0] for _ in range(3)]
-    assert all(torch.equal(runs[0], r) for r in runs)
+    assert torch.autograd.gradcheck(f, leaves, check_forward_ad=True, check_batched_grad=True)
+    assert torch.autograd.gradgradcheck(f, leaves, check_fwd_over_rev=True)
+
+
+DETERMINISM = [
+    Conv(64, 16, 4, 500, 16, 5, padding=2),  # split sums in grad-weight and grad-bias
+    Conv(8, 1, 64, 2000, 1, 20, padding="same"),  # depthwise, sliding window
+    Conv(1, 2, 1, 4000, 2, 64, dilation=300, padding="same"),  # direct kernels
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.complex64], ids=str)
+@pytest.mark.parametrize("cfg", DETERMINISM, ids=str)
+def test_results_are_bitwise_equal_over_runs(cfg, dtype):
+    # no floating-point atomics: the same inputs give the same bits, every time
+    x, w, b, gy = make_inputs(cfg, dtype, seed=47, device="cuda")
+    runs = [_run(cfg, x, w, b, gy) for _ in range(3)]
+    for run in runs[1:]:
+        for first, again in zip(runs[0], run):
+            assert torch.equal(first, again)
+
+
+@pytest.mark.parametrize("dtype", ALL_DTYPES, ids=str)
+@pytest.mark.parametrize("cfg", SWEEP[::7], ids=str)
+def test_cpu_and_gpu_kernels_agree(cfg, dtype):
+    # each is within the reference's tolerance, so within twice it of the other
+    x, w, b, gy = _cpu_inputs(cfg, dtype, seed=48)
+    for name, g, c, n in zip(["output", "grad_x", "grad_weight", "grad_bias"], _run(cfg, x, w, b, gy),
+                             _run(cfg, x, w, b, gy, device="cpu"), reduction_lengths(cfg)):
+        atol, rtol = tolerance(dtype, n)
+        torch.testing.assert_close(wide(g), wide(c), atol=2 * atol, rtol=2 * rtol, msg=lambda m: f"{name}: {m}")
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_autocast_computes_in_the_autocast_dtype(dtype):
+    cfg = Conv(4, 6, 3, 200, 8, 5, padding="same", groups=2)
+    x, w, b, gy = make_inputs(cfg, torch.float32, seed=49, device="cuda")
+    leaves = [t.requires_grad_() for t in (x, w, b)]
+    with torch.autocast("cuda", dtype=dtype):
+        y = rowconv_ext.row_conv1d(*leaves, **cfg.kwargs)
+    assert y.dtype == dtype
+    # the reference on the inputs as autocast rounds them, in float64
+    y_ref = ref(*(wide(t.detach().to(dtype).cpu()) for t in (x, w, b)), **cfg.kwargs)
+    atol, rtol = tolerance(dtype, reduction_lengths(cfg)[0])
+    torch.testing.assert_close(wide(y.detach()).cpu(), y_ref, atol=atol, rtol=rtol)
+    grads = torch.autograd.grad(y, leaves, gy.to(dtype))
+    assert all(g.dtype == torch.float32 for g in grads)  # back to the float32 leaves
+    with torch.autocast("cuda", dtype=dtype, enabled=False):
+        assert rowconv_ext.row_conv1d(x, w, b, **cfg.kwargs).dtype == torch.float32
+
+
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_compile_fullgraph_forward_and_backward(dynamic):
+    torch._dynamo.reset()
+    cfg = Conv(2, 4, 3, 40, 6, 5, stride=2, padding="causal", dilation=2, groups=2)
+
+    def step(fn):
+        return lambda x, w, b: torch.tanh(fn(x, w, b, **cfg.kwargs)).square().sum()
+
+    compiled = torch.compile(step(rowconv_ext.row_conv1d), fullgraph=True, dynamic=dynamic)
+    for seed in (0, 1):  # a second call runs the cached graph
+        x, w, b, _ = make_inputs(cfg, torch.float64, seed=50 + seed, device="cuda")
+        leaves_c = [t.clone().requires_grad_() for t in (x, w, b)]
+        leaves_r = [t.cpu().requires_grad_() for t in (x, w, b)]
+        loss_c = compiled(*leaves_c)
+        loss_r = step(ref)(*leaves_r)
+        torch.testing.assert_close(loss_c.cpu(), loss_r)
+        for gc, gr in zip(torch.autograd.grad(loss_c, leaves_c), torch.autograd.grad(loss_r, leaves_r)):
+            torch.testing.assert_close(gc.cpu(), gr)
+
+
+def test_compile_fullgraph_module_float32():
+    torch._dynamo.reset()
+    torch.manual_seed(51)
+    module = rowconv_ext.RowConv1d(10, 15, 15, 3, padding=1)  # the forum layer
+    x = torch.randn(32, 15, 10, 100)
+    compiled = torch.compile(module.cuda(), fullgraph=True)
+    y = compiled(x.cuda())
+    y_ref = ref(*(wide(t.detach().cpu()) for t in (x, module.weight, module.bias)), padding=1)
+    atol, rtol = tolerance(torch.float32, 15 * 3 + 1)
+    torch.testing.assert_close(wide(y.detach()).cpu(), y_ref, atol=atol, rtol=rtol)
+    y.square().sum().backward()
+    assert module.weight.grad.is_cuda and module.weight.grad.shape == module.weight.shape
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.complex128], ids=str)
+def test_torch_func_transforms(dtype):
+    """grad, vjp, jvp, jacrev, jacfwd, hessian and vmap on the GPU against the
+    same transforms of the reference on the CPU."""
+    cfg = Conv(2, 4, 3, 11, 6, 3, stride=2, padding=(1, 2), dilation=2, groups=2)
+    x, w, b, gy = make_inputs(cfg, dtype, seed=52, device="cuda")
+    tangent = torch.randn(w.shape, dtype=dtype, generator=torch.Generator().manual_seed(53)).cuda()
+    xs = torch.randn((3,) + x.shape, dtype=dtype, generator=torch.Generator().manual_seed(54)).cuda()
+
+    def transforms(fn, x, w, b, gy, tangent, xs):
+        def out(x, w, b):
+            return fn(x, w, b, **cfg.kwargs)
+
+        def loss(x, w, b):  # real, and not quadratic: second derivatives involve every op
+            return (out(x, w, b).abs() ** 3).sum()
+
+        results = [func.grad(loss, argnums=(0, 1, 2))(x, w, b), func.vjp(out, x, w, b)[1](gy),
+                   func.jvp(lambda w: out(x, w, b), (w,), (tangent,))[1],
+                   func.vmap(lambda x: out(x, w, b))(xs)]
+        if not dtype.is_complex:  # jacobians and hessians of complex functions: not holomorphic here
+            results += [func.jacrev(out, argnums=1)(x, w, b), func.jacfwd(out, argnums=0)(x, w, b),
+                        func.hessian(loss, argnums=1)(x, w, b)]
+        return results
+
+    args = (x, w, b, gy, tangent, xs)
+    ours = transforms(rowconv_ext.row_conv1d, *args)
+    theirs = transforms(ref, *(t.cpu() for t in args))
+    for o, t in zip(torch.utils._pytree.tree_leaves(ours), torch.utils._pytree.tree_leaves(theirs)):
+        assert o.is_cuda
+        torch.testing.assert_close(o.cpu(), t, rtol=1e-10, atol=1e-10)
+
+
+def test_module_on_the_gpu_matches_the_module_on_the_cpu():
+    torch.manual_seed(55)
+    module = rowconv_ext.RowConv1d(4, 6, 6, 5, padding="causal", dilation=2, dtype=torch.float64)
+    x = torch.randn(3, 6, 4, 50, dtype=torch.float64)
+    y_cpu = module(x)
+    g_cpu = torch.autograd.grad(y_cpu.square().sum(), list(module.parameters()))
+    module.cuda()
+    y_gpu = module(x.cuda())
+    g_gpu = torch.autograd.grad(y_gpu.square().sum(), list(module.parameters()))
+    torch.testing.assert_close(y_gpu.cpu(), y_cpu)
+    for a, c in zip(g_gpu, g_cpu):
+        torch.testing.assert_close(a.cpu(), c)
+
+
+def test_runs_on_the_current_stream():
+    cfg = Conv(16, 8, 8, 1000, 8, 7, padding=3)
+    x, w, b, gy = make_inputs(cfg, torch.float32, seed=56, device="cuda")
+    expect = _run(cfg, x, w, b, gy)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        leaves = [t.detach().requires_grad_() for t in (x, w, b)]
+        y = rowconv_ext.row_conv1d(*leaves, **cfg.kwargs)
+        grads = torch.autograd.grad(y, leaves, gy)
+        got = [t.cpu() for t in (y.detach(),) + grads]  # copies on the side stream: ordered after the kernels
+    for e, g in zip(expect, got):
+        assert torch.equal(e, g)
 
 
 def test_mixed_devices_are_a_clear_error():
