@@ -11,8 +11,8 @@
 # Phases, with the time estimated for an H200 machine with 16 cores (limit):
 #   env, import  versions, GPU, tools; the CUDA kernels registered   ~10 s  (60 each)
 #   build        setup.py build_ext --inplace of rowconv_ext._C, sm_90,
-#                MAX_JOBS=nproc: the one nvcc unit (every kernel) is
-#                the critical path, the C++ files compile beside it   ~120 s (300)
+#                MAX_JOBS=nproc: the four nvcc units (one per op) are
+#                the critical path, the C++ files compile beside them ~120 s (300)
 #   checks       in parallel (16 cores, one GPU shared):              ~150 s (200 each)
 #                tests-gpu: tests/test_cuda.py (~410 tests)
 #                tests-device-{a,b,c,d}: the make_inputs modules with
@@ -28,8 +28,8 @@
 # How estimated (no GPU was available to time it, and the 2 shared cores
 # here ran at a load average of 400-800, so only CPU time means anything):
 #   build: 160 CPU-s here for all of _C and most of the emulator; its
-#     critical path, nvcc of row_conv1d_cuda.cu for sm_90 alone, is one
-#     serial job, faster on an idle server core.
+#     critical path, nvcc of the largest of the four row_conv1d_cuda_*.cu
+#     for sm_90 alone, is one serial job, faster on an idle server core.
 #   tests: the same six modules on the CPU here took over 10 CPU-min (the GPU
 #     run does the same Python work and the same CPU float64 references; its
 #     kernels take microseconds, its launches and syncs tens of them);
@@ -151,8 +151,7 @@ TAIL=20 INFO=1 step env 60 env_report
 
 # ---------------------------------------------------------------- build
 # setup.py build_ext --inplace, of rowconv_ext._C only: the CPU emulation of
-# the kernels (_cuda_emulation) is not needed here, and torch < 2.13 compiles
-# it with -std=c++17, which its std::barrier does not build with.
+# the kernels (_cuda_emulation) is not needed on a GPU machine.
 build_c() {
   $PY - <<'PY'
 import sys
@@ -182,7 +181,7 @@ else
   # 300 s on the GPU machine; longer where there is no GPU (CI: 2 shared cores), as nothing waits
   limit=300
   [ "$GPU" = 1 ] || limit=1800
-  # sm_90 only; every core for the C++ files (the .cu file is one nvcc job)
+  # sm_90 only; every core (one nvcc job per op, the C++ files beside them)
   if FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST=9.0 MAX_JOBS=$(nproc) step build "$limit" build_c; then
     BUILT=1
   fi
