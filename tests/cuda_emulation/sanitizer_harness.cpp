@@ -160,25 +160,26 @@ void record_launch(const char* name, unsigned grid, unsigned, size_t) {
 // Every specialisation: the forward's kOut follows Cout / groups, its kPos
 // Wout, kTaps K; grad-input's kIn follows Cin / groups, kPos W, the unit
 // stride; grad-weight's kRows Cout / groups (>= 4: 4), kTaps K (> 5: 8).
-// Rows of 64 positions (kPos 1, two full warps per lane); rows of over 512
-// outputs (kPos P: two tiles and more, the last partial).
+// Short rows of 64 positions (kPos 1: every thread of a lane of 64, or of 32
+// for the 32 outputs of stride 2, owns a position); long rows of 520 or 1100
+// positions (kPos P: tiles of 512, 256 in float64, the last one partial).
 const std::vector<Case> kSpecialisations = {
     {1, 1, 1, 64, 1, 3, 1, 1, 1, 1, 1},      // fwd <1, 1, 3>, gi <1, 1, unit>, gw <1, 3>
     {2, 1, 1, 64, 1, 1, 2, 0, 0, 1, 1},      // fwd <1, 1, 0>, gi <1, 1, strided>, gw <1, 1>, split sums
     {1, 1, 2, 520, 1, 3, 1, 1, 1, 1, 1},     // fwd <1, P, 3>, gi <1, P, unit>
     {1, 1, 1, 1100, 1, 2, 2, 1, 0, 1, 1},    // fwd <1, P, 0>, gi <1, P, strided>, gw <1, 2>
     {1, 3, 1, 64, 4, 3, 1, 1, 1, 1, 1},      // fwd <4, 1, 3>, gi <4, 1, unit>, gw <4, 3>
-    {2, 3, 1, 130, 4, 1, 2, 0, 0, 1, 1},     // fwd <4, 1, 0>, gi <4, P, strided>, gw <4, 1>
+    {2, 3, 1, 130, 4, 1, 2, 0, 0, 1, 1},     // fwd <4, P, 0>, gi <4, P, strided>, gw <4, 1>, split sums
     {1, 3, 1, 520, 4, 3, 1, 1, 1, 1, 1},     // fwd <4, P, 3>, gi <4, P, unit>
     {1, 3, 1, 1100, 4, 2, 2, 0, 1, 1, 1},    // fwd <4, P, 0>, gi <4, P, strided>, gw <4, 2>
     {1, 9, 1, 64, 9, 3, 1, 1, 1, 1, 1},      // fwd <W, 1, 3>, gi <W, 1, unit>, two lanes
     {1, 9, 1, 64, 9, 4, 2, 2, 1, 1, 1},      // fwd <W, 1, 0>, gi <W, 1, strided>, gw <4, 4>
     {1, 9, 1, 520, 9, 3, 1, 1, 1, 1, 1},     // fwd <W, P, 3>, gi <W, P, unit>
     {1, 9, 1, 1100, 9, 5, 2, 2, 2, 1, 1},    // fwd <W, P, 0>, gi <W, P, strided>, gw <4, 5>
-    {1, 1, 1, 520, 1, 13, 1, 12, 0, 1, 1},   // fwd sliding window <1, 5, 0> (13 taps: 5 + 5 + 3), gw <1, 8>
-    {1, 2, 1, 64, 2, 4, 1, 2, 1, 1, 1},      // gi <4, 1, unit>, gw <1, 4>
-    {2, 3, 1, 64, 3, 5, 1, 2, 2, 1, 1},      // gw <1, 5>, split sums
-    {1, 8, 1, 64, 8, 6, 2, 2, 3, 2, 2},      // groups of 4, gw <4, 8>
+    {1, 1, 1, 520, 1, 13, 1, 12, 0, 1, 1},   // fwd sliding window <1, 5, 0, slide> (13 taps: 5 + 5 + 3), gw <1, 8>
+    {1, 2, 1, 64, 2, 4, 1, 2, 1, 1, 1},      // fwd <4, 1, 0>, gi <4, 1, unit>, gw <1, 4>
+    {2, 3, 1, 64, 3, 5, 1, 2, 2, 1, 1},      // fwd <4, 1, 0>, gw <1, 5>, split sums
+    {1, 8, 1, 64, 8, 6, 2, 2, 3, 2, 2},      // groups of 4, fwd <4, 1, 0>, gi <4, 1, strided>, gw <4, 8>
 };
 // The direct kernels (a budget of 8 bytes): grad-weight with 4 and 8 taps.
 const std::vector<Case> kDirect = {
