@@ -134,8 +134,10 @@ inline void (*on_launch)(const char* name, unsigned grid, unsigned block, size_t
 // `block` threads; Launch checks the rest of a GPU's rules (check_launch).
 template <typename Body>
 void launch(const char* name, Dim grid, Dim block, size_t shared_bytes, const Body& body) {
-  if (block.y != 1 || block.z != 1 || grid.y != 1 || grid.z != 1)
-    throw std::invalid_argument("emulator: " + kernel_of(name) + ": only 1-D launches");
+  if (block.y != 1 || block.z != 1 || grid.y != 1 || grid.z != 1 || grid.x < 1 || block.x < 1 ||
+      block.x > static_cast<unsigned>(kMaxBlockThreads))
+    throw std::invalid_argument("emulator: " + kernel_of(name) +
+                                ": only 1-D launches of at least one block of 1 to 1024 threads");
   if (on_launch != nullptr) on_launch(name, grid.x, block.x, shared_bytes);
   BlockState state(block.x, shared_bytes);
   // Kernels do not throw: one that did would leave the others waiting at a
