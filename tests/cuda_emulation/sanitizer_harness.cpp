@@ -202,7 +202,7 @@ const std::vector<Larger> kLarger = {
     {{3, 2, 1, 5, 3, 5, 1, 0, 0, 1, 1}, true},  // Wout = 1
     {{1, 12, 1, 130, 72, 3, 1, 1, 1, 1, 1}, false},  // lanes: 9 channel blocks in 2 blocks, an idle lane (direct: grad-weight in 864 blocks of 256 threads)
     {{2, 3, 2, 50, 6, 1, 1, 0, 0, 1, 3}, true},  // depthwise multiplier 2, K = 1
-    {{2, 16, 1, 40, 12, 6, 2, 2, 3, 2, 2}, false},  // groups of 8 in / 6 out, 8 taps per thread tile (direct: grad-weight in 864 blocks of 256 threads)
+    {{2, 16, 1, 40, 12, 6, 2, 2, 3, 2, 2}, false},  // groups of 8 in / 6 out, 8 taps per thread tile (direct: grad-weight in 96 blocks of 8 block sums each)
     {{1, 3, 1, 700, 3, 13, 1, 12, 0, 1, 3}, true},  // depthwise sliding window (13 taps: 5 + 5 + 3), causal, 2 tiles
     {{1, 2, 1, 600, 4, 3, 1, 1, 1, 1, 1}, true},  // 4 positions per thread, a partial second tile
 };
