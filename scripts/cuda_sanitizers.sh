@@ -71,7 +71,7 @@ echo "== emulator self-test: the hardware rules, each violated once"
   echo "the launches within the rules failed:"; cat "$out/rules_valid.log"; exit 1; }
 check_rule() {  # check_rule MODE EXPECTED: the planted violation must fail with EXPECTED in its output
   local log="$out/rules_$1.log"
-  if ("$out/launch_rules_selftest" "$1") > "$log" 2>&1; then  # the subshell's "Aborted" goes to the log
+  if ("$out/launch_rules_selftest" "$1"; exit $?) > "$log" 2>&1; then  # the subshell reports the abort, in the log
     echo "$1: the planted violation was NOT reported"; cat "$log"; exit 1
   fi
   grep -q -- "$2" "$log" || { echo "$1: failed without the expected report ($2):"; cat "$log"; exit 1; }
