@@ -17,11 +17,14 @@ namespace rowconv::cuda {
 
 struct CudaLaunch {
   cudaStream_t stream;
-  template <typename Kernel, typename... Args>
-  void operator()(Kernel kernel, int64_t grid, int64_t block, int64_t shared_bytes,
+  template <typename F, typename... Args>
+  void operator()(const Kernel<F>& kernel, int64_t grid, int64_t block, int64_t shared_bytes,
                   Args... args) const {
-    kernel<<<static_cast<unsigned>(grid), static_cast<unsigned>(block),
-             static_cast<size_t>(shared_bytes), stream>>>(args...);
+    if (kernel.max_dynamic_shared_bytes > kDefaultMaxDynamicSharedBytes)  // an opt-in (none today)
+      C10_CUDA_CHECK(cudaFuncSetAttribute(kernel.function, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                          static_cast<int>(kernel.max_dynamic_shared_bytes)));
+    kernel.function<<<static_cast<unsigned>(grid), static_cast<unsigned>(block),
+                      static_cast<size_t>(shared_bytes), stream>>>(args...);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
 };

@@ -1,8 +1,10 @@
 // Host side of the CUDA kernels: picks each kernel's geometry and
 // compile-time specialisation and launches it through `launch`, a callable
 //   launch(kernel, grid_blocks, block_threads, shared_bytes, args...)
-// that is a real CUDA launch (row_conv1d_cuda.cu) or the CPU emulator
-// (cuda_emulation/), so both run exactly this code. Pointers only: no
+// (kernel: a Kernel of device.h, made by ROWCONV_KERNEL, which carries the
+// kernel's launch bound and shared memory limit) that is a real CUDA launch
+// (row_conv1d_cuda.cu) or the CPU emulator (cuda_emulation/), which checks
+// every launch against those limits, so both run exactly this code. Pointers only: no
 // tensors, so the sanitizer harness needs no libtorch.
 #pragma once
 
@@ -21,8 +23,8 @@
 
 namespace rowconv::cuda {
 
-// Dynamic shared memory every GPU grants without an opt-in.
-constexpr int64_t kDefaultSharedBytes = 48 * 1024;
+// Dynamic shared memory every GPU grants without an opt-in (the launches do not opt in).
+constexpr int64_t kDefaultSharedBytes = kDefaultMaxDynamicSharedBytes;
 constexpr int64_t kReduceThreads = 256;
 constexpr int64_t kDirectThreads = 256;
 constexpr int64_t kMaxGridBlocks = int64_t{1} << 20;  // the kernels stride over the rest
@@ -106,7 +108,7 @@ bool tile_geometry(TileGeometry& G, int64_t lane_threads, int64_t positions, int
 template <typename scalar_t, typename acc_t, typename Launch>
 void launch_sum_splits(const Launch& launch, int64_t outputs, int64_t splits, const acc_t* partial,
                        scalar_t* out) {
-  launch(row_conv1d_sum_splits<scalar_t, acc_t>, grid_for((outputs + kDirectThreads - 1) / kDirectThreads),
+  launch(ROWCONV_KERNEL(row_conv1d_sum_splits, scalar_t, acc_t), grid_for((outputs + kDirectThreads - 1) / kDirectThreads),
          kDirectThreads, 0, outputs, splits, partial, out);
 }
 
@@ -136,14 +138,14 @@ void launch_forward(const Launch& launch, const RowConvParams& p, const scalar_t
                             p.in_per_group, p.out_per_group, p.batch * p.rows * p.groups,
                             shared_bytes)) {
     const int64_t total = p.batch * p.out_channels * p.rows * p.out_width;
-    launch(row_conv1d_forward_direct<scalar_t, acc_t>, grid_for((total + kDirectThreads - 1) / kDirectThreads),
+    launch(ROWCONV_KERNEL(row_conv1d_forward_direct, scalar_t, acc_t), grid_for((total + kDirectThreads - 1) / kDirectThreads),
            kDirectThreads, 0, p, total, x, weight, bias, y);
     return;
   }
   const int64_t smem = chunk_bytes<acc_t>(G, per_thread, p.kernel_size);
   const int64_t threads = G.lane_threads * G.lanes;
   if (slide) {
-    launch(row_conv1d_forward_tiled<scalar_t, acc_t, 1, kSlidePositions, 0, true>, grid_for(G.total_blocks),
+    launch(ROWCONV_KERNEL(row_conv1d_forward_tiled, scalar_t, acc_t, 1, kSlidePositions, 0, true), grid_for(G.total_blocks),
            threads, smem, p, G, x, weight, bias, y);
     return;
   }
@@ -151,10 +153,10 @@ void launch_forward(const Launch& launch, const RowConvParams& p, const scalar_t
     with_constant<1, kWidePositions<acc_t>>(positions, [&](auto pos) {
       constexpr int kOut = decltype(out)::value, kPos = decltype(pos)::value;
       if (p.kernel_size == 3) {
-        launch(row_conv1d_forward_tiled<scalar_t, acc_t, kOut, kPos, 3, false>, grid_for(G.total_blocks),
+        launch(ROWCONV_KERNEL(row_conv1d_forward_tiled, scalar_t, acc_t, kOut, kPos, 3, false), grid_for(G.total_blocks),
                threads, smem, p, G, x, weight, bias, y);
       } else {
-        launch(row_conv1d_forward_tiled<scalar_t, acc_t, kOut, kPos, 0, false>, grid_for(G.total_blocks),
+        launch(ROWCONV_KERNEL(row_conv1d_forward_tiled, scalar_t, acc_t, kOut, kPos, 0, false), grid_for(G.total_blocks),
                threads, smem, p, G, x, weight, bias, y);
       }
     });
@@ -181,7 +183,7 @@ void launch_grad_input(const Launch& launch, const RowConvParams& p, const scala
                             p.out_per_group, p.in_per_group, p.batch * p.rows * p.groups,
                             shared_bytes)) {
     const int64_t total = p.batch * p.in_channels * p.rows * p.width;
-    launch(row_conv1d_grad_input_direct<scalar_t, acc_t>,
+    launch(ROWCONV_KERNEL(row_conv1d_grad_input_direct, scalar_t, acc_t),
            grid_for((total + kDirectThreads - 1) / kDirectThreads), kDirectThreads, 0, p, total,
            grad_out, weight, grad_x);
     return;
@@ -192,10 +194,10 @@ void launch_grad_input(const Launch& launch, const RowConvParams& p, const scala
     with_constant<1, kWidePositions<acc_t>>(positions, [&](auto pos) {
       constexpr int kIn = decltype(in)::value, kPos = decltype(pos)::value;
       if (p.stride == 1) {
-        launch(row_conv1d_grad_input_tiled<scalar_t, acc_t, kIn, kPos, true>, grid_for(G.total_blocks),
+        launch(ROWCONV_KERNEL(row_conv1d_grad_input_tiled, scalar_t, acc_t, kIn, kPos, true), grid_for(G.total_blocks),
                threads, smem, p, G, grad_out, weight, grad_x);
       } else {
-        launch(row_conv1d_grad_input_tiled<scalar_t, acc_t, kIn, kPos, false>, grid_for(G.total_blocks),
+        launch(ROWCONV_KERNEL(row_conv1d_grad_input_tiled, scalar_t, acc_t, kIn, kPos, false), grid_for(G.total_blocks),
                threads, smem, p, G, grad_out, weight, grad_x);
       }
     });
@@ -274,7 +276,7 @@ void launch_grad_weight(const Launch& launch, const RowConvParams& p, const scal
     const int64_t smem = grad_weight_shared_bytes<acc_t>(G, rows, taps);
     with_constant<1, 4>(rows, [&](auto r) {
       with_constant<1, 2, 3, 4, 5, 8>(taps, [&](auto t) {
-        launch(row_conv1d_grad_weight_tiled<scalar_t, acc_t, decltype(r)::value, decltype(t)::value>,
+        launch(ROWCONV_KERNEL(row_conv1d_grad_weight_tiled, scalar_t, acc_t, decltype(r)::value, decltype(t)::value),
                grid_for(G.total_blocks), G.out_threads * G.reduce_lanes, smem, p, G, grad_out, x,
                partial, grad_w);
       });
@@ -289,7 +291,7 @@ void launch_grad_weight(const Launch& launch, const RowConvParams& p, const scal
   const int64_t smem = 32 * static_cast<int64_t>(sizeof(acc_t));  // one value per warp
   with_constant<4, 8>(taps, [&](auto chunk) {
     constexpr int kTaps = decltype(chunk)::value;
-    launch(row_conv1d_grad_weight_direct<scalar_t, acc_t, kTaps>, grid_for(R.total_blocks),
+    launch(ROWCONV_KERNEL(row_conv1d_grad_weight_direct, scalar_t, acc_t, kTaps), grid_for(R.total_blocks),
            kReduceThreads, smem, p, R, grad_out, x, grad_w);
   });
 }
@@ -306,7 +308,7 @@ void launch_grad_bias(const Launch& launch, const RowConvParams& p, const scalar
   G.splits = split_count(slice_blocks, p.batch, G.slices);
   G.total_blocks = slice_blocks * G.splits;
   acc_t* partial = G.splits > 1 ? workspace(G.splits * G.slices) : nullptr;
-  launch(row_conv1d_grad_bias_partial<scalar_t, acc_t>, grid_for(G.total_blocks), kReduceThreads, 0, p, G,
+  launch(ROWCONV_KERNEL(row_conv1d_grad_bias_partial, scalar_t, acc_t), grid_for(G.total_blocks), kReduceThreads, 0, p, G,
          grad_out, partial, grad_bias);
   if (partial != nullptr) launch_sum_splits(launch, G.slices, G.splits, partial, grad_bias);
 }

@@ -1,17 +1,42 @@
-// The CUDA kernels run by the CPU emulator under sanitizers, without torch:
-// every kernel and specialisation (tiled with one and several shared-memory
-// chunks, one and several lanes, direct fallbacks, 1/4/8 channels and 1, 2,
-// 4 positions per thread, the sliding window, K = 3, unit and other strides, grad-weight thread tiles of 1 or 4 rows and
-// 1, 3, 4 or 8 taps, with and without split sums) on small random problems, against a naive float64 reference.
+// The CUDA kernels run by the CPU emulator under sanitizers, without torch,
+// against a naive float64 reference, in float32, float64 and float16.
+// Two sets of problems (argv[1]):
+//  "tsan": every kernel specialisation the launchers can pick, each on a
+//    small grid: per scalar type (acc = float for float32/float16, double
+//    for float64; W = 8 channels and P = 4 positions per thread with a
+//    4-byte acc, W = 4 and P = 2 with double)
+//      row_conv1d_forward_tiled<kOut 1|4|W, kPos 1|P, kTaps 3|0, no slide>
+//        and <1, 5, 0, sliding window>,
+//      row_conv1d_grad_input_tiled<kIn 1|4|W, kPos 1|P, unit stride or not>,
+//      row_conv1d_grad_weight_tiled<kRows 1|4, kTaps 1|2|3|4|5|8>,
+//      row_conv1d_forward_direct, row_conv1d_grad_input_direct,
+//      row_conv1d_grad_weight_direct<kTaps 4|8>, row_conv1d_grad_bias_partial,
+//      row_conv1d_sum_splits (grad-weight and grad-bias split over blocks):
+//    121 instantiations; the rows of kPos = P cross a tile border (partial
+//    last tile), kPos = 1 rows fill whole warps, 9 channels of 8 (4) per
+//    thread take two lanes (one partial); each at the 48 KiB budget (one
+//    shared-memory chunk) and at 1 KiB (several chunks) with the grid capped
+//    at 2 blocks (several blocks, each striding over several of its tiles).
+//  "asan": those and the larger problems below at 48 KiB, 1 KiB and (but
+//    for two whose direct grids take minutes) 8 bytes, too small for one
+//    channel: the direct kernels; several lanes and idle lanes, groups,
+//    causal and strided/dilated convolutions, Wout = 1.
+// With a second argument, writes the kernels launched (one a line, with the
+// launch count and the largest grid) to that file: scripts/cuda_sanitizers.sh
+// checks that the "tsan" set launches every kernel the "asan" set does.
 // Built by scripts/cuda_sanitizers.sh with AddressSanitizer + UBSan and with
 // ThreadSanitizer; with -DROWCONV_PLANTED_MISSING_BARRIER it is the
 // self-test that ThreadSanitizer must fail. Prints "N passed, M failed".
 #include <c10/util/BFloat16.h>
 #include <c10/util/Half.h>
 
+#include <algorithm>
+#include <climits>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <random>
 #include <string>
 #include <vector>
@@ -80,8 +105,19 @@ bool close(const char* what, const std::vector<T>& got, const std::vector<double
   return true;
 }
 
+// The emulator's launcher with the grid capped at `cap` blocks: the
+// kernels' grid-stride loops then run several blocks' work in one block.
+struct CappedLaunch {
+  int64_t cap;
+  template <typename F, typename... Args>
+  void operator()(const rc::Kernel<F>& kernel, int64_t grid, int64_t block, int64_t shared_bytes,
+                  Args... args) const {
+    rc::emu::Launch{}(kernel, std::min(grid, cap), block, shared_bytes, args...);
+  }
+};
+
 template <typename T>
-bool run_case(const Case& c, int64_t shared_bytes, double tol, std::mt19937& rng) {
+bool run_case(const Case& c, int64_t shared_bytes, int64_t grid_cap, double tol, std::mt19937& rng) {
   const RowConvParams p = params_of(c);
   std::normal_distribution<double> normal;
   auto draw = [&](int64_t n) {
@@ -93,7 +129,7 @@ bool run_case(const Case& c, int64_t shared_bytes, double tol, std::mt19937& rng
   const auto x = draw(c.B * c.cin * c.H * c.W), w = draw(c.H * c.cout * (c.cin / c.groups) * c.K);
   const auto bias = draw(c.H * c.cout), gy = draw(c.B * c.cout * c.H * p.out_width);
   std::vector<T> y(gy.size()), gx(x.size()), gw(w.size()), gb(bias.size());
-  const rc::emu::Launch launch;
+  const CappedLaunch launch{grid_cap};
   rc::launch_forward<T>(launch, p, x.data(), w.data(), bias.data(), y.data(), shared_bytes);
 #ifndef ROWCONV_PLANTED_MISSING_BARRIER
   rc::launch_grad_input<T>(launch, p, gy.data(), w.data(), gx.data(), shared_bytes);
@@ -111,42 +147,111 @@ bool run_case(const Case& c, int64_t shared_bytes, double tol, std::mt19937& rng
   return ok;
 }
 
+std::map<std::string, std::pair<int64_t, unsigned>> launched;  // kernel: (launches, largest grid)
+std::mutex launched_mutex;
+
+void record_launch(const char* name, unsigned grid, unsigned, size_t) {
+  const std::lock_guard<std::mutex> lock(launched_mutex);
+  auto& entry = launched[rc::emu::kernel_of(name)];
+  ++entry.first;
+  entry.second = std::max(entry.second, grid);
+}
+
+// (B, Cin, H, W, Cout, K, stride, pad_left, pad_right, dilation, groups)
+// Every specialisation: the forward's kOut follows Cout / groups, its kPos
+// Wout, kTaps K; grad-input's kIn follows Cin / groups, kPos W, the unit
+// stride; grad-weight's kRows Cout / groups (>= 4: 4), kTaps K (> 5: 8).
+// Short rows of 64 positions (kPos 1: every thread of a lane of 64, or of 32
+// for the 32 outputs of stride 2, owns a position); long rows of 520 or 1100
+// positions (kPos P: tiles of 512, 256 in float64, the last one partial).
+const std::vector<Case> kSpecialisations = {
+    {1, 1, 1, 64, 1, 3, 1, 1, 1, 1, 1},      // fwd <1, 1, 3>, gi <1, 1, unit>, gw <1, 3>
+    {2, 1, 1, 64, 1, 1, 2, 0, 0, 1, 1},      // fwd <1, 1, 0>, gi <1, 1, strided>, gw <1, 1>, split sums
+    {1, 1, 2, 520, 1, 3, 1, 1, 1, 1, 1},     // fwd <1, P, 3>, gi <1, P, unit>
+    {1, 1, 1, 1100, 1, 2, 2, 1, 0, 1, 1},    // fwd <1, P, 0>, gi <1, P, strided>, gw <1, 2>
+    {1, 3, 1, 64, 4, 3, 1, 1, 1, 1, 1},      // fwd <4, 1, 3>, gi <4, 1, unit>, gw <4, 3>
+    {2, 3, 1, 130, 4, 1, 2, 0, 0, 1, 1},     // fwd <4, P, 0>, gi <4, P, strided>, gw <4, 1>, split sums
+    {1, 3, 1, 520, 4, 3, 1, 1, 1, 1, 1},     // fwd <4, P, 3>, gi <4, P, unit>
+    {1, 3, 1, 1100, 4, 2, 2, 0, 1, 1, 1},    // fwd <4, P, 0>, gi <4, P, strided>, gw <4, 2>
+    {1, 9, 1, 64, 9, 3, 1, 1, 1, 1, 1},      // fwd <W, 1, 3>, gi <W, 1, unit>, two lanes
+    {1, 9, 1, 64, 9, 4, 2, 2, 1, 1, 1},      // fwd <W, 1, 0>, gi <W, 1, strided>, gw <4, 4>
+    {1, 9, 1, 520, 9, 3, 1, 1, 1, 1, 1},     // fwd <W, P, 3>, gi <W, P, unit>
+    {1, 9, 1, 1100, 9, 5, 2, 2, 2, 1, 1},    // fwd <W, P, 0>, gi <W, P, strided>, gw <4, 5>
+    {1, 1, 1, 520, 1, 13, 1, 12, 0, 1, 1},   // fwd sliding window <1, 5, 0, slide> (13 taps: 5 + 5 + 3), gw <1, 8>
+    {1, 2, 1, 64, 2, 4, 1, 2, 1, 1, 1},      // fwd <4, 1, 0>, gi <4, 1, unit>, gw <1, 4>
+    {2, 3, 1, 64, 3, 5, 1, 2, 2, 1, 1},      // fwd <4, 1, 0>, gw <1, 5>, split sums
+    {1, 8, 1, 64, 8, 6, 2, 2, 3, 2, 2},      // groups of 4, fwd <4, 1, 0>, gi <4, 1, strided>, gw <4, 8>
+};
+// The direct kernels (a budget of 8 bytes): grad-weight with 4 and 8 taps.
+const std::vector<Case> kDirect = {
+    {2, 2, 1, 40, 3, 3, 1, 1, 1, 1, 1},
+    {1, 4, 2, 33, 4, 6, 2, 3, 1, 2, 2},
+};
+// Larger problems, for AddressSanitizer + UBSan, at 48 KiB and 1 KiB, and at
+// 8 bytes (the direct kernels) where their grids stay modest.
+struct Larger {
+  Case c;
+  bool direct;  // also at 8 bytes
+};
+const std::vector<Larger> kLarger = {
+    {{2, 4, 2, 37, 6, 3, 1, 1, 1, 1, 1}, true},  // 8 channels per thread (partial), K = 3
+    {{1, 1, 2, 129, 1, 5, 1, 2, 2, 1, 1}, true},  // depthwise, 4 positions per thread (2 in float64)
+    {{2, 2, 1, 33, 2, 4, 2, 3, 1, 2, 1}, true},  // 4 per thread, strided grad-input
+    {{1, 6, 1, 32, 9, 2, 1, 0, 0, 1, 3}, true},  // groups
+    {{1, 5, 1, 20, 10, 7, 3, 18, 0, 3, 5}, true},  // causal, stride 3, dilation 3
+    {{3, 2, 1, 5, 3, 5, 1, 0, 0, 1, 1}, true},  // Wout = 1
+    {{1, 12, 1, 130, 72, 3, 1, 1, 1, 1, 1}, false},  // lanes: 9 channel blocks in 2 blocks, an idle lane (direct: grad-weight in 864 blocks of 256 threads)
+    {{2, 3, 2, 50, 6, 1, 1, 0, 0, 1, 3}, true},  // depthwise multiplier 2, K = 1
+    {{2, 16, 1, 40, 12, 6, 2, 2, 3, 2, 2}, false},  // groups of 8 in / 6 out, 8 taps per thread tile (direct: grad-weight in 96 blocks of 8 block sums each)
+    {{1, 3, 1, 700, 3, 13, 1, 12, 0, 1, 3}, true},  // depthwise sliding window (13 taps: 5 + 5 + 3), causal, 2 tiles
+    {{1, 2, 1, 600, 4, 3, 1, 1, 1, 1, 1}, true},  // 4 positions per thread, a partial second tile
+};
+
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  rc::emu::on_launch = record_launch;
   std::mt19937 rng(2026);
-  // (B, Cin, H, W, Cout, K, stride, pad_left, pad_right, dilation, groups)
-  const std::vector<Case> cases = {
-      {2, 4, 2, 37, 6, 3, 1, 1, 1, 1, 1},    // 8 channels per thread (partial), K = 3
-      {1, 1, 2, 129, 1, 5, 1, 2, 2, 1, 1},   // depthwise, 4 positions per thread (2 in float64)
-      {2, 2, 1, 33, 2, 4, 2, 3, 1, 2, 1},    // 4 per thread, strided grad-input
-      {1, 6, 1, 32, 9, 2, 1, 0, 0, 1, 3},    // groups
-      {1, 5, 1, 20, 10, 7, 3, 18, 0, 3, 5},  // causal, stride 3, dilation 3
-      {3, 2, 1, 5, 3, 5, 1, 0, 0, 1, 1},     // Wout = 1
-      {1, 12, 1, 130, 72, 3, 1, 1, 1, 1, 1},  // lanes: 9 channel blocks in 2 blocks, an idle lane
-      {2, 3, 2, 50, 6, 1, 1, 0, 0, 1, 3},    // depthwise multiplier 2, K = 1
-      {2, 16, 1, 40, 12, 6, 2, 2, 3, 2, 2},  // groups of 8 in / 6 out, 8 taps per thread tile
-      {1, 3, 1, 700, 3, 13, 1, 12, 0, 1, 3},  // depthwise sliding window (13 taps: 5 + 5 + 3), causal, 2 tiles
-      {1, 2, 1, 600, 4, 3, 1, 1, 1, 1, 1},   // 4 positions per thread, a partial second tile
-  };
-  const int64_t budgets[] = {rc::kDefaultSharedBytes, 1024, 8};  // one chunk, several, direct
   int passed = 0, failed = 0;
+  auto run = [&](const Case& c, int64_t budget, int64_t grid_cap) {
+    // float32: sums of a few dozen products; float16 results carry one rounding of 2^-11.
+    const bool results[] = {run_case<float>(c, budget, grid_cap, 1e-5, rng),
+                            run_case<double>(c, budget, grid_cap, 1e-12, rng),
+                            run_case<c10::Half>(c, budget, grid_cap, 4e-3, rng)};
+    for (bool r : results) r ? ++passed : ++failed;
+    if (!(results[0] && results[1] && results[2]))
+      std::printf("FAILED: case B=%ld Cin=%ld W=%ld Cout=%ld K=%ld stride=%ld budget=%ld grid cap=%ld\n",
+                  static_cast<long>(c.B), static_cast<long>(c.cin), static_cast<long>(c.W),
+                  static_cast<long>(c.cout), static_cast<long>(c.K), static_cast<long>(c.stride),
+                  static_cast<long>(budget), static_cast<long>(grid_cap));
+  };
 #ifdef ROWCONV_PLANTED_MISSING_BARRIER
   // Several chunks: without the barrier the next chunk's loads race the reads.
-  const bool ok = run_case<float>({1, 8, 1, 64, 4, 5, 1, 2, 2, 1, 1}, 1024, 1e-4, rng);
+  const bool ok = run_case<float>({1, 8, 1, 64, 4, 5, 1, 2, 2, 1, 1}, 1024, INT64_MAX, 1e-4, rng);
   std::printf("%d passed, %d failed\n", ok ? 1 : 0, ok ? 0 : 1);
   return ok ? 0 : 1;
 #endif
-  for (const Case& c : cases) {
-    for (int64_t budget : budgets) {
-      // float32: sums of a few dozen products; float16 results carry one rounding of 2^-11.
-      const bool results[] = {run_case<float>(c, budget, 1e-5, rng), run_case<double>(c, budget, 1e-12, rng),
-                              run_case<c10::Half>(c, budget, 4e-3, rng)};
-      for (bool r : results) r ? ++passed : ++failed;
-      if (!(results[0] && results[1] && results[2]))
-        std::printf("FAILED: case W=%ld K=%ld budget=%ld\n", static_cast<long>(c.W), static_cast<long>(c.K),
-                    static_cast<long>(budget));
-    }
+  const std::string set = argc > 1 ? argv[1] : "asan";
+  if (set != "tsan" && set != "asan") {
+    std::fprintf(stderr, "usage: %s tsan|asan [kernels.txt]\n", argv[0]);
+    return 2;
+  }
+  for (const Case& c : kSpecialisations) {
+    run(c, rc::kDefaultSharedBytes, INT64_MAX);
+    run(c, 1024, 2);
+  }
+  for (const Case& c : kDirect) run(c, 8, INT64_MAX);
+  if (set == "asan")
+    for (const Larger& l : kLarger)
+      for (int64_t budget : {rc::kDefaultSharedBytes, int64_t{1024}, int64_t{8}})
+        if (budget > 8 || l.direct) run(l.c, budget, INT64_MAX);
+  std::printf("%s set: %d passed, %d failed, %zu kernels launched\n", set.c_str(), passed, failed, launched.size());
+  if (argc > 2) {
+    FILE* f = std::fopen(argv[2], "w");
+    if (f == nullptr) return 2;
+    for (const auto& [kernel, entry] : launched)
+      std::fprintf(f, "%s\t%ld launches\tgrid <= %u\n", kernel.c_str(), static_cast<long>(entry.first), entry.second);
+    std::fclose(f);
   }
   std::printf("%d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;

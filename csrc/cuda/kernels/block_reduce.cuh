@@ -31,6 +31,7 @@ ROWCONV_DEVICE T block_sum(T v, T* scratch) {
 
 // out[i] = sum over the splits, in order, of partial[split * outputs + i]:
 // the second pass of the reductions split over blocks.
+ROWCONV_UNBOUNDED_KERNEL(row_conv1d_sum_splits)
 template <typename scalar_t, typename acc_t>
 ROWCONV_GLOBAL void row_conv1d_sum_splits(int64_t outputs, int64_t splits, const acc_t* __restrict__ partial,
                                           scalar_t* __restrict__ out) {

@@ -22,8 +22,9 @@
 
 namespace rowconv::cuda {
 
+ROWCONV_DECLARE_LAUNCH_BOUNDS(row_conv1d_forward_tiled, kMaxTileThreads)
 template <typename scalar_t, typename acc_t, int kOut, int kPos, int kTaps, bool kSlide>
-ROWCONV_GLOBAL ROWCONV_LAUNCH_BOUNDS(kMaxTileThreads) void row_conv1d_forward_tiled(
+ROWCONV_GLOBAL ROWCONV_LAUNCH_BOUNDS(row_conv1d_forward_tiled) void row_conv1d_forward_tiled(
     RowConvParams p, TileGeometry G, const scalar_t* __restrict__ x,
     const scalar_t* __restrict__ weight, const scalar_t* __restrict__ bias,
     scalar_t* __restrict__ y) {
@@ -105,6 +106,7 @@ ROWCONV_GLOBAL ROWCONV_LAUNCH_BOUNDS(kMaxTileThreads) void row_conv1d_forward_ti
   }
 }
 
+ROWCONV_UNBOUNDED_KERNEL(row_conv1d_forward_direct)
 template <typename scalar_t, typename acc_t>
 ROWCONV_GLOBAL void row_conv1d_forward_direct(RowConvParams p, int64_t total,
                                               const scalar_t* __restrict__ x,

@@ -16,6 +16,7 @@
 namespace rowconv::cuda {
 
 // partial == nullptr (one split): the warps write grad_bias themselves.
+ROWCONV_UNBOUNDED_KERNEL(row_conv1d_grad_bias_partial)
 template <typename scalar_t, typename acc_t>
 ROWCONV_GLOBAL void row_conv1d_grad_bias_partial(RowConvParams p, BiasGeometry G,
                                                  const scalar_t* __restrict__ grad_out,

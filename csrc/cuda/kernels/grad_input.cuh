@@ -17,8 +17,9 @@
 
 namespace rowconv::cuda {
 
+ROWCONV_DECLARE_LAUNCH_BOUNDS(row_conv1d_grad_input_tiled, kMaxTileThreads)
 template <typename scalar_t, typename acc_t, int kIn, int kPos, bool kUnitStride>
-ROWCONV_GLOBAL ROWCONV_LAUNCH_BOUNDS(kMaxTileThreads) void row_conv1d_grad_input_tiled(
+ROWCONV_GLOBAL ROWCONV_LAUNCH_BOUNDS(row_conv1d_grad_input_tiled) void row_conv1d_grad_input_tiled(
     RowConvParams p, TileGeometry G, const scalar_t* __restrict__ grad_out,
     const scalar_t* __restrict__ weight, scalar_t* __restrict__ grad_x) {
   const int64_t K = p.kernel_size, s = kUnitStride ? 1 : p.stride;
@@ -82,6 +83,7 @@ ROWCONV_GLOBAL ROWCONV_LAUNCH_BOUNDS(kMaxTileThreads) void row_conv1d_grad_input
   }
 }
 
+ROWCONV_UNBOUNDED_KERNEL(row_conv1d_grad_input_direct)
 template <typename scalar_t, typename acc_t>
 ROWCONV_GLOBAL void row_conv1d_grad_input_direct(RowConvParams p, int64_t total,
                                                  const scalar_t* __restrict__ grad_out,

@@ -18,8 +18,9 @@
 namespace rowconv::cuda {
 
 // partial == nullptr (one split): the block writes grad_w itself.
+ROWCONV_DECLARE_LAUNCH_BOUNDS(row_conv1d_grad_weight_tiled, kGradWeightThreads)
 template <typename scalar_t, typename acc_t, int kRows, int kTaps>
-ROWCONV_GLOBAL ROWCONV_LAUNCH_BOUNDS(kGradWeightThreads) void row_conv1d_grad_weight_tiled(
+ROWCONV_GLOBAL ROWCONV_LAUNCH_BOUNDS(row_conv1d_grad_weight_tiled) void row_conv1d_grad_weight_tiled(
     RowConvParams p, GradWeightGeometry G, const scalar_t* __restrict__ grad_out,
     const scalar_t* __restrict__ x, acc_t* __restrict__ partial, scalar_t* __restrict__ grad_w) {
   acc_t* gs = dynamic_shared<acc_t>();       // [co_block][go_pitch]
@@ -100,6 +101,7 @@ ROWCONV_GLOBAL ROWCONV_LAUNCH_BOUNDS(kGradWeightThreads) void row_conv1d_grad_we
   }
 }
 
+ROWCONV_UNBOUNDED_KERNEL(row_conv1d_grad_weight_direct)
 template <typename scalar_t, typename acc_t, int kTaps>
 ROWCONV_GLOBAL void row_conv1d_grad_weight_direct(RowConvParams p, ReduceGeometry G,
                                                   const scalar_t* __restrict__ grad_out,

@@ -19,8 +19,12 @@ ROWCONV_DEVICE void load_tile(acc_t* tile, int64_t pitch, const scalar_t* row0, 
   constexpr int64_t V = Pack16<scalar_t>::kCount;
   // [first, end): the 16-byte groups of positions inside the row and the tile
   int64_t first = 0, end = 0;
+#ifndef ROWCONV_PLANTED_MISALIGNED_LOAD16  // the emulator's self-test drops the alignment test
   const bool vector_rows = step == 1 && channel_stride % V == 0 &&
                            reinterpret_cast<uintptr_t>(row0) % 16 == 0;
+#else
+  const bool vector_rows = step == 1 && channel_stride % V == 0;
+#endif
   if (vector_rows) {
     const int64_t lo = start > 0 ? start : 0;
     const int64_t hi = start + span < length ? start + span : length;
