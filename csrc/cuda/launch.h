@@ -3,7 +3,7 @@
 //   launch(kernel, grid_blocks, block_threads, shared_bytes, args...)
 // (kernel: a Kernel of device.h, made by ROWCONV_KERNEL, which carries the
 // kernel's launch bound and shared memory limit) that is a real CUDA launch
-// (row_conv1d_cuda.cu) or the CPU emulator (cuda_emulation/), which checks
+// (cuda_kernels.h) or the CPU emulator (cuda_emulation/), which checks
 // every launch against those limits, so both run exactly this code. Pointers only: no
 // tensors, so the sanitizer harness needs no libtorch.
 #pragma once
