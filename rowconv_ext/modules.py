@@ -1,5 +1,5 @@
 """RowConv1d: one nn.Conv1d per row of a (B, C, H, W) tensor, as one module."""
-import math
+import types
 
 import torch
 import torch.nn.functional as F
@@ -71,22 +71,22 @@ class RowConv1d(nn.Module):
         self.weight = nn.Parameter(torch.empty(
             (self.rows, self.out_channels, self.in_channels // self.groups, self.kernel_size[0]), **factory))
         if bias:
-            self.bias = nn.Parameter(torch.empty((self.rows, self.out_channels), **factory))
+            # zeros, not empty: with in_channels = 0 some torch versions' Conv1d
+            # init leaves the bias as it is (its bound would be 1 / sqrt(0))
+            self.bias = nn.Parameter(torch.zeros((self.rows, self.out_channels), **factory))
         else:
             self.register_parameter("bias", None)
         self.reset_parameters()
 
     def reset_parameters(self):
-        # Row by row, in nn.Conv1d's order (weight, then bias), so that the
-        # random numbers match `rows` Conv1d layers built one after another.
-        # With in_channels = 0 (fan_in 0) nn.Conv1d (torch 2.13) draws the bias
-        # from U(-0, 0): zeros, but the random numbers are drawn all the same.
-        fan_in = (self.in_channels // self.groups) * self.kernel_size[0]
-        bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+        # Row by row, by nn.Conv1d's own reset_parameters on that row's
+        # weight and bias, so that the values and the random numbers drawn
+        # match `rows` Conv1d layers built one after another, whatever the
+        # torch version does (with in_channels = 0 torch 2.11 leaves the bias
+        # alone, 2.13 draws it from U(-0, 0)).
         for h in range(self.rows):
-            nn.init.kaiming_uniform_(self.weight[h], a=math.sqrt(5))
-            if self.bias is not None:
-                nn.init.uniform_(self.bias[h], -bound, bound)
+            row = types.SimpleNamespace(weight=self.weight[h], bias=None if self.bias is None else self.bias[h])
+            nn.Conv1d.reset_parameters(row)
 
     def forward(self, x):
         if not isinstance(x, torch.Tensor) or x.dim() not in (3, 4):
