@@ -125,6 +125,7 @@ def test_compile_fullgraph_complex():
         torch.testing.assert_close(gc, gr)
 
 
+@pytest.mark.filterwarnings("ignore:ComplexHalf support is experimental:UserWarning")  # torch's, making the input
 def test_complex_half_is_a_clear_error():
     x = torch.randn(1, 2, 1, 5, dtype=torch.complex64).to(torch.complex32)
     with pytest.raises(RuntimeError, match=r"x must have dtype float32, .*complex128, got ComplexHalf"):
