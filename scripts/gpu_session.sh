@@ -187,6 +187,8 @@ else
   fi
   spills=$(grep -E "bytes spill" "$LOG_DIR/build.log" | grep -vc " 0 bytes spill stores, 0 bytes spill loads")
   echo "ptxas: $spills kernel(s) spill registers"
+  # a spill is a slow kernel: fails the session (CI checks sm_90 here, sm_80 in cuda_build.sh)
+  [ "$BUILT" = 1 ] && [ "$spills" != 0 ] && FAILED+=(register-spills)
 fi
 check_import() {
   $PY - <<'PY'
