@@ -98,7 +98,6 @@ def ceilings(device, dry_run, max_reps):
     c = torch.empty(n, n, device=device)
     mm_ms = measure_ms([lambda: torch.mm(a, b, out=c)], device, min(max_reps, 20), 1.0)
     fma_tflops = 2 * n**3 / mm_ms / 1e9
-    del src, dst, a, b, c
     return copy_gbs, fma_tflops, (f"device-to-device copy of {n_bytes / 2**30:g} GiB (read + write)",
                                   f"cuBLAS SGEMM {n}^3, TF32 off (an FP32 FMA-bound rate)")
 

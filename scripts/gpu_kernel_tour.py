@@ -137,7 +137,6 @@ def coverage(dtypes):
     """Runs the tour under torch.profiler and counts the distinct kernels of
     each family; False when a family has fewer than EXPECTED (the tour no
     longer reaches every specialisation: launch.h changed)."""
-    import torch
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
