@@ -15,17 +15,12 @@ _SHARED_SETTINGS = ("in_channels", "out_channels", "kernel_size", "stride", "pad
                     "groups", "padding_mode")
 
 
-def _positive(cls_name, name, value):
+def _int_at_least(cls_name, name, value, lowest):
+    """An int of at least `lowest` (1: positive; 0: non-negative, as channel counts)."""
     value = int_arg(name, value, cls_name)
-    if value < 1:
-        raise ValueError(f"{cls_name}: {name} must be a positive integer, got {value}")
-    return value
-
-
-def _non_negative(cls_name, name, value):
-    value = int_arg(name, value, cls_name)
-    if value < 0:
-        raise ValueError(f"{cls_name}: {name} must be a non-negative integer, got {value}")
+    if value < lowest:
+        kind = "a positive" if lowest == 1 else "a non-negative"
+        raise ValueError(f"{cls_name}: {name} must be {kind} integer, got {value}")
     return value
 
 
@@ -50,13 +45,13 @@ class RowConv1d(nn.Module):
                  groups=1, bias=True, padding_mode="zeros", device=None, dtype=None):
         super().__init__()
         name = type(self).__name__
-        self.rows = _positive(name, "rows", rows)
-        self.in_channels = _non_negative(name, "in_channels", in_channels)
-        self.out_channels = _non_negative(name, "out_channels", out_channels)
-        self.kernel_size = (_positive(name, "kernel_size", kernel_size),)
-        self.stride = (_positive(name, "stride", stride),)
-        self.dilation = (_positive(name, "dilation", dilation),)
-        self.groups = _positive(name, "groups", groups)
+        self.rows = _int_at_least(name, "rows", rows, 1)
+        self.in_channels = _int_at_least(name, "in_channels", in_channels, 0)
+        self.out_channels = _int_at_least(name, "out_channels", out_channels, 0)
+        self.kernel_size = (_int_at_least(name, "kernel_size", kernel_size, 1),)
+        self.stride = (_int_at_least(name, "stride", stride, 1),)
+        self.dilation = (_int_at_least(name, "dilation", dilation, 1),)
+        self.groups = _int_at_least(name, "groups", groups, 1)
         for what, channels in (("in_channels", self.in_channels), ("out_channels", self.out_channels)):
             if channels % self.groups:
                 raise ValueError(f"{name}: {what} ({channels}) must be divisible by groups ({self.groups})")
@@ -164,7 +159,7 @@ class RowConv1d(nn.Module):
         if type(conv) is not nn.Conv1d:
             raise ValueError(f"{owner}: conv must be an nn.Conv1d (or nn.Sequential(padding layer, nn.Conv1d)), "
                              f"got {type(conv).__name__}")
-        rows = _positive(owner, "rows", rows)
+        rows = _int_at_least(owner, "rows", rows, 1)
         if conv.groups % rows:
             raise ValueError(f"{owner}: conv.groups ({conv.groups}) must be a multiple of rows ({rows})")
         settings = {}
