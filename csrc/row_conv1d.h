@@ -15,17 +15,19 @@ namespace rowconv {
 RowConvParams check_forward(const at::Tensor& x, const at::Tensor& weight,
                             const std::optional<at::Tensor>& bias, int64_t stride,
                             int64_t pad_left, int64_t pad_right, int64_t dilation,
-                            int64_t groups);
+                            int64_t groups, int64_t fft_block = 0);
 
 // grad_x (B, Cin, H, width) from grad_out (B, Cout, H, Wout) and weight.
 RowConvParams check_grad_input(const at::Tensor& grad_out, const at::Tensor& weight,
                                int64_t width, int64_t stride, int64_t pad_left,
-                               int64_t pad_right, int64_t dilation, int64_t groups);
+                               int64_t pad_right, int64_t dilation, int64_t groups,
+                               int64_t fft_block = 0);
 
 // grad_weight (H, Cout, Cin/groups, kernel_size) from grad_out and x.
 RowConvParams check_grad_weight(const at::Tensor& grad_out, const at::Tensor& x,
                                 int64_t kernel_size, int64_t stride, int64_t pad_left,
-                                int64_t pad_right, int64_t dilation, int64_t groups);
+                                int64_t pad_right, int64_t dilation, int64_t groups,
+                               int64_t fft_block = 0);
 
 // grad_bias (H, Cout) from grad_out (B, Cout, H, Wout).
 RowConvParams check_grad_bias(const at::Tensor& grad_out);

@@ -4,6 +4,8 @@
 //   forward(p, x, weight, bias, y)       grad_input(p, grad_out, weight, grad_x)
 //   grad_weight(p, grad_out, x, grad_w)  grad_bias(p, grad_out, grad_bias)
 // (contiguous weight, bias and results; x and grad_out with any strides).
+// A nonzero fft_block selects the FFT method instead (row_conv1d_fft.h): ATen
+// ops, the same on every device.
 // Complex operands run the same real kernels on twice the channels
 // (complex_as_real.h); zero input or output channels need no kernel.
 #pragma once
@@ -16,6 +18,7 @@
 #include <optional>
 
 #include "complex_as_real.h"
+#include "row_conv1d_fft.h"
 #include "row_conv1d.h"
 
 namespace rowconv {
@@ -26,9 +29,10 @@ namespace rowconv {
 template <class Kernels>
 at::Tensor forward_op(const Kernels& kernels, const at::Tensor& x, const at::Tensor& weight,
                       const std::optional<at::Tensor>& bias, int64_t stride, int64_t pad_left,
-                      int64_t pad_right, int64_t dilation, int64_t groups) {
+                      int64_t pad_right, int64_t dilation, int64_t groups,
+                      int64_t fft_block = 0) {
   const RowConvParams p =
-      check_forward(x, weight, bias, stride, pad_left, pad_right, dilation, groups);
+      check_forward(x, weight, bias, stride, pad_left, pad_right, dilation, groups, fft_block);
   const bool has_bias = bias.has_value() && bias->defined();
   if (p.in_per_group == 0 && has_bias) {  // no input channels: the output is the bias
     return bias->t().unsqueeze(0).unsqueeze(3)
@@ -36,6 +40,7 @@ at::Tensor forward_op(const Kernels& kernels, const at::Tensor& x, const at::Ten
         .contiguous();
   }
   if (p.in_per_group == 0) return at::zeros({p.batch, p.out_channels, p.rows, p.out_width}, x.options());
+  if (p.fft_block > 0) return fft::forward(p, x, weight, bias, p.fft_block);
   if (x.is_complex()) {
     const RealChannels xr = as_real_channels(x);
     const at::Tensor y = forward_op(kernels, xr.values, real_block_weight(weight, xr.imag_sign, false),
@@ -61,12 +66,14 @@ at::Tensor forward_op(const Kernels& kernels, const at::Tensor& x, const at::Ten
 template <class Kernels>
 at::Tensor grad_input_op(const Kernels& kernels, const at::Tensor& grad_out,
                          const at::Tensor& weight, int64_t width, int64_t stride,
-                         int64_t pad_left, int64_t pad_right, int64_t dilation, int64_t groups) {
+                         int64_t pad_left, int64_t pad_right, int64_t dilation, int64_t groups,
+                         int64_t fft_block = 0) {
   const RowConvParams p = check_grad_input(grad_out, weight, width, stride, pad_left, pad_right,
-                                           dilation, groups);
+                                           dilation, groups, fft_block);
   if (p.out_per_group == 0) {  // no output channels: nothing flows back
     return at::zeros({p.batch, p.in_channels, p.rows, p.width}, grad_out.options());
   }
+  if (p.fft_block > 0) return fft::grad_input(p, grad_out, weight, p.fft_block);
   if (grad_out.is_complex()) {
     const RealChannels gr = as_real_channels(grad_out);
     return complex_from_channels(grad_input_op(kernels, gr.values,
@@ -87,12 +94,14 @@ at::Tensor grad_input_op(const Kernels& kernels, const at::Tensor& grad_out,
 template <class Kernels>
 at::Tensor grad_weight_op(const Kernels& kernels, const at::Tensor& grad_out, const at::Tensor& x,
                           int64_t kernel_size, int64_t stride, int64_t pad_left,
-                          int64_t pad_right, int64_t dilation, int64_t groups) {
+                          int64_t pad_right, int64_t dilation, int64_t groups,
+                          int64_t fft_block = 0) {
   const RowConvParams p = check_grad_weight(grad_out, x, kernel_size, stride, pad_left,
-                                            pad_right, dilation, groups);
+                                            pad_right, dilation, groups, fft_block);
   if (p.in_per_group == 0 || p.out_per_group == 0) {
     return at::empty({p.rows, p.out_channels, p.in_per_group, p.kernel_size}, x.options());
   }
+  if (p.fft_block > 0) return fft::grad_weight(p, grad_out, x, p.fft_block);
   if (x.is_complex()) {
     const RealChannels gr = as_real_channels(grad_out);
     const RealChannels xr = as_real_channels(x);

@@ -60,7 +60,7 @@ void check_dim_equals(const char* op, const char* what, int64_t expected, const 
 RowConvParams make_params(const char* op, int64_t batch, int64_t in_channels,
                           int64_t out_channels, int64_t rows, int64_t width, int64_t kernel_size,
                           int64_t stride, int64_t pad_left, int64_t pad_right, int64_t dilation,
-                          int64_t groups) {
+                          int64_t groups, int64_t fft_block) {
   // Sizes and lengths up to 2^40 keep every index computation of the kernels
   // (tile * stride + dilation * K + padding, ...) far inside int64.
   constexpr int64_t kMaxLength = int64_t{1} << 40;
@@ -93,6 +93,11 @@ RowConvParams make_params(const char* op, int64_t batch, int64_t in_channels,
                     width + pad_left + pad_right, ", expected at least dilation * (K - 1) + 1 = ",
                     dilation, " * (", kernel_size, " - 1) + 1 = ",
                     dilation * (kernel_size - 1) + 1);
+  const int64_t span = dilation * (kernel_size - 1) + 1;
+  TORCH_CHECK_VALUE(fft_block == 0 || (fft_block >= span && fft_block <= kMaxLength), op,
+                    ": fft_block must be 0 (the direct method) or an FFT length of at least the "
+                    "dilated kernel's span dilation * (K - 1) + 1 = ",
+                    span, " (at most 2^40), got ", fft_block);
   RowConvParams p{};
   p.batch = batch;
   p.in_channels = in_channels;
@@ -108,6 +113,7 @@ RowConvParams make_params(const char* op, int64_t batch, int64_t in_channels,
   p.pad_left = pad_left;
   p.pad_right = pad_right;
   p.dilation = dilation;
+  p.fft_block = fft_block;
   return p;
 }
 
@@ -134,7 +140,7 @@ void check_grad_out_width(const char* op, const RowConvParams& p, const at::Tens
 RowConvParams check_forward(const at::Tensor& x, const at::Tensor& weight,
                             const std::optional<at::Tensor>& bias, int64_t stride,
                             int64_t pad_left, int64_t pad_right, int64_t dilation,
-                            int64_t groups) {
+                            int64_t groups, int64_t fft_block) {
   const char* op = "row_conv1d";
   check_rank(op, "x", x, 4, "(B, Cin, H, W)");
   check_rank(op, "weight", weight, 4, "(H, Cout, Cin / groups, K)");
@@ -146,8 +152,9 @@ RowConvParams check_forward(const at::Tensor& x, const at::Tensor& weight,
     check_like(op, "x", x, "bias", *bias);
   }
   check_dim_equals(op, "the number of rows H = x.shape[2]", x.size(2), "weight", weight, 0);
-  RowConvParams p = make_params(op, x.size(0), x.size(1), weight.size(1), x.size(2), x.size(3),
-                                weight.size(3), stride, pad_left, pad_right, dilation, groups);
+  RowConvParams p =
+      make_params(op, x.size(0), x.size(1), weight.size(1), x.size(2), x.size(3), weight.size(3),
+                  stride, pad_left, pad_right, dilation, groups, fft_block);
   check_dim_equals(op, "in_channels / groups", p.in_per_group, "weight", weight, 2);
   if (has_bias) {
     check_dim_equals(op, "H = x.shape[2]", p.rows, "bias", *bias, 0);
@@ -159,7 +166,8 @@ RowConvParams check_forward(const at::Tensor& x, const at::Tensor& weight,
 
 RowConvParams check_grad_input(const at::Tensor& grad_out, const at::Tensor& weight,
                                int64_t width, int64_t stride, int64_t pad_left,
-                               int64_t pad_right, int64_t dilation, int64_t groups) {
+                               int64_t pad_right, int64_t dilation, int64_t groups,
+                               int64_t fft_block) {
   const char* op = "row_conv1d_grad_input";
   check_rank(op, "grad_out", grad_out, 4, "(B, Cout, H, Wout)");
   check_rank(op, "weight", weight, 4, "(H, Cout, Cin / groups, K)");
@@ -170,7 +178,7 @@ RowConvParams check_grad_input(const at::Tensor& grad_out, const at::Tensor& wei
   check_dim_equals(op, "out_channels = weight.shape[1]", weight.size(1), "grad_out", grad_out, 1);
   RowConvParams p = make_params(op, grad_out.size(0), weight.size(2) * groups, weight.size(1),
                                 weight.size(0), width, weight.size(3), stride, pad_left,
-                                pad_right, dilation, groups);
+                                pad_right, dilation, groups, fft_block);
   check_grad_out_width(op, p, grad_out);
   set_grad_out_strides(p, grad_out);
   return p;
@@ -178,7 +186,8 @@ RowConvParams check_grad_input(const at::Tensor& grad_out, const at::Tensor& wei
 
 RowConvParams check_grad_weight(const at::Tensor& grad_out, const at::Tensor& x,
                                 int64_t kernel_size, int64_t stride, int64_t pad_left,
-                                int64_t pad_right, int64_t dilation, int64_t groups) {
+                                int64_t pad_right, int64_t dilation, int64_t groups,
+                                int64_t fft_block) {
   const char* op = "row_conv1d_grad_weight";
   check_rank(op, "grad_out", grad_out, 4, "(B, Cout, H, Wout)");
   check_rank(op, "x", x, 4, "(B, Cin, H, W)");
@@ -187,7 +196,8 @@ RowConvParams check_grad_weight(const at::Tensor& grad_out, const at::Tensor& x,
   check_dim_equals(op, "the batch size B = x.shape[0]", x.size(0), "grad_out", grad_out, 0);
   check_dim_equals(op, "the number of rows H = x.shape[2]", x.size(2), "grad_out", grad_out, 2);
   RowConvParams p = make_params(op, x.size(0), x.size(1), grad_out.size(1), x.size(2), x.size(3),
-                                kernel_size, stride, pad_left, pad_right, dilation, groups);
+                                kernel_size, stride, pad_left, pad_right, dilation, groups,
+                                fft_block);
   check_grad_out_width(op, p, grad_out);
   set_input_strides(p, x);
   set_grad_out_strides(p, grad_out);

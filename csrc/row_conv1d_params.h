@@ -43,6 +43,9 @@ struct RowConvParams {
   int64_t batch, in_channels, out_channels, rows, width, out_width, kernel_size;
   int64_t groups, in_per_group, out_per_group;
   int64_t stride, pad_left, pad_right, dilation;
+  // 0: the direct kernels; n > 0: the FFT method, in overlap-save blocks of
+  // n points (row_conv1d_fft.h).
+  int64_t fft_block;
   // Element strides of x and grad_out: kernels read both in place, whatever
   // their layout (permuted, sliced, or expanded with zero strides).
   int64_t in_stride_b, in_stride_c, in_stride_h, in_stride_w;

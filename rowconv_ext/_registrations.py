@@ -56,7 +56,7 @@ def _check_rank(op, name, t, layout):
 
 
 @torch.library.register_fake("rowconv::row_conv1d")
-def _row_conv1d_fake(x, weight, bias, stride, pad_left, pad_right, dilation, groups):
+def _row_conv1d_fake(x, weight, bias, stride, pad_left, pad_right, dilation, groups, fft_block=0):
     # What torch.compile traces: the checks a trace needs to make sense (the
     # full set runs in C++ with the real kernels).
     _check_rank("row_conv1d", "x", x, "(B, Cin, H, W)")
@@ -74,14 +74,15 @@ def _row_conv1d_fake(x, weight, bias, stride, pad_left, pad_right, dilation, gro
 
 
 @torch.library.register_fake("rowconv::row_conv1d_grad_input")
-def _grad_input_fake(grad_out, weight, width, stride, pad_left, pad_right, dilation, groups):
+def _grad_input_fake(grad_out, weight, width, stride, pad_left, pad_right, dilation, groups, fft_block=0):
     _check_like("row_conv1d_grad_input", "grad_out", grad_out, "weight", weight)
     B, _, H, _ = grad_out.shape
     return grad_out.new_empty((B, weight.shape[2] * groups, H, width))
 
 
 @torch.library.register_fake("rowconv::row_conv1d_grad_weight")
-def _grad_weight_fake(grad_out, x, kernel_size, stride, pad_left, pad_right, dilation, groups):
+def _grad_weight_fake(grad_out, x, kernel_size, stride, pad_left, pad_right, dilation, groups,
+                      fft_block=0):
     _check_like("row_conv1d_grad_weight", "x", x, "grad_out", grad_out)
     _, cin, H, _ = x.shape
     return x.new_empty((H, grad_out.shape[1], cin // groups, kernel_size))

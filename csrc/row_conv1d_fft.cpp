@@ -1,0 +1,194 @@
+// The FFT method (row_conv1d_fft.h): torch.fft transforms, a batched complex
+// matrix product per (row, group, frequency) for the channel mix, and
+// overlap-save blocks so that the transforms stay short and the memory in use
+// grows with the operands, never with their product. Device-generic: only
+// ATen ops. The derivations are in docs/design.md ("The FFT method").
+#include "row_conv1d_fft.h"
+
+#include <ATen/ops/add.h>
+#include <ATen/ops/constant_pad_nd.h>
+#include <ATen/ops/fft_fft.h>
+#include <ATen/ops/fft_ifft.h>
+#include <ATen/ops/fft_irfft.h>
+#include <ATen/ops/fft_rfft.h>
+#include <ATen/ops/matmul.h>
+#include <ATen/ops/zeros.h>
+
+namespace rowconv::fft {
+namespace {
+
+// Overlap-save framing of `outputs` outputs of a kernel spanning `span`
+// points: `count` transforms of `size` points, each giving `valid` outputs.
+struct Blocks {
+  int64_t size, valid, count;
+  Blocks(int64_t size_, int64_t span, int64_t outputs)
+      : size(size_), valid(size_ - span + 1), count(ceil_div(outputs, size_ - span + 1)) {}
+};
+
+// An operand as the transforms take it: conjugate and negative bits resolved
+// (no copy without them); the half types in float32, which torch.fft lacks
+// on the CPU and which keeps the error of the sums at float32's.
+at::Tensor operand(const at::Tensor& t) {
+  const at::Tensor v = t.resolve_conj().resolve_neg();
+  const auto dtype = v.scalar_type();
+  return dtype == at::kHalf || dtype == at::kBFloat16 ? v.to(at::kFloat) : v;
+}
+
+at::Tensor spectrum(const at::Tensor& t, int64_t n) {
+  return t.is_complex() ? at::fft_fft(t, n) : at::fft_rfft(t, n);
+}
+
+// conj(fft(conj(k))), so that the valid correlation sum_j k[j] s[t + j] of a
+// signal s of at most n points is ifft(spectrum(s) * reversed_spectrum(k))[t]
+// for t <= n - len(k): no flipped copy of k, and the outputs start at 0.
+at::Tensor reversed_spectrum(const at::Tensor& k, int64_t n) {
+  return k.is_complex() ? at::fft_ifft(k, n).mul_(static_cast<double>(n))
+                        : at::fft_rfft(k, n).conj();
+}
+
+at::Tensor signal(const at::Tensor& spec, int64_t n, bool complex) {
+  return complex ? at::fft_ifft(spec, n) : at::fft_irfft(spec, n);
+}
+
+// The signal read from position -left (zeros outside it, a negative left
+// skips its first points) in blocks of b.size points every b.valid points:
+// (..., b.count, b.size), a view of one padded copy.
+at::Tensor overlapping_blocks(const at::Tensor& sig, int64_t left, const Blocks& b) {
+  const at::Tensor from = left >= 0 ? sig : sig.narrow(-1, -left, sig.size(-1) + left);
+  const int64_t lead = left >= 0 ? left : 0;
+  const int64_t needed = (b.count - 1) * b.valid + b.size;
+  return at::constant_pad_nd(from, {lead, needed - lead - from.size(-1)}, 0)
+      .unfold(-1, b.size, b.valid);
+}
+
+// The kernel with dilation - 1 zeros between its taps: (..., span).
+at::Tensor dilated(const at::Tensor& w, int64_t dilation) {
+  if (dilation == 1) return w;
+  const int64_t span = dilation * (w.size(-1) - 1) + 1;
+  return at::constant_pad_nd(w.unsqueeze(-1), {0, dilation - 1}).flatten(-2).narrow(-1, 0, span);
+}
+
+// out[b, g*Og + o, h, i, f] = sum_c S[b, g*Cg + c, h, i, f] * R[h, g*Og + o, c, f]
+// for S (B, groups*Cg, H, blocks, F) and R (H, groups*Og, Cg, F): one complex
+// matrix product (Og x Cg) @ (Cg x B*blocks) per row, group and frequency.
+at::Tensor mix_channels(const at::Tensor& S, const at::Tensor& R, int64_t groups) {
+  const int64_t B = S.size(0), H = S.size(2), blocks = S.size(3), F = S.size(4);
+  const int64_t in_g = R.size(2), out_g = R.size(1) / groups;
+  const at::Tensor s = S.view({B, groups, in_g, H, blocks, F})
+                           .permute({3, 1, 5, 2, 0, 4})
+                           .reshape({H, groups, F, in_g, B * blocks});
+  const at::Tensor r = R.reshape({H, groups, out_g, in_g, F}).permute({0, 1, 4, 2, 3});
+  return at::matmul(r, s)
+      .view({H, groups, F, out_g, B, blocks})
+      .permute({4, 1, 3, 0, 5, 2})
+      .reshape({B, groups * out_g, H, blocks, F});
+}
+
+// P[h, g*Og + o, c, f] = sum_{b, i} G[b, g*Og + o, h, i, f] * X[b, g*Cg + c, h, i, f]
+// for G (B, groups*Og, H, blocks, F) and X (B, groups*Cg, H, blocks, F): the
+// weight gradient's reduction over batch and blocks, one complex matrix
+// product (Og x B*blocks) @ (B*blocks x Cg) per row, group and frequency.
+at::Tensor correlate_channels(const at::Tensor& G, const at::Tensor& X, int64_t groups) {
+  const int64_t B = G.size(0), H = G.size(2), blocks = G.size(3), F = G.size(4);
+  const int64_t out_g = G.size(1) / groups, in_g = X.size(1) / groups;
+  const at::Tensor g = G.view({B, groups, out_g, H, blocks, F})
+                           .permute({3, 1, 5, 2, 0, 4})
+                           .reshape({H, groups, F, out_g, B * blocks});
+  const at::Tensor x = X.view({B, groups, in_g, H, blocks, F})
+                           .permute({3, 1, 5, 0, 4, 2})
+                           .reshape({H, groups, F, B * blocks, in_g});
+  return at::matmul(g, x).permute({0, 1, 3, 4, 2}).reshape({H, groups * out_g, in_g, F});
+}
+
+int64_t span_of(const RowConvParams& p) { return p.dilation * (p.kernel_size - 1) + 1; }
+
+// Outputs at stride 1 (the FFT computes them all; stride keeps every stride-th).
+int64_t stride1_outputs(const RowConvParams& p) {
+  return p.width + p.pad_left + p.pad_right - span_of(p) + 1;
+}
+
+// Blocks (B, C, H, count, size) -> the first `length` points of their
+// concatenated valid parts, every `step`-th: (B, C, H, ceil(length / step)).
+at::Tensor concat_valid(const at::Tensor& blocks, const Blocks& b, int64_t length, int64_t step) {
+  const auto s = blocks.sizes();
+  return blocks.narrow(-1, 0, b.valid)
+      .reshape({s[0], s[1], s[2], b.count * b.valid})
+      .slice(3, 0, length, step);
+}
+
+// grad_out placed at the stride-1 output positions, zeros between them.
+at::Tensor upsampled(const at::Tensor& g, const RowConvParams& p) {
+  if (p.stride == 1) return g;
+  at::Tensor up = at::zeros({p.batch, p.out_channels, p.rows, stride1_outputs(p)}, g.options());
+  up.slice(3, 0, up.size(3), p.stride).copy_(g);
+  return up;
+}
+
+}  // namespace
+
+at::Tensor forward(const RowConvParams& p, const at::Tensor& x, const at::Tensor& weight,
+                   const std::optional<at::Tensor>& bias, int64_t block) {
+  const bool has_bias = bias.has_value() && bias->defined();
+  if (p.batch == 0 || p.rows == 0 || p.out_channels == 0) {
+    return at::zeros({p.batch, p.out_channels, p.rows, p.out_width}, x.options());
+  }
+  // y[t] = sum_j wd[j] xpad[t * stride + j], wd the dilated kernel: the valid
+  // correlation of the padded input with wd, at every stride-th position.
+  const int64_t outputs = stride1_outputs(p);
+  const Blocks b(block, span_of(p), outputs);
+  const at::Tensor S = spectrum(overlapping_blocks(operand(x), p.pad_left, b), block);
+  const at::Tensor R = reversed_spectrum(dilated(operand(weight), p.dilation), block);
+  at::Tensor y = concat_valid(signal(mix_channels(S, R, p.groups), block, x.is_complex()), b,
+                              outputs, p.stride);
+  if (has_bias) y = at::add(y, operand(*bias).t().reshape({1, p.out_channels, p.rows, 1}));
+  return y.to(x.scalar_type()).contiguous();
+}
+
+at::Tensor grad_input(const RowConvParams& p, const at::Tensor& grad_out, const at::Tensor& weight,
+                      int64_t block) {
+  if (p.batch == 0 || p.rows == 0 || p.in_channels == 0) {
+    return at::zeros({p.batch, p.in_channels, p.rows, p.width}, grad_out.options());
+  }
+  // grad_xpad[u] = sum_j wd[j] up[u - j], up the stride-1 grad_out: the valid
+  // correlation of up (span - 1 zeros on each side) with the flipped wd and
+  // the channels' roles swapped; only u in [pad_left, pad_left + W) is kept.
+  const int64_t span = span_of(p);
+  const at::Tensor flipped = dilated(operand(weight), p.dilation)
+                                 .flip(-1)
+                                 .reshape({p.rows, p.groups, p.out_per_group, p.in_per_group, span})
+                                 .transpose(2, 3)
+                                 .reshape({p.rows, p.in_channels, p.out_per_group, span});
+  const Blocks b(block, span, p.width);
+  const at::Tensor S =
+      spectrum(overlapping_blocks(upsampled(operand(grad_out), p), span - 1 - p.pad_left, b), block);
+  const at::Tensor gx = concat_valid(
+      signal(mix_channels(S, reversed_spectrum(flipped, block), p.groups), block,
+             grad_out.is_complex()),
+      b, p.width, 1);
+  return gx.to(grad_out.scalar_type()).contiguous();
+}
+
+at::Tensor grad_weight(const RowConvParams& p, const at::Tensor& grad_out, const at::Tensor& x,
+                       int64_t block) {
+  if (p.batch == 0 || p.rows == 0) {
+    return at::zeros({p.rows, p.out_channels, p.in_per_group, p.kernel_size}, x.options());
+  }
+  // gwd[j] = sum_{b, u} up[u] xpad[u + j], j < span, summed block by block:
+  // block i pairs up[i*valid, (i+1)*valid) with the input block that the
+  // forward reads for those outputs, and the sum over (b, i) is taken per
+  // frequency, before the one inverse transform per weight.
+  const int64_t outputs = stride1_outputs(p);
+  const int64_t span = span_of(p);
+  const Blocks b(block, span, outputs);
+  const at::Tensor X = spectrum(overlapping_blocks(operand(x), p.pad_left, b), block);
+  const at::Tensor up = at::constant_pad_nd(upsampled(operand(grad_out), p),
+                                            {0, b.count * b.valid - outputs}, 0)
+                            .view({p.batch, p.out_channels, p.rows, b.count, b.valid});
+  const at::Tensor P = correlate_channels(reversed_spectrum(up, block), X, p.groups);
+  return signal(P, block, x.is_complex())
+      .slice(3, 0, span, p.dilation)
+      .to(x.scalar_type())
+      .contiguous();
+}
+
+}  // namespace rowconv::fft
