@@ -5,13 +5,19 @@
 // ATen ops. The derivations are in docs/design.md ("The FFT method").
 #include "row_conv1d_fft.h"
 
+#include <algorithm>
+#include <vector>
+
 #include <ATen/ops/add.h>
 #include <ATen/ops/constant_pad_nd.h>
+#include <ATen/ops/empty.h>
 #include <ATen/ops/fft_fft.h>
 #include <ATen/ops/fft_ifft.h>
 #include <ATen/ops/fft_irfft.h>
 #include <ATen/ops/fft_rfft.h>
 #include <ATen/ops/matmul.h>
+#include <ATen/ops/mul.h>
+#include <ATen/ops/sum.h>
 #include <ATen/ops/zeros.h>
 
 namespace rowconv::fft {
@@ -50,15 +56,34 @@ at::Tensor signal(const at::Tensor& spec, int64_t n, bool complex) {
   return complex ? at::fft_ifft(spec, n) : at::fft_irfft(spec, n);
 }
 
-// The signal read from position -left (zeros outside it, a negative left
+// The signal read from position -left (zeros outside it; a negative left
 // skips its first points) in blocks of b.size points every b.valid points:
-// (..., b.count, b.size), a view of one padded copy.
+// (..., b.count, b.size), contiguous, each point copied once. Blocks inside
+// the signal come straight from an overlapping view of it; the few at its
+// ends from a zero-padded copy of the end.
 at::Tensor overlapping_blocks(const at::Tensor& sig, int64_t left, const Blocks& b) {
-  const at::Tensor from = left >= 0 ? sig : sig.narrow(-1, -left, sig.size(-1) + left);
-  const int64_t lead = left >= 0 ? left : 0;
-  const int64_t needed = (b.count - 1) * b.valid + b.size;
-  return at::constant_pad_nd(from, {lead, needed - lead - from.size(-1)}, 0)
-      .unfold(-1, b.size, b.valid);
+  const int64_t length = sig.size(-1);
+  std::vector<int64_t> sizes = sig.sizes().vec();
+  sizes.back() = b.count;
+  sizes.push_back(b.size);
+  at::Tensor blocks = at::empty(sizes, sig.options());
+  const auto copy_blocks = [&](int64_t from, int64_t to) {  // blocks [from, to)
+    if (to <= from) return;
+    const int64_t start = from * b.valid - left, stop = (to - 1) * b.valid - left + b.size;
+    const int64_t lo = std::clamp<int64_t>(start, 0, length), hi = std::clamp<int64_t>(stop, lo, length);
+    const at::Tensor part = sig.narrow(-1, lo, hi - lo);
+    const at::Tensor padded =
+        lo == start && hi == stop ? part : at::constant_pad_nd(part, {lo - start, stop - hi}, 0);
+    blocks.narrow(-2, from, to - from).copy_(padded.unfold(-1, b.size, b.valid));
+  };
+  // Blocks [inner_from, inner_to) start at or after position 0 and end by the signal's end.
+  const int64_t inner_from = std::clamp<int64_t>(ceil_div(left, b.valid), 0, b.count);
+  const int64_t inner_to = std::clamp<int64_t>(floor_div(length + left - b.size, b.valid) + 1,
+                                               inner_from, b.count);
+  copy_blocks(0, inner_from);
+  copy_blocks(inner_from, inner_to);
+  copy_blocks(inner_to, b.count);
+  return blocks;
 }
 
 // The kernel with dilation - 1 zeros between its taps: (..., span).
@@ -71,9 +96,12 @@ at::Tensor dilated(const at::Tensor& w, int64_t dilation) {
 // out[b, g*Og + o, h, i, f] = sum_c S[b, g*Cg + c, h, i, f] * R[h, g*Og + o, c, f]
 // for S (B, groups*Cg, H, blocks, F) and R (H, groups*Og, Cg, F): one complex
 // matrix product (Og x Cg) @ (Cg x B*blocks) per row, group and frequency.
-at::Tensor mix_channels(const at::Tensor& S, const at::Tensor& R, int64_t groups) {
+at::Tensor mix_channels(at::Tensor S, const at::Tensor& R, int64_t groups) {
   const int64_t B = S.size(0), H = S.size(2), blocks = S.size(3), F = S.size(4);
   const int64_t in_g = R.size(2), out_g = R.size(1) / groups;
+  if (in_g == 1 && out_g == 1) {  // depthwise: a product per frequency, no matrices
+    return S.mul_(R.view({H, groups, F}).transpose(0, 1).unsqueeze(0).unsqueeze(3));  // S is ours
+  }
   const at::Tensor s = S.view({B, groups, in_g, H, blocks, F})
                            .permute({3, 1, 5, 2, 0, 4})
                            .reshape({H, groups, F, in_g, B * blocks});
@@ -91,6 +119,9 @@ at::Tensor mix_channels(const at::Tensor& S, const at::Tensor& R, int64_t groups
 at::Tensor correlate_channels(const at::Tensor& G, const at::Tensor& X, int64_t groups) {
   const int64_t B = G.size(0), H = G.size(2), blocks = G.size(3), F = G.size(4);
   const int64_t out_g = G.size(1) / groups, in_g = X.size(1) / groups;
+  if (in_g == 1 && out_g == 1) {  // depthwise: a sum of products per frequency
+    return at::mul(G, X).sum({0, 3}).transpose(0, 1).unsqueeze(2);
+  }
   const at::Tensor g = G.view({B, groups, out_g, H, blocks, F})
                            .permute({3, 1, 5, 2, 0, 4})
                            .reshape({H, groups, F, out_g, B * blocks});
@@ -107,13 +138,36 @@ int64_t stride1_outputs(const RowConvParams& p) {
   return p.width + p.pad_left + p.pad_right - span_of(p) + 1;
 }
 
-// Blocks (B, C, H, count, size) -> the first `length` points of their
-// concatenated valid parts, every `step`-th: (B, C, H, ceil(length / step)).
-at::Tensor concat_valid(const at::Tensor& blocks, const Blocks& b, int64_t length, int64_t step) {
-  const auto s = blocks.sizes();
-  return blocks.narrow(-1, 0, b.valid)
-      .reshape({s[0], s[1], s[2], b.count * b.valid})
-      .slice(3, 0, length, step);
+// The result from the inverse transforms' blocks (B, C, H, count, size):
+// y[..., t] = blocks[..., u / valid, u % valid] (+ bias) for u = t * stride <
+// length, written once into a contiguous tensor of dtype (the copy rounds
+// the half types).
+at::Tensor gather_outputs(const at::Tensor& blocks, const Blocks& b, int64_t length, int64_t stride,
+                          at::ScalarType dtype, const std::optional<at::Tensor>& bias) {
+  const int64_t B = blocks.size(0), C = blocks.size(1), H = blocks.size(2);
+  at::Tensor y = at::empty({B, C, H, (length - 1) / stride + 1}, blocks.options().dtype(dtype));
+  const auto write = [&](at::Tensor dst, const at::Tensor& src) {
+    if (!bias) {
+      dst.copy_(src);
+    } else {  // bias (1, C, H, 1), broadcast over any trailing block dim
+      at::Tensor bv = *bias;
+      while (bv.dim() < src.dim()) bv = bv.unsqueeze(-1);
+      at::add_out(dst, src, bv);
+    }
+  };
+  if (stride == 1) {
+    const int64_t whole = length / b.valid, rest = length - whole * b.valid;
+    if (whole > 0) {
+      write(y.narrow(3, 0, whole * b.valid).view({B, C, H, whole, b.valid}),
+            blocks.narrow(3, 0, whole).narrow(4, 0, b.valid));
+    }
+    if (rest > 0) write(y.narrow(3, whole * b.valid, rest), blocks.select(3, whole).narrow(3, 0, rest));
+  } else {
+    write(y, blocks.narrow(4, 0, b.valid)
+                 .reshape({B, C, H, b.count * b.valid})
+                 .slice(3, 0, length, stride));
+  }
+  return y;
 }
 
 // grad_out placed at the stride-1 output positions, zeros between them.
@@ -138,10 +192,11 @@ at::Tensor forward(const RowConvParams& p, const at::Tensor& x, const at::Tensor
   const Blocks b(block, span_of(p), outputs);
   const at::Tensor S = spectrum(overlapping_blocks(operand(x), p.pad_left, b), block);
   const at::Tensor R = reversed_spectrum(dilated(operand(weight), p.dilation), block);
-  at::Tensor y = concat_valid(signal(mix_channels(S, R, p.groups), block, x.is_complex()), b,
-                              outputs, p.stride);
-  if (has_bias) y = at::add(y, operand(*bias).t().reshape({1, p.out_channels, p.rows, 1}));
-  return y.to(x.scalar_type()).contiguous();
+  return gather_outputs(
+      signal(mix_channels(S, R, p.groups), block, x.is_complex()), b, outputs, p.stride,
+      x.scalar_type(),
+      has_bias ? std::optional<at::Tensor>(operand(*bias).t().reshape({1, p.out_channels, p.rows, 1}))
+               : std::nullopt);
 }
 
 at::Tensor grad_input(const RowConvParams& p, const at::Tensor& grad_out, const at::Tensor& weight,
@@ -161,11 +216,9 @@ at::Tensor grad_input(const RowConvParams& p, const at::Tensor& grad_out, const 
   const Blocks b(block, span, p.width);
   const at::Tensor S =
       spectrum(overlapping_blocks(upsampled(operand(grad_out), p), span - 1 - p.pad_left, b), block);
-  const at::Tensor gx = concat_valid(
-      signal(mix_channels(S, reversed_spectrum(flipped, block), p.groups), block,
-             grad_out.is_complex()),
-      b, p.width, 1);
-  return gx.to(grad_out.scalar_type()).contiguous();
+  return gather_outputs(signal(mix_channels(S, reversed_spectrum(flipped, block), p.groups), block,
+                               grad_out.is_complex()),
+                        b, p.width, 1, grad_out.scalar_type(), std::nullopt);
 }
 
 at::Tensor grad_weight(const RowConvParams& p, const at::Tensor& grad_out, const at::Tensor& x,

@@ -1,9 +1,12 @@
 """row_conv1d: the public function. Resolves the padding forms of the contract
-into (left, right) and calls the registered operator, whose C++ checks name the
+into (left, right) and the method into the ops' fft_block argument
+(method.py), and calls the registered operator, whose C++ checks name the
 argument, the expected and the actual value of anything that is wrong."""
 import operator
 
 import torch
+
+from .method import resolve_method
 
 PADDING_STRINGS = ("valid", "same", "causal")
 
@@ -57,12 +60,15 @@ def _check_tensor(name, value):
         raise ValueError(f"row_conv1d: {name} must be a torch.Tensor, got {type(value).__name__}")
 
 
-def row_conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+def row_conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, method="auto"):
     """An independent conv1d per row h of x:
         out[:, :, h, :] = F.conv1d(x[:, :, h, :], weight[h], bias[h], stride, padding, dilation, groups)
 
     x: (B, Cin, H, W); weight: (H, Cout, Cin // groups, K); bias: (H, Cout) or None.
     padding: int, (left, right), 'valid', 'same' (stride 1) or 'causal'.
+    method: 'direct' (multiply-adds per tap), 'fft' (an FFT convolution: its
+    error is relative to the norms, not per element) or 'auto' (the faster by a
+    cost model: what choose_method returns).
     Returns a contiguous (B, Cout, H, Wout) tensor.
     """
     _check_tensor("x", x)
@@ -74,4 +80,5 @@ def row_conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     groups = int_arg("groups", groups)
     kernel_size = weight.shape[-1] if weight.dim() > 0 else 0
     pad_left, pad_right = resolve_padding(padding, kernel_size, stride, dilation)
-    return torch.ops.rowconv.row_conv1d(x, weight, bias, stride, pad_left, pad_right, dilation, groups)
+    block = resolve_method(method, x, weight, stride, pad_left, pad_right, dilation, groups)
+    return torch.ops.rowconv.row_conv1d(x, weight, bias, stride, pad_left, pad_right, dilation, groups, block)
