@@ -46,7 +46,8 @@ def _emulation_extension():
     the main namespace, which only _C may register)."""
     return cpp_extension.CppExtension(
         "rowconv_ext._cuda_emulation",
-        ["csrc/row_conv1d_checks.cpp", "csrc/row_conv1d_fft.cpp", "csrc/python_module.cpp"] + _sources("csrc/cuda_emulation/*.cpp"),
+        ["csrc/row_conv1d_checks.cpp", "csrc/row_conv1d_fft.cpp", "csrc/fft_plan.cpp",
+         "csrc/python_module.cpp"] + _sources("csrc/cuda_emulation/*.cpp"),
         define_macros=[("ROWCONV_MODULE", "_cuda_emulation")],
         extra_compile_args={"cxx": ["-std=c++20", "-O2", "-fvisibility=hidden", "-pthread"]},
         extra_link_args=["-pthread"],

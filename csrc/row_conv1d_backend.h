@@ -5,7 +5,7 @@
 //   grad_weight(p, grad_out, x, grad_w)  grad_bias(p, grad_out, grad_bias)
 // (contiguous weight, bias and results; x and grad_out with any strides).
 // A nonzero fft_block selects the FFT method instead (row_conv1d_fft.h): ATen
-// ops, the same on every device.
+// ops, the same on every device; fft_plan.h resolves 'auto' per call.
 // Complex operands run the same real kernels on twice the channels
 // (complex_as_real.h); zero input or output channels need no kernel.
 #pragma once
@@ -18,6 +18,7 @@
 #include <optional>
 
 #include "complex_as_real.h"
+#include "fft_plan.h"
 #include "row_conv1d_fft.h"
 #include "row_conv1d.h"
 
@@ -40,7 +41,9 @@ at::Tensor forward_op(const Kernels& kernels, const at::Tensor& x, const at::Ten
         .contiguous();
   }
   if (p.in_per_group == 0) return at::zeros({p.batch, p.out_channels, p.rows, p.out_width}, x.options());
-  if (p.fft_block > 0) return fft::forward(p, x, weight, bias, p.fft_block);
+  if (const int64_t block = fft::resolve_block(p, x.is_complex(), x.device().type(), p.fft_block)) {
+    return fft::forward(p, x, weight, bias, block);
+  }
   if (x.is_complex()) {
     const RealChannels xr = as_real_channels(x);
     const at::Tensor y = forward_op(kernels, xr.values, real_block_weight(weight, xr.imag_sign, false),
@@ -73,7 +76,10 @@ at::Tensor grad_input_op(const Kernels& kernels, const at::Tensor& grad_out,
   if (p.out_per_group == 0) {  // no output channels: nothing flows back
     return at::zeros({p.batch, p.in_channels, p.rows, p.width}, grad_out.options());
   }
-  if (p.fft_block > 0) return fft::grad_input(p, grad_out, weight, p.fft_block);
+  if (const int64_t block =
+          fft::resolve_block(p, grad_out.is_complex(), grad_out.device().type(), p.fft_block)) {
+    return fft::grad_input(p, grad_out, weight, block);
+  }
   if (grad_out.is_complex()) {
     const RealChannels gr = as_real_channels(grad_out);
     return complex_from_channels(grad_input_op(kernels, gr.values,
@@ -101,7 +107,9 @@ at::Tensor grad_weight_op(const Kernels& kernels, const at::Tensor& grad_out, co
   if (p.in_per_group == 0 || p.out_per_group == 0) {
     return at::empty({p.rows, p.out_channels, p.in_per_group, p.kernel_size}, x.options());
   }
-  if (p.fft_block > 0) return fft::grad_weight(p, grad_out, x, p.fft_block);
+  if (const int64_t block = fft::resolve_block(p, x.is_complex(), x.device().type(), p.fft_block)) {
+    return fft::grad_weight(p, grad_out, x, block);
+  }
   if (x.is_complex()) {
     const RealChannels gr = as_real_channels(grad_out);
     const RealChannels xr = as_real_channels(x);

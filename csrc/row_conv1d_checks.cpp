@@ -94,9 +94,9 @@ RowConvParams make_params(const char* op, int64_t batch, int64_t in_channels,
                     dilation, " * (", kernel_size, " - 1) + 1 = ",
                     dilation * (kernel_size - 1) + 1);
   const int64_t span = dilation * (kernel_size - 1) + 1;
-  TORCH_CHECK_VALUE(fft_block == 0 || (fft_block >= span && fft_block <= kMaxLength), op,
-                    ": fft_block must be 0 (the direct method) or an FFT length of at least the "
-                    "dilated kernel's span dilation * (K - 1) + 1 = ",
+  TORCH_CHECK_VALUE(fft_block >= -2 && fft_block <= kMaxLength && (fft_block <= 0 || fft_block >= span),
+                    op, ": fft_block must be 0 (direct), -1 (auto), -2 (fft, planned length) or an "
+                    "FFT length of at least the dilated kernel's span dilation * (K - 1) + 1 = ",
                     span, " (at most 2^40), got ", fft_block);
   RowConvParams p{};
   p.batch = batch;

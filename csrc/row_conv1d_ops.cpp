@@ -2,13 +2,17 @@
 // register in cpu/, cuda/; the checks they all run are in row_conv1d_checks.cpp).
 #include <torch/library.h>
 
+#include <cmath>
 #include <string>
 #include <vector>
 
 #include "cpu/microkernels.h"
+#include "fft_plan.h"
+#include "row_conv1d.h"
 
 // fft_block: 0 runs the direct kernels; n > 0 the FFT method in blocks of n
-// points (row_conv1d_fft.h). The autograd formulas hold for both.
+// points (row_conv1d_fft.h); -1 ('auto') and -2 ('fft') leave the choice to
+// the cost model, per call (fft_plan.h). The autograd formulas hold for all.
 // Each backward op is linear in each of its tensor arguments, so the backward
 // of every op is built from these same ops (see rowconv_ext/_registrations.py):
 // derivatives of any order come for free.
@@ -27,6 +31,47 @@ TORCH_LIBRARY(rowconv, m) {
       "int pad_left, int pad_right, int dilation, int groups, int fft_block=0) -> Tensor",
       tags);
   m.def("row_conv1d_grad_bias(Tensor grad_out) -> Tensor", tags);
+  // The cost model (fft_plan.h) for a forward call: [block, direct MACs,
+  // transform points, mix MACs, spectrum elements, direct seconds, FFT
+  // seconds], the FFT at transform length fft_block (> 0) or the planned one.
+  m.def(
+      "cost_plan(Tensor x, Tensor weight, int stride, int pad_left, int pad_right, int dilation, "
+      "int groups, int fft_block) -> float[]",
+      [](const at::Tensor& x, const at::Tensor& weight, int64_t stride, int64_t pad_left,
+         int64_t pad_right, int64_t dilation, int64_t groups, int64_t fft_block) {
+        const rowconv::RowConvParams p = rowconv::check_forward(
+            x, weight, std::nullopt, stride, pad_left, pad_right, dilation, groups, fft_block);
+        const bool complex = x.is_complex();
+        const int64_t block =
+            fft_block > 0 ? fft_block
+                          : rowconv::fft::planned_block(p, complex, x.device().type());
+        const auto& c = rowconv::fft::cost_constants(x.device().type());
+        const auto t = rowconv::fft::cost_terms(p, complex, block);
+        return std::vector<double>{static_cast<double>(block), t.direct_macs, t.transform_points,
+                                   t.mix_macs, t.spectrum_elements,
+                                   rowconv::fft::direct_seconds(c, t),
+                                   rowconv::fft::fft_seconds(c, t)};
+      });
+  // The cost model's constants for a device type ("cpu", "cuda"), in
+  // CostConstants' order; set_cost_constants installs new ones.
+  m.def("cost_constants(str device) -> float[]", [](const std::string& device) {
+    const auto& c = rowconv::fft::cost_constants(c10::Device(device).type());
+    return std::vector<double>{c.direct_mac, c.direct_call, c.fft_point,
+                               c.fft_mix,    c.fft_pass,    c.fft_call};
+  });
+  m.def("set_cost_constants(str device, float[] values) -> ()",
+        [](const std::string& device, const std::vector<double>& v) {
+          TORCH_CHECK_VALUE(v.size() == rowconv::fft::kCostConstants,
+                            "set_cost_constants: values must hold ", rowconv::fft::kCostConstants,
+                            " numbers, got ", v.size());
+          for (const double value : v) {
+            TORCH_CHECK_VALUE(value >= 0 && std::isfinite(value),
+                              "set_cost_constants: values must be finite and non-negative, got ",
+                              value);
+          }
+          rowconv::fft::cost_constants(c10::Device(device).type()) = {v[0], v[1], v[2],
+                                                                       v[3], v[4], v[5]};
+        });
   // Which build of the CPU micro-kernels runs ("avx512", "avx2", "baseline").
   m.def("cpu_isa() -> str", [] { return std::string(rowconv::cpu::cpu_isa()); });
 }

@@ -44,7 +44,7 @@ struct RowConvParams {
   int64_t groups, in_per_group, out_per_group;
   int64_t stride, pad_left, pad_right, dilation;
   // 0: the direct kernels; n > 0: the FFT method, in overlap-save blocks of
-  // n points (row_conv1d_fft.h).
+  // n points (row_conv1d_fft.h); -1, -2: chosen by the cost model (fft_plan.h).
   int64_t fft_block;
   // Element strides of x and grad_out: kernels read both in place, whatever
   // their layout (permuted, sliced, or expanded with zero strides).

@@ -6,7 +6,7 @@ import operator
 
 import torch
 
-from .method import resolve_method
+from .method import fft_block_arg
 
 PADDING_STRINGS = ("valid", "same", "causal")
 
@@ -55,9 +55,9 @@ def resolve_padding(padding, kernel_size, stride, dilation, owner="row_conv1d"):
     return left, right
 
 
-def _check_tensor(name, value):
+def check_tensor(name, value, owner="row_conv1d"):
     if not isinstance(value, torch.Tensor):
-        raise ValueError(f"row_conv1d: {name} must be a torch.Tensor, got {type(value).__name__}")
+        raise ValueError(f"{owner}: {name} must be a torch.Tensor, got {type(value).__name__}")
 
 
 def row_conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, method="auto"):
@@ -71,14 +71,14 @@ def row_conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     cost model: what choose_method returns).
     Returns a contiguous (B, Cout, H, Wout) tensor.
     """
-    _check_tensor("x", x)
-    _check_tensor("weight", weight)
+    check_tensor("x", x)
+    check_tensor("weight", weight)
     if bias is not None:
-        _check_tensor("bias", bias)
+        check_tensor("bias", bias)
     stride = int_arg("stride", stride)
     dilation = int_arg("dilation", dilation)
     groups = int_arg("groups", groups)
     kernel_size = weight.shape[-1] if weight.dim() > 0 else 0
     pad_left, pad_right = resolve_padding(padding, kernel_size, stride, dilation)
-    block = resolve_method(method, x, weight, stride, pad_left, pad_right, dilation, groups)
-    return torch.ops.rowconv.row_conv1d(x, weight, bias, stride, pad_left, pad_right, dilation, groups, block)
+    return torch.ops.rowconv.row_conv1d(x, weight, bias, stride, pad_left, pad_right, dilation, groups,
+                                        fft_block_arg(method))

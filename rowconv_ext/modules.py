@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .functional import int_arg, resolve_padding, row_conv1d
+from .method import METHODS
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 _PAD_MODULES = {"zeros": nn.ConstantPad1d, "reflect": nn.ReflectionPad1d,
@@ -42,7 +43,7 @@ class RowConv1d(nn.Module):
     """
 
     def __init__(self, rows, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
-                 groups=1, bias=True, padding_mode="zeros", device=None, dtype=None):
+                 groups=1, bias=True, padding_mode="zeros", device=None, dtype=None, method="auto"):
         super().__init__()
         name = type(self).__name__
         self.rows = _int_at_least(name, "rows", rows, 1)
@@ -58,6 +59,9 @@ class RowConv1d(nn.Module):
         if padding_mode not in PADDING_MODES:
             raise ValueError(f"{name}: padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
         self.padding_mode = padding_mode
+        if method not in METHODS:
+            raise ValueError(f"{name}: method must be one of {METHODS}, got {method!r}")
+        self.method = method
         # Resolved once: (left, right) zero or mode padding.
         self._pads = resolve_padding(padding, self.kernel_size[0], self.stride[0], self.dilation[0], name)
         self.padding = padding if isinstance(padding, str) else tuple(
@@ -93,10 +97,11 @@ class RowConv1d(nn.Module):
         if unbatched:  # as nn.Conv1d with (C, L): a batch of one, removed again
             x = x.unsqueeze(0)
         if self.padding_mode == "zeros":
-            y = row_conv1d(x, self.weight, self.bias, self.stride[0], self._pads, self.dilation[0], self.groups)
+            y = row_conv1d(x, self.weight, self.bias, self.stride[0], self._pads, self.dilation[0], self.groups,
+                           method=self.method)
         else:
             y = row_conv1d(pad_rows(x, self._pads, self.padding_mode), self.weight, self.bias, self.stride[0],
-                           0, self.dilation[0], self.groups)
+                           0, self.dilation[0], self.groups, method=self.method)
         return y.squeeze(0) if unbatched else y
 
     def extra_repr(self):
@@ -112,6 +117,8 @@ class RowConv1d(nn.Module):
             s += ", bias=False"
         if self.padding_mode != "zeros":
             s += f", padding_mode={self.padding_mode}"
+        if self.method != "auto":
+            s += f", method={self.method!r}"
         return s
 
     # Conversions from and to stock PyTorch layers.
