@@ -24,11 +24,15 @@ namespace rowconv::fft {
 namespace {
 
 // Overlap-save framing of `outputs` outputs of a kernel spanning `span`
-// points: `count` transforms of `size` points, each giving `valid` outputs.
+// points: `count` transforms of `size` points, each giving `valid` outputs,
+// from its point `first` = span - 1 on (flipped_spectrum).
 struct Blocks {
-  int64_t size, valid, count;
+  int64_t size, valid, count, first;
   Blocks(int64_t size_, int64_t span, int64_t outputs)
-      : size(size_), valid(size_ - span + 1), count(ceil_div(outputs, size_ - span + 1)) {}
+      : size(size_),
+        valid(size_ - span + 1),
+        count(ceil_div(outputs, size_ - span + 1)),
+        first(span - 1) {}
 };
 
 // An operand as the transforms take it: conjugate and negative bits resolved
@@ -44,13 +48,13 @@ at::Tensor spectrum(const at::Tensor& t, int64_t n) {
   return t.is_complex() ? at::fft_fft(t, n) : at::fft_rfft(t, n);
 }
 
-// conj(fft(conj(k))), so that the valid correlation sum_j k[j] s[t + j] of a
-// signal s of at most n points is ifft(spectrum(s) * reversed_spectrum(k))[t]
-// for t <= n - len(k): no flipped copy of k, and the outputs start at 0.
-at::Tensor reversed_spectrum(const at::Tensor& k, int64_t n) {
-  return k.is_complex() ? at::fft_ifft(k, n).mul_(static_cast<double>(n))
-                        : at::fft_rfft(k, n).conj();
-}
+// The spectrum of k reversed in time over its own length: the valid
+// correlation sum_j k[j] s[t + j] of a signal s of at most n points is the
+// circular convolution of s with the reversed k, read at t + len(k) - 1,
+// i.e. signal(spectrum(s) * flipped_spectrum(k))[t + len(k) - 1] for
+// t <= n - len(k). (Flipping k in time costs a copy of k; the alternative,
+// conjugating its spectrum, a pass over the larger spectrum.)
+at::Tensor flipped_spectrum(const at::Tensor& k, int64_t n) { return spectrum(k.flip(-1), n); }
 
 at::Tensor signal(const at::Tensor& spec, int64_t n, bool complex) {
   return complex ? at::fft_ifft(spec, n) : at::fft_irfft(spec, n);
@@ -58,31 +62,40 @@ at::Tensor signal(const at::Tensor& spec, int64_t n, bool complex) {
 
 // The signal read from position -left (zeros outside it; a negative left
 // skips its first points) in blocks of b.size points every b.valid points:
-// (..., b.count, b.size), contiguous, each point copied once. Blocks inside
+// (..., b.count, b.size), contiguous, each point written once. Blocks inside
 // the signal come straight from an overlapping view of it; the few at its
-// ends from a zero-padded copy of the end.
+// ends get their part of the signal and zeros around it.
 at::Tensor overlapping_blocks(const at::Tensor& sig, int64_t left, const Blocks& b) {
   const int64_t length = sig.size(-1);
   std::vector<int64_t> sizes = sig.sizes().vec();
   sizes.back() = b.count;
   sizes.push_back(b.size);
   at::Tensor blocks = at::empty(sizes, sig.options());
-  const auto copy_blocks = [&](int64_t from, int64_t to) {  // blocks [from, to)
-    if (to <= from) return;
-    const int64_t start = from * b.valid - left, stop = (to - 1) * b.valid - left + b.size;
-    const int64_t lo = std::clamp<int64_t>(start, 0, length), hi = std::clamp<int64_t>(stop, lo, length);
-    const at::Tensor part = sig.narrow(-1, lo, hi - lo);
-    const at::Tensor padded =
-        lo == start && hi == stop ? part : at::constant_pad_nd(part, {lo - start, stop - hi}, 0);
-    blocks.narrow(-2, from, to - from).copy_(padded.unfold(-1, b.size, b.valid));
-  };
   // Blocks [inner_from, inner_to) start at or after position 0 and end by the signal's end.
   const int64_t inner_from = std::clamp<int64_t>(ceil_div(left, b.valid), 0, b.count);
   const int64_t inner_to = std::clamp<int64_t>(floor_div(length + left - b.size, b.valid) + 1,
                                                inner_from, b.count);
-  copy_blocks(0, inner_from);
-  copy_blocks(inner_from, inner_to);
-  copy_blocks(inner_to, b.count);
+  if (inner_to > inner_from) {
+    const int64_t start = inner_from * b.valid - left;
+    const int64_t span = (inner_to - inner_from - 1) * b.valid + b.size;
+    blocks.narrow(-2, inner_from, inner_to - inner_from)
+        .copy_(sig.narrow(-1, start, span).unfold(-1, b.size, b.valid));
+  }
+  const auto edge_block = [&](int64_t i) {
+    const at::Tensor block = blocks.select(-2, i);
+    const int64_t start = i * b.valid - left;  // signal position of the block's first point
+    const int64_t lo = std::clamp<int64_t>(start, 0, length);
+    const int64_t hi = std::clamp<int64_t>(start + b.size, lo, length);
+    if (hi == lo) {
+      block.zero_();
+      return;
+    }
+    block.narrow(-1, 0, lo - start).zero_();
+    block.narrow(-1, lo - start, hi - lo).copy_(sig.narrow(-1, lo, hi - lo));
+    block.narrow(-1, hi - start, start + b.size - hi).zero_();
+  };
+  for (int64_t i = 0; i < inner_from; ++i) edge_block(i);
+  for (int64_t i = inner_to; i < b.count; ++i) edge_block(i);
   return blocks;
 }
 
@@ -138,10 +151,11 @@ int64_t stride1_outputs(const RowConvParams& p) {
   return p.width + p.pad_left + p.pad_right - span_of(p) + 1;
 }
 
-// The result from the inverse transforms' blocks (B, C, H, count, size):
-// y[..., t] = blocks[..., u / valid, u % valid] (+ bias) for u = t * stride <
-// length, written once into a contiguous tensor of dtype (the copy rounds
-// the half types).
+// The result from the inverse transforms' blocks (B, C, H, count, size),
+// whose valid outputs start at b.first:
+// y[..., t] = blocks[..., u / valid, first + u % valid] (+ bias) for
+// u = t * stride < length, written once into a contiguous tensor of dtype
+// (the copy rounds the half types).
 at::Tensor gather_outputs(const at::Tensor& blocks, const Blocks& b, int64_t length, int64_t stride,
                           at::ScalarType dtype, const std::optional<at::Tensor>& bias) {
   const int64_t B = blocks.size(0), C = blocks.size(1), H = blocks.size(2);
@@ -159,11 +173,13 @@ at::Tensor gather_outputs(const at::Tensor& blocks, const Blocks& b, int64_t len
     const int64_t whole = length / b.valid, rest = length - whole * b.valid;
     if (whole > 0) {
       write(y.narrow(3, 0, whole * b.valid).view({B, C, H, whole, b.valid}),
-            blocks.narrow(3, 0, whole).narrow(4, 0, b.valid));
+            blocks.narrow(3, 0, whole).narrow(4, b.first, b.valid));
     }
-    if (rest > 0) write(y.narrow(3, whole * b.valid, rest), blocks.select(3, whole).narrow(3, 0, rest));
+    if (rest > 0) {
+      write(y.narrow(3, whole * b.valid, rest), blocks.select(3, whole).narrow(3, b.first, rest));
+    }
   } else {
-    write(y, blocks.narrow(4, 0, b.valid)
+    write(y, blocks.narrow(4, b.first, b.valid)
                  .reshape({B, C, H, b.count * b.valid})
                  .slice(3, 0, length, stride));
   }
@@ -191,7 +207,7 @@ at::Tensor forward(const RowConvParams& p, const at::Tensor& x, const at::Tensor
   const int64_t outputs = stride1_outputs(p);
   const Blocks b(block, span_of(p), outputs);
   const at::Tensor S = spectrum(overlapping_blocks(operand(x), p.pad_left, b), block);
-  const at::Tensor R = reversed_spectrum(dilated(operand(weight), p.dilation), block);
+  const at::Tensor R = flipped_spectrum(dilated(operand(weight), p.dilation), block);
   return gather_outputs(
       signal(mix_channels(S, R, p.groups), block, x.is_complex()), b, outputs, p.stride,
       x.scalar_type(),
@@ -204,21 +220,22 @@ at::Tensor grad_input(const RowConvParams& p, const at::Tensor& grad_out, const 
   if (p.batch == 0 || p.rows == 0 || p.in_channels == 0) {
     return at::zeros({p.batch, p.in_channels, p.rows, p.width}, grad_out.options());
   }
-  // grad_xpad[u] = sum_j wd[j] up[u - j], up the stride-1 grad_out: the valid
-  // correlation of up (span - 1 zeros on each side) with the flipped wd and
-  // the channels' roles swapped; only u in [pad_left, pad_left + W) is kept.
+  // grad_xpad[u] = sum_j wd[j] up[u - j], up the stride-1 grad_out: the full
+  // convolution of up with wd, channels' roles swapped, i.e. the valid
+  // correlation of up (span - 1 zeros on each side) with the flipped wd;
+  // only u in [pad_left, pad_left + W) is kept.
   const int64_t span = span_of(p);
-  const at::Tensor flipped = dilated(operand(weight), p.dilation)
-                                 .flip(-1)
-                                 .reshape({p.rows, p.groups, p.out_per_group, p.in_per_group, span})
-                                 .transpose(2, 3)
-                                 .reshape({p.rows, p.in_channels, p.out_per_group, span});
+  const at::Tensor transposed = dilated(operand(weight), p.dilation)
+                                    .reshape({p.rows, p.groups, p.out_per_group, p.in_per_group, span})
+                                    .transpose(2, 3)
+                                    .reshape({p.rows, p.in_channels, p.out_per_group, span});
   const Blocks b(block, span, p.width);
   const at::Tensor S =
       spectrum(overlapping_blocks(upsampled(operand(grad_out), p), span - 1 - p.pad_left, b), block);
-  return gather_outputs(signal(mix_channels(S, reversed_spectrum(flipped, block), p.groups), block,
-                               grad_out.is_complex()),
-                        b, p.width, 1, grad_out.scalar_type(), std::nullopt);
+  // Correlating with the flipped wd is convolving with wd: its plain spectrum.
+  return gather_outputs(
+      signal(mix_channels(S, spectrum(transposed, block), p.groups), block, grad_out.is_complex()),
+      b, p.width, 1, grad_out.scalar_type(), std::nullopt);
 }
 
 at::Tensor grad_weight(const RowConvParams& p, const at::Tensor& grad_out, const at::Tensor& x,
@@ -228,7 +245,8 @@ at::Tensor grad_weight(const RowConvParams& p, const at::Tensor& grad_out, const
   }
   // gwd[j] = sum_{b, u} up[u] xpad[u + j], j < span, summed block by block:
   // block i pairs up[i*valid, (i+1)*valid) with the input block that the
-  // forward reads for those outputs, and the sum over (b, i) is taken per
+  // forward reads for those outputs (their valid correlation has span
+  // lags, from point valid - 1 on), and the sum over (b, i) is taken per
   // frequency, before the one inverse transform per weight.
   const int64_t outputs = stride1_outputs(p);
   const int64_t span = span_of(p);
@@ -237,9 +255,9 @@ at::Tensor grad_weight(const RowConvParams& p, const at::Tensor& grad_out, const
   const at::Tensor up = at::constant_pad_nd(upsampled(operand(grad_out), p),
                                             {0, b.count * b.valid - outputs}, 0)
                             .view({p.batch, p.out_channels, p.rows, b.count, b.valid});
-  const at::Tensor P = correlate_channels(reversed_spectrum(up, block), X, p.groups);
+  const at::Tensor P = correlate_channels(flipped_spectrum(up, block), X, p.groups);
   return signal(P, block, x.is_complex())
-      .slice(3, 0, span, p.dilation)
+      .slice(3, b.valid - 1, b.valid - 1 + span, p.dilation)
       .to(x.scalar_type())
       .contiguous();
 }
