@@ -2,6 +2,7 @@
 // row_conv1d_fft.cpp does it.
 #include "fft_plan.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -10,11 +11,11 @@ namespace {
 
 // Measured on our CPU machines by rowconv_ext.method.measure_cost_constants
 // (float32, 2 threads, AMD EPYC Zen 5: benchmarks/results/cost_model_cpu.json).
-CostConstants cpu_constants{5.5e-12, 4.4e-4, 6.0e-11, 1.1e-10, 3.0e-10, 2.0e-3};
+CostConstants cpu_constants{3.3e-12, 7.7e-12, 4.4e-4, 6.0e-11, 1.1e-10, 3.0e-10, 2.0e-3};
 // Not measured yet (no GPU run): the CPU's scaled by the H200's rates (about
 // 60x the FMA rate, 40x the memory bandwidth), to be replaced by a
 // measurement on the GPU (scripts/gpu_session.sh prints one).
-CostConstants cuda_constants{1e-13, 1e-5, 1.5e-12, 3e-12, 8e-12, 1e-4};
+CostConstants cuda_constants{6e-14, 1.2e-13, 1e-5, 1.5e-12, 3e-12, 8e-12, 1e-4};
 
 int64_t span_of(const RowConvParams& p) { return p.dilation * (p.kernel_size - 1) + 1; }
 
@@ -55,6 +56,7 @@ CostTerms cost_terms(const RowConvParams& p, bool complex, int64_t block) {
   CostTerms t{};
   t.direct_macs = (complex ? 4.0 : 1.0) * batch * rows * pairs *
                   static_cast<double>(p.kernel_size * p.out_width);
+  t.narrow_macs = t.direct_macs / static_cast<double>(std::clamp<int64_t>(p.out_per_group, 1, 8));
   t.transform_points = c * (signals + rows * pairs) * n * std::log2(std::max(n, 2.0));
   t.mix_macs = rows * freqs * batch * blocks * pairs;
   t.spectrum_elements = signals * freqs;
@@ -62,7 +64,7 @@ CostTerms cost_terms(const RowConvParams& p, bool complex, int64_t block) {
 }
 
 double direct_seconds(const CostConstants& c, const CostTerms& t) {
-  return c.direct_call + c.direct_mac * t.direct_macs;
+  return c.direct_call + c.direct_mac * t.direct_macs + c.direct_narrow * t.narrow_macs;
 }
 
 double fft_seconds(const CostConstants& c, const CostTerms& t) {

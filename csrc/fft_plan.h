@@ -4,8 +4,10 @@
 // where the ops run so that 'auto' decides on the shapes of each call, also
 // under torch.compile with dynamic shapes.
 //
-//   direct  seconds = direct_call + direct_mac * MACs,
-//           MACs = B * H * Cout * Cin_g * K * Wout (4 real per complex one)
+//   direct  seconds = direct_call + direct_mac * MACs + direct_narrow * MACs / min(Cout_g, 8),
+//           MACs = B * H * Cout * Cin_g * K * Wout (4 real per complex one);
+//           the kernels' register block spans 8 output channels, which share
+//           each input load: fewer per group (depthwise) cost more per MAC.
 //   fft     seconds = fft_call + fft_point * transform points
 //                   + fft_mix * channel-mix MACs + fft_pass * spectrum elements
 //           for the transform length n that minimises it (5-smooth n >= span).
@@ -29,16 +31,16 @@ constexpr int64_t kAuto = -1;        // method='auto'
 constexpr int64_t kFftPlanned = -2;  // method='fft', the planned length
 
 struct CostConstants {
-  double direct_mac, direct_call, fft_point, fft_mix, fft_pass, fft_call;
+  double direct_mac, direct_narrow, direct_call, fft_point, fft_mix, fft_pass, fft_call;
 };
-constexpr int kCostConstants = 6;
+constexpr int kCostConstants = 7;
 
 // The constants in use for a device type (CUDA, or the CPU's for any other).
 CostConstants& cost_constants(c10::DeviceType device);
 
 // The work of both methods for p, with the FFT at transform length `block`.
 struct CostTerms {
-  double direct_macs, transform_points, mix_macs, spectrum_elements;
+  double direct_macs, narrow_macs, transform_points, mix_macs, spectrum_elements;
 };
 CostTerms cost_terms(const RowConvParams& p, bool complex, int64_t block);
 double direct_seconds(const CostConstants& c, const CostTerms& t);

@@ -32,8 +32,9 @@ TORCH_LIBRARY(rowconv, m) {
       tags);
   m.def("row_conv1d_grad_bias(Tensor grad_out) -> Tensor", tags);
   // The cost model (fft_plan.h) for a forward call: [block, direct MACs,
-  // transform points, mix MACs, spectrum elements, direct seconds, FFT
-  // seconds], the FFT at transform length fft_block (> 0) or the planned one.
+  // narrow MACs, transform points, mix MACs, spectrum elements, direct
+  // seconds, FFT seconds], the FFT at transform length fft_block (> 0) or the
+  // planned one.
   m.def(
       "cost_plan(Tensor x, Tensor weight, int stride, int pad_left, int pad_right, int dilation, "
       "int groups, int fft_block) -> float[]",
@@ -47,8 +48,8 @@ TORCH_LIBRARY(rowconv, m) {
                           : rowconv::fft::planned_block(p, complex, x.device().type());
         const auto& c = rowconv::fft::cost_constants(x.device().type());
         const auto t = rowconv::fft::cost_terms(p, complex, block);
-        return std::vector<double>{static_cast<double>(block), t.direct_macs, t.transform_points,
-                                   t.mix_macs, t.spectrum_elements,
+        return std::vector<double>{static_cast<double>(block), t.direct_macs, t.narrow_macs,
+                                   t.transform_points, t.mix_macs, t.spectrum_elements,
                                    rowconv::fft::direct_seconds(c, t),
                                    rowconv::fft::fft_seconds(c, t)};
       });
@@ -56,8 +57,8 @@ TORCH_LIBRARY(rowconv, m) {
   // CostConstants' order; set_cost_constants installs new ones.
   m.def("cost_constants(str device) -> float[]", [](const std::string& device) {
     const auto& c = rowconv::fft::cost_constants(c10::Device(device).type());
-    return std::vector<double>{c.direct_mac, c.direct_call, c.fft_point,
-                               c.fft_mix,    c.fft_pass,    c.fft_call};
+    return std::vector<double>{c.direct_mac, c.direct_narrow, c.direct_call, c.fft_point,
+                               c.fft_mix,    c.fft_pass,      c.fft_call};
   });
   m.def("set_cost_constants(str device, float[] values) -> ()",
         [](const std::string& device, const std::vector<double>& v) {
@@ -69,8 +70,8 @@ TORCH_LIBRARY(rowconv, m) {
                               "set_cost_constants: values must be finite and non-negative, got ",
                               value);
           }
-          rowconv::fft::cost_constants(c10::Device(device).type()) = {v[0], v[1], v[2],
-                                                                       v[3], v[4], v[5]};
+          rowconv::fft::cost_constants(c10::Device(device).type()) = {v[0], v[1], v[2], v[3],
+                                                                       v[4], v[5], v[6]};
         });
   // Which build of the CPU micro-kernels runs ("avx512", "avx2", "baseline").
   m.def("cpu_isa() -> str", [] { return std::string(rowconv::cpu::cpu_isa()); });

@@ -7,7 +7,9 @@ on the shapes of each call, also under torch.compile with dynamic shapes, and
 each backward op decides for itself. It counts the work of both methods and
 weighs it with constants measured on the machine:
 
-  direct  direct_call + direct_mac * (B H Cout Cin_g K Wout real multiply-adds)
+  direct  direct_call + direct_mac * MACs + direct_narrow * MACs / min(Cout_g, 8)
+          (MACs = B H Cout Cin_g K Wout real multiply-adds; the kernels' register
+          block of 8 output channels shares each input load, fewer cost more)
   fft     fft_call + fft_point * (transform points x log2 n)
           + fft_mix * (channel-mix multiply-adds) + fft_pass * (spectrum elements)
           at the transform length n that minimises it (overlap-save blocks of
@@ -24,7 +26,7 @@ METHODS = ("auto", "direct", "fft")
 # The ops' fft_block argument for each method (csrc/fft_plan.h); a positive
 # value is a transform length, for tests and benchmarks.
 FFT_BLOCK = {"direct": 0, "auto": -1, "fft": -2}
-CONSTANT_NAMES = ("direct_mac", "direct_call", "fft_point", "fft_mix", "fft_pass", "fft_call")
+CONSTANT_NAMES = ("direct_mac", "direct_narrow", "direct_call", "fft_point", "fft_mix", "fft_pass", "fft_call")
 
 
 def fft_block_arg(method, owner="row_conv1d"):
@@ -39,8 +41,8 @@ def cost_plan(x, weight, stride=1, pad_left=0, pad_right=0, dilation=1, groups=1
     transform length (fft_block if positive, else the planned one), the work
     counts and the predicted seconds of both methods."""
     values = torch.ops.rowconv.cost_plan(x, weight, stride, pad_left, pad_right, dilation, groups, fft_block)
-    names = ("block", "direct_macs", "transform_points", "mix_macs", "spectrum_elements", "direct_seconds",
-             "fft_seconds")
+    names = ("block", "direct_macs", "narrow_macs", "transform_points", "mix_macs", "spectrum_elements",
+             "direct_seconds", "fft_seconds")
     plan = dict(zip(names, values))
     plan["block"] = int(plan["block"])
     return plan
@@ -114,7 +116,7 @@ def measure_cost_constants(device="cpu", shapes=CALIBRATION_SHAPES, repeats=5, s
         w = torch.randn(H, cout, cin, K, generator=gen).to(device)
         plan = cost_plan(x, w)
         seconds = _median_seconds(lambda: (op(x, w, None, 1, 0, 0, 1, 1, 0), sync()), repeats)
-        direct.append((shape, 0, [plan["direct_macs"], 1.0], seconds))
+        direct.append((shape, 0, [plan["direct_macs"], plan["narrow_macs"], 1.0], seconds))
         # The planned length and lengths around it, so that every term varies.
         for block in sorted({plan["block"], max(K, plan["block"] // 4), plan["block"] * 4}):
             p = cost_plan(x, w, fft_block=block)
@@ -127,11 +129,11 @@ def measure_cost_constants(device="cpu", shapes=CALIBRATION_SHAPES, repeats=5, s
         coef = np.linalg.lstsq(terms / seconds[:, None], np.ones_like(seconds), rcond=None)[0]
         return [max(float(v), 1e-16) for v in coef], terms, seconds
 
-    (direct_mac, direct_call), d_terms, d_sec = fit(direct)
+    (direct_mac, direct_narrow, direct_call), d_terms, d_sec = fit(direct)
     (fft_point, fft_mix, fft_pass, fft_call), f_terms, f_sec = fit(fft)
-    constants = dict(direct_mac=direct_mac, direct_call=direct_call, fft_point=fft_point, fft_mix=fft_mix,
-                     fft_pass=fft_pass, fft_call=fft_call)
-    d_pred = d_terms @ np.array([direct_mac, direct_call])
+    constants = dict(direct_mac=direct_mac, direct_narrow=direct_narrow, direct_call=direct_call,
+                     fft_point=fft_point, fft_mix=fft_mix, fft_pass=fft_pass, fft_call=fft_call)
+    d_pred = d_terms @ np.array([direct_mac, direct_narrow, direct_call])
     f_pred = f_terms @ np.array([fft_point, fft_mix, fft_pass, fft_call])
     samples = ([dict(shape=s[0], method="direct", block=0, seconds=s[3], predicted=float(p))
                 for s, p in zip(direct, d_pred)] +
