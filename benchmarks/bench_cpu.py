@@ -178,10 +178,11 @@ def fwd_bwd(fn, inputs, grad, s):
 
 # ---------------------------------------------------------------- checks
 
-def verify(s, x, w, b, g):
-    """ours vs recipe (output and the three grads), and every alternative's output
-    vs recipe; tolerances grow with the reduction length behind each number
-    (values from randn data grow like sqrt(n), rounding error like eps*sqrt(n))."""
+def verify(s, x, w, b, g, impl=ours):
+    """ours (or impl, an implementation of ours' signature) vs recipe (output and
+    the three grads), and every alternative's output vs recipe; tolerances grow
+    with the reduction length behind each number (values from randn data grow
+    like sqrt(n), rounding error like eps*sqrt(n))."""
     def close(name, got, ref, n):
         tol = 16 * torch.finfo(torch.float32).eps
         try:
@@ -189,7 +190,7 @@ def verify(s, x, w, b, g):
         except AssertionError as e:
             sys.exit(f"\nABORT: {s.name}: {name} does not match the recipe\n{e}")
 
-    y_ours, grads_ours = fwd_bwd(ours, (x, w, b), g, s)()
+    y_ours, grads_ours = fwd_bwd(impl, (x, w, b), g, s)()
     y_ref, grads_ref = fwd_bwd(recipe, (x, w, b), g, s)()
     close("ours forward", y_ours, y_ref, s.Cin // s.groups * s.K)
     for name, got, ref, n in zip(("grad x", "grad weight", "grad bias"), grads_ours, grads_ref,
@@ -204,7 +205,7 @@ def verify(s, x, w, b, g):
 
 # ---------------------------------------------------------------- measurement
 
-def time_median_ms(fn, min_time):
+def time_median_ms(fn, min_time, min_reps=MIN_REPS):
     """Median wall time of single calls, after a warmup of >= 1 call and 20% of min_time."""
     t_end = time.perf_counter() + 0.2 * min_time
     fn()
@@ -212,7 +213,7 @@ def time_median_ms(fn, min_time):
         fn()
     times = []
     t_end = time.perf_counter() + min_time
-    while len(times) < MIN_REPS or time.perf_counter() < t_end:
+    while len(times) < min_reps or time.perf_counter() < t_end:
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
@@ -254,13 +255,17 @@ def peak_extra_mib(fn):
     return peak / 2**20
 
 
-def matmul_peak_gflops(reps=8, n=2048):
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_peak_gflops(reps=8, n=2048, device="cpu"):
+    """Best rate of torch.mm n x n (float32) on device (synchronised on CUDA)."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
     torch.mm(a, b)
+    sync()
     best = float("inf")
     for _ in range(reps):
         t0 = time.perf_counter()
         torch.mm(a, b)
+        sync()
         best = min(best, time.perf_counter() - t0)
     return 2 * n**3 / best / 1e9
 
@@ -299,6 +304,28 @@ def bench_shape(s, min_time, peak):
 
 # ---------------------------------------------------------------- header and report
 
+ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "avx512_fp16",
+             "amx_tile")
+
+
+def cpu_cache_and_flags():
+    """(L1d size per core, the SIMD flags of ISA_FLAGS the CPU has): the L1d tells
+    Zen 4 (32 KiB) from Zen 5 (48 KiB) on our machines (BENCHMARKING.md)."""
+    l1d = "unknown"
+    for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
+        try:
+            if (index / "level").read_text().strip() == "1" and (index / "type").read_text().strip() == "Data":
+                l1d = (index / "size").read_text().strip()
+        except OSError:
+            pass
+    try:
+        m = re.search(r"^flags\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
+        have = set(m.group(1).split()) if m else set()
+    except OSError:
+        have = set()
+    return l1d, " ".join(f for f in ISA_FLAGS if f in have) or "(none of: " + " ".join(ISA_FLAGS) + ")"
+
+
 def machine_header(threads, peak, min_time):
     cpu = "unknown"
     try:
@@ -313,9 +340,12 @@ def machine_header(threads, peak, min_time):
     except (OSError, subprocess.SubprocessError):
         commit = ""
     tunables = os.environ.get("GLIBC_TUNABLES", "")
+    l1d, flags = cpu_cache_and_flags()
     return {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "cpu": cpu,
+        "l1d_per_core": l1d,
+        "isa_flags": flags,
         "nproc": f"{os.cpu_count()} (usable by this process: {len(os.sched_getaffinity(0))})",
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -330,6 +360,47 @@ def machine_header(threads, peak, min_time):
     }
 
 
+def print_header(header):
+    """The header as '# key: value' lines, and a note when the default allocator is in use."""
+    for k, v in header.items():
+        print(f"# {k}: {v}")
+    if not header["mmap_threshold_raised"]:
+        print("# note: default glibc allocator; large shapes include page-fault time. For stable ratios also run "
+              "under GLIBC_TUNABLES=glibc.malloc.mmap_threshold=4294967295:glibc.malloc.trim_threshold=4294967295")
+    print(flush=True)
+
+
+def format_table(rows, cols, n_names=2):
+    """rows (dicts) as a text table: cols = [(key, format, heading)]; the first
+    n_names columns are names (left-aligned), the rest numbers (right-aligned)."""
+    cells = [[fmt.format(r[k]) for k, fmt, _ in cols] for r in rows]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, (_, _, h) in enumerate(cols)]
+
+    def line(vals):
+        return "  ".join(v.ljust(w) if i < n_names else v.rjust(w) for i, (v, w) in enumerate(zip(vals, widths)))
+    lines = [line([h for _, _, h in cols])]
+    return "\n".join(lines + ["-" * len(lines[0])] + [line(c) for c in cells])
+
+
+def write_csv(path, header, rows):
+    """rows (dicts with the same keys) to path, the header as leading '#' lines:
+    pandas.read_csv(path, comment="#")."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        f.writelines(f"# {k}: {v}\n" for k, v in header.items())
+        writer = csv.writer(f)
+        writer.writerow(rows[0])
+        writer.writerows([f"{v:.6g}" if isinstance(v, float) else v for v in r.values()] for r in rows)
+
+
+def busy_warning(labels):
+    """The warning for measurements taken while other processes used > 10% of the CPUs, or ''."""
+    if not labels:
+        return ""
+    return (f"WARNING: other processes used > 10% of the CPUs while timing {', '.join(labels)}: "
+            "those numbers are not trustworthy; rerun on an idle machine.")
+
+
 def report(rows, header, out, tag):
     cols = [("shape", "{:14s}", "shape"), ("direction", "{:8s}", "dir"),
             ("ours_ms", "{:9.3f}", "ours ms"), ("loop_ms", "{:9.3f}", "loop ms"),
@@ -339,28 +410,15 @@ def report(rows, header, out, tag):
             ("speedup_vs_native", "{:8.2f}", "x native"),
             ("ours_peak_mib", "{:8.1f}", "ours MiB"), ("recipe_peak_mib", "{:8.1f}", "rcp MiB"),
             ("other_cpu_pct", "{:5.0f}", "busy%")]
-    cells = [[fmt.format(r[k]) for k, fmt, _ in cols] for r in rows]
-    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, (_, _, h) in enumerate(cols)]
-
-    def line(vals):  # names left-aligned, numbers right-aligned
-        return "  ".join(v.ljust(w) if i < 2 else v.rjust(w) for i, (v, w) in enumerate(zip(vals, widths)))
-    lines = [line([h for _, _, h in cols])]
-    lines += ["-" * len(lines[0])] + [line(c) for c in cells]
-    print("\n".join(lines))
+    print(format_table(rows, cols))
     print("x <alt> = alt time / our time (> 1: ours is faster). MiB = peak extra memory seen by "
           "torch.profiler (output included). busy% = CPU share other processes took while timing.")
-    busy = [r["shape"] + " " + r["direction"] for r in rows if r["other_cpu_pct"] > 10]
-    if busy:
-        print(f"WARNING: other processes used > 10% of the CPUs while timing {', '.join(busy)}: "
-              "those numbers are not trustworthy; rerun on an idle machine.")
+    warning = busy_warning([r["shape"] + " " + r["direction"] for r in rows if r["other_cpu_pct"] > 10])
+    if warning:
+        print(warning)
 
-    out.mkdir(parents=True, exist_ok=True)
     csv_path, png_path = out / f"cpu_{tag}.csv", out / f"cpu_{tag}.png"
-    with open(csv_path, "w", newline="") as f:  # header as '#' lines: pandas.read_csv(path, comment="#")
-        f.writelines(f"# {k}: {v}\n" for k, v in header.items())
-        writer = csv.writer(f)
-        writer.writerow(rows[0])
-        writer.writerows([f"{v:.6g}" if isinstance(v, float) else v for v in r.values()] for r in rows)
+    write_csv(csv_path, header, rows)
     plot(rows, header, png_path)
     print(f"wrote {csv_path}\nwrote {png_path}")
 
@@ -421,12 +479,7 @@ def main():
     peak = matmul_peak_gflops()
     header = machine_header(args.threads, peak, min_time)
     tag = args.tag or f"{mode}_{'tuned' if header['mmap_threshold_raised'] else 'default'}malloc"
-    for k, v in header.items():
-        print(f"# {k}: {v}")
-    if not header["mmap_threshold_raised"]:
-        print("# note: default glibc allocator; large shapes include page-fault time. For stable ratios also run "
-              "under GLIBC_TUNABLES=glibc.malloc.mmap_threshold=4294967295:glibc.malloc.trim_threshold=4294967295")
-    print(flush=True)
+    print_header(header)
 
     rows = []
     for s in specs:

@@ -22,7 +22,10 @@
 #                  tour (444 op calls on tiny shapes) under each tool
 #   bench        ceilings, then 9 shapes x 2 directions x 4 impls,
 #                each measurement 5..50 calls and about 1 s          ~110 s (180)
-#   total                                                             ~6.5 min
+#   bench-fft    bench_fft.py --quick --device cuda: the FFT method's
+#                four parts on tiny shapes (scipy's CPU-only baselines
+#                not timed), 0.02 s a measurement                    ~30 s (60)
+#   total                                                             ~7 min
 # and never much more than 8 minutes: each limit is cut to what is left of
 # a 480-second budget (GPU_SESSION_BUDGET), so a hang cannot eat the session.
 # How estimated (no GPU was available to time it, and the 2 shared cores
@@ -39,6 +42,8 @@
 #     tool, plus ~20 s to start libtorch under it.
 #   bench: its per-measurement budget (the per-row loop over 4096 rows is the
 #     slowest, ~0.5 s a call, 5 calls).
+#   bench-fft: ~5 s here on the CPU with --quick (about 150 measurements of
+#     0.02 s and their warmups), plus CUDA's start and cuFFT's plans.
 # Each step's time goes to steps.csv in the log folder: the first session
 # should replace these estimates with it.
 #
@@ -286,9 +291,12 @@ fi
 if [ "$RUN_GPU" = 1 ]; then
   TAIL=80 step bench 180 $PY benchmarks/bench_cuda.py --out "$LOG_DIR" --tag h200
   [ -f "$LOG_DIR/cuda_h200.csv" ] && mkdir -p benchmarks/results && cp "$LOG_DIR/cuda_h200.csv" benchmarks/results/
+  # the FFT method on tiny settings: every code path on the GPU, its checks included (CSVs, PNGs in the log folder)
+  TAIL=12 step bench-fft 60 $PY benchmarks/bench_fft.py --quick --device cuda --out "$LOG_DIR"
 else
   skip bench "no GPU: skipped bench; running its --dry-run on the CPU"
   [ "$IMPORTS" = 1 ] && TAIL=3 step bench-dry-run 300 $PY benchmarks/bench_cuda.py --dry-run --out "$LOG_DIR"
+  [ "$IMPORTS" = 1 ] && TAIL=6 step bench-fft-quick 300 $PY benchmarks/bench_fft.py --quick --out "$LOG_DIR"
 fi
 
 # ---------------------------------------------------------------- summary

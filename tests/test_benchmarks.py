@@ -18,3 +18,49 @@ def test_gpu_benchmark_dry_run(tmp_path):
     assert any(line.startswith("# ceiling fma:") for line in comments)
     assert len(lines) - len(comments) == 1 + 2 * 2 * 4  # header + shapes x directions x implementations
     assert "summary: recipe time / our time (fwd/fwd+bwd): forum " in done.stdout
+
+
+FFT_BENCH = BENCH.parent / "bench_fft.py"
+
+
+def test_fft_benchmark_quick(tmp_path):
+    """bench_fft.py --quick: every part runs on tiny settings and writes its CSV
+    (machine header included) and plots; the verdict lines are printed."""
+    done = subprocess.run([sys.executable, str(FFT_BENCH), "--quick", "--min-time", "0.005", "--out", str(tmp_path),
+                           "--tag", "smoke"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    for part in ("rowconv", "convolve", "sweep", "auto_cpu_shapes"):
+        lines = (tmp_path / f"fft_{part}_smoke.csv").read_text().splitlines()
+        assert any(line.startswith("# l1d_per_core:") for line in lines), part
+        assert len([line for line in lines if not line.startswith("#")]) >= 2, part  # column names and data
+    for part in ("rowconv", "convolve", "sweep"):
+        assert (tmp_path / f"fft_{part}_smoke.png").stat().st_size > 0
+    for verdict in ("target convolve:", "target sweep:", "target auto-on-cpu-shapes:"):
+        assert verdict in done.stdout
+
+
+def test_fft_benchmark_calls_convolve_rows_with_method(monkeypatch):
+    """The convolve part calls convolve_rows(A, B, method=m) once convolve_rows
+    takes a method, and the shim it stands in for until then gives scipy's numbers."""
+    import numpy as np
+    import scipy.signal
+
+    sys.path.insert(0, str(FFT_BENCH.parent))
+    import bench_fft
+    import rowconv_ext
+
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((3, 40)), rng.standard_normal((3, 7))
+    for method in ("auto", "direct", "fft"):
+        np.testing.assert_allclose(bench_fft._convolve_rows_shim(a, b, method=method),
+                                   scipy.signal.fftconvolve(a, b, axes=1), rtol=1e-10, atol=1e-10)
+    calls = []
+
+    def with_method(a, b, mode="full", method="auto", out=None):
+        calls.append(method)
+        return bench_fft._convolve_rows_shim(a, b, mode, method, out)
+    monkeypatch.setattr(rowconv_ext, "convolve_rows", with_method)
+    fn, name = bench_fft.convolve_impl()
+    assert fn is with_method and name.startswith("rowconv_ext.convolve_rows")
+    fn(a, b, method="fft")
+    assert calls == ["fft"]
