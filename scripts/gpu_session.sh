@@ -25,7 +25,9 @@
 #   bench-fft    bench_fft.py --quick --device cuda: the FFT method's
 #                four parts on tiny shapes (scipy's CPU-only baselines
 #                not timed), 0.02 s a measurement                    ~30 s (60)
-#   total                                                             ~7 min
+#   cost-model   benchmarks/cost_model.py --device cuda: both methods
+#                on 12 shapes, ~50 timed calls of 1-100 ms            ~20 s (60)
+#   total                                                             ~7.5 min
 # and never much more than 8 minutes: each limit is cut to what is left of
 # a 480-second budget (GPU_SESSION_BUDGET), so a hang cannot eat the session.
 # How estimated (no GPU was available to time it, and the 2 shared cores
@@ -293,6 +295,9 @@ if [ "$RUN_GPU" = 1 ]; then
   [ -f "$LOG_DIR/cuda_h200.csv" ] && mkdir -p benchmarks/results && cp "$LOG_DIR/cuda_h200.csv" benchmarks/results/
   # the FFT method on tiny settings: every code path on the GPU, its checks included (CSVs, PNGs in the log folder)
   TAIL=12 step bench-fft 60 $PY benchmarks/bench_fft.py --quick --device cuda --out "$LOG_DIR"
+  # the cost model's constants on the GPU ('auto' on CUDA runs on estimates until these replace
+  # them in csrc/fft_plan.cpp): cost_model_cuda.json in the log folder
+  TAIL=4 step cost-model 60 $PY benchmarks/cost_model.py --device cuda --repeats 3 --out "$LOG_DIR"
 else
   skip bench "no GPU: skipped bench; running its --dry-run on the CPU"
   [ "$IMPORTS" = 1 ] && TAIL=3 step bench-dry-run 300 $PY benchmarks/bench_cuda.py --dry-run --out "$LOG_DIR"
