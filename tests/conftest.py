@@ -277,7 +277,7 @@ def assert_matches_reference(cfg, ours, ref, dtype):
 # that the reduction adds: fft_scales computes that scale for each op.
 # C = 4: the largest ratio ||y_fft - y|| / (eps log2(n) scale) measured over
 # the seeded sweeps of test_fft_method.py and a wider one (every dtype, forced
-# short blocks, about 500 op results) is 0.5. Higham's worst case, about 3
+# short blocks, about 1500 op results) is 0.5. Higham's worst case, about 3
 # per transform, would be about 9 here, but rounding errors do not line up
 # like that: 4 keeps 8x headroom over the measurement, while an answer of the
 # next lower precision (float32 accuracy judged as float64, bfloat16 as

@@ -494,9 +494,11 @@ def test_auto_runs_what_choose_method_says_and_matches_the_reference(cfg, choice
                                  fft_scales(cfg, x, w, gy))
 
 
-@pytest.mark.parametrize("cfg", FFT_SWEEP[::4], ids=str)
-def test_choose_method_equals_the_cost_plan_and_what_auto_runs(cfg):
-    x, w, b, _ = make_inputs(cfg, torch.float32, seed=15)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.complex64], ids=str)
+@pytest.mark.parametrize("cfg", FFT_SWEEP[::4] + [AUTO_PROBLEMS[1][0]], ids=str)
+def test_choose_method_equals_the_cost_plan_and_what_auto_runs(cfg, dtype):
+    """For the dtype too: complex direct kernels do four real products."""
+    x, w, b, _ = make_inputs(cfg, dtype, seed=15)
     plan = cost_plan(x, w, *_conv_args(cfg))
     choice = rowconv_ext.choose_method(x, w, **cfg.kwargs)
     assert choice == ("fft" if plan["fft_seconds"] < plan["direct_seconds"] else "direct")
