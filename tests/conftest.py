@@ -6,6 +6,7 @@ values), and tolerances derived from the length of each reduction.
 built on it runs the CUDA kernels; the values are drawn on the CPU either way
 and the reference is computed from them on the CPU."""
 import dataclasses
+import math
 import random
 
 import pytest
@@ -218,11 +219,11 @@ def reference_results(cfg, x, w, b, gy):
     return (y.detach(),) + tuple(grads)
 
 
-def our_results(cfg, x, w, b, gy):
+def our_results(cfg, x, w, b, gy, method="auto"):
     leaves = [t.detach().requires_grad_() for t in (x, w) + ((b,) if b is not None else ())]
     xo, wo = leaves[:2]
     bo = leaves[2] if b is not None else None
-    y = rowconv_ext.row_conv1d(xo, wo, bo, **cfg.kwargs)
+    y = rowconv_ext.row_conv1d(xo, wo, bo, **cfg.kwargs, method=method)
     grads = torch.autograd.grad(y, leaves, gy)
     return (y.detach(),) + tuple(grads)
 
@@ -262,6 +263,101 @@ def assert_matches_reference(cfg, ours, ref, dtype):
         assert o.shape == r.shape, f"{name}: shape {tuple(o.shape)}, expected {tuple(r.shape)}"
         atol, rtol = tolerance(dtype, R)
         torch.testing.assert_close(wide(o).cpu(), r, atol=atol, rtol=rtol, msg=lambda m: f"{cfg} {name}: {m}")
+
+
+# The FFT method (method='fft', or a positive fft_block of the ops). Its error
+# is relative to the norms of the operands, not to each element: a transform
+# of n points spreads every input's rounding error over all n outputs. The
+# classic bound (Higham, Accuracy and Stability of Numerical Algorithms,
+# sec. 24.1) for one transform of length n is ||fl(FFT x) - FFT x|| <=
+# c eps log2(n) ||FFT x||, c a small constant; a convolution of two operands is
+# three transforms and a product, so per output signal
+#     ||y_fft - y|| <= C eps log2(n) * sum over the terms ||operand 1|| ||operand 2||
+# where the sum runs over the channel pairs (and the batch, for grad-weight)
+# that the reduction adds: fft_scales computes that scale for each op.
+# C = 4: the largest ratio ||y_fft - y|| / (eps log2(n) scale) measured over
+# the seeded sweeps of test_fft_method.py and a wider one (every dtype, forced
+# short blocks, about 1500 op results) is 0.5. Higham's worst case, about 3
+# per transform, would be about 9 here, but rounding errors do not line up
+# like that: 4 keeps 8x headroom over the measurement, while an answer of the
+# next lower precision (float32 accuracy judged as float64, bfloat16 as
+# float32) is orders of magnitude outside (test_fft_method.py checks it fails).
+FFT_C = 4.0
+
+
+def fft_eps(dtype):
+    """eps of the precision the FFT method computes in: float32 for the
+    16-bit types (they are converted to float32 and rounded once at the end)."""
+    if dtype in (torch.float64, torch.complex128):
+        return torch.finfo(torch.float64).eps
+    return torch.finfo(torch.float32).eps
+
+
+def fft_tolerance(dtype, n):
+    """The relative-to-the-norms tolerance of an FFT of n points in dtype."""
+    return FFT_C * fft_eps(dtype) * math.log2(max(n, 2))
+
+
+def _row_norms(t):
+    """The 2-norm over the last (width) dimension, in float64 on the CPU."""
+    return wide(t.detach().cpu()).abs().square().sum(-1).sqrt()
+
+
+def fft_scales(cfg, x, w, gy):
+    """The norm scales of the three FFT results (output, grad_x, grad_weight):
+    the Frobenius norm over all output signals of sum ||a|| ||b|| over the
+    pairs the op multiplies (Cauchy-Schwarz form of the bound above):
+      output[b, o, h]      sum over c in o's group   ||x[b, c, h]|| ||w[h, o, c]||
+      grad_x[b, c, h]      sum over o in c's group   ||gy[b, o, h]|| ||w[h, o, c]||
+      grad_w[h, o, c]      sum over b                ||gy[b, o, h]|| ||x[b, c, h]||
+    With random normal inputs these are a few times the norm of the result."""
+    g = cfg.groups
+    xn = _row_norms(x).reshape(cfg.B, g, cfg.Cin // g, cfg.H)
+    wn = _row_norms(w).reshape(cfg.H, g, cfg.Cout // g, cfg.Cin // g)
+    gn = _row_norms(gy).reshape(cfg.B, g, cfg.Cout // g, cfg.H)
+    return (torch.einsum("bgch,hgoc->bgoh", xn, wn).norm().item(),
+            torch.einsum("bgoh,hgoc->bgch", gn, wn).norm().item(),
+            torch.einsum("bgoh,bgch->hgoc", gn, xn).norm().item())
+
+
+def fft_error_bound(dtype, n, scale, ref_norm):
+    """||ours - ref||_F may be at most this: the FFT's error (fft_tolerance
+    times the norm scale) plus one rounding of every element to dtype
+    (|fl(y) - y| <= u |y|, u half of dtype's eps). For float16 and bfloat16,
+    computed in float32, that rounding is nearly all of the tolerance."""
+    return fft_tolerance(dtype, n) * scale + _OUT_EPS[dtype] / 2 * ref_norm
+
+
+def normwise_error(ours, ref):
+    """(||ours - ref||_F, ||ref||_F), ours widened and on the CPU."""
+    return (wide(ours.detach().cpu()) - ref).norm().item(), ref.norm().item()
+
+
+def assert_fft_matches_reference(cfg, ours, ref, dtype, n, scales):
+    """Output, grad_x and grad_weight of the FFT method norm-wise within
+    fft_error_bound of the float64 reference; grad_bias (a direct sum, the
+    same op for every method) element-wise as in assert_matches_reference."""
+    names = ["output", "grad_x", "grad_weight", "grad_bias"]
+    for i, (name, o, r) in enumerate(zip(names, ours, ref)):
+        assert o.dtype == dtype, f"{cfg} {name}: dtype {o.dtype}, expected {dtype}"
+        assert o.shape == r.shape, f"{cfg} {name}: shape {tuple(o.shape)}, expected {tuple(r.shape)}"
+        if i == 3:
+            atol, rtol = tolerance(dtype, reduction_lengths(cfg)[3])
+            torch.testing.assert_close(wide(o).cpu(), r, atol=atol, rtol=rtol, msg=lambda m: f"{cfg} {name}: {m}")
+            continue
+        err, ref_norm = normwise_error(o, r)
+        bound = fft_error_bound(dtype, n, scales[i], ref_norm)
+        assert err <= bound, (f"{cfg} {name} ({dtype}, n={n}): ||ours - ref|| = {err:.3e} > {bound:.3e} "
+                              f"(relative to ||ref|| = {ref_norm:.3e}: {err / max(ref_norm, 1e-300):.3e})")
+
+
+@pytest.fixture
+def no_vmap_fallback():
+    """vmap must use our batching rules: with the per-sample fallback turned
+    off, an op without a rule raises instead of looping."""
+    torch._C._functorch._set_vmap_fallback_enabled(False)
+    yield
+    torch._C._functorch._set_vmap_fallback_enabled(True)
 
 
 @pytest.fixture

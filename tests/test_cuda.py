@@ -11,8 +11,9 @@ import torch
 from torch import func
 
 import rowconv_ext
-from conftest import (SWEEP, Conv, assert_matches_reference, make_inputs, reduction_lengths,
-                      reference_results, tolerance, wide)
+from conftest import (SWEEP, Conv, assert_fft_matches_reference, assert_matches_reference, fft_error_bound,
+                      fft_scales, make_inputs, normwise_error, reduction_lengths, reference_results, tolerance, wide)
+from rowconv_ext.method import cost_plan
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU (torch.cuda.is_available() is False)")
 
@@ -24,10 +25,11 @@ def _cpu_inputs(cfg, dtype, seed, layout="contiguous"):
     return make_inputs(cfg, dtype, seed=seed, layout=layout, device="cpu")
 
 
-def _run(cfg, x, w, b, gy, device="cuda"):
+def _run(cfg, x, w, b, gy, device="cuda", method="auto"):
     """Output and the three grads of row_conv1d on `device` (same layout), back on the CPU."""
     leaves = [t.detach().to(device).requires_grad_() for t in (x, w) + ((b,) if b is not None else ())]
-    y = rowconv_ext.row_conv1d(leaves[0], leaves[1], leaves[2] if b is not None else None, **cfg.kwargs)
+    y = rowconv_ext.row_conv1d(leaves[0], leaves[1], leaves[2] if b is not None else None, **cfg.kwargs,
+                               method=method)
     grads = torch.autograd.grad(y, leaves, gy.to(device))
     return tuple(t.cpu() for t in (y.detach(),) + grads)
 
@@ -237,3 +239,78 @@ def test_mixed_devices_are_a_clear_error():
     x = torch.randn(2, 4, 3, 10, device="cuda")
     with pytest.raises(RuntimeError, match="weight must be on the same device as x"):
         rowconv_ext.row_conv1d(x, torch.randn(3, 4, 4, 3))
+
+
+# The FFT method on the GPU (torch.fft: cuFFT), norm-wise against the float64
+# reference on the CPU (conftest.fft_error_bound; test_fft_method.py explains
+# the bound and runs everything else with --device cuda).
+FFT_CONFIGS = [
+    Conv(2, 4, 3, 997, 6, 31, stride=2, padding=(5, 9), dilation=3, groups=2),  # W prime
+    Conv(1, 2, 2, 1201, 4, 300, padding="causal", groups=2),  # K = 300
+    Conv(2, 3, 3, 509, 3, 64, padding="same", dilation=2, groups=3),  # depthwise
+    Conv(3, 2, 2, 1, 3, 4, padding=(3, 0)),  # W = 1
+]
+
+
+def _fft_conv(cfg):
+    left, right = cfg.pads()
+    return (cfg.stride, left, right, cfg.dilation, cfg.groups)
+
+
+@pytest.mark.parametrize("dtype", ALL_DTYPES, ids=str)
+@pytest.mark.parametrize("cfg", FFT_CONFIGS, ids=str)
+def test_fft_method_every_dtype(cfg, dtype):
+    x, w, b, gy = _cpu_inputs(cfg, dtype, seed=60)
+    block = cost_plan(x.cuda(), w.cuda(), *_fft_conv(cfg), fft_block=-2)["block"]
+    assert_fft_matches_reference(cfg, _run(cfg, x, w, b, gy, method="fft"), reference_results(cfg, x, w, b, gy),
+                                 dtype, block, fft_scales(cfg, x, w, gy))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.complex64], ids=str)
+@pytest.mark.parametrize("cfg", FFT_CONFIGS[:2], ids=str)
+def test_fft_forced_transform_lengths(cfg, dtype):
+    """Many blocks (n = span, span + 1) and one block for everything, every op."""
+    x, w, b, gy = make_inputs(cfg, dtype, seed=61, layout="sliced", device="cuda")
+    expect = reference_results(cfg, x, w, b, gy)
+    conv = _fft_conv(cfg)
+    span = cfg.dilation * (cfg.K - 1) + 1
+    for block in (span, span + 1, cfg.W + sum(cfg.pads()) + span):
+        ours = (torch.ops.rowconv.row_conv1d(x, w, b, *conv, block),
+                torch.ops.rowconv.row_conv1d_grad_input(gy, w.conj(), cfg.W, *conv, block),
+                torch.ops.rowconv.row_conv1d_grad_weight(gy, x.conj(), cfg.K, *conv, block),
+                torch.ops.rowconv.row_conv1d_grad_bias(gy))
+        assert all(t.is_cuda for t in ours)
+        assert_fft_matches_reference(cfg, ours, expect, dtype, block, fft_scales(cfg, x, w, gy))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.complex128], ids=str)
+def test_fft_gradcheck(dtype):
+    cfg = Conv(2, 4, 2, 13, 6, 3, stride=2, padding=(1, 2), dilation=2, groups=2)
+    x, w, b, _ = make_inputs(cfg, dtype, seed=62, device="cuda")
+    leaves = [t.requires_grad_() for t in (x, w, b)]
+
+    def f(*args):
+        return rowconv_ext.row_conv1d(*args, **cfg.kwargs, method="fft")
+
+    assert torch.autograd.gradcheck(f, leaves, check_forward_ad=True, check_batched_grad=True, fast_mode=True)
+    assert torch.autograd.gradgradcheck(f, leaves, check_fwd_over_rev=True, fast_mode=True)
+
+
+def test_auto_runs_what_choose_method_says():
+    """With the CUDA cost constants: a short kernel (direct) and a long one
+    (the FFT, with the constants of csrc/fft_plan.cpp; if a measurement on
+    the GPU moves the boundary, pick the long shape again). 'auto' is bit for
+    bit the chosen method, and the reference's numbers."""
+    choices = set()
+    for cfg in (Conv(2, 4, 3, 300, 6, 9, padding=(4, 4), groups=2, bias=False),
+                Conv(1, 8, 8, 4096, 8, 1023, padding="causal", bias=False)):
+        x, w, _, gy = make_inputs(cfg, torch.float32, seed=63, device="cuda")
+        plan = cost_plan(x, w, *_fft_conv(cfg))
+        choice = rowconv_ext.choose_method(x, w, **cfg.kwargs)
+        assert choice == ("fft" if plan["fft_seconds"] < plan["direct_seconds"] else "direct")
+        choices.add(choice)
+        y = rowconv_ext.row_conv1d(x, w, **cfg.kwargs)
+        assert torch.equal(y, rowconv_ext.row_conv1d(x, w, **cfg.kwargs, method=choice))
+        err, ref_norm = normwise_error(y, ref(wide(x.cpu()), wide(w.cpu()), **cfg.kwargs))
+        assert err <= fft_error_bound(torch.float32, plan["block"], fft_scales(cfg, x, w, gy)[0], ref_norm)
+    assert choices == {"direct", "fft"}

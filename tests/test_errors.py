@@ -73,6 +73,20 @@ CASES = [
     ("grad_bias rank", lambda: ops.row_conv1d_grad_bias(torch.randn(2, 6, 3)), ["grad_out", "4-D", "3-D"]),
     ("grad_bias dtype", lambda: ops.row_conv1d_grad_bias(torch.ones(2, 6, 3, 4, dtype=torch.int32)),
      ["grad_out", "dtype", "Int"]),
+    # method: one of the three names, exactly (no case folding, no None)
+    ("method 'FFT'", lambda: rowconv_ext.row_conv1d(X, Wt, method="FFT"),
+     ["row_conv1d", "method", "('auto', 'direct', 'fft')", "got 'FFT'"]),
+    ("method None", lambda: rowconv_ext.row_conv1d(X, Wt, method=None), ["method", "('auto', 'direct', 'fft')", "None"]),
+    ("method 3", lambda: rowconv_ext.row_conv1d(X, Wt, method=3), ["method", "('auto', 'direct', 'fft')", "got 3"]),
+    # fft_block: 0, -1, -2 or a transform length of at least the span (5 here), for each op
+    *[(f"{name} fft_block {n}", call, [name, "fft_block", "span", "= 5", f"got {n}"])
+      for n in (-3, 4, 2**41)
+      for name, call in [
+          ("row_conv1d", lambda n=n: ops.row_conv1d(X, Wt, None, 1, 0, 0, 2, 1, n)),
+          ("row_conv1d_grad_input", lambda n=n: ops.row_conv1d_grad_input(torch.randn(2, 6, 3, 6), Wt, 10, 1, 0, 0, 2,
+                                                                           1, n)),
+          ("row_conv1d_grad_weight", lambda n=n: ops.row_conv1d_grad_weight(torch.randn(2, 6, 3, 6), X, 3, 1, 0, 0, 2,
+                                                                            1, n))]],
 ]
 
 
@@ -93,3 +107,37 @@ def test_value_errors_are_value_errors():
         rowconv_ext.row_conv1d(X, Wt, stride=0)
     with pytest.raises(ValueError):
         rowconv_ext.row_conv1d(X, Wt[:2])
+    with pytest.raises(ValueError):
+        rowconv_ext.row_conv1d(X, Wt, method="FFT")
+    with pytest.raises(ValueError):
+        ops.row_conv1d(X, Wt, None, 1, 0, 0, 1, 1, 2)
+
+
+# choose_method checks its arguments as row_conv1d does: the same error for
+# each (with its own name where the Python side reports it).
+CHOOSE_CASES = [
+    ("x rank", (X[0], Wt), {}),
+    ("non-tensor x", (X.tolist(), Wt), {}),
+    ("non-tensor weight", (X, None), {}),
+    ("weight dtype", (X, Wt.double()), {}),
+    ("rows", (X, Wt[:2]), {}),
+    ("Cin groups", (X, _args(Cin=4)[1][:, :, :1]), dict(groups=3)),
+    ("stride 0", (X, Wt), dict(stride=0)),
+    ("float stride", (X, Wt), dict(stride=2.0)),
+    ("dilation 0", (X, Wt), dict(dilation=0)),
+    ("negative padding", (X, Wt), dict(padding=-1)),
+    ("padding triple", (X, Wt), dict(padding=(1, 2, 3))),
+    ("unknown string", (X, Wt), dict(padding="full")),
+    ("same with stride", (X, Wt), dict(stride=2, padding="same")),
+    ("too short", (X[..., :4], Wt), dict(dilation=2)),
+    ("kernel size 0", (X, Wt[..., :0]), {}),
+]
+
+
+@pytest.mark.parametrize("what,args,kwargs", CHOOSE_CASES, ids=[c[0] for c in CHOOSE_CASES])
+def test_choose_method_raises_the_errors_of_row_conv1d(what, args, kwargs):
+    with pytest.raises((ValueError, RuntimeError)) as expected:
+        rowconv_ext.row_conv1d(*args, **kwargs)
+    with pytest.raises(type(expected.value)) as got:
+        rowconv_ext.choose_method(*args, **kwargs)
+    assert str(got.value).replace("choose_method:", "row_conv1d:") == str(expected.value)

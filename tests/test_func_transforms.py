@@ -152,15 +152,6 @@ def test_functional_call_on_the_module():
             _close(per_sample[k][i], expect[k])
 
 
-@pytest.fixture
-def no_vmap_fallback():
-    """vmap must use our batching rules: with the per-sample fallback turned
-    off, an op without a rule raises instead of looping."""
-    torch._C._functorch._set_vmap_fallback_enabled(False)
-    yield
-    torch._C._functorch._set_vmap_fallback_enabled(True)
-
-
 VMAP_IN_DIMS = [(0, None, None), (None, 0, 0), (2, 1, None), (1, 0, 0), (None, None, 0)]
 
 

@@ -148,6 +148,9 @@ CONSTRUCTION_ERRORS = [
     (dict(padding="full"), ["padding", "'full'"]),
     (dict(kernel_size=0), ["kernel_size", "positive", "got 0"]),
     (dict(stride=1.5), ["stride", "int", "1.5"]),
+    (dict(method="FFT"), ["RowConv1d", "method", "('auto', 'direct', 'fft')", "got 'FFT'"]),
+    (dict(method=None), ["RowConv1d", "method", "('auto', 'direct', 'fft')", "got None"]),
+    (dict(method=3), ["RowConv1d", "method", "('auto', 'direct', 'fft')", "got 3"]),
 ]
 
 
