@@ -15,7 +15,6 @@ _dask_rows: a lazy result, one block of rows per chunk (dask is imported only
 then).
 """
 import sys
-import warnings
 
 import numpy as np
 import torch
@@ -54,11 +53,6 @@ _WORK_COPIES = 8
 _FFT_ERROR_C = 8
 _FFT_ERROR_LIMIT = 0.25
 
-# Read-only inputs (a numpy.memmap in mode 'r') become tensors that are only
-# ever read, so torch.from_numpy's note on them is moot here. A filter, not
-# catch_warnings, which is not thread-safe (Dask runs blocks in threads).
-warnings.filterwarnings("ignore", message="The given NumPy array is not writable", category=UserWarning,
-                        module=__name__)
 
 
 # ---------------------------------------------------------------------------
@@ -233,8 +227,20 @@ def _to_tensor(x):
     if isinstance(x, torch.Tensor):
         return x
     if x.dtype.isnative and all(s >= 0 for s in x.strides):
-        return torch.from_numpy(x)
+        return torch.from_numpy(x if x.flags.writeable else np.asarray(_WriteableAlias(x)))
     return torch.from_numpy(np.ascontiguousarray(x, dtype=x.dtype.newbyteorder("=")))
+
+
+class _WriteableAlias:
+    """A read-only array's memory flagged writeable, for torch.from_numpy, which
+    warns that writes to such a tensor are undefined: inputs are only ever
+    read. (A warnings filter would not do: catch_warnings blocks around an
+    import drop it, and catch_warnings per call is not thread-safe.)"""
+
+    def __init__(self, array):
+        self.array = array  # the memory's owner stays alive with the alias
+        pointer, _ = array.__array_interface__["data"]
+        self.__array_interface__ = dict(array.__array_interface__, data=(pointer, False))
 
 
 def _flat_rows(x, length):
