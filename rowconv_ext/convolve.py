@@ -39,9 +39,9 @@ _INT64_BLOCK = 1 << 22  # elements of one block of products in the int64 path (3
 # The temporaries of one block of rows (inputs in the compute dtype, padded
 # copies, FFT blocks and spectra, the result before its cast) stay below
 # _BLOCK_BYTES: _rows_per_block counts _WORK_COPIES values of the compute dtype
-# per point of a row (padded signal and kernel), about 3x what row_conv1d's FFT
-# method was measured to use, so the bound holds with a margin. A single row
-# that needs more is one block of its own.
+# per point of a row (padded signal and kernel); row_conv1d's FFT method was
+# measured to use 40-70% of that (benchmarks/convolve_rows_memory.py), the
+# direct method less. A single row that needs more is one block of its own.
 _BLOCK_BYTES = 128 << 20
 _WORK_COPIES = 8
 

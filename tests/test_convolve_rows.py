@@ -604,15 +604,16 @@ def test_rows_are_computed_in_blocks(mode, dtype, small_blocks, tmp_path):
     assert small_blocks == blocks
 
 
-def test_blocks_keep_autograd(small_blocks):
+def test_blocks_keep_autograd(small_blocks, monkeypatch):
+    monkeypatch.setattr(convolve_module, "_BLOCK_BYTES", 5_000)  # 2 rows of (20 + 4 + 5) points a block
     gen = torch.Generator().manual_seed(16)
-    a = torch.randn(11, 80, dtype=torch.float64, generator=gen, requires_grad=True)
-    b = torch.randn(11, 9, dtype=torch.float64, generator=gen, requires_grad=True)
+    a = torch.randn(5, 20, dtype=torch.float64, generator=gen, requires_grad=True)
+    b = torch.randn(5, 5, dtype=torch.float64, generator=gen, requires_grad=True)
     out = convolve_rows(a, b, "same", "fft")
-    assert len(small_blocks) >= 2
+    assert small_blocks == [2, 2, 1]
     _assert_normwise(out.detach().numpy(), _scipy_rows(a.detach().numpy(), b.detach().numpy(), "same"),
                      a.detach().numpy(), b.detach().numpy())
-    assert torch.autograd.gradcheck(lambda a, b: convolve_rows(a, b, "same", "fft"), (a[:7], b[:7]))
+    assert torch.autograd.gradcheck(lambda a, b: convolve_rows(a, b, "same", "fft"), (a, b))
 
 
 # ---------------------------------------------------------------------------
@@ -680,3 +681,19 @@ def test_dask_on_a_local_cluster():
         out = client.compute(lazy).result()
     assert out.dtype == np.float32
     _assert_normwise(out, _scipy_rows(a.astype(np.float64), b.astype(np.float64), "same"), a, b)
+
+
+def test_memory_benchmark_runs(tmp_path):
+    """benchmarks/convolve_rows_memory.py end to end on a tiny A (its numbers are not looked at)."""
+    import csv  # noqa: PLC0415
+    import pathlib  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+    script = pathlib.Path(__file__).resolve().parent.parent / "benchmarks" / "convolve_rows_memory.py"
+    done = subprocess.run([sys.executable, str(script), "--gib", "0.001", "--length", "4096", "--kernel", "64",
+                           "--methods", "fft", "--out", str(tmp_path), "--tmp", str(tmp_path)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (row,) = csv.DictReader(open(tmp_path / "convolve_rows_memory_0.001gib.csv"))
+    # 0.001 GiB of float32 rows of 4096: 66 rows
+    assert row["method"] == "fft" and int(row["rows"]) == 66 and float(row["max_rel_err"]) < 1e-5
