@@ -54,7 +54,6 @@ _FFT_ERROR_C = 8
 _FFT_ERROR_LIMIT = 0.25
 
 
-
 # ---------------------------------------------------------------------------
 # Inputs: checks, result dtype and shape
 
@@ -184,7 +183,7 @@ def _check_out(out, shape, result, tensor_out, device, a, b):
     if not tensor_out and not out.flags.writeable:
         raise ValueError(f"convolve_rows: out must be writeable, got a read-only {type(out).__name__}")
     strides = out.stride() if tensor_out else out.strides
-    if any(stride == 0 and size > 1 for size, stride in zip(out.shape, strides)):
+    if 0 not in out.shape and any(stride == 0 and size > 1 for size, stride in zip(out.shape, strides)):
         raise ValueError(f"convolve_rows: out must not have elements that share memory (a broadcast or expanded "
                          f"view), got strides {tuple(strides)} for shape {tuple(out.shape)}")
     grads = [name for name, x in (("a", a), ("b", b), ("out", out)) if getattr(x, "requires_grad", False)]
@@ -304,7 +303,7 @@ def _correlate(signal, kernel, pads, method):
     rows, n, p = signal.shape[0], signal.shape[-1], kernel.shape[-1]
     out = row_conv1d(signal.reshape(1, 1, rows, n), kernel.reshape(rows, 1, 1, p).flip(-1), padding=pads,
                      method=method)
-    return out.reshape(rows, -1)
+    return out.reshape(rows, out.shape[-1])
 
 
 def _magnitude(t):
@@ -463,13 +462,16 @@ def convolve_rows(a, b, mode="full", method="auto", out=None):
     'auto': it takes the FFT (float64, then rounded) only where its error bound
     proves the rounded result exact, the exact direct method otherwise; 'fft'
     on them is scipy's: the float64 FFT rounded to the nearest integer (ties
-    to even) and cast to the result dtype (bool: count > 0).
+    to even) and cast to the result dtype as NumPy's astype casts (bool:
+    count > 0), exact only while the sums stay well inside float64's integers
+    and the dtype's range.
 
     The result dtype is scipy's: NumPy's promotion of the inputs' dtypes (torch
     dtypes read as the NumPy ones; bfloat16 as torch promotes it, computed in
-    float32); integers are exact, wrapping on overflow as scipy's do; bool
-    inputs give bool (an OR of ANDs). NumPy arrays in give a NumPy array out
-    (longdouble and clongdouble included); tensors in give a tensor out,
+    float32); integers are exact ('auto' and 'direct'), wrapping on overflow
+    as scipy's do; bool inputs give bool (an OR of ANDs). NumPy arrays in give
+    a NumPy array out (longdouble and clongdouble included, computed by
+    np.convolve whatever the method); tensors in give a tensor out,
     differentiable in floating a and b.
 
     out: an array (NumPy inputs; a numpy.memmap included) or a tensor (tensor
@@ -480,8 +482,8 @@ def convolve_rows(a, b, mode="full", method="auto", out=None):
     Memory: the rows are computed in blocks of rows and each block is written
     into the result as it is done, so that beyond the inputs and the result
     the temporaries stay below about 128 MiB (_BLOCK_BYTES), or one row's
-    needs where a single row needs more. With out= a memmap, neither input nor
-    result needs to fit in memory. (Tensors that autograd records are joined
+    needs where a single row needs more. With memmaps for a and out, neither
+    the input nor the result needs to fit in memory. (Tensors that autograd records are joined
     at the end instead: twice the result.)
 
     Dask arrays in (a or b) give a lazy Dask array out (dtype as for NumPy

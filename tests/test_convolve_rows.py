@@ -506,6 +506,16 @@ def test_out_zero_dim():
     assert out == scipy.signal.convolve(np.array(300, np.int16), np.array(300, np.int16))
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.int8, np.int64, np.longdouble])
+@pytest.mark.parametrize("method", METHODS)
+def test_no_rows(method, dtype):
+    a, b = np.ones((2, 0, 5), dtype), np.ones((0, 3), dtype)
+    out = convolve_rows(a, b, "valid", method)  # no rows: nothing for scipy to compare with
+    assert out.shape == (2, 0, 3) and out.dtype == dtype
+    given = np.empty((2, 0, 3), dtype)
+    assert convolve_rows(a, b, "valid", method, out=given) is given
+
+
 def _bad_outs(tmp_path):
     """(a, b, out, mode, message) for every out that must be refused."""
     a, b = np.ones((4, 10)), np.ones((4, 3))
@@ -676,8 +686,8 @@ def test_dask_on_a_local_cluster():
     rng = np.random.default_rng(18)
     a, b = rng.standard_normal((40, 500)).astype(np.float32), rng.standard_normal((40, 30)).astype(np.float32)
     lazy = convolve_rows(da.from_array(a, chunks=(10, -1)), b, "same", "fft")
-    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as cluster, \
-            distributed.Client(cluster) as client:
+    cluster_args = dict(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None)
+    with distributed.LocalCluster(**cluster_args) as cluster, distributed.Client(cluster) as client:
         out = client.compute(lazy).result()
     assert out.dtype == np.float32
     _assert_normwise(out, _scipy_rows(a.astype(np.float64), b.astype(np.float64), "same"), a, b)
