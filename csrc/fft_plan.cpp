@@ -10,12 +10,13 @@ namespace rowconv::fft {
 namespace {
 
 // Measured on our CPU machines by rowconv_ext.method.measure_cost_constants
-// (float32, 2 threads, AMD EPYC Zen 5: benchmarks/results/cost_model_cpu.json).
-CostConstants cpu_constants{3.3e-12, 7.7e-12, 4.4e-4, 6.0e-11, 1.1e-10, 3.0e-10, 2.0e-3};
-// Not measured yet (no GPU run): the CPU's scaled by the H200's rates (about
-// 60x the FMA rate, 40x the memory bandwidth), to be replaced by a
-// measurement on the GPU (scripts/gpu_session.sh prints one).
-CostConstants cuda_constants{6e-14, 1.2e-13, 1e-5, 1.5e-12, 3e-12, 8e-12, 1e-4};
+// (float32, 2 threads, AMD EPYC Zen 5, 48 KiB L1d, stable allocator:
+// benchmarks/results/cost_model_cpu.json).
+CostConstants cpu_constants{4.39e-12, 8.37e-12, 8.08e-06, 4.1e-11, 1.29e-10, 7.72e-10, 3.3e-05};
+// Not measured yet (no GPU run): the CPU's divided by the H200's advantage
+// (about 150x the FMA rate, 100x the memory bandwidth), with launch costs of
+// 10 us per kernel; scripts/gpu_session.sh measures them (cost_model_cuda.json).
+CostConstants cuda_constants{3e-14, 5.6e-14, 1e-5, 4e-13, 1.3e-12, 7.7e-12, 1e-4};
 
 int64_t span_of(const RowConvParams& p) { return p.dilation * (p.kernel_size - 1) + 1; }
 
@@ -23,18 +24,23 @@ int64_t stride1_outputs(const RowConvParams& p) {
   return p.width + p.pad_left + p.pad_right - span_of(p) + 1;
 }
 
-// The smallest 5-smooth number (2^a 3^b 5^c: fast for every FFT library) >= n.
-int64_t next_smooth(int64_t n) {
-  int64_t best = std::numeric_limits<int64_t>::max();
-  for (int64_t p5 = 1; p5 < best; p5 *= 5) {
-    for (int64_t p35 = p5; p35 < best; p35 *= 3) {
-      int64_t m = p35;
-      while (m < n) m *= 2;
-      if (m < best) best = m;
-      if (p35 > n) break;
+// Transform lengths: 2^a, 3 * 2^a and 5 * 2^a. MKL, pocketfft and cuFFT are
+// fastest on powers of two; one factor of 3 or 5 costs little more and keeps
+// the choice within a factor 4/3 of any length, while more of them (729 = 3^6,
+// 1215 = 5 * 3^5) measured up to 1.7x slower per point than the model.
+template <class Visit>
+void for_each_length(int64_t lowest, int64_t highest, Visit visit) {
+  for (const int64_t odd : {1, 3, 5}) {
+    for (int64_t n = odd; n <= highest; n *= 2) {
+      if (n >= lowest) visit(n);
     }
-    if (p5 > n) break;
   }
+}
+
+// The smallest transform length >= n.
+int64_t next_length(int64_t n) {
+  int64_t best = std::numeric_limits<int64_t>::max();
+  for_each_length(n, 2 * n, [&](int64_t m) { best = std::min(best, m); });
   return best;
 }
 
@@ -76,21 +82,16 @@ int64_t planned_block(const RowConvParams& p, bool complex, c10::DeviceType devi
   const CostConstants& c = cost_constants(device);
   const int64_t span = span_of(p);
   // One block holding every output is the longest transform worth trying.
-  const int64_t longest = next_smooth(stride1_outputs(p) + span - 1);
+  const int64_t longest = next_length(stride1_outputs(p) + span - 1);
   int64_t best = longest;
   double best_seconds = fft_seconds(c, cost_terms(p, complex, longest));
-  for (int64_t p5 = 1; p5 <= longest; p5 *= 5) {
-    for (int64_t p35 = p5; p35 <= longest; p35 *= 3) {
-      for (int64_t n = p35; n <= longest; n *= 2) {
-        if (n < span) continue;
-        const double seconds = fft_seconds(c, cost_terms(p, complex, n));
-        if (seconds < best_seconds || (seconds == best_seconds && n < best)) {
-          best = n;
-          best_seconds = seconds;
-        }
-      }
+  for_each_length(span, longest, [&](int64_t n) {
+    const double seconds = fft_seconds(c, cost_terms(p, complex, n));
+    if (seconds < best_seconds || (seconds == best_seconds && n < best)) {
+      best = n;
+      best_seconds = seconds;
     }
-  }
+  });
   return best;
 }
 

@@ -10,7 +10,7 @@
 //           each input load: fewer per group (depthwise) cost more per MAC.
 //   fft     seconds = fft_call + fft_point * transform points
 //                   + fft_mix * channel-mix MACs + fft_pass * spectrum elements
-//           for the transform length n that minimises it (5-smooth n >= span).
+//           for the transform length n that minimises it (n >= span, n = 2^a, 3 * 2^a or 5 * 2^a).
 //
 // The constants are per device type, measured by
 // rowconv_ext.method.measure_cost_constants (docs/design.md).

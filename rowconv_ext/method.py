@@ -95,6 +95,8 @@ CALIBRATION_SHAPES = (
     (4, 8, 8, 4096, 8, 63), (4, 8, 8, 4096, 8, 255), (1, 1, 512, 8192, 1, 64), (1, 1, 256, 8192, 1, 1024),
     (8, 16, 4, 2048, 16, 31), (2, 32, 2, 8192, 32, 127), (16, 4, 16, 1024, 4, 15), (1, 1, 64, 65536, 1, 2048),
     (32, 15, 10, 512, 15, 3), (8, 64, 16, 512, 64, 5), (1, 1, 1024, 8192, 1, 20), (16, 1, 256, 2048, 1, 64),
+    # small problems, which fix the fixed costs per call
+    (1, 1, 16, 2048, 1, 255), (1, 1, 4, 1024, 1, 64), (2, 4, 2, 1024, 4, 127), (1, 1, 64, 4096, 1, 1023),
 )
 
 
@@ -117,8 +119,10 @@ def measure_cost_constants(device="cpu", shapes=CALIBRATION_SHAPES, repeats=5, s
         plan = cost_plan(x, w)
         seconds = _median_seconds(lambda: (op(x, w, None, 1, 0, 0, 1, 1, 0), sync()), repeats)
         direct.append((shape, 0, [plan["direct_macs"], plan["narrow_macs"], 1.0], seconds))
-        # The planned length and lengths around it, so that every term varies.
-        for block in sorted({plan["block"], max(K, plan["block"] // 4), plan["block"] * 4}):
+        # The planned length and powers of two around it (lengths the planner
+        # may pick), so that every term varies.
+        below, above = max(K, plan["block"] // 4), plan["block"] * 4
+        for block in sorted({plan["block"], 1 << (below - 1).bit_length(), 1 << (above - 1).bit_length()}):
             p = cost_plan(x, w, fft_block=block)
             seconds = _median_seconds(lambda: (op(x, w, None, 1, 0, 0, 1, 1, block), sync()), repeats)
             fft.append((shape, block, [p["transform_points"], p["mix_macs"], p["spectrum_elements"], 1.0], seconds))
