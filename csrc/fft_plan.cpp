@@ -18,12 +18,6 @@ CostConstants cpu_constants{4.39e-12, 8.37e-12, 8.08e-06, 4.1e-11, 1.29e-10, 7.7
 // 10 us per kernel; scripts/gpu_session.sh measures them (cost_model_cuda.json).
 CostConstants cuda_constants{3e-14, 5.6e-14, 1e-5, 4e-13, 1.3e-12, 7.7e-12, 1e-4};
 
-int64_t span_of(const RowConvParams& p) { return p.dilation * (p.kernel_size - 1) + 1; }
-
-int64_t stride1_outputs(const RowConvParams& p) {
-  return p.width + p.pad_left + p.pad_right - span_of(p) + 1;
-}
-
 // Transform lengths: 2^a, 3 * 2^a and 5 * 2^a. MKL, pocketfft and cuFFT are
 // fastest on powers of two; one factor of 3 or 5 costs little more and keeps
 // the choice within a factor 4/3 of any length, while more of them (729 = 3^6,
@@ -50,10 +44,15 @@ CostConstants& cost_constants(c10::DeviceType device) {
   return device == c10::DeviceType::CUDA ? cuda_constants : cpu_constants;
 }
 
+bool one_circular_block(const RowConvParams& p, int64_t n) {
+  return n >= p.width + std::max(p.pad_left, p.pad_right) && n >= p.stride1_outputs();
+}
+
 CostTerms cost_terms(const RowConvParams& p, bool complex, int64_t block) {
   const double c = complex ? 2.0 : 1.0;
-  const int64_t outputs = stride1_outputs(p);
-  const double blocks = static_cast<double>(ceil_div(outputs, block - span_of(p) + 1));
+  const double blocks = one_circular_block(p, block)
+                            ? 1.0
+                            : static_cast<double>(ceil_div(p.stride1_outputs(), block - p.span() + 1));
   const double n = static_cast<double>(block);
   const double freqs = complex ? n : std::floor(n / 2) + 1;
   const double rows = static_cast<double>(p.rows), batch = static_cast<double>(p.batch);
@@ -80,9 +79,10 @@ double fft_seconds(const CostConstants& c, const CostTerms& t) {
 
 int64_t planned_block(const RowConvParams& p, bool complex, c10::DeviceType device) {
   const CostConstants& c = cost_constants(device);
-  const int64_t span = span_of(p);
-  // One block holding every output is the longest transform worth trying.
-  const int64_t longest = next_length(stride1_outputs(p) + span - 1);
+  const int64_t span = p.span();
+  // One circular block holding the whole row is the longest transform worth trying.
+  const int64_t longest = next_length(
+      std::max({span, p.width + std::max(p.pad_left, p.pad_right), p.stride1_outputs()}));
   int64_t best = longest;
   double best_seconds = fft_seconds(c, cost_terms(p, complex, longest));
   for_each_length(span, longest, [&](int64_t n) {

@@ -46,6 +46,13 @@ CostTerms cost_terms(const RowConvParams& p, bool complex, int64_t block);
 double direct_seconds(const CostConstants& c, const CostTerms& t);
 double fft_seconds(const CostConstants& c, const CostTerms& t);
 
+// Whether one circular transform of n points does the whole row: the
+// padding's zeros are then not stored but read around the circle (the left
+// padding from the end of the buffer), which needs n >= W + max(pad_left,
+// pad_right) and n >= the outputs at stride 1 (scipy's fftconvolve length
+// for a full convolution, where overlap-save blocks would need W + both pads).
+bool one_circular_block(const RowConvParams& p, int64_t n);
+
 // The cheapest transform length for p.
 int64_t planned_block(const RowConvParams& p, bool complex, c10::DeviceType device);
 

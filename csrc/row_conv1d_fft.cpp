@@ -15,10 +15,14 @@
 #include <ATen/ops/fft_ifft.h>
 #include <ATen/ops/fft_irfft.h>
 #include <ATen/ops/fft_rfft.h>
+#include <ATen/ops/flip.h>
 #include <ATen/ops/matmul.h>
 #include <ATen/ops/mul.h>
+#include <ATen/ops/roll.h>
 #include <ATen/ops/sum.h>
 #include <ATen/ops/zeros.h>
+
+#include "fft_plan.h"
 
 namespace rowconv::fft {
 namespace {
@@ -44,8 +48,27 @@ at::Tensor operand(const at::Tensor& t) {
   return dtype == at::kHalf || dtype == at::kBFloat16 ? v.to(at::kFloat) : v;
 }
 
+// t (reversed in time if `reversed`) followed by zeros: (..., n), contiguous,
+// each point written once (the transforms' own padding fills and copies).
+at::Tensor zero_padded(const at::Tensor& t, int64_t n, bool reversed) {
+  std::vector<int64_t> sizes = t.sizes().vec();
+  const int64_t length = sizes.back();
+  sizes.back() = n;
+  at::Tensor out = at::empty(sizes, t.options());
+  at::Tensor head = out.narrow(-1, 0, length);
+  if (reversed) {
+    at::flip_out(head, t, {-1});
+  } else {
+    head.copy_(t);
+  }
+  out.narrow(-1, length, n - length).zero_();
+  return out;
+}
+
+// The transform of each length-n row of t (n == t.size(-1), or t padded with zeros).
 at::Tensor spectrum(const at::Tensor& t, int64_t n) {
-  return t.is_complex() ? at::fft_fft(t, n) : at::fft_rfft(t, n);
+  const at::Tensor rows = t.size(-1) == n ? t : zero_padded(t, n, false);
+  return t.is_complex() ? at::fft_fft(rows) : at::fft_rfft(rows);
 }
 
 // The spectrum of k reversed in time over its own length: the valid
@@ -54,7 +77,7 @@ at::Tensor spectrum(const at::Tensor& t, int64_t n) {
 // i.e. signal(spectrum(s) * flipped_spectrum(k))[t + len(k) - 1] for
 // t <= n - len(k). (Flipping k in time costs a copy of k; the alternative,
 // conjugating its spectrum, a pass over the larger spectrum.)
-at::Tensor flipped_spectrum(const at::Tensor& k, int64_t n) { return spectrum(k.flip(-1), n); }
+at::Tensor flipped_spectrum(const at::Tensor& k, int64_t n) { return spectrum(zero_padded(k, n, true), n); }
 
 at::Tensor signal(const at::Tensor& spec, int64_t n, bool complex) {
   return complex ? at::fft_ifft(spec, n) : at::fft_irfft(spec, n);
@@ -144,11 +167,16 @@ at::Tensor correlate_channels(const at::Tensor& G, const at::Tensor& X, int64_t 
   return at::matmul(g, x).permute({0, 1, 3, 4, 2}).reshape({H, groups * out_g, in_g, F});
 }
 
-int64_t span_of(const RowConvParams& p) { return p.dilation * (p.kernel_size - 1) + 1; }
-
-// Outputs at stride 1 (the FFT computes them all; stride keeps every stride-th).
-int64_t stride1_outputs(const RowConvParams& p) {
-  return p.width + p.pad_left + p.pad_right - span_of(p) + 1;
+// dst = src (+ bias (1, C, H, 1), broadcast over any trailing dims of src),
+// converting to dst's dtype.
+void write_result(at::Tensor dst, const at::Tensor& src, const std::optional<at::Tensor>& bias) {
+  if (!bias) {
+    dst.copy_(src);
+    return;
+  }
+  at::Tensor bv = *bias;
+  while (bv.dim() < src.dim()) bv = bv.unsqueeze(-1);
+  at::add_out(dst, src, bv);
 }
 
 // The result from the inverse transforms' blocks (B, C, H, count, size),
@@ -160,28 +188,41 @@ at::Tensor gather_outputs(const at::Tensor& blocks, const Blocks& b, int64_t len
                           at::ScalarType dtype, const std::optional<at::Tensor>& bias) {
   const int64_t B = blocks.size(0), C = blocks.size(1), H = blocks.size(2);
   at::Tensor y = at::empty({B, C, H, (length - 1) / stride + 1}, blocks.options().dtype(dtype));
-  const auto write = [&](at::Tensor dst, const at::Tensor& src) {
-    if (!bias) {
-      dst.copy_(src);
-    } else {  // bias (1, C, H, 1), broadcast over any trailing block dim
-      at::Tensor bv = *bias;
-      while (bv.dim() < src.dim()) bv = bv.unsqueeze(-1);
-      at::add_out(dst, src, bv);
-    }
-  };
   if (stride == 1) {
     const int64_t whole = length / b.valid, rest = length - whole * b.valid;
     if (whole > 0) {
-      write(y.narrow(3, 0, whole * b.valid).view({B, C, H, whole, b.valid}),
-            blocks.narrow(3, 0, whole).narrow(4, b.first, b.valid));
+      write_result(y.narrow(3, 0, whole * b.valid).view({B, C, H, whole, b.valid}),
+                   blocks.narrow(3, 0, whole).narrow(4, b.first, b.valid), bias);
     }
     if (rest > 0) {
-      write(y.narrow(3, whole * b.valid, rest), blocks.select(3, whole).narrow(3, b.first, rest));
+      write_result(y.narrow(3, whole * b.valid, rest),
+                   blocks.select(3, whole).narrow(3, b.first, rest), bias);
     }
   } else {
-    write(y, blocks.narrow(4, b.first, b.valid)
-                 .reshape({B, C, H, b.count * b.valid})
-                 .slice(3, 0, length, stride));
+    write_result(y,
+                 blocks.narrow(4, b.first, b.valid)
+                     .reshape({B, C, H, b.count * b.valid})
+                     .slice(3, 0, length, stride),
+                 bias);
+  }
+  return y;
+}
+
+// The result from one circular transform (B, C, H, n): y[..., t] =
+// circle[..., (start + t * stride) % n] (+ bias) for t < count, in at most
+// two strided copies (before and after the wrap).
+at::Tensor gather_circular(const at::Tensor& circle, int64_t start, int64_t count, int64_t stride,
+                           at::ScalarType dtype, const std::optional<at::Tensor>& bias) {
+  const int64_t n = circle.size(3);
+  at::Tensor y = at::empty({circle.size(0), circle.size(1), circle.size(2), count},
+                           circle.options().dtype(dtype));
+  const int64_t before = std::min(count, ceil_div(n - start, stride));
+  write_result(y.narrow(3, 0, before), circle.slice(3, start, start + (before - 1) * stride + 1, stride),
+               bias);
+  if (before < count) {
+    const int64_t from = start + before * stride - n, rest = count - before;
+    write_result(y.narrow(3, before, rest), circle.slice(3, from, from + (rest - 1) * stride + 1, stride),
+                 bias);
   }
   return y;
 }
@@ -189,7 +230,7 @@ at::Tensor gather_outputs(const at::Tensor& blocks, const Blocks& b, int64_t len
 // grad_out placed at the stride-1 output positions, zeros between them.
 at::Tensor upsampled(const at::Tensor& g, const RowConvParams& p) {
   if (p.stride == 1) return g;
-  at::Tensor up = at::zeros({p.batch, p.out_channels, p.rows, stride1_outputs(p)}, g.options());
+  at::Tensor up = at::zeros({p.batch, p.out_channels, p.rows, p.stride1_outputs()}, g.options());
   up.slice(3, 0, up.size(3), p.stride).copy_(g);
   return up;
 }
@@ -204,15 +245,23 @@ at::Tensor forward(const RowConvParams& p, const at::Tensor& x, const at::Tensor
   }
   // y[t] = sum_j wd[j] xpad[t * stride + j], wd the dilated kernel: the valid
   // correlation of the padded input with wd, at every stride-th position.
-  const int64_t outputs = stride1_outputs(p);
-  const Blocks b(block, span_of(p), outputs);
-  const at::Tensor S = spectrum(overlapping_blocks(operand(x), p.pad_left, b), block);
+  const int64_t outputs = p.stride1_outputs();
   const at::Tensor R = flipped_spectrum(dilated(operand(weight), p.dilation), block);
-  return gather_outputs(
-      signal(mix_channels(S, R, p.groups), block, x.is_complex()), b, outputs, p.stride,
-      x.scalar_type(),
+  const std::optional<at::Tensor> bias_col =
       has_bias ? std::optional<at::Tensor>(operand(*bias).t().reshape({1, p.out_channels, p.rows, 1}))
-               : std::nullopt);
+               : std::nullopt;
+  if (one_circular_block(p, block)) {
+    // x at [0, W) of the circle, its padding read from the zeros after it:
+    // output t is at (t + span - 1 - pad_left) mod n.
+    const at::Tensor S = spectrum(operand(x), block).unsqueeze(3);
+    const at::Tensor circle = signal(mix_channels(S, R, p.groups), block, x.is_complex()).squeeze(3);
+    return gather_circular(circle, floor_mod(p.span() - 1 - p.pad_left, block), p.out_width, p.stride,
+                           x.scalar_type(), bias_col);
+  }
+  const Blocks b(block, p.span(), outputs);
+  const at::Tensor S = spectrum(overlapping_blocks(operand(x), p.pad_left, b), block);
+  return gather_outputs(signal(mix_channels(S, R, p.groups), block, x.is_complex()), b, outputs,
+                        p.stride, x.scalar_type(), bias_col);
 }
 
 at::Tensor grad_input(const RowConvParams& p, const at::Tensor& grad_out, const at::Tensor& weight,
@@ -224,18 +273,25 @@ at::Tensor grad_input(const RowConvParams& p, const at::Tensor& grad_out, const 
   // convolution of up with wd, channels' roles swapped, i.e. the valid
   // correlation of up (span - 1 zeros on each side) with the flipped wd;
   // only u in [pad_left, pad_left + W) is kept.
-  const int64_t span = span_of(p);
+  const int64_t span = p.span();
   const at::Tensor transposed = dilated(operand(weight), p.dilation)
                                     .reshape({p.rows, p.groups, p.out_per_group, p.in_per_group, span})
                                     .transpose(2, 3)
                                     .reshape({p.rows, p.in_channels, p.out_per_group, span});
-  const Blocks b(block, span, p.width);
-  const at::Tensor S =
-      spectrum(overlapping_blocks(upsampled(operand(grad_out), p), span - 1 - p.pad_left, b), block);
   // Correlating with the flipped wd is convolving with wd: its plain spectrum.
-  return gather_outputs(
-      signal(mix_channels(S, spectrum(transposed, block), p.groups), block, grad_out.is_complex()),
-      b, p.width, 1, grad_out.scalar_type(), std::nullopt);
+  const at::Tensor R = spectrum(transposed, block);
+  const at::Tensor up = upsampled(operand(grad_out), p);
+  if (one_circular_block(p, block)) {
+    // up at [0, Wout at stride 1) of the circle, zeros after it: the circular
+    // convolution at u is grad_xpad[u] for u in [pad_left, pad_left + W).
+    const at::Tensor S = spectrum(up, block).unsqueeze(3);
+    return gather_circular(signal(mix_channels(S, R, p.groups), block, grad_out.is_complex()).squeeze(3),
+                           p.pad_left, p.width, 1, grad_out.scalar_type(), std::nullopt);
+  }
+  const Blocks b(block, span, p.width);
+  const at::Tensor S = spectrum(overlapping_blocks(up, span - 1 - p.pad_left, b), block);
+  return gather_outputs(signal(mix_channels(S, R, p.groups), block, grad_out.is_complex()), b,
+                        p.width, 1, grad_out.scalar_type(), std::nullopt);
 }
 
 at::Tensor grad_weight(const RowConvParams& p, const at::Tensor& grad_out, const at::Tensor& x,
@@ -248,18 +304,29 @@ at::Tensor grad_weight(const RowConvParams& p, const at::Tensor& grad_out, const
   // forward reads for those outputs (their valid correlation has span
   // lags, from point valid - 1 on), and the sum over (b, i) is taken per
   // frequency, before the one inverse transform per weight.
-  const int64_t outputs = stride1_outputs(p);
-  const int64_t span = span_of(p);
-  const Blocks b(block, span, outputs);
-  const at::Tensor X = spectrum(overlapping_blocks(operand(x), p.pad_left, b), block);
-  const at::Tensor up = at::constant_pad_nd(upsampled(operand(grad_out), p),
-                                            {0, b.count * b.valid - outputs}, 0)
-                            .view({p.batch, p.out_channels, p.rows, b.count, b.valid});
-  const at::Tensor P = correlate_channels(flipped_spectrum(up, block), X, p.groups);
-  return signal(P, block, x.is_complex())
-      .slice(3, b.valid - 1, b.valid - 1 + span, p.dilation)
-      .to(x.scalar_type())
-      .contiguous();
+  const int64_t outputs = p.stride1_outputs();
+  const int64_t span = p.span();
+  const at::Tensor up = upsampled(operand(grad_out), p);
+  at::Tensor lags;  // (H, Cout, Cin_g, n): the lags j of gwd at [first, first + span)
+  int64_t first = 0;
+  if (one_circular_block(p, block)) {
+    // x and up each at the start of a circle: lag j lands at
+    // (Wout at stride 1 - 1 - pad_left + j) mod n; rolled to start at 0.
+    const at::Tensor X = spectrum(operand(x), block).unsqueeze(3);
+    const at::Tensor G = flipped_spectrum(up, block).unsqueeze(3);
+    lags = at::roll(signal(correlate_channels(G, X, p.groups), block, x.is_complex()),
+                    -floor_mod(outputs - 1 - p.pad_left, block), -1);
+  } else {
+    const Blocks b(block, span, outputs);
+    const at::Tensor X = spectrum(overlapping_blocks(operand(x), p.pad_left, b), block);
+    const at::Tensor G = flipped_spectrum(
+        at::constant_pad_nd(up, {0, b.count * b.valid - outputs}, 0)
+            .view({p.batch, p.out_channels, p.rows, b.count, b.valid}),
+        block);
+    lags = signal(correlate_channels(G, X, p.groups), block, x.is_complex());
+    first = b.valid - 1;
+  }
+  return lags.slice(3, first, first + span, p.dilation).to(x.scalar_type()).contiguous();
 }
 
 }  // namespace rowconv::fft

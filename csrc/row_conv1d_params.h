@@ -51,6 +51,13 @@ struct RowConvParams {
   int64_t in_stride_b, in_stride_c, in_stride_h, in_stride_w;
   int64_t gout_stride_b, gout_stride_c, gout_stride_h, gout_stride_w;
 
+  // Points the dilated kernel spans, and the outputs at stride 1 (the
+  // FFT method computes them all and keeps every stride-th).
+  ROWCONV_HOST_DEVICE int64_t span() const { return dilation * (kernel_size - 1) + 1; }
+  ROWCONV_HOST_DEVICE int64_t stride1_outputs() const {
+    return width + pad_left + pad_right - span() + 1;
+  }
+
   // Input position read by output position t through tap k.
   ROWCONV_HOST_DEVICE int64_t input_position(int64_t t, int64_t k) const {
     return t * stride - pad_left + k * dilation;
