@@ -12,11 +12,11 @@ namespace {
 // Measured on our CPU machines by rowconv_ext.method.measure_cost_constants
 // (float32, 2 threads, AMD EPYC Zen 5, 48 KiB L1d, stable allocator:
 // benchmarks/results/cost_model_cpu.json).
-CostConstants cpu_constants{4.39e-12, 8.37e-12, 8.08e-06, 4.1e-11, 1.29e-10, 7.72e-10, 3.3e-05};
+CostConstants cpu_constants{4.99e-12, 8.64e-12, 1.13e-05, 3.6e-11, 1.41e-10, 1.45e-07, 1.11e-09, 5.32e-05};
 // Not measured yet (no GPU run): the CPU's divided by the H200's advantage
 // (about 150x the FMA rate, 100x the memory bandwidth), with launch costs of
 // 10 us per kernel; scripts/gpu_session.sh measures them (cost_model_cuda.json).
-CostConstants cuda_constants{3e-14, 5.6e-14, 1e-5, 4e-13, 1.3e-12, 7.7e-12, 1e-4};
+CostConstants cuda_constants{3e-14, 5.6e-14, 1e-5, 4e-13, 1.3e-12, 1e-10, 7.7e-12, 1e-4};
 
 // Transform lengths: 2^a, 3 * 2^a and 5 * 2^a. MKL, pocketfft and cuFFT are
 // fastest on powers of two; one factor of 3 or 5 costs little more and keeps
@@ -64,6 +64,10 @@ CostTerms cost_terms(const RowConvParams& p, bool complex, int64_t block) {
   t.narrow_macs = t.direct_macs / static_cast<double>(std::clamp<int64_t>(p.out_per_group, 1, 8));
   t.transform_points = c * (signals + rows * pairs) * n * std::log2(std::max(n, 2.0));
   t.mix_macs = rows * freqs * batch * blocks * pairs;
+  // depthwise mixes are products per frequency, not matrices
+  t.mix_matrices = p.in_per_group == 1 && p.out_per_group == 1
+                       ? 0.0
+                       : rows * static_cast<double>(p.groups) * freqs;
   t.spectrum_elements = signals * freqs;
   return t;
 }
@@ -74,7 +78,7 @@ double direct_seconds(const CostConstants& c, const CostTerms& t) {
 
 double fft_seconds(const CostConstants& c, const CostTerms& t) {
   return c.fft_call + c.fft_point * t.transform_points + c.fft_mix * t.mix_macs +
-         c.fft_pass * t.spectrum_elements;
+         c.fft_matrix * t.mix_matrices + c.fft_pass * t.spectrum_elements;
 }
 
 int64_t planned_block(const RowConvParams& p, bool complex, c10::DeviceType device) {

@@ -9,7 +9,11 @@
 //           the kernels' register block spans 8 output channels, which share
 //           each input load: fewer per group (depthwise) cost more per MAC.
 //   fft     seconds = fft_call + fft_point * transform points
-//                   + fft_mix * channel-mix MACs + fft_pass * spectrum elements
+//                   + fft_mix * channel-mix MACs + fft_matrix * mix matrices
+//                   + fft_pass * spectrum elements
+//           (the mix is one small complex matrix product per row, group and
+//           frequency, each with a fixed cost that dominates when few
+//           columns (batch x blocks) share it)
 //           for the transform length n that minimises it (n >= span, n = 2^a, 3 * 2^a or 5 * 2^a).
 //
 // The constants are per device type, measured by
@@ -31,16 +35,16 @@ constexpr int64_t kAuto = -1;        // method='auto'
 constexpr int64_t kFftPlanned = -2;  // method='fft', the planned length
 
 struct CostConstants {
-  double direct_mac, direct_narrow, direct_call, fft_point, fft_mix, fft_pass, fft_call;
+  double direct_mac, direct_narrow, direct_call, fft_point, fft_mix, fft_matrix, fft_pass, fft_call;
 };
-constexpr int kCostConstants = 7;
+constexpr int kCostConstants = 8;
 
 // The constants in use for a device type (CUDA, or the CPU's for any other).
 CostConstants& cost_constants(c10::DeviceType device);
 
 // The work of both methods for p, with the FFT at transform length `block`.
 struct CostTerms {
-  double direct_macs, narrow_macs, transform_points, mix_macs, spectrum_elements;
+  double direct_macs, narrow_macs, transform_points, mix_macs, mix_matrices, spectrum_elements;
 };
 CostTerms cost_terms(const RowConvParams& p, bool complex, int64_t block);
 double direct_seconds(const CostConstants& c, const CostTerms& t);

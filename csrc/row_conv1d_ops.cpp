@@ -32,8 +32,8 @@ TORCH_LIBRARY(rowconv, m) {
       tags);
   m.def("row_conv1d_grad_bias(Tensor grad_out) -> Tensor", tags);
   // The cost model (fft_plan.h) for a forward call: [block, direct MACs,
-  // narrow MACs, transform points, mix MACs, spectrum elements, direct
-  // seconds, FFT seconds], the FFT at transform length fft_block (> 0) or the
+  // narrow MACs, transform points, mix MACs, mix matrices, spectrum elements,
+  // direct seconds, FFT seconds], the FFT at transform length fft_block (> 0) or the
   // planned one.
   m.def(
       "cost_plan(Tensor x, Tensor weight, int stride, int pad_left, int pad_right, int dilation, "
@@ -49,7 +49,8 @@ TORCH_LIBRARY(rowconv, m) {
         const auto& c = rowconv::fft::cost_constants(x.device().type());
         const auto t = rowconv::fft::cost_terms(p, complex, block);
         return std::vector<double>{static_cast<double>(block), t.direct_macs, t.narrow_macs,
-                                   t.transform_points, t.mix_macs, t.spectrum_elements,
+                                   t.transform_points, t.mix_macs, t.mix_matrices,
+                                   t.spectrum_elements,
                                    rowconv::fft::direct_seconds(c, t),
                                    rowconv::fft::fft_seconds(c, t)};
       });
@@ -58,7 +59,7 @@ TORCH_LIBRARY(rowconv, m) {
   m.def("cost_constants(str device) -> float[]", [](const std::string& device) {
     const auto& c = rowconv::fft::cost_constants(c10::Device(device).type());
     return std::vector<double>{c.direct_mac, c.direct_narrow, c.direct_call, c.fft_point,
-                               c.fft_mix,    c.fft_pass,      c.fft_call};
+                               c.fft_mix,    c.fft_matrix,    c.fft_pass,  c.fft_call};
   });
   m.def("set_cost_constants(str device, float[] values) -> ()",
         [](const std::string& device, const std::vector<double>& v) {
@@ -70,8 +71,8 @@ TORCH_LIBRARY(rowconv, m) {
                               "set_cost_constants: values must be finite and non-negative, got ",
                               value);
           }
-          rowconv::fft::cost_constants(c10::Device(device).type()) = {v[0], v[1], v[2], v[3],
-                                                                       v[4], v[5], v[6]};
+          rowconv::fft::cost_constants(c10::Device(device).type()) = {
+              v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]};
         });
   // Which build of the CPU micro-kernels runs ("avx512", "avx2", "baseline").
   m.def("cpu_isa() -> str", [] { return std::string(rowconv::cpu::cpu_isa()); });

@@ -11,7 +11,8 @@ weighs it with constants measured on the machine:
           (MACs = B H Cout Cin_g K Wout real multiply-adds; the kernels' register
           block of 8 output channels shares each input load, fewer cost more)
   fft     fft_call + fft_point * (transform points x log2 n)
-          + fft_mix * (channel-mix multiply-adds) + fft_pass * (spectrum elements)
+          + fft_mix * (channel-mix multiply-adds) + fft_matrix * (mix matrices)
+          + fft_pass * (spectrum elements)
           at the transform length n that minimises it (overlap-save blocks of
           n points, as scipy.signal.oaconvolve sizes its blocks).
 
@@ -26,7 +27,8 @@ METHODS = ("auto", "direct", "fft")
 # The ops' fft_block argument for each method (csrc/fft_plan.h); a positive
 # value is a transform length, for tests and benchmarks.
 FFT_BLOCK = {"direct": 0, "auto": -1, "fft": -2}
-CONSTANT_NAMES = ("direct_mac", "direct_narrow", "direct_call", "fft_point", "fft_mix", "fft_pass", "fft_call")
+CONSTANT_NAMES = ("direct_mac", "direct_narrow", "direct_call", "fft_point", "fft_mix", "fft_matrix", "fft_pass",
+                  "fft_call")
 
 
 def fft_block_arg(method, owner="row_conv1d"):
@@ -41,8 +43,8 @@ def cost_plan(x, weight, stride=1, pad_left=0, pad_right=0, dilation=1, groups=1
     transform length (fft_block if positive, else the planned one), the work
     counts and the predicted seconds of both methods."""
     values = torch.ops.rowconv.cost_plan(x, weight, stride, pad_left, pad_right, dilation, groups, fft_block)
-    names = ("block", "direct_macs", "narrow_macs", "transform_points", "mix_macs", "spectrum_elements",
-             "direct_seconds", "fft_seconds")
+    names = ("block", "direct_macs", "narrow_macs", "transform_points", "mix_macs", "mix_matrices",
+             "spectrum_elements", "direct_seconds", "fft_seconds")
     plan = dict(zip(names, values))
     plan["block"] = int(plan["block"])
     return plan
@@ -97,6 +99,8 @@ CALIBRATION_SHAPES = (
     (32, 15, 10, 512, 15, 3), (8, 64, 16, 512, 64, 5), (1, 1, 1024, 8192, 1, 20), (16, 1, 256, 2048, 1, 64),
     # small problems, which fix the fixed costs per call
     (1, 1, 16, 2048, 1, 255), (1, 1, 4, 1024, 1, 64), (2, 4, 2, 1024, 4, 127), (1, 1, 64, 4096, 1, 1023),
+    # many rows of one short row each: the mix's matrices have one column
+    (1, 8, 512, 512, 8, 185), (1, 8, 128, 2048, 8, 93),
 )
 
 
@@ -125,7 +129,8 @@ def measure_cost_constants(device="cpu", shapes=CALIBRATION_SHAPES, repeats=5, s
         for block in sorted({plan["block"], 1 << (below - 1).bit_length(), 1 << (above - 1).bit_length()}):
             p = cost_plan(x, w, fft_block=block)
             seconds = _median_seconds(lambda: (op(x, w, None, 1, 0, 0, 1, 1, block), sync()), repeats)
-            fft.append((shape, block, [p["transform_points"], p["mix_macs"], p["spectrum_elements"], 1.0], seconds))
+            fft.append((shape, block, [p["transform_points"], p["mix_macs"], p["mix_matrices"],
+                                       p["spectrum_elements"], 1.0], seconds))
 
     def fit(samples):
         terms = np.array([s[2] for s in samples], float)
@@ -134,11 +139,12 @@ def measure_cost_constants(device="cpu", shapes=CALIBRATION_SHAPES, repeats=5, s
         return [max(float(v), 1e-16) for v in coef], terms, seconds
 
     (direct_mac, direct_narrow, direct_call), d_terms, d_sec = fit(direct)
-    (fft_point, fft_mix, fft_pass, fft_call), f_terms, f_sec = fit(fft)
+    (fft_point, fft_mix, fft_matrix, fft_pass, fft_call), f_terms, f_sec = fit(fft)
     constants = dict(direct_mac=direct_mac, direct_narrow=direct_narrow, direct_call=direct_call,
-                     fft_point=fft_point, fft_mix=fft_mix, fft_pass=fft_pass, fft_call=fft_call)
+                     fft_point=fft_point, fft_mix=fft_mix, fft_matrix=fft_matrix, fft_pass=fft_pass,
+                     fft_call=fft_call)
     d_pred = d_terms @ np.array([direct_mac, direct_narrow, direct_call])
-    f_pred = f_terms @ np.array([fft_point, fft_mix, fft_pass, fft_call])
+    f_pred = f_terms @ np.array([fft_point, fft_mix, fft_matrix, fft_pass, fft_call])
     samples = ([dict(shape=s[0], method="direct", block=0, seconds=s[3], predicted=float(p))
                 for s, p in zip(direct, d_pred)] +
                [dict(shape=s[0], method="fft", block=s[1], seconds=s[3], predicted=float(p))
