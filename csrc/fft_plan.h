@@ -14,7 +14,8 @@
 //           (the mix is one small complex matrix product per row, group and
 //           frequency, each with a fixed cost that dominates when few
 //           columns (batch x blocks) share it)
-//           for the transform length n that minimises it (n >= span, n = 2^a, 3 * 2^a or 5 * 2^a).
+//           for the transform length n that minimises it (n >= span, n = odd * 2^a for
+//           small odd parts: fft_plan.cpp).
 //
 // The constants are per device type, measured by
 // rowconv_ext.method.measure_cost_constants (docs/design.md).
