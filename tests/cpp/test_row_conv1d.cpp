@@ -9,7 +9,9 @@
 namespace {
 
 using ForwardFn = at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
-                             int64_t, int64_t, int64_t, int64_t, int64_t);
+                             int64_t, int64_t, int64_t, int64_t, int64_t, int64_t);
+// The last argument, fft_block: 0 = the direct kernels, -2 = the FFT method.
+constexpr int64_t kDirect = 0, kFft = -2;
 
 at::Tensor reference(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, int64_t stride,
                      int64_t pad_left, int64_t pad_right, int64_t dilation, int64_t groups) {
@@ -34,19 +36,25 @@ int main() {
       at::Tensor x = at::randn({c.B, c.cin, c.H, c.W}, at::dtype(dtype));
       at::Tensor w = at::randn({c.H, c.cout, c.cin / c.groups, c.K}, at::dtype(dtype));
       at::Tensor b = at::randn({c.H, c.cout}, at::dtype(dtype));
-      at::Tensor y = op.call(x, w, b, c.stride, c.pl, c.pr, c.dilation, c.groups);
       at::Tensor r = reference(x, w, b, c.stride, c.pl, c.pr, c.dilation, c.groups);
-      // float32: sums of Cin/groups * K <= 75 products, well inside 1e-4.
-      const double tol = dtype == at::kFloat ? 1e-4 : 1e-10;
-      const bool ok = y.sizes() == r.sizes() && at::allclose(y, r, tol, tol);
-      std::printf("%s B=%ld Cin=%ld H=%ld W=%ld Cout=%ld K=%ld: %s\n", c10::toString(dtype), c.B, c.cin,
-                  c.H, c.W, c.cout, c.K, ok ? "ok" : "MISMATCH");
-      failures += !ok;
+      for (const int64_t method : {kDirect, kFft}) {
+        at::Tensor y = op.call(x, w, b, c.stride, c.pl, c.pr, c.dilation, c.groups, method);
+        // direct: sums of Cin/groups * K <= 75 products, elementwise well inside 1e-4 in
+        // float32; the FFT's error is relative to the norms: norm-wise, the same bounds.
+        const double tol = dtype == at::kFloat ? 1e-4 : 1e-10;
+        const bool ok = y.sizes() == r.sizes() &&
+                        (method == kDirect ? at::allclose(y, r, tol, tol)
+                                           : (y - r).norm().item<double>() <= tol * r.norm().item<double>());
+        std::printf("%s %s B=%ld Cin=%ld H=%ld W=%ld Cout=%ld K=%ld: %s\n", c10::toString(dtype),
+                    method == kDirect ? "direct" : "fft", c.B, c.cin, c.H, c.W, c.cout, c.K,
+                    ok ? "ok" : "MISMATCH");
+        failures += !ok;
+      }
     }
   }
   // Bad input: a ValueError (c10::ValueError) naming the argument.
   try {
-    op.call(at::randn({2, 4, 3, 10}), at::randn({2, 6, 4, 3}), std::nullopt, 1, 0, 0, 1, 1);
+    op.call(at::randn({2, 4, 3, 10}), at::randn({2, 6, 4, 3}), std::nullopt, 1, 0, 0, 1, 1, kDirect);
     std::printf("bad rows: no error\n");
     ++failures;
   } catch (const c10::ValueError& e) {
