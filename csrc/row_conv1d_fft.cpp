@@ -156,7 +156,7 @@ at::Tensor correlate_channels(const at::Tensor& G, const at::Tensor& X, int64_t 
   const int64_t B = G.size(0), H = G.size(2), blocks = G.size(3), F = G.size(4);
   const int64_t out_g = G.size(1) / groups, in_g = X.size(1) / groups;
   if (in_g == 1 && out_g == 1) {  // depthwise: a sum of products per frequency
-    return at::mul(G, X).sum({0, 3}).transpose(0, 1).unsqueeze(2);
+    return at::mul(G, X).sum(at::IntArrayRef{0, 3}).transpose(0, 1).unsqueeze(2);
   }
   const at::Tensor g = G.view({B, groups, out_g, H, blocks, F})
                            .permute({3, 1, 5, 2, 0, 4})
