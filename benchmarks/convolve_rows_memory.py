@@ -27,6 +27,7 @@ benchmarks/results). The memmap files go to --tmp (default: the system's tempora
 directory) and are deleted at the end; they need (2 + P / N) x --gib GiB of disk.
 """
 import argparse
+import importlib.util
 import csv
 import json
 import os
@@ -130,7 +131,12 @@ def _child(args):
 def _run_case(args, method, tmp):
     command = [sys.executable, __file__, "--child", method, "--tmp", str(tmp), "--gib", str(args.gib),
                "--length", str(args.length), "--kernel", str(args.kernel)]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]),
+    # The children import the rowconv_ext this process would import (found,
+    # not imported: the parent needs no torch), else the source tree's.
+    spec = importlib.util.find_spec("rowconv_ext")
+    package_root = (Path(spec.origin).resolve().parents[1] if spec and spec.origin
+                    else Path(__file__).resolve().parents[1])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(package_root),
                                                                    os.environ.get("PYTHONPATH")])))
     done = subprocess.run(command, check=True, capture_output=True, text=True, env=env)
     (tmp / f"out_{method}.f32").unlink()

@@ -1,4 +1,7 @@
 """convolve_rows against scipy.signal.convolve applied row by row."""
+import os
+import pathlib
+
 import numpy as np
 import pytest
 import scipy.signal
@@ -629,11 +632,14 @@ def test_blocks_keep_autograd(small_blocks, monkeypatch):
 # ---------------------------------------------------------------------------
 # Dask
 
-def test_dask_is_not_imported_with_the_package():
+def test_dask_is_not_imported_with_the_package(tmp_path):
     import subprocess  # noqa: PLC0415
     import sys  # noqa: PLC0415
     code = "import sys, rowconv_ext; assert not [m for m in sys.modules if m.split('.')[0] == 'dask'], 'dask'"
-    subprocess.run([sys.executable, "-c", code], check=True)
+    # the rowconv_ext this process imported (the installed one, not a source tree in the cwd)
+    package_root = str(pathlib.Path(rowconv_ext.__file__).resolve().parents[1])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=tmp_path)
 
 
 @pytest.mark.parametrize("method", METHODS)
