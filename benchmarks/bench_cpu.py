@@ -7,12 +7,21 @@ Alternatives, all in this process, on the same random data:
   native  grouped F.conv1d on input already laid out as (B, H*Cin, W) (layout done
           outside the timed region; only the conv, and F.pad where needed, is timed)
 
-Directions: fwd (inputs do not require grad) and fwd+bwd (forward, then
-torch.autograd.grad of x, weight and bias with a fixed random output grad).
+Directions: fwd (inputs do not require grad), fwd+bwd (forward, then
+torch.autograd.grad of x, weight and bias with a fixed random output grad), and
+the two backward kernels alone, grad_in and grad_w (ours: the
+row_conv1d_grad_input / _grad_weight ops; native: aten.convolution_backward with
+one output; loop and recipe have no such split and show nan).
 Timing: our own perf_counter loop (warmup, then single calls until --min-time has
 passed and at least MIN_REPS calls were made); the MEDIAN is reported. The thread
 count is set once with torch.set_num_threads and applies to every call.
-FLOPs: fwd = 2*B*Cout*H*Wout*(Cin/groups)*K, fwd+bwd = 3 x fwd (bias ignored).
+FLOPs: fwd = grad_in = grad_w = 2*B*Cout*H*Wout*(Cin/groups)*K, fwd+bwd = 3 x fwd
+(bias ignored). Ceiling: the machine's fp32 FMA peak, measured in the same run
+(torch.ops.rowconv.cpu_fma_peak_gflops: independent FMA chains in registers at the
+widest vectors the CPU runs, at the benchmark's thread count); %FMA is ours and
+native's (oneDNN's) GFLOP/s over it. MKL's torch.mm rate is in the header as a second
+reference, named as what it is: MKL does not use AVX-512 on AMD CPUs, so it is no
+ceiling there.
 Peak extra memory: sum of the allocator events recorded by torch.profiler
 (profile_memory=True) in time order; the peak of that running sum is the most
 bytes live at once beyond what existed before the call (output included).
@@ -270,6 +279,33 @@ def matmul_peak_gflops(reps=8, n=2048, device="cpu"):
     return 2 * n**3 / best / 1e9
 
 
+def fma_peaks():
+    """The measured FMA peaks in GFLOP/s at the current thread count: float32,
+    and bfloat16 (AVX-512 BF16's vdpbf16ps; 0 where the CPU lacks it)."""
+    return {d: torch.ops.rowconv.cpu_fma_peak_gflops(d) for d in ("float32", "bfloat16")}
+
+
+def backward_calls(s, x, w, g, x2, w2, g2):
+    """The two backward kernels alone, ours and native's: {direction: {impl: call}}."""
+    left, right = pad_pair(s)
+    block = rowconv_ext.method.fft_block_arg("auto")  # what ours() runs
+    pre, pad = alt_padding(s)
+    x2p = F.pad(x2, pre) if pre is not None else x2
+
+    def native_backward(mask):
+        return lambda: torch.ops.aten.convolution_backward(
+            g2, x2p, w2, None, [s.stride], [pad] if isinstance(pad, int) else pad, [s.dilation], False, [0],
+            s.H * s.groups, mask)
+    return {
+        "grad_in": {"ours": lambda: torch.ops.rowconv.row_conv1d_grad_input(
+                        g, w, s.W, s.stride, left, right, s.dilation, s.groups, block),
+                    "native": native_backward([True, False, False])},
+        "grad_w": {"ours": lambda: torch.ops.rowconv.row_conv1d_grad_weight(
+                       g, x, s.K, s.stride, left, right, s.dilation, s.groups, block),
+                   "native": native_backward([False, True, False])},
+    }
+
+
 def bench_shape(s, min_time, peak):
     x, w, b, g = make_inputs(s)
     verify(s, x, w, b, g)
@@ -278,14 +314,17 @@ def bench_shape(s, min_time, peak):
     data = {k: ((x, w, b), g) for k in IMPLS}  # (inputs, output grad) in each one's layout
     data["native"] = ((x2, w2, b2), g2)
     rows = []
-    for direction in ("fwd", "fwd+bwd"):
+    split = backward_calls(s, x, w, g, x2, w2, g2)
+    for direction in ("fwd", "fwd+bwd", "grad_in", "grad_w"):
         if direction == "fwd":
             calls = {k: (lambda f=fns[k], a=data[k][0]: f(*a, s)) for k in IMPLS}
-        else:
+        elif direction == "fwd+bwd":
             calls = {k: fwd_bwd(fns[k], *data[k], s) for k in IMPLS}
+        else:
+            calls = split[direction]
         with OtherLoad() as load:
-            ms = {k: time_median_ms(calls[k], min_time) for k in IMPLS}
-        gflop = fwd_flops(s) * (1 if direction == "fwd" else 3) / 1e9
+            ms = {k: time_median_ms(calls[k], min_time) if k in calls else float("nan") for k in IMPLS}
+        gflop = fwd_flops(s) * (3 if direction == "fwd+bwd" else 1) / 1e9
         rows.append({
             "shape": s.name, "B": s.B, "Cin": s.Cin, "H": s.H, "W": s.W, "Cout": s.Cout,
             "K": s.K, "stride": s.stride, "padding": str(s.padding), "dilation": s.dilation,
@@ -293,9 +332,10 @@ def bench_shape(s, min_time, peak):
             **{f"{k}_ms": ms[k] for k in IMPLS},
             "ours_gflops": gflop / (ms["ours"] / 1e3),
             "ours_pct_peak": 100 * gflop / (ms["ours"] / 1e3) / peak,
+            "native_pct_peak": 100 * gflop / (ms["native"] / 1e3) / peak,
             **{f"speedup_vs_{k}": ms[k] / ms["ours"] for k in IMPLS[1:]},
             "ours_peak_mib": peak_extra_mib(calls["ours"]),
-            "recipe_peak_mib": peak_extra_mib(calls["recipe"]),
+            "recipe_peak_mib": peak_extra_mib(calls["recipe"]) if "recipe" in calls else float("nan"),
             "other_cpu_pct": round(100 * load.share, 1),
         })
         print(f"  {s.name:14s} {direction:8s} ours {ms['ours']:.3f} ms", file=sys.stderr, flush=True)
@@ -326,7 +366,8 @@ def cpu_cache_and_flags():
     return l1d, " ".join(f for f in ISA_FLAGS if f in have) or "(none of: " + " ".join(ISA_FLAGS) + ")"
 
 
-def machine_header(threads, peak, min_time):
+def machine_header(threads, peak, min_time, fma=None):
+    """The run's machine and settings; peak: MKL's torch.mm rate; fma: fma_peaks()."""
     cpu = "unknown"
     try:
         m = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
@@ -341,7 +382,7 @@ def machine_header(threads, peak, min_time):
         commit = ""
     tunables = os.environ.get("GLIBC_TUNABLES", "")
     l1d, flags = cpu_cache_and_flags()
-    return {
+    header = {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "cpu": cpu,
         "l1d_per_core": l1d,
@@ -356,8 +397,14 @@ def machine_header(threads, peak, min_time):
         "mmap_threshold_raised": "mmap_threshold" in tunables,
         "repo_commit": commit or "unknown",
         "timing": f"median of single calls (perf_counter), >= {MIN_REPS} calls and >= {min_time} s each, after warmup",
-        "fp32_matmul_peak_gflops": f"{peak:.1f} (best of torch.mm 2048x2048, {threads} threads)",
+        "mkl_matmul_gflops": f"{peak:.1f} (best of torch.mm 2048x2048, {threads} threads: a reference, not a ceiling)",
     }
+    if fma is not None:
+        header["fp32_fma_peak_gflops"] = (f"{fma['float32']:.1f} (measured: independent FMA chains, {threads} threads; "
+                                          "the ceiling of %FMA)")
+        header["bf16_fma_peak_gflops"] = (f"{fma['bfloat16']:.1f} (vdpbf16ps)" if fma["bfloat16"] > 0
+                                          else "n/a (no AVX-512 BF16)")
+    return header
 
 
 def print_header(header):
@@ -405,14 +452,16 @@ def report(rows, header, out, tag):
     cols = [("shape", "{:14s}", "shape"), ("direction", "{:8s}", "dir"),
             ("ours_ms", "{:9.3f}", "ours ms"), ("loop_ms", "{:9.3f}", "loop ms"),
             ("recipe_ms", "{:9.3f}", "recipe ms"), ("native_ms", "{:9.3f}", "native ms"),
-            ("ours_gflops", "{:8.1f}", "GFLOP/s"), ("ours_pct_peak", "{:6.1f}", "%peak"),
+            ("ours_gflops", "{:8.1f}", "GFLOP/s"), ("ours_pct_peak", "{:6.1f}", "%FMA"),
+            ("native_pct_peak", "{:6.1f}", "%FMA native"),
             ("speedup_vs_loop", "{:7.2f}", "x loop"), ("speedup_vs_recipe", "{:8.2f}", "x recipe"),
             ("speedup_vs_native", "{:8.2f}", "x native"),
             ("ours_peak_mib", "{:8.1f}", "ours MiB"), ("recipe_peak_mib", "{:8.1f}", "rcp MiB"),
             ("other_cpu_pct", "{:5.0f}", "busy%")]
     print(format_table(rows, cols))
-    print("x <alt> = alt time / our time (> 1: ours is faster). MiB = peak extra memory seen by "
-          "torch.profiler (output included). busy% = CPU share other processes took while timing.")
+    print("x <alt> = alt time / our time (> 1: ours is faster). %FMA = GFLOP/s over the measured fp32 FMA peak "
+          "(header). MiB = peak extra memory seen by torch.profiler (output included). busy% = CPU share other "
+          "processes took while timing.")
     warning = busy_warning([r["shape"] + " " + r["direction"] for r in rows if r["other_cpu_pct"] > 10])
     if warning:
         print(warning)
@@ -476,14 +525,14 @@ def main():
 
     min_time = args.min_time or (0.25 if mode == "quick" else 0.5)
     torch.set_num_threads(args.threads)
-    peak = matmul_peak_gflops()
-    header = machine_header(args.threads, peak, min_time)
+    fma = fma_peaks()
+    header = machine_header(args.threads, matmul_peak_gflops(), min_time, fma)
     tag = args.tag or f"{mode}_{'tuned' if header['mmap_threshold_raised'] else 'default'}malloc"
     print_header(header)
 
     rows = []
     for s in specs:
-        rows += bench_shape(s, min_time, peak)
+        rows += bench_shape(s, min_time, fma["float32"])
     report(rows, header, args.out, tag)
 
 

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "cpu/fma_peak.h"
 #include "cpu/microkernels.h"
 #include "fft_plan.h"
 #include "row_conv1d.h"
@@ -76,4 +77,10 @@ TORCH_LIBRARY(rowconv, m) {
         });
   // Which build of the CPU micro-kernels runs ("avx512", "avx2", "baseline").
   m.def("cpu_isa() -> str", [] { return std::string(rowconv::cpu::cpu_isa()); });
+  // The CPU's measured FMA peak in GFLOP/s at the current thread count
+  // (cpu/fma_peak.h): the ceiling the benchmarks report against.
+  m.def("cpu_fma_peak_gflops(str dtype, float seconds=0.25) -> float",
+        [](const std::string& dtype, double seconds) {
+          return rowconv::cpu::fma_peak_gflops(dtype, seconds);
+        });
 }

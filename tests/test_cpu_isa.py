@@ -42,3 +42,25 @@ def test_unknown_instruction_set_is_a_clear_error():
                 "torch.randn(1, 1, 1, 2), None, 1, 0, 0, 1, 1)", "sse9")
     assert done.returncode != 0
     assert "ROWCONV_CPU_ISA must be avx512, avx2 or baseline, got 'sse9'" in done.stderr
+
+
+def _cpu_flags():
+    for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def test_fma_peak_is_measured_for_each_dtype():
+    # The benchmarks' ceiling: a positive rate for the float types, and for
+    # bfloat16 exactly where the CPU has AVX-512 BF16 (0 elsewhere). Its size
+    # is a measurement, not a test: no timing is asserted.
+    for dtype in ("float32", "float64"):
+        assert torch.ops.rowconv.cpu_fma_peak_gflops(dtype, 0.01) > 0
+    bf16 = torch.ops.rowconv.cpu_fma_peak_gflops("bfloat16", 0.01)
+    assert (bf16 > 0) == ("avx512_bf16" in _cpu_flags())
+
+
+def test_fma_peak_names_a_bad_dtype():
+    with pytest.raises(ValueError, match="dtype must be float32, float64 or bfloat16, got 'int8'"):
+        torch.ops.rowconv.cpu_fma_peak_gflops("int8", 0.01)
