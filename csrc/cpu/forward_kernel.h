@@ -9,6 +9,7 @@
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 
+#include <type_traits>
 #include <vector>
 
 #include "cpu_tiling.h"
@@ -29,7 +30,7 @@ void row_conv1d_forward(const RowConvParams& p, const scalar_t* x, const scalar_
 
   at::parallel_for(0, items, grain_for(cout_g * R * tile), [&](int64_t begin, int64_t end) {
     InputRows<acc_t> in(p, tile);
-    std::vector<acc_t> w(cout_g * R), acc(cout_g * ldc);
+    std::vector<acc_t> w(std::is_same_v<scalar_t, acc_t> ? 0 : cout_g * R), acc(cout_g * ldc);
     std::vector<const acc_t*> w_rows(cout_g);
     for (int64_t co = 0; co < cout_g; ++co) w_rows[co] = w.data() + co * R;
     int64_t packed = -1;  // the (h, group) whose weights are in w
@@ -41,7 +42,12 @@ void row_conv1d_forward(const RowConvParams& p, const scalar_t* x, const scalar_
       const int64_t t0 = tile_idx * tile, n = std::min(tile, p.out_width - t0);
       if (packed != h * p.groups + g) {
         const scalar_t* src = weight + p.weight_offset(h, g * cout_g, 0, 0);
-        for (int64_t i = 0; i < cout_g * R; ++i) w[i] = static_cast<acc_t>(src[i]);
+        if constexpr (std::is_same_v<scalar_t, acc_t>) {
+          // The group's weights are already Cout_g contiguous rows of R: read in place.
+          for (int64_t co = 0; co < cout_g; ++co) w_rows[co] = src + co * R;
+        } else {
+          for (int64_t i = 0; i < cout_g * R; ++i) w[i] = static_cast<acc_t>(src[i]);
+        }
         packed = h * p.groups + g;
       }
       for (int64_t co = 0; co < cout_g; ++co) {

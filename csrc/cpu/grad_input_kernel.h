@@ -41,6 +41,9 @@ void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
     std::vector<acc_t> gout(cout_g * span), w(cin_g * cout_g * K), acc(cin_g * ldc);
     std::vector<const acc_t*> rows(cout_g * K), w_rows(cin_g);
     for (int64_t ci = 0; ci < cin_g; ++ci) w_rows[ci] = w.data() + ci * cout_g * K;
+    // At stride 1 every tap contributes to every position, so the packed
+    // weights depend on (h, group) alone: this one is in w (-1: none).
+    int64_t packed = -1;
     for (int64_t item = begin; item < end; ++item) {
       const int64_t tile_idx = item % tiles;
       const int64_t g = item / tiles % p.groups;
@@ -52,6 +55,8 @@ void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
         load_window(grad_out + p.gout_offset(b, g * cout_g + co, h, 0), p.out_width,
                     p.gout_stride_w, t_lo, span_for(n), gout.data() + co * span);
       }
+      const bool pack = s != 1 || packed != h * p.groups + g;
+      packed = s == 1 ? h * p.groups + g : -1;
       for (int64_t q = 0; q < std::min(s, n); ++q) {
         const int64_t count = (n - q + s - 1) / s;  // positions of this phase in the tile
         int64_t taps = 0;
@@ -61,6 +66,7 @@ void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
           const int64_t offset = floor_div(e, s) - t_lo;
           for (int64_t co = 0; co < cout_g; ++co, ++taps) {
             rows[taps] = gout.data() + co * span + offset;
+            if (!pack) continue;
             const scalar_t* wk = weight + p.weight_offset(h, g * cout_g + co, 0, k);
             for (int64_t ci = 0; ci < cin_g; ++ci)
               w[ci * cout_g * K + taps] = static_cast<acc_t>(wk[ci * K]);
