@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "row_conv1d_params.h"
+#include "row_conv1d_update_params.h"
 
 namespace rowconv {
 
@@ -31,5 +32,15 @@ RowConvParams check_grad_weight(const at::Tensor& grad_out, const at::Tensor& x,
 
 // grad_bias (H, Cout) from grad_out (B, Cout, H, Wout).
 RowConvParams check_grad_bias(const at::Tensor& grad_out);
+
+// y = row_conv1d_update(x, conv_state, weight, bias): x (B, Cin, H, T),
+// conv_state (pool, Cin, H, S), cache_seqlens and state_indices (B,) int32 or
+// int64 (row_conv1d_update_params.h). Reads state_indices' values (to the
+// host, for a CUDA tensor) to refuse rows outside the pool and repeated rows.
+RowConvUpdateParams check_update(const at::Tensor& x, const at::Tensor& conv_state,
+                                 const at::Tensor& weight, const std::optional<at::Tensor>& bias,
+                                 int64_t dilation, int64_t groups,
+                                 const std::optional<at::Tensor>& cache_seqlens,
+                                 const std::optional<at::Tensor>& state_indices);
 
 }  // namespace rowconv

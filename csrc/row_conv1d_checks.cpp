@@ -1,10 +1,13 @@
 // The argument checks that every backend runs before its kernels: each error
 // names the argument, the expected and the actual value.
+#include <ATen/MemoryOverlap.h>
 #include <ATen/core/Tensor.h>
 #include <c10/util/Exception.h>
 
 #include <sstream>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "row_conv1d.h"
 
@@ -217,5 +220,129 @@ RowConvParams check_grad_bias(const at::Tensor& grad_out) {
   return p;
 }
 
-}  // namespace rowconv
+namespace {
 
+// cache_seqlens / state_indices of row_conv1d_update: (B,) int32 or int64 on x's device.
+void check_index_vector(const char* op, const char* name, const at::Tensor& t, const at::Tensor& x) {
+  check_rank(op, name, t, 1, "(B,)");
+  check_dim_equals(op, "the batch size B = x.shape[0]", x.size(0), name, t, 0);
+  TORCH_CHECK(t.scalar_type() == at::kInt || t.scalar_type() == at::kLong, op, ": ", name,
+              " must have dtype int32 or int64, got ", t.scalar_type());
+  TORCH_CHECK(t.device() == x.device(), op, ": ", name, " must be on the same device as x (",
+              x.device(), "), got ", t.device());
+}
+
+// conv_state is written in place: it must own each of its elements once and
+// share no memory with an operand that is read.
+void check_writable_state(const char* op, const at::Tensor& state,
+                          const std::vector<std::pair<const char*, const at::Tensor*>>& reads) {
+  TORCH_CHECK(at::has_internal_overlap(state) != at::MemOverlap::Yes, op,
+              ": conv_state is written in place, so it must not be an expanded view (several "
+              "elements at one address), got strides ",
+              state.strides());
+  TORCH_CHECK(!state.is_conj() && !state.is_neg(), op,
+              ": conv_state is written in place, so it must not be a lazy conjugate or negative "
+              "view (call .resolve_conj() first)");
+  // The address ranges each tensor spans (strides are never negative): two
+  // views that interleave without touching are refused too, which is simpler
+  // than proving them apart.
+  const auto span_of = [](const at::Tensor& t) {
+    const auto* first = static_cast<const char*>(t.const_data_ptr());
+    int64_t last = 0;
+    for (int64_t d = 0; d < t.dim(); ++d) last += (t.size(d) - 1) * t.stride(d);
+    return std::make_pair(first, first + (last + 1) * static_cast<int64_t>(t.element_size()));
+  };
+  for (const auto& [name, t] : reads) {
+    if (t == nullptr || !t->defined() || t->numel() == 0 || state.numel() == 0) continue;
+    if (!t->storage().is_alias_of(state.storage())) continue;
+    const auto [lo, hi] = span_of(state);
+    const auto [t_lo, t_hi] = span_of(*t);
+    TORCH_CHECK(hi <= t_lo || t_hi <= lo, op,
+                ": conv_state is written in place, so it must not share memory with ", name);
+  }
+}
+
+}  // namespace
+
+RowConvUpdateParams check_update(const at::Tensor& x, const at::Tensor& conv_state,
+                                 const at::Tensor& weight, const std::optional<at::Tensor>& bias,
+                                 int64_t dilation, int64_t groups,
+                                 const std::optional<at::Tensor>& cache_seqlens,
+                                 const std::optional<at::Tensor>& state_indices) {
+  const char* op = "row_conv1d_update";
+  check_rank(op, "x", x, 4, "(B, Cin, H, T)");
+  check_rank(op, "conv_state", conv_state, 4, "(state batch, Cin, H, S)");
+  check_rank(op, "weight", weight, 4, "(H, Cout, Cin / groups, K)");
+  check_floating(op, "x", x);
+  check_like(op, "x", x, "conv_state", conv_state);
+  check_like(op, "x", x, "weight", weight);
+  const bool has_bias = bias.has_value() && bias->defined();
+  if (has_bias) {
+    check_rank(op, "bias", *bias, 2, "(H, Cout)");
+    check_like(op, "x", x, "bias", *bias);
+  }
+  TORCH_CHECK_VALUE(x.size(3) >= 1, op, ": x must hold at least one new step, got T = x.shape[3] = ",
+                    x.size(3), " (x has shape ", shape_of(x), ")");
+  check_dim_equals(op, "the number of rows H = x.shape[2]", x.size(2), "weight", weight, 0);
+  // The convolution of the T new steps after the held history: the checks
+  // of a causal row_conv1d over them.
+  const RowConvParams conv =
+      make_params(op, x.size(0), x.size(1), weight.size(1), x.size(2), x.size(3), weight.size(3),
+                  1, dilation * (weight.size(3) - 1), 0, dilation, groups, 0);
+  check_dim_equals(op, "in_channels / groups", conv.in_per_group, "weight", weight, 2);
+  if (has_bias) {
+    check_dim_equals(op, "H = x.shape[2]", conv.rows, "bias", *bias, 0);
+    check_dim_equals(op, "out_channels = weight.shape[1]", conv.out_channels, "bias", *bias, 1);
+  }
+  check_dim_equals(op, "in_channels = x.shape[1]", conv.in_channels, "conv_state", conv_state, 1);
+  check_dim_equals(op, "the number of rows H = x.shape[2]", conv.rows, "conv_state", conv_state, 2);
+  const int64_t history = dilation * (conv.kernel_size - 1);
+  const int64_t state_len = conv_state.size(3);
+  TORCH_CHECK_VALUE(state_len >= history, op, ": conv_state.shape[3] (S) must be at least "
+                    "dilation * (K - 1) = ", dilation, " * (", conv.kernel_size, " - 1) = ", history,
+                    ", got ", state_len, " (conv_state has shape ", shape_of(conv_state), ")");
+  const bool circular = cache_seqlens.has_value() && cache_seqlens->defined();
+  if (circular) {
+    check_index_vector(op, "cache_seqlens", *cache_seqlens, x);
+    TORCH_CHECK_VALUE(state_len >= 1, op, ": a circular conv_state (cache_seqlens given) needs "
+                      "conv_state.shape[3] (S) >= 1, got ", state_len);
+  }
+  const bool pooled = state_indices.has_value() && state_indices->defined();
+  if (pooled) {
+    check_index_vector(op, "state_indices", *state_indices, x);
+    // The values decide which memory is written: checked before any kernel.
+    const at::Tensor rows = state_indices->to(at::kCPU, at::kLong).contiguous();
+    const int64_t* r = rows.const_data_ptr<int64_t>();
+    std::vector<int64_t> user(conv_state.size(0), -1);  // the batch entry using each pool row
+    for (int64_t b = 0; b < rows.numel(); ++b) {
+      if (r[b] < 0) continue;  // skipped entry
+      TORCH_CHECK_VALUE(r[b] < conv_state.size(0), op, ": state_indices[", b, "] = ", r[b],
+                        " is outside the pool: expected a negative value (skip) or one below "
+                        "conv_state.shape[0] = ", conv_state.size(0));
+      TORCH_CHECK_VALUE(user[r[b]] < 0, op, ": state_indices[", user[r[b]], "] and state_indices[",
+                        b, "] are both ", r[b], ": two batch entries cannot update one state row");
+      user[r[b]] = b;
+    }
+  } else {
+    check_dim_equals(op, "the batch size B = x.shape[0] (without state_indices)", x.size(0),
+                     "conv_state", conv_state, 0);
+  }
+  check_writable_state(op, conv_state,
+                       {{"x", &x}, {"weight", &weight}, {"bias", has_bias ? &*bias : nullptr},
+                        {"cache_seqlens", circular ? &*cache_seqlens : nullptr},
+                        {"state_indices", pooled ? &*state_indices : nullptr}});
+  RowConvUpdateParams p{};
+  p.conv = conv;
+  set_input_strides(p.conv, x);
+  p.state_len = state_len;
+  p.pool_size = conv_state.size(0);
+  p.channel_parts = 1;
+  p.state_stride_b = conv_state.stride(0);
+  p.state_stride_c = conv_state.stride(1);
+  p.state_stride_part = 0;
+  p.state_stride_h = conv_state.stride(2);
+  p.state_stride_s = conv_state.stride(3);
+  return p;
+}
+
+}  // namespace rowconv

@@ -32,6 +32,13 @@ TORCH_LIBRARY(rowconv, m) {
       "int pad_left, int pad_right, int dilation, int groups, int fft_block=0) -> Tensor",
       tags);
   m.def("row_conv1d_grad_bias(Tensor grad_out) -> Tensor", tags);
+  // One decoding step (row_conv1d_update_params.h): returns the outputs at
+  // x's T steps and writes the new inputs into conv_state (mutated in place;
+  // an inference op: row_conv1d_update_autograd.cpp refuses gradients).
+  m.def(
+      "row_conv1d_update(Tensor x, Tensor(a!) conv_state, Tensor weight, Tensor? bias, "
+      "int dilation, int groups, Tensor? cache_seqlens, Tensor? state_indices) -> Tensor",
+      tags);
   // The cost model (fft_plan.h) for a forward call: [block, direct MACs,
   // narrow MACs, transform points, mix MACs, mix matrices, spectrum elements,
   // direct seconds, FFT seconds], the FFT at transform length fft_block (> 0) or the

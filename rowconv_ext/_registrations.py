@@ -93,6 +93,21 @@ def _grad_bias_fake(grad_out):
     return grad_out.new_empty((grad_out.shape[2], grad_out.shape[1]))
 
 
+@torch.library.register_fake("rowconv::row_conv1d_update")
+def _update_fake(x, conv_state, weight, bias, dilation, groups, cache_seqlens, state_indices):
+    # conv_state is mutated (the schema says so); the result is new.
+    op = "row_conv1d_update"
+    _check_rank(op, "x", x, "(B, Cin, H, T)")
+    _check_rank(op, "conv_state", conv_state, "(state batch, Cin, H, S)")
+    _check_rank(op, "weight", weight, "(H, Cout, Cin / groups, K)")
+    _check_like(op, "x", x, "conv_state", conv_state)
+    _check_like(op, "x", x, "weight", weight)
+    if bias is not None:
+        _check_like(op, "x", x, "bias", bias)
+    B, _, H, T = x.shape
+    return x.new_empty((B, weight.shape[1], H, T))
+
+
 # Autograd, reverse and forward mode.
 def _sum_terms(*terms):
     """The sum of the tangent terms that exist (None: that input has no

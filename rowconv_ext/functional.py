@@ -82,3 +82,25 @@ def row_conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     pad_left, pad_right = resolve_padding(padding, kernel_size, stride, dilation)
     return torch.ops.rowconv.row_conv1d(x, weight, bias, stride, pad_left, pad_right, dilation, groups,
                                         fft_block_arg(method))
+
+
+_update_op = torch.ops.rowconv.row_conv1d_update.default
+
+
+def row_conv1d_update(x, conv_state, weight, bias=None, dilation=1, groups=1, *, cache_seqlens=None,
+                      state_indices=None):
+    """One decoding step of a causal row convolution: the outputs at the T
+    newest inputs x (B, Cin, H, T) given the inputs held in conv_state, which
+    is updated in place. Returns (B, Cout, H, T).
+
+    conv_state (B, Cin, H, S), S >= dilation * (K - 1): the last S inputs,
+    oldest first, shifted by T; with cache_seqlens ((B,) integers) a circular
+    buffer whose next input for entry b goes to position cache_seqlens[b] % S
+    (the caller advances cache_seqlens). With state_indices ((B,) integers),
+    entry b uses row state_indices[b] of a larger pool conv_state; a negative
+    index skips it (zero outputs, state untouched).
+    An inference op: operands that require grad under grad mode are refused.
+    """
+    # Thin on purpose: a decode step's time is mostly call overhead, and the
+    # op's C++ checks name the argument, the expected and the actual value.
+    return _update_op(x, conv_state, weight, bias, dilation, groups, cache_seqlens, state_indices)

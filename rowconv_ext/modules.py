@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .functional import int_arg, resolve_padding, row_conv1d
+from .functional import int_arg, resolve_padding, row_conv1d, row_conv1d_update
 from .method import METHODS
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
@@ -40,6 +40,9 @@ class RowConv1d(nn.Module):
     nn.Conv1d takes (C, L). Zero in_channels or out_channels are allowed, as
     nn.Conv1d allows them; with in_channels = 0 the output is the bias
     broadcast (zeros without bias).
+
+    Causal modules also decode step by step: state = init_state(B), then
+    step(x_new, state) per block of new inputs (row_conv1d_update).
     """
 
     def __init__(self, rows, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
@@ -120,6 +123,49 @@ class RowConv1d(nn.Module):
         if self.method != "auto":
             s += f", method={self.method!r}"
         return s
+
+    # Streaming (decoding step by step) for causal modules.
+    def _check_streams(self, what):
+        """A causal module: stride 1 and only dilation * (K - 1) zeros on the
+        left, so that a step sees the held inputs where the forward sees its padding."""
+        history = self.dilation[0] * (self.kernel_size[0] - 1)
+        if self.stride[0] != 1 or self._pads != (history, 0):
+            raise ValueError(
+                f"{type(self).__name__}.{what}: streaming needs a causal module (padding='causal', i.e. "
+                f"(dilation * (kernel_size - 1), 0) = ({history}, 0), and stride 1), got padding={self.padding!r} "
+                f"(resolved {self._pads}) and stride={self.stride[0]}")
+        if self.padding_mode != "zeros" and history > 0:
+            raise ValueError(
+                f"{type(self).__name__}.{what}: streaming needs padding_mode='zeros' (the state starts as the "
+                f"zeros the forward pads with), got padding_mode={self.padding_mode!r}")
+        return history
+
+    def init_state(self, batch_size=None):
+        """A zero conv_state (batch_size, in_channels, rows, dilation * (kernel_size - 1))
+        on the module's device and dtype, for step(); batch_size=None: the
+        unbatched (in_channels, rows, ...) state for unbatched steps."""
+        history = self._check_streams("init_state")
+        shape = (self.in_channels, self.rows, history)
+        if batch_size is not None:
+            shape = (_int_at_least(f"{type(self).__name__}.init_state", "batch_size", batch_size, 0),) + shape
+        return torch.zeros(shape, device=self.weight.device, dtype=self.weight.dtype)
+
+    def step(self, x, state):
+        """The outputs at the T new inputs x (B, in_channels, rows, T), or
+        unbatched (in_channels, rows, T), given the inputs held in `state`
+        (from init_state), which is updated in place: row_conv1d_update with
+        the module's parameters. Steps over a sequence equal forward() over
+        it. An inference step: run it under torch.no_grad() or
+        torch.inference_mode() (the parameters require grad)."""
+        self._check_streams("step")
+        if isinstance(x, torch.Tensor) and x.dim() == 3:  # unbatched, as forward: a batch of one
+            if not isinstance(state, torch.Tensor) or state.dim() != 3:
+                got = f"shape {tuple(state.shape)}" if isinstance(state, torch.Tensor) else type(state).__name__
+                raise ValueError(f"{type(self).__name__}.step: an unbatched x needs the unbatched state "
+                                 f"(in_channels, rows, S) of init_state(), got {got}")
+            return row_conv1d_update(x.unsqueeze(0), state.unsqueeze(0), self.weight, self.bias, self.dilation[0],
+                                     self.groups).squeeze(0)
+        return row_conv1d_update(x, state, self.weight, self.bias, self.dilation[0], self.groups)
 
     # Conversions from and to stock PyTorch layers.
     @classmethod

@@ -27,7 +27,8 @@ echo "== import and CUDA kernels"
 import torch
 import rowconv_ext
 print("torch", torch.__version__, "CUDA", torch.version.cuda, "GPU available:", torch.cuda.is_available())
-for op in ("row_conv1d", "row_conv1d_grad_input", "row_conv1d_grad_weight", "row_conv1d_grad_bias"):
+for op in ("row_conv1d", "row_conv1d_grad_input", "row_conv1d_grad_weight", "row_conv1d_grad_bias",
+           "row_conv1d_update"):
     for key in ("CPU", "CUDA"):
         assert torch._C._dispatch_has_kernel_for_dispatch_key(f"rowconv::{op}", key), (op, key)
     print(f"rowconv::{op}: CPU and CUDA kernels registered")

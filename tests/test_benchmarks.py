@@ -66,3 +66,28 @@ def test_fft_benchmark_calls_convolve_rows_with_method(monkeypatch):
     assert fn is with_method and name.startswith("rowconv_ext.convolve_rows")
     fn(a, b, method="fft")
     assert calls == ["fft"]
+
+
+STREAMING_BENCH = BENCH.parent / "bench_streaming.py"
+
+
+def test_streaming_benchmark_quick(tmp_path):
+    """bench_streaming.py --quick: the decode part runs on its shapes, checks
+    every implementation against the plain step, writes its CSV (machine
+    header included) and prints a verdict per shape. The subprocess imports
+    the rowconv_ext under test, wherever it is (the script's ops are new)."""
+    import os
+
+    import rowconv_ext
+    package_root = str(pathlib.Path(rowconv_ext.__file__).resolve().parent.parent)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
+    done = subprocess.run([sys.executable, str(STREAMING_BENCH), "--quick", "--min-time", "0.01",
+                           "--out", str(tmp_path), "--tag", "smoke"], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=300, env=env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    lines = (tmp_path / "streaming_decode_smoke.csv").read_text().splitlines()
+    assert any(line.startswith("# cpu:") for line in lines)
+    assert any(line.startswith("# l1d_per_core:") for line in lines)
+    assert len([line for line in lines if not line.startswith("#")]) == 1 + 3  # column names + shapes
+    for shape in ("forum", "depthwise", "wide"):
+        assert f"target decode {shape}:" in done.stdout

@@ -314,3 +314,68 @@ def test_auto_runs_what_choose_method_says():
         err, ref_norm = normwise_error(y, ref(wide(x.cpu()), wide(w.cpu()), **cfg.kwargs))
         assert err <= fft_error_bound(torch.float32, plan["block"], fft_scales(cfg, x, w, gy)[0], ref_norm)
     assert choices == {"direct", "fft"}
+
+
+# The decode step (kernels/update.cuh) on the GPU: test_streaming_update's
+# tests with their tensors on CUDA (references on the CPU, in float64).
+import test_streaming_update as streaming  # noqa: E402
+
+
+@pytest.fixture
+def streaming_on_gpu(monkeypatch):
+    monkeypatch.setattr(streaming, "DEVICE", "cuda")
+    return streaming
+
+
+@pytest.mark.parametrize("dtype", ALL_DTYPES, ids=str)
+@pytest.mark.parametrize("cfg", streaming.STEP_CONFIGS, ids=streaming._ids)
+def test_update_single_steps(streaming_on_gpu, cfg, dtype):
+    streaming_on_gpu.test_single_steps_equal_the_full_causal_forward(cfg, dtype)
+
+
+def test_update_chunks_circular_pools_views_and_module(streaming_on_gpu):
+    s = streaming_on_gpu
+    for dtype in (torch.float32, torch.bfloat16, torch.complex64):
+        s.test_chunks_of_several_steps_including_more_than_the_state_holds(dtype, 3)
+    for dtype in (torch.float32, torch.float16, torch.complex128):
+        s.test_circular_buffer_equals_the_shifted_one(dtype, torch.int32)
+    s.test_circular_buffer_writes_only_the_new_positions()
+    s.test_state_pool_permuted_and_padded(torch.complex64)
+    s.test_state_pool_with_circular_buffer()
+    s.test_strided_views_of_x_and_state_are_read_and_updated_in_place()
+    s.test_no_bias_no_input_channels_and_no_output_channels()
+    s.test_module_steps_equal_its_forward(False)
+    s.test_module_steps_equal_its_forward(True)
+
+
+def test_update_errors_opcheck_and_compile(streaming_on_gpu):
+    s = streaming_on_gpu
+    for case in range(len(s._bad_cases())):
+        s.test_errors_name_the_argument_and_write_nothing(case)
+    s.test_state_sharing_memory_with_x_is_refused()
+    s.test_mismatched_devices_are_refused()
+    s.test_requires_grad_under_grad_mode_is_refused("weight")
+    s.test_opcheck()
+    s.test_compile_fullgraph_decode_loop()
+
+
+def test_update_index_vectors_on_another_device_are_refused():
+    a = streaming._good()
+    a = {k: v.cuda() if isinstance(v, torch.Tensor) else v for k, v in a.items()}
+    for name in ("cache_seqlens", "state_indices"):
+        with pytest.raises(RuntimeError, match=f"{name} must be on the same device as x"):
+            rowconv_ext.row_conv1d_update(**a, **{name: torch.zeros(2, dtype=torch.int64)})
+
+
+def test_update_large_depthwise_decode_batch():
+    """The depthwise decode shape of the benchmark: many blocks of 128 threads."""
+    gen = torch.Generator().manual_seed(44)
+    B, H, K = 64, 1024, 4
+    seq = torch.randn(B, 1, H, K + 2, generator=gen)
+    w, b = torch.randn(H, 1, 1, K, generator=gen), torch.randn(H, 1, generator=gen)
+    want, bound = streaming.expected_and_tolerance(seq, w, b, 1, 1)
+    state = seq[..., :K - 1].clone().cuda()
+    for t in range(3):
+        y = rowconv_ext.row_conv1d_update(seq[..., K - 1 + t:K + t].cuda(), state, w.cuda(), b.cuda())
+        streaming.assert_close_bound(y, want[..., t:t + 1], bound[..., t:t + 1])
+    assert torch.equal(state.cpu(), seq[..., 3:K + 2])

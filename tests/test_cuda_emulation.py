@@ -94,3 +94,51 @@ def test_expanded_inputs():
     for budget in (BUDGETS["shared48k"], BUDGETS["direct"]):
         assert_matches_reference(cfg, _emulated_results(cfg, x, w, b, gy, budget),
                                  reference_results(cfg, x, w, b, gy), torch.float32)
+
+
+# The decode step's kernel (kernels/update.cuh), run by the emulator through
+# the same op body and checks: test_streaming_update's tests with the op swapped.
+import test_streaming_update as streaming  # noqa: E402
+
+
+def _emulated_update(x, conv_state, weight, bias=None, dilation=1, groups=1, *, cache_seqlens=None,
+                     state_indices=None):
+    return emulated.row_conv1d_update(x, conv_state, weight, bias, dilation, groups, cache_seqlens, state_indices)
+
+
+@pytest.fixture
+def emulated_streaming(monkeypatch):
+    monkeypatch.setattr(streaming, "update", _emulated_update)
+    return streaming
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.complex64], ids=str)
+@pytest.mark.parametrize("cfg", streaming.STEP_CONFIGS[::2], ids=streaming._ids)
+def test_update_single_steps(emulated_streaming, cfg, dtype):
+    emulated_streaming.test_single_steps_equal_the_full_causal_forward(cfg, dtype, op=_emulated_update)
+
+
+def test_update_chunks_circular_pool_and_strided_views(emulated_streaming):
+    emulated_streaming.test_chunks_of_several_steps_including_more_than_the_state_holds(torch.float32, 3)
+    emulated_streaming.test_circular_buffer_equals_the_shifted_one(torch.float32, torch.int32)
+    emulated_streaming.test_circular_buffer_writes_only_the_new_positions()
+    emulated_streaming.test_state_pool_permuted_and_padded(torch.float64)
+    emulated_streaming.test_state_pool_with_circular_buffer()
+    emulated_streaming.test_strided_views_of_x_and_state_are_read_and_updated_in_place()
+    emulated_streaming.test_no_bias_no_input_channels_and_no_output_channels()
+
+
+def test_update_many_items_in_several_blocks():
+    """More (b, h, group) items than one block of 128 threads holds, and items
+    whose (channel, step) pairs exceed a block: the phases' strides."""
+    gen = torch.Generator().manual_seed(40)
+    for B, cin, H, cout, K, T in ((40, 1, 9, 1, 4, 1), (2, 3, 1, 50, 3, 4)):
+        x = torch.randn(B, cin, H, T, generator=gen, dtype=torch.float64)
+        state = torch.randn(B, cin, H, K - 1, generator=gen, dtype=torch.float64)
+        w = torch.randn(H, cout, cin, K, generator=gen, dtype=torch.float64)
+        b = torch.randn(H, cout, generator=gen, dtype=torch.float64)
+        seq = torch.cat([state, x], dim=-1)
+        want, bound = streaming.expected_and_tolerance(seq, w, b, 1, 1)
+        got = _emulated_update(x, state, w, b)
+        streaming.assert_close_bound(got, want[..., -T:], bound[..., -T:])
+        assert torch.equal(state, seq[..., -(K - 1):])

@@ -7,6 +7,8 @@
 #include "grad_bias_kernel.h"
 #include "grad_input_kernel.h"
 #include "grad_weight_kernel.h"
+#include "../row_conv1d_update_backend.h"
+#include "update_kernel.h"
 
 namespace rowconv {
 namespace {
@@ -27,6 +29,11 @@ struct CpuKernels {
   template <typename T>
   void grad_bias(const RowConvParams& p, const T* gy, T* gb) const {
     cpu::row_conv1d_grad_bias<T>(p, gy, gb);
+  }
+  template <typename T>
+  void update(const RowConvUpdateParams& p, const T* x, T* state, const T* w, const T* b,
+              const int64_t* cache_seqlens, const int64_t* state_indices, T* y) const {
+    cpu::row_conv1d_update<T>(p, x, state, w, b, cache_seqlens, state_indices, y);
   }
 };
 
@@ -53,6 +60,14 @@ at::Tensor grad_weight_cpu(const at::Tensor& grad_out, const at::Tensor& x, int6
 
 at::Tensor grad_bias_cpu(const at::Tensor& grad_out) { return grad_bias_op(CpuKernels{}, grad_out); }
 
+at::Tensor update_cpu(const at::Tensor& x, const at::Tensor& conv_state, const at::Tensor& weight,
+                      const std::optional<at::Tensor>& bias, int64_t dilation, int64_t groups,
+                      const std::optional<at::Tensor>& cache_seqlens,
+                      const std::optional<at::Tensor>& state_indices) {
+  return update_op(CpuKernels{}, x, conv_state, weight, bias, dilation, groups, cache_seqlens,
+                   state_indices);
+}
+
 }  // namespace
 }  // namespace rowconv
 
@@ -61,4 +76,5 @@ TORCH_LIBRARY_IMPL(rowconv, CPU, m) {
   m.impl("row_conv1d_grad_input", &rowconv::grad_input_cpu);
   m.impl("row_conv1d_grad_weight", &rowconv::grad_weight_cpu);
   m.impl("row_conv1d_grad_bias", &rowconv::grad_bias_cpu);
+  m.impl("row_conv1d_update", &rowconv::update_cpu);
 }

@@ -11,6 +11,7 @@
 #include <c10/cuda/CUDAStream.h>
 
 #include "../row_conv1d_backend.h"
+#include "../row_conv1d_update_backend.h"
 #include "launch.h"
 
 namespace rowconv::cuda {
@@ -49,6 +50,11 @@ struct CudaKernels {
   void grad_bias(const RowConvParams& p, const T* gy, T* gb) const {
     at::Tensor holder;
     launch_grad_bias<T>(launch, p, gy, gb, workspace<at::opmath_type<T>>(holder));
+  }
+  template <typename T>
+  void update(const RowConvUpdateParams& p, const T* x, T* state, const T* w, const T* b,
+              const int64_t* cache_seqlens, const int64_t* state_indices, T* y) const {
+    launch_update<T>(launch, p, x, state, w, b, cache_seqlens, state_indices, y);
   }
   // Room for n acc_t on the device, in `holder`. Freed when the caller
   // returns: the caching allocator hands it out again only to work queued

@@ -20,6 +20,7 @@
 #include "kernels/grad_input.cuh"
 #include "kernels/grad_bias.cuh"
 #include "kernels/grad_weight.cuh"
+#include "kernels/update.cuh"
 
 namespace rowconv::cuda {
 
@@ -311,6 +312,26 @@ void launch_grad_bias(const Launch& launch, const RowConvParams& p, const scalar
   launch(ROWCONV_KERNEL(row_conv1d_grad_bias_partial, scalar_t, acc_t), grid_for(G.total_blocks), kReduceThreads, 0, p, G,
          grad_out, partial, grad_bias);
   if (partial != nullptr) launch_sum_splits(launch, G.slices, G.splits, partial, grad_bias);
+}
+
+// The decode step: blocks of up to 128 threads over whole (b, h, group)
+// items, as many items as fill a block's threads with their (output channel,
+// step) pairs or input channels, whichever is more.
+template <typename scalar_t, typename Launch>
+void launch_update(const Launch& launch, const RowConvUpdateParams& p, const scalar_t* x,
+                   scalar_t* state, const scalar_t* weight, const scalar_t* bias,
+                   const int64_t* cache_seqlens, const int64_t* state_indices, scalar_t* y) {
+  using acc_t = at::opmath_type<scalar_t>;
+  constexpr int64_t kThreads = row_conv1d_update_max_threads;
+  const int64_t items = p.conv.batch * p.conv.rows * p.conv.groups;
+  if (items == 0) return;
+  const int64_t per_item = std::max<int64_t>({p.conv.out_per_group * p.conv.width, p.conv.in_per_group, 1});
+  UpdateGeometry G;
+  G.items_per_block = std::max<int64_t>(1, kThreads / per_item);
+  G.total_blocks = (items + G.items_per_block - 1) / G.items_per_block;
+  const int64_t threads = std::min<int64_t>(kThreads, (G.items_per_block * per_item + 31) / 32 * 32);
+  launch(ROWCONV_KERNEL(row_conv1d_update, scalar_t, acc_t), grid_for(G.total_blocks), threads, 0, p,
+         G, x, state, weight, bias, cache_seqlens, state_indices, y);
 }
 
 }  // namespace rowconv::cuda

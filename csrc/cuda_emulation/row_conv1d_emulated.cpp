@@ -9,6 +9,7 @@
 
 #include "../cuda/launch.h"
 #include "../row_conv1d_backend.h"
+#include "../row_conv1d_update_backend.h"
 
 namespace rowconv::cuda {
 namespace {
@@ -32,6 +33,11 @@ struct EmulatedKernels {
   void grad_bias(const RowConvParams& p, const T* gy, T* gb) const {
     std::vector<at::opmath_type<T>> holder;
     launch_grad_bias<T>(emu::Launch{}, p, gy, gb, workspace(holder));
+  }
+  template <typename T>
+  void update(const RowConvUpdateParams& p, const T* x, T* state, const T* w, const T* b,
+              const int64_t* cache_seqlens, const int64_t* state_indices, T* y) const {
+    launch_update<T>(emu::Launch{}, p, x, state, w, b, cache_seqlens, state_indices, y);
   }
   template <typename acc_t>
   static auto workspace(std::vector<acc_t>& holder) {
@@ -66,6 +72,15 @@ at::Tensor grad_bias_emulated(const at::Tensor& grad_out) {
   return grad_bias_op(EmulatedKernels{kDefaultSharedBytes}, grad_out);
 }
 
+at::Tensor update_emulated(const at::Tensor& x, const at::Tensor& conv_state,
+                           const at::Tensor& weight, const std::optional<at::Tensor>& bias,
+                           int64_t dilation, int64_t groups,
+                           const std::optional<at::Tensor>& cache_seqlens,
+                           const std::optional<at::Tensor>& state_indices) {
+  return update_op(EmulatedKernels{kDefaultSharedBytes}, x, conv_state, weight, bias, dilation,
+                   groups, cache_seqlens, state_indices);
+}
+
 }  // namespace
 }  // namespace rowconv::cuda
 
@@ -80,6 +95,9 @@ TORCH_LIBRARY(rowconv_emulated, m) {
       "row_conv1d_grad_weight(Tensor grad_out, Tensor x, int kernel_size, int stride, "
       "int pad_left, int pad_right, int dilation, int groups, int shared_bytes=49152) -> Tensor");
   m.def("row_conv1d_grad_bias(Tensor grad_out) -> Tensor");
+  m.def(
+      "row_conv1d_update(Tensor x, Tensor(a!) conv_state, Tensor weight, Tensor? bias, "
+      "int dilation, int groups, Tensor? cache_seqlens, Tensor? state_indices) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(rowconv_emulated, CPU, m) {
@@ -87,4 +105,5 @@ TORCH_LIBRARY_IMPL(rowconv_emulated, CPU, m) {
   m.impl("row_conv1d_grad_input", &rowconv::cuda::grad_input_emulated);
   m.impl("row_conv1d_grad_weight", &rowconv::cuda::grad_weight_emulated);
   m.impl("row_conv1d_grad_bias", &rowconv::cuda::grad_bias_emulated);
+  m.impl("row_conv1d_update", &rowconv::cuda::update_emulated);
 }

@@ -11,8 +11,10 @@
 //      row_conv1d_grad_weight_tiled<kRows 1|4, kTaps 1|2|3|4|5|8>,
 //      row_conv1d_forward_direct, row_conv1d_grad_input_direct,
 //      row_conv1d_grad_weight_direct<kTaps 4|8>, row_conv1d_grad_bias_partial,
-//      row_conv1d_sum_splits (grad-weight and grad-bias split over blocks):
-//    121 instantiations; the rows of kPos = P cross a tile border (partial
+//      row_conv1d_sum_splits (grad-weight and grad-bias split over blocks),
+//      row_conv1d_update (the decode step: shifted and circular state,
+//        pooled rows, skipped entries, T above S, a capped grid):
+//    124 instantiations; the rows of kPos = P cross a tile border (partial
 //    last tile), kPos = 1 rows fill whole warps, 9 channels of 8 (4) per
 //    thread take two lanes (one partial); each at the 48 KiB budget (one
 //    shared-memory chunk) and at 1 KiB (several chunks) with the grid capped
@@ -207,6 +209,94 @@ const std::vector<Larger> kLarger = {
     {{1, 2, 1, 600, 4, 3, 1, 1, 1, 1, 1}, true},  // 4 positions per thread, a partial second tile
 };
 
+// The decode step (row_conv1d_update): a pool of state rows, shifted or
+// circular, entries skipped or not, T below and above S. The reference
+// unrolls each state row oldest first, z = [held inputs, x], and takes the
+// causal outputs and the last S inputs of z.
+struct UpdateCase {
+  int64_t B, cin, H, T, cout, K, dilation, groups, extra_state, pool;
+  bool circular, pooled;
+};
+
+template <typename T>
+bool run_update_case(const UpdateCase& c, int64_t grid_cap, double tol, std::mt19937& rng) {
+  rowconv::RowConvUpdateParams p{};
+  const int64_t history = c.dilation * (c.K - 1);
+  // the new steps as a causal convolution, contiguous
+  p.conv = params_of({c.B, c.cin, c.H, c.T, c.cout, c.K, 1, history, 0, c.dilation, c.groups});
+  const int64_t S = history + c.extra_state, pool = c.pooled ? c.pool : c.B;
+  p.state_len = S, p.pool_size = pool, p.channel_parts = 1;
+  // a state laid out (pool, H, S, Cin): permuted, as a view of the caller's would be
+  p.state_stride_c = 1, p.state_stride_s = c.cin, p.state_stride_h = S * c.cin;
+  p.state_stride_b = c.H * S * c.cin, p.state_stride_part = 0;
+  std::normal_distribution<double> normal;
+  auto draw = [&](int64_t n) {
+    std::vector<T> v(n);
+    for (auto& e : v) e = static_cast<T>(normal(rng));
+    return v;
+  };
+  const auto x = draw(c.B * c.cin * c.H * c.T), w = draw(c.H * c.cout * p.conv.in_per_group * c.K);
+  const auto bias = draw(c.H * c.cout);
+  auto state = draw(pool * c.H * S * c.cin);
+  const std::vector<T> old_state = state;
+  std::vector<int64_t> seqlens(c.B), indices(c.B);
+  std::vector<int64_t> rows(pool);
+  for (int64_t r = 0; r < pool; ++r) rows[r] = r;
+  std::shuffle(rows.begin(), rows.end(), rng);
+  for (int64_t b = 0; b < c.B; ++b) {
+    seqlens[b] = static_cast<int64_t>(rng() % 50);
+    indices[b] = b % 3 == 1 ? -1 : rows[b];  // every third entry skipped
+  }
+  const int64_t* sl = c.circular ? seqlens.data() : nullptr;
+  const int64_t* ix = c.pooled ? indices.data() : nullptr;
+  std::vector<T> y(c.B * c.cout * c.H * c.T);
+  rc::launch_update<T>(CappedLaunch{grid_cap}, p, x.data(), state.data(), w.data(), bias.data(), sl, ix,
+                       y.data());
+  std::vector<double> ry(y.size(), 0.0), rstate(old_state.begin(), old_state.end());
+  for (int64_t b = 0; b < c.B; ++b) {
+    const int64_t row = c.pooled ? indices[b] : b;
+    if (row < 0) continue;
+    const int64_t start = c.circular ? seqlens[b] % S : 0;  // position of the oldest held input
+    for (int64_t h = 0; h < c.H; ++h) {
+      std::vector<std::vector<double>> z(c.cin, std::vector<double>(S + c.T));
+      for (int64_t ci = 0; ci < c.cin; ++ci) {
+        for (int64_t i = 0; i < S; ++i)
+          z[ci][i] = static_cast<double>(old_state[p.state_row_offset(row, ci, h) + (start + i) % S * p.state_stride_s]);
+        for (int64_t t = 0; t < c.T; ++t) z[ci][S + t] = static_cast<double>(x[p.conv.in_offset(b, ci, h, t)]);
+        for (int64_t i = 0; i < S; ++i)  // the newest S, oldest at position (start + T) % S
+          rstate[p.state_row_offset(row, ci, h) + (start + c.T + i) % S * p.state_stride_s] = z[ci][c.T + i];
+      }
+      for (int64_t co = 0; co < c.cout; ++co)
+        for (int64_t t = 0; t < c.T; ++t) {
+          double acc = static_cast<double>(bias[p.conv.bias_offset(h, co)]);
+          const int64_t g = co / p.conv.out_per_group;
+          for (int64_t ci = 0; ci < p.conv.in_per_group; ++ci)
+            for (int64_t k = 0; k < c.K; ++k)
+              acc += static_cast<double>(w[p.conv.weight_offset(h, co, ci, k)]) *
+                     z[g * p.conv.in_per_group + ci][S + t - (c.K - 1 - k) * c.dilation];
+          ry[p.conv.output_offset(b, co, h, t)] = acc;
+        }
+    }
+  }
+  bool ok = close("update y", y, ry, tol);
+  for (size_t i = 0; i < state.size(); ++i)  // copies: exact
+    if (static_cast<double>(state[i]) != rstate[i]) {
+      std::printf("  update state[%zu] = %.9g, expected %.9g\n", i, static_cast<double>(state[i]), rstate[i]);
+      return false;
+    }
+  return ok;
+}
+
+// (B, Cin, H, T, Cout, K, dilation, groups, extra state, pool, circular, pooled)
+const std::vector<UpdateCase> kUpdateCases = {
+    {3, 2, 2, 1, 3, 3, 1, 1, 0, 3, false, false},   // one step, shifted
+    {4, 4, 3, 2, 6, 4, 2, 2, 1, 7, true, true},     // circular, pooled, groups
+    {2, 3, 1, 9, 3, 3, 1, 3, 1, 2, false, false},   // T > S, depthwise, shifted
+    {5, 3, 2, 11, 3, 3, 2, 3, 0, 9, true, true},    // T > S: the circular buffer wraps
+    {70, 1, 3, 1, 1, 4, 1, 1, 0, 80, false, true},  // many items: several blocks of 128 threads
+    {2, 2, 2, 3, 40, 2, 1, 1, 2, 2, true, false},   // 120 (channel, step) pairs per item
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -241,6 +331,16 @@ int main(int argc, char** argv) {
     run(c, 1024, 2);
   }
   for (const Case& c : kDirect) run(c, 8, INT64_MAX);
+  for (const UpdateCase& c : kUpdateCases)
+    for (int64_t grid_cap : {INT64_MAX, int64_t{1}}) {  // a capped grid: blocks stride over several
+      const bool results[] = {run_update_case<float>(c, grid_cap, 1e-5, rng),
+                              run_update_case<double>(c, grid_cap, 1e-12, rng),
+                              run_update_case<c10::Half>(c, grid_cap, 4e-3, rng)};
+      for (bool r : results) r ? ++passed : ++failed;
+      if (!(results[0] && results[1] && results[2]))
+        std::printf("FAILED: update case B=%ld T=%ld K=%ld grid cap=%ld\n", static_cast<long>(c.B),
+                    static_cast<long>(c.T), static_cast<long>(c.K), static_cast<long>(grid_cap));
+    }
   if (set == "asan")
     for (const Larger& l : kLarger)
       for (int64_t budget : {rc::kDefaultSharedBytes, int64_t{1024}, int64_t{8}})
