@@ -66,3 +66,20 @@ def test_fft_benchmark_calls_convolve_rows_with_method(monkeypatch):
     assert fn is with_method and name.startswith("rowconv_ext.convolve_rows")
     fn(a, b, method="fft")
     assert calls == ["fft"]
+
+
+CHUNKED_BENCH = BENCH.parent / "bench_chunked.py"
+
+
+def test_chunked_benchmark_quick(tmp_path):
+    """bench_chunked.py --quick: tiny shapes, both directions, the machine line,
+    the table and the verdict against the 10% target."""
+    done = subprocess.run([sys.executable, str(CHUNKED_BENCH), "--quick", "--chunk", "64"], capture_output=True,
+                          text=True, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("# machine: ") and "L1d" in lines[0]
+    rows = [line.split() for line in lines if line.startswith("tiny")]
+    assert [row[6] for row in rows] == ["fwd", "fwd+bwd"] * 2
+    assert all(float(row[9]) > 0 for row in rows)
+    assert "target chunked within 10% of one pass: worst ratio" in lines[-1]
