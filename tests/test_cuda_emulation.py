@@ -103,7 +103,7 @@ def test_expanded_inputs():
 PREFIX_CONFIGS = [
     Conv(2, 4, 3, 37, 6, 3, padding="causal", dilation=2, groups=2),
     Conv(1, 3, 1, 700, 3, 13, padding="causal", groups=3),  # depthwise sliding window, 2 tiles
-    Conv(1, 12, 1, 130, 72, 3, padding="causal"),  # lanes, an idle one
+    Conv(1, 4, 1, 130, 18, 3, padding="causal"),  # 3 lanes of 8 channels, the last partial
     Conv(2, 2, 2, 5, 2, 5, padding="causal", dilation=3),  # W < dilation * (K - 1)
 ]
 
