@@ -27,6 +27,7 @@
 #include <ATen/ops/real.h>
 #include <ATen/ops/stack.h>
 #include <ATen/ops/sub.h>
+#include <ATen/ops/tensor.h>
 #include <ATen/ops/view_as_complex.h>
 #include <ATen/ops/view_as_real.h>
 
@@ -47,6 +48,18 @@ inline RealChannels as_real_channels(const at::Tensor& z) {
   const at::Tensor parts = at::view_as_real(stored);               // (B, C, H, W, 2)
   const at::Tensor real = parts.permute({0, 1, 4, 2, 3}).contiguous();  // (B, C, 2, H, W)
   return {real.view({z.size(0), 2 * z.size(1), z.size(2), z.size(3)}), conj ? -1.0 : 1.0};
+}
+
+// z as real channels whose imaginary parts carry the sign `imag_sign` of the
+// operand it is read with (the prefix of an x that may be read conjugated
+// while the prefix is not, or the other way round): a small copy, negated
+// where the signs differ.
+inline at::Tensor real_channels_with_sign(const at::Tensor& z, double imag_sign) {
+  const RealChannels r = as_real_channels(z);
+  if (r.imag_sign == imag_sign) return r.values;
+  const at::Tensor flip = at::tensor({1.0, -1.0}, r.values.options()).view({1, 1, 2, 1, 1});
+  return at::mul(r.values.view({z.size(0), z.size(1), 2, z.size(2), z.size(3)}), flip)
+      .view(r.values.sizes());
 }
 
 // The real weight (H, 2 Cout, 2 Cin_g, K) of the block above, for a weight w

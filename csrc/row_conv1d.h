@@ -13,10 +13,13 @@
 namespace rowconv {
 
 // y = row_conv1d(x, weight, bias): x (B, Cin, H, W), weight (H, Cout, Cin/groups, K).
+// A prefix (B, Cin, H, dilation * (K - 1)), causal convolutions only, is read
+// before x instead of the left padding (row_conv1d_params.h).
 RowConvParams check_forward(const at::Tensor& x, const at::Tensor& weight,
                             const std::optional<at::Tensor>& bias, int64_t stride,
                             int64_t pad_left, int64_t pad_right, int64_t dilation,
-                            int64_t groups, int64_t fft_block = 0);
+                            int64_t groups, int64_t fft_block = 0,
+                            const std::optional<at::Tensor>& prefix = std::nullopt);
 
 // grad_x (B, Cin, H, width) from grad_out (B, Cout, H, Wout) and weight.
 RowConvParams check_grad_input(const at::Tensor& grad_out, const at::Tensor& weight,
@@ -24,11 +27,13 @@ RowConvParams check_grad_input(const at::Tensor& grad_out, const at::Tensor& wei
                                int64_t pad_right, int64_t dilation, int64_t groups,
                                int64_t fft_block = 0);
 
-// grad_weight (H, Cout, Cin/groups, kernel_size) from grad_out and x.
+// grad_weight (H, Cout, Cin/groups, kernel_size) from grad_out and x (with
+// its prefix, as for the forward).
 RowConvParams check_grad_weight(const at::Tensor& grad_out, const at::Tensor& x,
                                 int64_t kernel_size, int64_t stride, int64_t pad_left,
                                 int64_t pad_right, int64_t dilation, int64_t groups,
-                               int64_t fft_block = 0);
+                                int64_t fft_block = 0,
+                                const std::optional<at::Tensor>& prefix = std::nullopt);
 
 // grad_bias (H, Cout) from grad_out (B, Cout, H, Wout).
 RowConvParams check_grad_bias(const at::Tensor& grad_out);

@@ -14,13 +14,14 @@ namespace {
 
 using ForwardSignature = at::Tensor(const at::Tensor&, const at::Tensor&,
                                     const std::optional<at::Tensor>&, int64_t, int64_t, int64_t,
-                                    int64_t, int64_t, int64_t);
+                                    int64_t, int64_t, int64_t, const std::optional<at::Tensor>&);
 
 template <c10::DeviceType device>
 at::Tensor row_conv1d_autocast(const at::Tensor& x, const at::Tensor& weight,
                                const std::optional<at::Tensor>& bias, int64_t stride,
                                int64_t pad_left, int64_t pad_right, int64_t dilation,
-                               int64_t groups, int64_t fft_block) {
+                               int64_t groups, int64_t fft_block,
+                               const std::optional<at::Tensor>& prefix) {
   c10::impl::ExcludeDispatchKeyGuard no_autocast(
       at::autocast::get_autocast_dispatch_key_from_device_type(device));
   const at::ScalarType dtype = at::autocast::get_lower_precision_fp_from_device_type(device);
@@ -30,7 +31,7 @@ at::Tensor row_conv1d_autocast(const at::Tensor& x, const at::Tensor& weight,
   return op.call(at::autocast::cached_cast(dtype, x, device),
                  at::autocast::cached_cast(dtype, weight, device),
                  at::autocast::cached_cast(dtype, bias, device), stride, pad_left, pad_right,
-                 dilation, groups, fft_block);
+                 dilation, groups, fft_block, at::autocast::cached_cast(dtype, prefix, device));
 }
 
 }  // namespace

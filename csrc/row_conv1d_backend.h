@@ -8,6 +8,10 @@
 // ops, the same on every device; fft_plan.h resolves 'auto' per call.
 // Complex operands run the same real kernels on twice the channels
 // (complex_as_real.h); zero input or output channels need no kernel.
+// An optional prefix of x (the carried state of a causal convolution) is
+// read by the direct kernels through RowConvParams::prefix; the FFT method
+// convolves x alone and adds the prefix's part, which only the first
+// dilation * (K - 1) outputs see, with the direct kernels on x's zeros.
 #pragma once
 
 #include <ATen/Dispatch.h>
@@ -15,6 +19,7 @@
 #include <ATen/ops/empty.h>
 #include <ATen/ops/zeros.h>
 
+#include <algorithm>
 #include <optional>
 
 #include "complex_as_real.h"
@@ -23,6 +28,24 @@
 #include "row_conv1d.h"
 
 namespace rowconv {
+namespace detail {
+
+inline bool present(const std::optional<at::Tensor>& t) { return t.has_value() && t->defined(); }
+
+// `width` zero positions shaped like x's head: an expanded scalar, no memory.
+inline at::Tensor zero_head(const at::Tensor& x, int64_t width) {
+  return at::zeros({}, x.options()).expand({x.size(0), x.size(1), x.size(2), width});
+}
+
+// The prefix as the real kernels read it: its own negative bit resolved, and
+// the complex case's real channels with the imaginary sign of x's.
+inline std::optional<at::Tensor> real_prefix(const std::optional<at::Tensor>& prefix,
+                                             double imag_sign) {
+  if (!present(prefix)) return std::nullopt;
+  return real_channels_with_sign(*prefix, imag_sign);
+}
+
+}  // namespace detail
 
 #define ROWCONV_DISPATCH_FLOATING(TYPE, NAME, ...) \
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, TYPE, NAME, __VA_ARGS__)
@@ -31,9 +54,10 @@ template <class Kernels>
 at::Tensor forward_op(const Kernels& kernels, const at::Tensor& x, const at::Tensor& weight,
                       const std::optional<at::Tensor>& bias, int64_t stride, int64_t pad_left,
                       int64_t pad_right, int64_t dilation, int64_t groups,
-                      int64_t fft_block = 0) {
-  const RowConvParams p =
-      check_forward(x, weight, bias, stride, pad_left, pad_right, dilation, groups, fft_block);
+                      int64_t fft_block = 0,
+                      const std::optional<at::Tensor>& prefix = std::nullopt) {
+  RowConvParams p = check_forward(x, weight, bias, stride, pad_left, pad_right, dilation, groups,
+                                  fft_block, prefix);
   const bool has_bias = bias.has_value() && bias->defined();
   if (p.in_per_group == 0 && has_bias) {  // no input channels: the output is the bias
     return bias->t().unsqueeze(0).unsqueeze(3)
@@ -42,13 +66,20 @@ at::Tensor forward_op(const Kernels& kernels, const at::Tensor& x, const at::Ten
   }
   if (p.in_per_group == 0) return at::zeros({p.batch, p.out_channels, p.rows, p.out_width}, x.options());
   if (const int64_t block = fft::resolve_block(p, x.is_complex(), x.device().type(), p.fft_block)) {
-    return fft::forward(p, x, weight, bias, block);
+    at::Tensor y = fft::forward(p, x, weight, bias, block);
+    if (p.prefix_width > 0) {  // outputs [0, head) also read the prefix
+      const int64_t head = std::min(p.prefix_width, p.width);
+      y.narrow(3, 0, head).add_(forward_op(kernels, detail::zero_head(x, head), weight, std::nullopt,
+                                           stride, pad_left, pad_right, dilation, groups, 0, prefix));
+    }
+    return y;
   }
   if (x.is_complex()) {
     const RealChannels xr = as_real_channels(x);
     const at::Tensor y = forward_op(kernels, xr.values, real_block_weight(weight, xr.imag_sign, false),
                                     has_bias ? std::optional<at::Tensor>(real_bias(*bias)) : std::nullopt,
-                                    stride, pad_left, pad_right, dilation, groups);
+                                    stride, pad_left, pad_right, dilation, groups, 0,
+                                    detail::real_prefix(prefix, xr.imag_sign));
     return complex_from_channels(y);
   }
   // A negative bit (a real view of a conjugate, e.g. z.conj().imag) is not in
@@ -56,9 +87,11 @@ at::Tensor forward_op(const Kernels& kernels, const at::Tensor& x, const at::Ten
   const at::Tensor xv = x.resolve_neg();
   const at::Tensor w = weight.resolve_neg().contiguous();
   const at::Tensor b = has_bias ? bias->resolve_neg().contiguous() : at::Tensor();
+  const at::Tensor pre = detail::present(prefix) ? prefix->resolve_neg() : at::Tensor();
   at::Tensor y = at::empty({p.batch, p.out_channels, p.rows, p.out_width}, x.options());
   if (y.numel() == 0) return y;
   ROWCONV_DISPATCH_FLOATING(x.scalar_type(), "row_conv1d", [&] {
+    if (pre.defined()) p.prefix = pre.const_data_ptr<scalar_t>();
     kernels.forward(p, xv.const_data_ptr<scalar_t>(), w.const_data_ptr<scalar_t>(),
                     b.defined() ? b.const_data_ptr<scalar_t>() : nullptr,
                     y.mutable_data_ptr<scalar_t>());
@@ -101,28 +134,39 @@ template <class Kernels>
 at::Tensor grad_weight_op(const Kernels& kernels, const at::Tensor& grad_out, const at::Tensor& x,
                           int64_t kernel_size, int64_t stride, int64_t pad_left,
                           int64_t pad_right, int64_t dilation, int64_t groups,
-                          int64_t fft_block = 0) {
-  const RowConvParams p = check_grad_weight(grad_out, x, kernel_size, stride, pad_left,
-                                            pad_right, dilation, groups, fft_block);
+                          int64_t fft_block = 0,
+                          const std::optional<at::Tensor>& prefix = std::nullopt) {
+  RowConvParams p = check_grad_weight(grad_out, x, kernel_size, stride, pad_left, pad_right,
+                                      dilation, groups, fft_block, prefix);
   if (p.in_per_group == 0 || p.out_per_group == 0) {
     return at::empty({p.rows, p.out_channels, p.in_per_group, p.kernel_size}, x.options());
   }
   if (const int64_t block = fft::resolve_block(p, x.is_complex(), x.device().type(), p.fft_block)) {
-    return fft::grad_weight(p, grad_out, x, block);
+    at::Tensor grad_w = fft::grad_weight(p, grad_out, x, block);
+    if (p.prefix_width > 0) {  // the prefix's products, all with outputs [0, head)
+      const int64_t head = std::min(p.prefix_width, p.width);
+      grad_w.add_(grad_weight_op(kernels, grad_out.narrow(3, 0, head), detail::zero_head(x, head),
+                                 kernel_size, stride, pad_left, pad_right, dilation, groups, 0,
+                                 prefix));
+    }
+    return grad_w;
   }
   if (x.is_complex()) {
     const RealChannels gr = as_real_channels(grad_out);
     const RealChannels xr = as_real_channels(x);
     return complex_grad_weight(grad_weight_op(kernels, gr.values, xr.values, kernel_size, stride,
-                                              pad_left, pad_right, dilation, groups),
+                                              pad_left, pad_right, dilation, groups, 0,
+                                              detail::real_prefix(prefix, xr.imag_sign)),
                                gr.imag_sign, xr.imag_sign);
   }
   const at::Tensor gy = grad_out.resolve_neg();
   const at::Tensor xv = x.resolve_neg();
+  const at::Tensor pre = detail::present(prefix) ? prefix->resolve_neg() : at::Tensor();
   at::Tensor grad_w =
       at::empty({p.rows, p.out_channels, p.in_per_group, p.kernel_size}, x.options());
   if (grad_w.numel() == 0) return grad_w;
   ROWCONV_DISPATCH_FLOATING(x.scalar_type(), "row_conv1d_grad_weight", [&] {
+    if (pre.defined()) p.prefix = pre.const_data_ptr<scalar_t>();
     kernels.grad_weight(p, gy.const_data_ptr<scalar_t>(), xv.const_data_ptr<scalar_t>(),
                         grad_w.mutable_data_ptr<scalar_t>());
   });

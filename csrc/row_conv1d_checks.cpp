@@ -134,6 +134,34 @@ void set_grad_out_strides(RowConvParams& p, const at::Tensor& grad_out) {
   p.gout_stride_w = grad_out.stride(3);
 }
 
+// The prefix read before x (the initial_state of a streaming causal
+// convolution): shaped and typed like x, `pad_left` wide, and only for the
+// causal padding at stride 1, where the virtual row prefix ++ x is read
+// without padding.
+void set_prefix(const char* op, RowConvParams& p, const at::Tensor& x,
+                const std::optional<at::Tensor>& prefix) {
+  if (!prefix.has_value() || !prefix->defined()) return;
+  const at::Tensor& s = *prefix;
+  check_rank(op, "prefix (initial_state)", s, 4, "(B, Cin, H, dilation * (K - 1))");
+  check_like(op, "x", x, "prefix (initial_state)", s);
+  const int64_t causal = p.dilation * (p.kernel_size - 1);
+  TORCH_CHECK_VALUE(p.stride == 1 && p.pad_right == 0 && p.pad_left == causal, op,
+                    ": a prefix (initial_state) needs the causal padding (left = dilation * (K - 1) = ",
+                    causal, ", right = 0) and stride 1, got padding (left=", p.pad_left,
+                    ", right=", p.pad_right, ") and stride ", p.stride);
+  const int64_t expected[] = {p.batch, p.in_channels, p.rows, causal};
+  TORCH_CHECK_VALUE(s.size(0) == expected[0] && s.size(1) == expected[1] &&
+                        s.size(2) == expected[2] && s.size(3) == expected[3],
+                    op, ": prefix (initial_state) must have shape (B, Cin, H, dilation * (K - 1)) = [",
+                    expected[0], ", ", expected[1], ", ", expected[2], ", ", expected[3], "], got ",
+                    shape_of(s));
+  p.prefix_width = causal;
+  p.pre_stride_b = s.stride(0);
+  p.pre_stride_c = s.stride(1);
+  p.pre_stride_h = s.stride(2);
+  p.pre_stride_w = s.stride(3);
+}
+
 void check_grad_out_width(const char* op, const RowConvParams& p, const at::Tensor& grad_out) {
   check_dim_equals(op, "the output width Wout", p.out_width, "grad_out", grad_out, 3);
 }
@@ -143,7 +171,8 @@ void check_grad_out_width(const char* op, const RowConvParams& p, const at::Tens
 RowConvParams check_forward(const at::Tensor& x, const at::Tensor& weight,
                             const std::optional<at::Tensor>& bias, int64_t stride,
                             int64_t pad_left, int64_t pad_right, int64_t dilation,
-                            int64_t groups, int64_t fft_block) {
+                            int64_t groups, int64_t fft_block,
+                            const std::optional<at::Tensor>& prefix) {
   const char* op = "row_conv1d";
   check_rank(op, "x", x, 4, "(B, Cin, H, W)");
   check_rank(op, "weight", weight, 4, "(H, Cout, Cin / groups, K)");
@@ -164,6 +193,7 @@ RowConvParams check_forward(const at::Tensor& x, const at::Tensor& weight,
     check_dim_equals(op, "out_channels = weight.shape[1]", p.out_channels, "bias", *bias, 1);
   }
   set_input_strides(p, x);
+  set_prefix(op, p, x, prefix);
   return p;
 }
 
@@ -190,7 +220,7 @@ RowConvParams check_grad_input(const at::Tensor& grad_out, const at::Tensor& wei
 RowConvParams check_grad_weight(const at::Tensor& grad_out, const at::Tensor& x,
                                 int64_t kernel_size, int64_t stride, int64_t pad_left,
                                 int64_t pad_right, int64_t dilation, int64_t groups,
-                                int64_t fft_block) {
+                                int64_t fft_block, const std::optional<at::Tensor>& prefix) {
   const char* op = "row_conv1d_grad_weight";
   check_rank(op, "grad_out", grad_out, 4, "(B, Cout, H, Wout)");
   check_rank(op, "x", x, 4, "(B, Cin, H, W)");
@@ -204,6 +234,7 @@ RowConvParams check_grad_weight(const at::Tensor& grad_out, const at::Tensor& x,
   check_grad_out_width(op, p, grad_out);
   set_input_strides(p, x);
   set_grad_out_strides(p, grad_out);
+  set_prefix(op, p, x, prefix);
   return p;
 }
 

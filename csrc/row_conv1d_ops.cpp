@@ -17,11 +17,14 @@
 // Each backward op is linear in each of its tensor arguments, so the backward
 // of every op is built from these same ops (see rowconv_ext/_registrations.py):
 // derivatives of any order come for free.
+// prefix: the inputs before x (the carried state of a causal convolution,
+// (B, Cin, H, dilation * (K - 1))), read instead of the left padding: the
+// forward and grad-weight read the virtual row prefix ++ x (row_conv1d_params.h).
 TORCH_LIBRARY(rowconv, m) {
   const std::vector<at::Tag> tags{at::Tag::pt2_compliant_tag};
   m.def(
       "row_conv1d(Tensor x, Tensor weight, Tensor? bias, int stride, int pad_left, "
-      "int pad_right, int dilation, int groups, int fft_block=0) -> Tensor",
+      "int pad_right, int dilation, int groups, int fft_block=0, Tensor? prefix=None) -> Tensor",
       tags);
   m.def(
       "row_conv1d_grad_input(Tensor grad_out, Tensor weight, SymInt width, int stride, "
@@ -29,7 +32,8 @@ TORCH_LIBRARY(rowconv, m) {
       tags);
   m.def(
       "row_conv1d_grad_weight(Tensor grad_out, Tensor x, SymInt kernel_size, int stride, "
-      "int pad_left, int pad_right, int dilation, int groups, int fft_block=0) -> Tensor",
+      "int pad_left, int pad_right, int dilation, int groups, int fft_block=0, "
+      "Tensor? prefix=None) -> Tensor",
       tags);
   m.def("row_conv1d_grad_bias(Tensor grad_out) -> Tensor", tags);
   // One decoding step (row_conv1d_update_params.h): returns the outputs at

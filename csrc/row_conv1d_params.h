@@ -8,7 +8,10 @@
 //   y      (B, Cout, H, Wout)   contiguous
 // Output position t of row h, group g, reads input positions
 //   t * stride - pad_left + k * dilation,   k = 0 .. K-1,
-// and positions outside [0, W) read as zero (the padding is never materialised).
+// and positions outside [0, W) read as zero (the padding is never materialised),
+// except those of an optional prefix (the carried state of a streaming causal
+// convolution): then the kernels read the "virtual" row prefix ++ x, whose
+// positions [-prefix_width, 0) come from the prefix (see virtual_source).
 #pragma once
 
 #include <cstdint>
@@ -28,6 +31,20 @@ ROWCONV_HOST_DEVICE int64_t floor_div(int64_t a, int64_t b) {
 }
 ROWCONV_HOST_DEVICE int64_t floor_mod(int64_t a, int64_t b) { return a - floor_div(a, b) * b; }
 ROWCONV_HOST_DEVICE int64_t ceil_div(int64_t a, int64_t b) { return -floor_div(-a, b); }
+
+// Where position `pos` of the virtual row prefix ++ x lies, for x of `width`
+// positions and a prefix of `prefix_width` (0: none): x's own positions
+// [0, width), the prefix's [-prefix_width, 0) (its element pos + prefix_width),
+// and the zero padding everywhere else. Every backend gathers its input by
+// this one rule.
+enum class RowSource { kInput, kPrefix, kPadding };
+ROWCONV_HOST_DEVICE RowSource virtual_source(int64_t pos, int64_t width, int64_t prefix_width) {
+  if (pos >= 0) return pos < width ? RowSource::kInput : RowSource::kPadding;
+  return pos >= -prefix_width ? RowSource::kPrefix : RowSource::kPadding;
+}
+ROWCONV_HOST_DEVICE int64_t prefix_position(int64_t pos, int64_t prefix_width) {
+  return pos + prefix_width;
+}
 
 // Length of the output, as F.conv1d defines it; < 1 when the padded input is
 // shorter than the dilated kernel.
@@ -50,6 +67,13 @@ struct RowConvParams {
   // their layout (permuted, sliced, or expanded with zero strides).
   int64_t in_stride_b, in_stride_c, in_stride_h, in_stride_w;
   int64_t gout_stride_b, gout_stride_c, gout_stride_h, gout_stride_w;
+  // The prefix (B, Cin, H, prefix_width) of the forward's and grad-weight's x,
+  // any strides; prefix_width 0 and a null pointer without one. Only causal
+  // convolutions take one (pad_left == prefix_width, stride 1, pad_right 0):
+  // the virtual row is then read without padding.
+  int64_t prefix_width;
+  int64_t pre_stride_b, pre_stride_c, pre_stride_h, pre_stride_w;
+  const void* prefix;
 
   // Points the dilated kernel spans, and the outputs at stride 1 (the
   // FFT method computes them all and keeps every stride-th).
@@ -93,6 +117,27 @@ struct RowConvParams {
   }
   ROWCONV_HOST_DEVICE int64_t in_offset(int64_t b, int64_t c, int64_t h, int64_t pos) const {
     return b * in_stride_b + c * in_stride_c + h * in_stride_h + pos * in_stride_w;
+  }
+  ROWCONV_HOST_DEVICE int64_t prefix_offset(int64_t b, int64_t c, int64_t h, int64_t pos) const {
+    return b * pre_stride_b + c * pre_stride_c + h * pre_stride_h +
+           prefix_position(pos, prefix_width) * pre_stride_w;
+  }
+  // The prefix row (b, c, h) from its first position, -prefix_width (null without a prefix).
+  template <typename scalar_t>
+  ROWCONV_HOST_DEVICE const scalar_t* prefix_row(int64_t b, int64_t c, int64_t h) const {
+    return prefix_width > 0
+               ? static_cast<const scalar_t*>(prefix) + prefix_offset(b, c, h, -prefix_width)
+               : nullptr;
+  }
+  // Element `pos` of the virtual row (b, c, h): x, the prefix or zero.
+  template <typename scalar_t>
+  ROWCONV_HOST_DEVICE scalar_t virtual_input(const scalar_t* x, int64_t b, int64_t c, int64_t h,
+                                             int64_t pos) const {
+    switch (virtual_source(pos, width, prefix_width)) {
+      case RowSource::kInput: return x[in_offset(b, c, h, pos)];
+      case RowSource::kPrefix: return static_cast<const scalar_t*>(prefix)[prefix_offset(b, c, h, pos)];
+      default: return scalar_t(0);
+    }
   }
   ROWCONV_HOST_DEVICE int64_t gout_offset(int64_t b, int64_t co, int64_t h, int64_t t) const {
     return b * gout_stride_b + co * gout_stride_c + h * gout_stride_h + t * gout_stride_w;

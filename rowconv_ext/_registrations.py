@@ -12,7 +12,17 @@ nothing more. With conv = (stride, pad_left, pad_right, dilation, groups):
   gw = GW(g, x)             GW(tg, x) + GW(g, tx)            dg = F(x*, ggw)    dx = GI(g*, ggw)
   gb = GB(g)                GB(tg)                           dg = ggb broadcast over (B, Wout)
 
-(F = row_conv1d, GI/GW/GB = its grad_input/grad_weight/grad_bias ops.) The
+(F = row_conv1d, GI/GW/GB = its grad_input/grad_weight/grad_bias ops.)
+
+F and GW take an optional prefix p of x (the carried state of a causal
+convolution, S = dilation * (K - 1) wide), read before x instead of the left
+padding: they are then the same bilinear maps of the virtual input v = p ++ x
+with no padding, so every formula above holds for v. The tangent F(tv, w) is
+F(tx, w, prefix=tp) (a missing tx is x's zeros, a missing tp the padding's), and
+the cotangent GI(gy, w*) of v is grad_input at width S + W and pad_left 0,
+returned as its two views [..., :S] (for p) and [..., S:] (for x).
+
+The
 starred operand is conjugated: PyTorch's convention for complex gradients is
 the adjoint, and the adjoint of a map bilinear in (a, b) conjugates the operand
 held fixed. For real dtypes `.conj()` is the tensor itself; for complex ones it
@@ -56,7 +66,7 @@ def _check_rank(op, name, t, layout):
 
 
 @torch.library.register_fake("rowconv::row_conv1d")
-def _row_conv1d_fake(x, weight, bias, stride, pad_left, pad_right, dilation, groups, fft_block=0):
+def _row_conv1d_fake(x, weight, bias, stride, pad_left, pad_right, dilation, groups, fft_block=0, prefix=None):
     # What torch.compile traces: the checks a trace needs to make sense (the
     # full set runs in C++ with the real kernels).
     _check_rank("row_conv1d", "x", x, "(B, Cin, H, W)")
@@ -64,6 +74,8 @@ def _row_conv1d_fake(x, weight, bias, stride, pad_left, pad_right, dilation, gro
     _check_like("row_conv1d", "x", x, "weight", weight)
     if bias is not None:
         _check_like("row_conv1d", "x", x, "bias", bias)
+    if prefix is not None:
+        _check_like("row_conv1d", "x", x, "prefix (initial_state)", prefix)
     B, _, H, W = x.shape
     K = weight.shape[3]
     w_out = _out_width(W, K, stride, pad_left, pad_right, dilation)
@@ -82,8 +94,10 @@ def _grad_input_fake(grad_out, weight, width, stride, pad_left, pad_right, dilat
 
 @torch.library.register_fake("rowconv::row_conv1d_grad_weight")
 def _grad_weight_fake(grad_out, x, kernel_size, stride, pad_left, pad_right, dilation, groups,
-                      fft_block=0):
+                      fft_block=0, prefix=None):
     _check_like("row_conv1d_grad_weight", "x", x, "grad_out", grad_out)
+    if prefix is not None:
+        _check_like("row_conv1d_grad_weight", "x", x, "prefix (initial_state)", prefix)
     _, cin, H, _ = x.shape
     return x.new_empty((H, grad_out.shape[1], cin // groups, kernel_size))
 
@@ -130,7 +144,8 @@ def _jvp_rule(jvp):
         with forward_ad._set_fwd_grad_enabled(True):
             # dual level 0, the only one (not the Python API's record of it,
             # which torch.compile's replay of a jvp does not update)
-            primals = tuple(torch._VF._unpack_dual(t, 0).primal for t in ctx.saved_tensors)
+            primals = tuple(None if t is None else torch._VF._unpack_dual(t, 0).primal
+                            for t in ctx.saved_tensors)
             return jvp(ctx, primals, *tangents)
     return staticmethod(rule)
 
@@ -156,78 +171,148 @@ def _forward_below_autograd(op):
     return staticmethod(forward)
 
 
+_CONV_ARGS = 6  # stride, pad_left, pad_right, dilation, groups, fft_block
+_PREFIX_AT = 3 + _CONV_ARGS  # row_conv1d's and row_conv1d_grad_weight's prefix argument
+
+
+def _conv_and_prefix(args):
+    """The conv arguments (stride, pad_left, pad_right, dilation, groups,
+    fft_block) and the prefix (or None) from an op's arguments after its
+    first three: the dispatcher hands a Python kernel its arguments without
+    the trailing ones that equal their defaults (fft_block=0, prefix=None)."""
+    conv = tuple(args[:_CONV_ARGS])
+    return conv + (0,) * (_CONV_ARGS - len(conv)), (args[_CONV_ARGS] if len(args) > _CONV_ARGS else None)
+
+
+def _grads(count, by_position):
+    """A backward's result: `count` entries (one per forward input), the
+    gradients given by position, None elsewhere."""
+    out = [None] * count
+    for position, grad in by_position.items():
+        if grad is not None:
+            out[position] = grad
+    return tuple(out)
+
+
+def _conj(t):
+    return None if t is None else t.conj()
+
+
+def _virtual_conv(conv, prefix_width):
+    """The conv arguments of the virtual input prefix ++ x: the prefix replaces
+    that much of the left padding."""
+    stride, pad_left, *rest = conv
+    return (stride, pad_left - prefix_width, *rest)
+
+
+def _grad_of_prefixed_input(grad_out, weight, width, conv, prefix):
+    """GI(grad_out, weight) for x of `width` positions, and its prefix's
+    part: (grad of prefix or None, grad of x). With a prefix, grad_input of
+    the virtual input prefix ++ x, split into its two views."""
+    if prefix is None:
+        return None, _ops.row_conv1d_grad_input.default(grad_out, weight, width, *conv)
+    s = prefix.shape[3]
+    g = _ops.row_conv1d_grad_input.default(grad_out, weight, s + width, *_virtual_conv(conv, s))
+    return g[..., :s], g[..., s:]
+
+
+def _zeros_like_view(t):
+    """Zeros of t's shape, dtype and device as an expanded scalar (no memory;
+    the kernels read any strides): a missing tangent where its partner has one."""
+    return t.new_zeros(()).expand(t.shape)
+
+
 class RowConv1dFunction(torch.autograd.Function):
     forward = _forward_below_autograd(_ops.row_conv1d.default)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        x, weight, bias, *conv, _ = inputs
-        ctx.conv = tuple(conv)
+        x, weight, bias, *rest = inputs[:-1]  # the last input: the dispatch keyset
+        ctx.conv, prefix = _conv_and_prefix(rest)
+        ctx.n_inputs = len(inputs)
         ctx.width = x.shape[3]
         ctx.kernel_size = weight.shape[3]
         ctx.has_bias = bias is not None
         ctx.out_shape = output.shape
-        ctx.save_for_backward(x, weight)
-        ctx.save_for_forward(x, weight)
+        ctx.save_for_backward(x, weight, prefix)
+        ctx.save_for_forward(x, weight, prefix)
 
     @staticmethod
     def backward(ctx, grad):
-        x, weight = ctx.saved_tensors
-        gx = gw = gb = None
-        if ctx.needs_input_grad[0]:
-            gx = _ops.row_conv1d_grad_input.default(grad, weight.conj(), ctx.width, *ctx.conv)
-        if ctx.needs_input_grad[1]:
-            gw = _ops.row_conv1d_grad_weight.default(grad, x.conj(), ctx.kernel_size, *ctx.conv)
-        if ctx.has_bias and ctx.needs_input_grad[2]:
+        x, weight, prefix = ctx.saved_tensors
+        gx = gw = gb = gp = None
+        needs = ctx.needs_input_grad
+        if needs[0] or (prefix is not None and needs[_PREFIX_AT]):
+            gp, gx = _grad_of_prefixed_input(grad, weight.conj(), ctx.width, ctx.conv, prefix)
+        if needs[1]:
+            gw = _ops.row_conv1d_grad_weight.default(grad, x.conj(), ctx.kernel_size, *ctx.conv, _conj(prefix))
+        if ctx.has_bias and needs[2]:
             gb = _ops.row_conv1d_grad_bias.default(grad)
-        return (gx, gw, gb) + (None,) * (len(ctx.conv) + 1)
+        return _grads(ctx.n_inputs, {0: gx, 1: gw, 2: gb, _PREFIX_AT: gp})
 
     @_jvp_rule
-    def jvp(ctx, saved, tx, tw, tb, *_):
-        x, weight = saved
+    def jvp(ctx, saved, tx, tw, tb, *rest):
+        x, weight, prefix = saved
+        tprefix = rest[_CONV_ARGS] if prefix is not None else None
+        # The tangent of the virtual input: a missing tx is x's zeros, a
+        # missing tprefix the zero padding (no prefix).
         return _sum_terms(
-            None if tx is None else _ops.row_conv1d.default(tx, weight, None, *ctx.conv),
-            None if tw is None else _ops.row_conv1d.default(x, tw, None, *ctx.conv),
+            None if tx is None and tprefix is None else _ops.row_conv1d.default(
+                _zeros_like_view(x) if tx is None else tx, weight, None, *ctx.conv, tprefix),
+            None if tw is None else _ops.row_conv1d.default(x, tw, None, *ctx.conv, prefix),
             None if tb is None else _bias_broadcast(tb, ctx.out_shape))
 
 
 def _grad_op_function(name, op, transposed_op, cotangent_is_input):
     """The autograd.Function of grad_input (other = weight) or grad_weight
-    (other = x): op(grad_out, other, size, *conv), bilinear in (grad_out,
-    other). Its cotangent flows back to grad_out through row_conv1d, with the
-    cotangent as that conv's input (grad_input) or weight (grad_weight), and to
-    other through the transposed op (grad_weight, grad_input), whose size
-    argument is other.shape[3] (the kernel size of a weight, the width of x)."""
+    (other = x, with x's optional prefix as the last argument):
+    op(grad_out, other, size, *conv), bilinear in (grad_out, other). Its
+    cotangent flows back to grad_out through row_conv1d, with the cotangent as
+    that conv's input (grad_input) or weight (grad_weight), and to other
+    through the transposed op (grad_weight, grad_input), whose size argument
+    is other.shape[3] (the kernel size of a weight, the width of x); for
+    grad_weight with a prefix, grad_input of the virtual input prefix ++ x."""
+    takes_prefix = not cotangent_is_input
 
     class GradOpFunction(torch.autograd.Function):
         forward = _forward_below_autograd(op)
 
         @staticmethod
         def setup_context(ctx, inputs, output):
-            grad_out, other, size, *conv, _ = inputs
-            ctx.conv = tuple(conv)
+            grad_out, other, size, *rest = inputs[:-1]  # the last input: the dispatch keyset
+            ctx.conv, prefix = _conv_and_prefix(rest)
+            ctx.n_inputs = len(inputs)
             ctx.size = size
             ctx.other_size = other.shape[3]
-            ctx.save_for_backward(grad_out, other)
-            ctx.save_for_forward(grad_out, other)
+            ctx.save_for_backward(grad_out, other, prefix)
+            ctx.save_for_forward(grad_out, other, prefix)
 
         @staticmethod
         def backward(ctx, cotangent):
-            grad_out, other = ctx.saved_tensors
-            d_gout = d_other = None
-            if ctx.needs_input_grad[0]:
+            grad_out, other, prefix = ctx.saved_tensors
+            d_gout = d_other = d_prefix = None
+            needs = ctx.needs_input_grad
+            if needs[0]:
                 x, w = (cotangent, other.conj()) if cotangent_is_input else (other.conj(), cotangent)
-                d_gout = _ops.row_conv1d.default(x, w, None, *ctx.conv)
-            if ctx.needs_input_grad[1]:
-                d_other = transposed_op(grad_out.conj(), cotangent, ctx.other_size, *ctx.conv)
-            return (d_gout, d_other) + (None,) * (len(ctx.conv) + 2)
+                d_gout = _ops.row_conv1d.default(x, w, None, *ctx.conv, _conj(prefix))
+            if needs[1] or (prefix is not None and needs[_PREFIX_AT]):
+                if takes_prefix:
+                    d_prefix, d_other = _grad_of_prefixed_input(grad_out.conj(), cotangent, ctx.other_size,
+                                                                ctx.conv, prefix)
+                else:
+                    d_other = transposed_op(grad_out.conj(), cotangent, ctx.other_size, *ctx.conv)
+            return _grads(ctx.n_inputs, {0: d_gout, 1: d_other, _PREFIX_AT: d_prefix})
 
         @_jvp_rule
-        def jvp(ctx, saved, t_gout, t_other, *_):
-            grad_out, other = saved
+        def jvp(ctx, saved, t_gout, t_other, *rest):
+            grad_out, other, prefix = saved
+            t_prefix = rest[1 + _CONV_ARGS] if prefix is not None else None
+            prefix_arg, t_prefix_arg = ((prefix,), (t_prefix,)) if takes_prefix else ((), ())
             return _sum_terms(
-                None if t_gout is None else op(t_gout, other, ctx.size, *ctx.conv),
-                None if t_other is None else op(grad_out, t_other, ctx.size, *ctx.conv))
+                None if t_gout is None else op(t_gout, other, ctx.size, *ctx.conv, *prefix_arg),
+                None if t_other is None and t_prefix is None else op(
+                    grad_out, _zeros_like_view(other) if t_other is None else t_other, ctx.size, *ctx.conv,
+                    *t_prefix_arg))
 
     GradOpFunction.__name__ = GradOpFunction.__qualname__ = name
     return GradOpFunction
@@ -305,8 +390,12 @@ def _to_front(t, bdim, n):
     return t.expand(n, *t.shape) if bdim is None else t.movedim(bdim, 0)
 
 
-def _fold_into_batch(t, bdim):
-    return t.movedim(bdim, 0).flatten(0, 1)
+def _fold_into_batch(t, bdim, n):
+    """(N, B, ...) -> (N * B, ...); an operand that is not vmapped (x's
+    prefix when only x is, or the other way round) is expanded, then copied."""
+    if t is None:
+        return None
+    return _to_front(t, bdim, n).flatten(0, 1)
 
 
 def _fold_into_rows(t, bdim, n, row_dim):
@@ -318,12 +407,15 @@ def _fold_into_rows(t, bdim, n, row_dim):
 
 def _vmap_row_conv1d(info, in_dims, x, weight, bias, *conv):
     x_dim, w_dim, b_dim = in_dims[:3]
+    conv, prefix = _conv_and_prefix(conv)
+    p_dim = in_dims[_PREFIX_AT] if prefix is not None else None
     n = info.batch_size
-    if w_dim is None and b_dim is None:
-        y = _ops.row_conv1d.default(_fold_into_batch(x, x_dim), weight, bias, *conv)
+    if w_dim is None and b_dim is None:  # only x and its prefix: fold into the batch
+        y = _ops.row_conv1d.default(_fold_into_batch(x, x_dim, n), weight, bias, *conv,
+                                    _fold_into_batch(prefix, p_dim, n))
         return y.unflatten(0, (n, y.shape[0] // n)), 0
     y = _ops.row_conv1d.default(_fold_into_rows(x, x_dim, n, 2), _fold_into_rows(weight, w_dim, n, 0),
-                                _fold_into_rows(bias, b_dim, n, 0), *conv)
+                                _fold_into_rows(bias, b_dim, n, 0), *conv, _fold_into_rows(prefix, p_dim, n, 2))
     return y.unflatten(2, (n, y.shape[2] // n)), 2
 
 
@@ -331,7 +423,7 @@ def _vmap_grad_input(info, in_dims, grad_out, weight, width, *conv):
     g_dim, w_dim = in_dims[:2]
     n = info.batch_size
     if w_dim is None:
-        gx = _ops.row_conv1d_grad_input.default(_fold_into_batch(grad_out, g_dim), weight, width, *conv)
+        gx = _ops.row_conv1d_grad_input.default(_fold_into_batch(grad_out, g_dim, n), weight, width, *conv)
         return gx.unflatten(0, (n, gx.shape[0] // n)), 0
     gx = _ops.row_conv1d_grad_input.default(_fold_into_rows(grad_out, g_dim, n, 2),
                                             _fold_into_rows(weight, w_dim, n, 0), width, *conv)
@@ -340,9 +432,12 @@ def _vmap_grad_input(info, in_dims, grad_out, weight, width, *conv):
 
 def _vmap_grad_weight(info, in_dims, grad_out, x, kernel_size, *conv):
     g_dim, x_dim = in_dims[:2]
+    conv, prefix = _conv_and_prefix(conv)
+    p_dim = in_dims[_PREFIX_AT] if prefix is not None else None
     n = info.batch_size
     gw = _ops.row_conv1d_grad_weight.default(_fold_into_rows(grad_out, g_dim, n, 2),
-                                             _fold_into_rows(x, x_dim, n, 2), kernel_size, *conv)
+                                             _fold_into_rows(x, x_dim, n, 2), kernel_size, *conv,
+                                             _fold_into_rows(prefix, p_dim, n, 2))
     return gw.unflatten(0, (n, gw.shape[0] // n)), 0
 
 

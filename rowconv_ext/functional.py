@@ -60,7 +60,46 @@ def check_tensor(name, value, owner="row_conv1d"):
         raise ValueError(f"{owner}: {name} must be a torch.Tensor, got {type(value).__name__}")
 
 
-def row_conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, method="auto"):
+def check_streaming_args(x, kernel_size, stride, pads, dilation, initial_state, owner="row_conv1d"):
+    """The checks of initial_state / return_final_state, before any kernel
+    runs: causal padding, stride 1, and a state of x's dtype and device shaped
+    (B, Cin, H, dilation * (K - 1))."""
+    if stride != 1:
+        raise ValueError(f"{owner}: initial_state and return_final_state need stride=1, got stride={stride}")
+    causal = (dilation * (kernel_size - 1), 0)
+    if tuple(pads) != causal:
+        raise ValueError(f"{owner}: initial_state and return_final_state need padding='causal' (left = dilation * "
+                         f"(K - 1) = {causal[0]}, right = 0), got padding (left={pads[0]}, right={pads[1]})")
+    if initial_state is None:
+        return
+    check_tensor("initial_state", initial_state, owner)
+    if x.dim() != 4:
+        return  # the op reports x's rank
+    expected = (x.shape[0], x.shape[1], x.shape[2], causal[0])
+    if tuple(initial_state.shape) != expected:
+        raise ValueError(f"{owner}: initial_state must have shape (B, Cin, H, dilation * (K - 1)) = "
+                         f"{list(expected)}, got {list(initial_state.shape)}")
+    if initial_state.dtype != x.dtype:
+        raise RuntimeError(f"{owner}: initial_state must have the same dtype as x ({x.dtype}), "
+                           f"got {initial_state.dtype}")
+    if initial_state.device != x.device:
+        raise RuntimeError(f"{owner}: initial_state must be on the same device as x ({x.device}), "
+                           f"got {initial_state.device}")
+
+
+def final_state(x, initial_state, state_width):
+    """The last state_width inputs of initial_state ++ x (zeros for a missing
+    initial_state), as a new contiguous tensor: the next chunk's initial_state."""
+    width = x.shape[3]
+    if width >= state_width:
+        return x[..., width - state_width:].clone(memory_format=torch.contiguous_format)
+    older = (x.new_zeros((*x.shape[:3], state_width - width)) if initial_state is None
+             else initial_state[..., width:])
+    return torch.cat([older, x], dim=3)
+
+
+def row_conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, method="auto",
+               initial_state=None, return_final_state=False):
     """An independent conv1d per row h of x:
         out[:, :, h, :] = F.conv1d(x[:, :, h, :], weight[h], bias[h], stride, padding, dilation, groups)
 
@@ -69,7 +108,12 @@ def row_conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     method: 'direct' (multiply-adds per tap), 'fft' (an FFT convolution: its
     error is relative to the norms, not per element) or 'auto' (the faster by a
     cost model: what choose_method returns).
-    Returns a contiguous (B, Cout, H, Wout) tensor.
+    initial_state: (B, Cin, H, dilation * (K - 1)), the inputs before x, for
+    padding='causal' and stride 1 only (None: zeros, the plain causal result).
+    return_final_state: also return the last dilation * (K - 1) inputs of
+    initial_state ++ x, the next chunk's initial_state: a sequence run chunk by
+    chunk gives the outputs of one pass.
+    Returns a contiguous (B, Cout, H, Wout) tensor, or (y, final_state).
     """
     check_tensor("x", x)
     check_tensor("weight", weight)
@@ -80,8 +124,13 @@ def row_conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     groups = int_arg("groups", groups)
     kernel_size = weight.shape[-1] if weight.dim() > 0 else 0
     pad_left, pad_right = resolve_padding(padding, kernel_size, stride, dilation)
-    return torch.ops.rowconv.row_conv1d(x, weight, bias, stride, pad_left, pad_right, dilation, groups,
-                                        fft_block_arg(method))
+    if initial_state is not None or return_final_state:
+        check_streaming_args(x, kernel_size, stride, (pad_left, pad_right), dilation, initial_state)
+    y = torch.ops.rowconv.row_conv1d(x, weight, bias, stride, pad_left, pad_right, dilation, groups,
+                                     fft_block_arg(method), initial_state)
+    if not return_final_state:
+        return y
+    return y, final_state(x, initial_state, pad_left)
 
 
 _update_op = torch.ops.rowconv.row_conv1d_update.default

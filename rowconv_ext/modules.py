@@ -41,6 +41,10 @@ class RowConv1d(nn.Module):
     nn.Conv1d allows them; with in_channels = 0 the output is the bias
     broadcast (zeros without bias).
 
+    Causal modules (padding='causal', padding_mode='zeros', stride 1) carry
+    state across chunks: forward(x, initial_state, return_final_state) as
+    row_conv1d's arguments of those names (unbatched: a state without the
+    batch dimension).
     Causal modules also decode step by step: state = init_state(B), then
     step(x_new, state) per block of new inputs (row_conv1d_update).
     """
@@ -90,7 +94,18 @@ class RowConv1d(nn.Module):
             row = types.SimpleNamespace(weight=self.weight[h], bias=None if self.bias is None else self.bias[h])
             nn.Conv1d.reset_parameters(row)
 
-    def forward(self, x):
+    def _check_streaming(self):
+        """initial_state / return_final_state mean something for causal modules only."""
+        causal = (self.dilation[0] * (self.kernel_size[0] - 1), 0)
+        if self._pads != causal or self.padding_mode != "zeros" or self.stride != (1,):
+            raise ValueError(
+                f"{type(self).__name__}: initial_state and return_final_state need a causal module "
+                f"(padding='causal', padding_mode='zeros', stride=1), got padding={self.padding!r}, "
+                f"padding_mode={self.padding_mode!r}, stride={self.stride[0]}")
+
+    def forward(self, x, initial_state=None, return_final_state=False):
+        if initial_state is not None or return_final_state:
+            self._check_streaming()
         if not isinstance(x, torch.Tensor) or x.dim() not in (3, 4):
             got = (f"a {x.dim()}-D tensor of shape {tuple(x.shape)}" if isinstance(x, torch.Tensor)
                    else type(x).__name__)
@@ -99,9 +114,13 @@ class RowConv1d(nn.Module):
         unbatched = x.dim() == 3
         if unbatched:  # as nn.Conv1d with (C, L): a batch of one, removed again
             x = x.unsqueeze(0)
+            if isinstance(initial_state, torch.Tensor):
+                initial_state = initial_state.unsqueeze(0)
         if self.padding_mode == "zeros":
             y = row_conv1d(x, self.weight, self.bias, self.stride[0], self._pads, self.dilation[0], self.groups,
-                           method=self.method)
+                           method=self.method, initial_state=initial_state, return_final_state=return_final_state)
+            if return_final_state:
+                return tuple(t.squeeze(0) for t in y) if unbatched else y
         else:
             y = row_conv1d(pad_rows(x, self._pads, self.padding_mode), self.weight, self.bias, self.stride[0],
                            0, self.dilation[0], self.groups, method=self.method)

@@ -91,3 +91,25 @@ def test_streaming_benchmark_quick(tmp_path):
     assert len([line for line in lines if not line.startswith("#")]) == 1 + 3  # column names + shapes
     for shape in ("forum", "depthwise", "wide"):
         assert f"target decode {shape}:" in done.stdout
+
+
+CHUNKED_BENCH = BENCH.parent / "bench_chunked.py"
+
+
+def test_chunked_benchmark_quick(tmp_path):
+    """bench_chunked.py --quick: tiny shapes, both directions, the machine line,
+    the table and the verdict against the 10% target."""
+    import os
+
+    import rowconv_ext
+    package_root = str(pathlib.Path(rowconv_ext.__file__).resolve().parent.parent)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
+    done = subprocess.run([sys.executable, str(CHUNKED_BENCH), "--quick", "--chunk", "64"], capture_output=True,
+                          text=True, cwd=tmp_path, timeout=300, env=env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("# machine: ") and "L1d" in lines[0]
+    rows = [line.split() for line in lines if line.startswith("tiny")]
+    assert [row[6] for row in rows] == ["fwd", "fwd+bwd"] * 2
+    assert all(float(row[9]) > 0 for row in rows)
+    assert "target chunked within 10% of one pass: worst ratio" in lines[-1]

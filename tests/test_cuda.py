@@ -379,3 +379,65 @@ def test_update_large_depthwise_decode_batch():
         y = rowconv_ext.row_conv1d_update(seq[..., K - 1 + t:K + t].cuda(), state, w.cuda(), b.cuda())
         streaming.assert_close_bound(y, want[..., t:t + 1], bound[..., t:t + 1])
     assert torch.equal(state.cpu(), seq[..., 3:K + 2])
+# Carried state (initial_state / return_final_state): the CUDA forward and
+# grad-weight kernels read x's prefix; chunked runs equal one pass.
+STATE_CONFIGS = [
+    Conv(2, 4, 3, 600, 6, 3, padding="causal", dilation=2, groups=2),  # tiled, 2 tiles
+    Conv(2, 3, 2, 5, 3, 9, padding="causal", dilation=2, groups=3),  # W < dilation * (K - 1), depthwise
+    Conv(1, 12, 1, 130, 72, 4, padding="causal"),  # several channel lanes
+]
+
+
+def _state_reference(cfg, x, w, b, s, gy):
+    """Output and grads of x, weight, bias, state: stock PyTorch on torch.cat([state, x], -1), float64, CPU."""
+    leaves = [wide(t.detach().cpu()).requires_grad_() for t in (x, w, s) + ((b,) if b is not None else ())]
+    y = ref(torch.cat([leaves[2], leaves[0]], -1), leaves[1], leaves[3] if b is not None else None, 1, 0,
+            cfg.dilation, cfg.groups)
+    return (y.detach(),) + torch.autograd.grad(y, leaves, wide(gy.cpu()))
+
+
+@pytest.mark.parametrize("dtype", ALL_DTYPES, ids=str)
+@pytest.mark.parametrize("cfg", STATE_CONFIGS, ids=str)
+def test_chunked_with_state_equals_one_pass_on_the_gpu(cfg, dtype):
+    x, w, b, gy = _cpu_inputs(cfg, dtype, seed=51)
+    S = cfg.dilation * (cfg.K - 1)
+    s = make_inputs(Conv(cfg.B, cfg.Cin, cfg.H, S, 1, 1), dtype, seed=52, layout="sliced", device="cpu")[0]
+    leaves = [t.detach().to("cuda").requires_grad_() for t in (x, w, s, b)]
+    state, outs, start = leaves[2], [], 0
+    for n in (1, S + 1, 2, cfg.W):  # chunks shorter and longer than the state
+        n = min(n, cfg.W - start)
+        if n <= 0:
+            break
+        y, state = rowconv_ext.row_conv1d(leaves[0][..., start:start + n], leaves[1], leaves[3], padding="causal",
+                                          dilation=cfg.dilation, groups=cfg.groups, method="direct",
+                                          initial_state=state, return_final_state=True)
+        outs.append(y)
+        start += n
+    y = torch.cat(outs, -1)
+    grads = torch.autograd.grad(y, leaves, gy.cuda())
+    ours = [t.cpu() for t in (y.detach(), grads[0], grads[1], grads[2], grads[3])]
+    refs = _state_reference(cfg, x, w, b, s, gy)
+    cin_g, cout_g = cfg.Cin // cfg.groups, cfg.Cout // cfg.groups
+    for name, o, r, R in zip(("output", "grad_x", "grad_weight", "grad_state", "grad_bias"), ours, refs,
+                             (cin_g * cfg.K + 1, cout_g * cfg.K, cfg.B * cfg.W, cout_g * cfg.K, cfg.B * cfg.W)):
+        atol, rtol = tolerance(dtype, R)
+        if dtype in (torch.float16, torch.bfloat16):
+            # a gradient summed over the 4 chunks' results in dtype: up to 4 more roundings of its size
+            atol += 4 * torch.finfo(dtype).eps * r.abs().max().item()
+        torch.testing.assert_close(wide(o), r, atol=atol, rtol=rtol, msg=lambda m: f"{cfg} {name}: {m}")
+
+
+@pytest.mark.parametrize("method", ["direct", "fft"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.complex128], ids=str)
+def test_gradcheck_through_initial_state_on_the_gpu(dtype, method):
+    cfg = Conv(2, 4, 2, 7, 2, 3, padding="causal", dilation=2, groups=2)
+    x, w, b, _ = _cpu_inputs(cfg, dtype, seed=53)
+    s = torch.randn(2, 4, 2, 4, dtype=dtype)
+    leaves = tuple(t.cuda().requires_grad_() for t in (x, w, b, s))
+
+    def f(x, w, b, s):
+        return rowconv_ext.row_conv1d(x, w, b, padding="causal", dilation=2, groups=2, method=method,
+                                      initial_state=s, return_final_state=True)
+
+    assert torch.autograd.gradcheck(f, leaves, check_forward_ad=True, check_batched_grad=True)
+    assert torch.autograd.gradgradcheck(f, leaves, check_fwd_over_rev=True)

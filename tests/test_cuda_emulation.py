@@ -10,8 +10,9 @@ block, and at every compile-time specialisation (1, 4 or 8 channels and 1,
 import pytest
 import torch
 
+import rowconv_ext
 import rowconv_ext._cuda_emulation  # noqa: F401  (registers torch.ops.rowconv_emulated)
-from conftest import Conv, assert_matches_reference, make_inputs, reference_results
+from conftest import Conv, assert_matches_reference, make_inputs, reference_results, tolerance, wide
 
 pytestmark = pytest.mark.cuda_emulation
 emulated = torch.ops.rowconv_emulated
@@ -142,3 +143,41 @@ def test_update_many_items_in_several_blocks():
         got = _emulated_update(x, state, w, b)
         streaming.assert_close_bound(got, want[..., -T:], bound[..., -T:])
         assert torch.equal(state, seq[..., -(K - 1):])
+# Carried state: the forward and grad-weight kernels read x's prefix (the
+# initial_state of a causal convolution) at positions < 0, in the tiles' edges
+# and in the direct kernels, for every budget.
+PREFIX_CONFIGS = [
+    Conv(2, 4, 3, 37, 6, 3, padding="causal", dilation=2, groups=2),
+    Conv(1, 3, 1, 700, 3, 13, padding="causal", groups=3),  # depthwise sliding window, 2 tiles
+    Conv(1, 4, 1, 130, 18, 3, padding="causal"),  # 3 lanes of 8 channels, the last partial
+    Conv(2, 2, 2, 5, 2, 5, padding="causal", dilation=3),  # W < dilation * (K - 1)
+]
+
+
+def _prefix_reference(cfg, x, w, b, s, gy):
+    """Output and grads of weight, bias and state from stock PyTorch: the
+    reference with padding 0 on torch.cat([state, x], -1), in float64."""
+    leaves = [wide(t.detach()).requires_grad_() for t in (x, w, s)]
+    y = rowconv_ext.reference_row_conv1d(torch.cat([leaves[2], leaves[0]], -1), leaves[1],
+                                         None if b is None else wide(b), 1, 0, cfg.dilation, cfg.groups)
+    return (y.detach(),) + torch.autograd.grad(y, leaves[1], wide(gy))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.complex64], ids=str)
+@pytest.mark.parametrize("budget", BUDGETS.values(), ids=BUDGETS.keys())
+@pytest.mark.parametrize("cfg", PREFIX_CONFIGS, ids=str)
+def test_prefix_reads_against_pytorch(cfg, budget, dtype):
+    x, w, b, gy = make_inputs(cfg, dtype, seed=35)
+    S = cfg.dilation * (cfg.K - 1)
+    # a sliced state (every second element of a larger tensor): its own strides
+    s = torch.randn(cfg.B, cfg.Cin, cfg.H, 2 * S, generator=torch.Generator().manual_seed(36),
+                    dtype=torch.complex128 if dtype.is_complex else torch.float64).to(dtype)[..., ::2]
+    conv = (1, S, 0, cfg.dilation, cfg.groups)
+    y = emulated.row_conv1d(x, w, b, *conv, budget, s)
+    gw = emulated.row_conv1d_grad_weight(gy, x.conj(), cfg.K, *conv, budget, s.conj())
+    y_ref, gw_ref = _prefix_reference(cfg, x, w, b, s, gy)
+    cin_g = cfg.Cin // cfg.groups
+    # an output sums Cin_g * K products and the bias; a weight's gradient B * W
+    for name, ours, ref, R in (("output", y, y_ref, cin_g * cfg.K + 1), ("grad_weight", gw, gw_ref, cfg.B * cfg.W)):
+        atol, rtol = tolerance(dtype, R)
+        torch.testing.assert_close(wide(ours), ref, atol=atol, rtol=rtol, msg=lambda m: f"{cfg} {name}: {m}")

@@ -38,14 +38,22 @@ inline int64_t grain_for(int64_t madds_per_item) {
 
 // dst[u] = row[(start + u * pos_step) * step] for u in [0, span), zero where
 // the position falls outside [0, length): a window of a row of x or grad_out
-// (every pos_step-th position), converted to the accumulation type.
+// (every pos_step-th position), converted to the accumulation type. With a
+// prefix row (x's carried state), positions [-prefix_length, 0) read
+// prefix_row[prefix_position(pos) * prefix_step] instead of zeros
+// (virtual_source in row_conv1d_params.h).
 template <typename scalar_t, typename acc_t>
 void load_window(const scalar_t* row, int64_t length, int64_t step, int64_t start, int64_t span,
-                 acc_t* dst, int64_t pos_step = 1) {
-  // u in [lo, hi) have positions inside the row
+                 acc_t* dst, int64_t pos_step = 1, const scalar_t* prefix_row = nullptr,
+                 int64_t prefix_length = 0, int64_t prefix_step = 0) {
+  // u in [lo, hi) have positions inside the row, u in [from_prefix, lo) inside the prefix
   const int64_t lo = std::clamp<int64_t>(ceil_div(-start, pos_step), 0, span);
   const int64_t hi = std::clamp<int64_t>(ceil_div(length - start, pos_step), lo, span);
-  std::fill(dst, dst + lo, acc_t(0));
+  const int64_t from_prefix = std::clamp<int64_t>(ceil_div(-prefix_length - start, pos_step), 0, lo);
+  std::fill(dst, dst + from_prefix, acc_t(0));
+  for (int64_t u = from_prefix; u < lo; ++u)
+    dst[u] = static_cast<acc_t>(
+        prefix_row[prefix_position(start + u * pos_step, prefix_length) * prefix_step]);
   const scalar_t* src = row + (start + lo * pos_step) * step;
   acc_t* out = dst + lo;
   const int64_t src_step = step * pos_step;
@@ -59,7 +67,8 @@ void load_window(const scalar_t* row, int64_t length, int64_t step, int64_t star
 
 // The input that output positions [t0, t0 + n) of one (b, h, group) read, as
 // Cin_g * K rows contiguous in t (an im2col matrix that is never built):
-//   rows[ci * K + k][t] = x[b, g * Cin_g + ci, h, (t0 + t) * stride - pad_left + k * dilation].
+//   rows[ci * K + k][t] = x[b, g * Cin_g + ci, h, (t0 + t) * stride - pad_left + k * dilation]
+// (of the virtual row prefix ++ x where x has a prefix).
 // Rows are shifted views of one buffer per channel and stride phase: phase q
 // holds the positions start + q + stride * j, and tap k reads phase
 // (k * dilation) % stride from j = (k * dilation) / stride on. Only the
@@ -96,12 +105,14 @@ struct InputRows {
     const int64_t count = n + (p.kernel_size - 1) * p.dilation / p.stride + 1;
     if (ci_end < 0) ci_end = p.in_per_group;
     for (int64_t ci = ci_begin; ci < ci_end; ++ci) {
-      const scalar_t* row = x + p.in_offset(b, g * p.in_per_group + ci, h, 0);
+      const int64_t c = g * p.in_per_group + ci;
+      const scalar_t* row = x + p.in_offset(b, c, h, 0);
+      const scalar_t* prefix_row = p.prefix_row<scalar_t>(b, c, h);
       // Past `count` a phase keeps what an earlier tile left (zeros at
       // first): only the discarded columns of whole-vector reads see it.
       for (size_t slot = 0; slot < phases_used.size(); ++slot)
         load_window(row, p.width, p.in_stride_w, start + phases_used[slot], count,
-                    phase(ci, slot), p.stride);
+                    phase(ci, slot), p.stride, prefix_row, p.prefix_width, p.pre_stride_w);
     }
   }
 

@@ -39,9 +39,10 @@ struct CpuKernels {
 
 at::Tensor forward_cpu(const at::Tensor& x, const at::Tensor& weight,
                        const std::optional<at::Tensor>& bias, int64_t stride, int64_t pad_left,
-                       int64_t pad_right, int64_t dilation, int64_t groups, int64_t fft_block) {
+                       int64_t pad_right, int64_t dilation, int64_t groups, int64_t fft_block,
+                       const std::optional<at::Tensor>& prefix) {
   return forward_op(CpuKernels{}, x, weight, bias, stride, pad_left, pad_right, dilation, groups,
-                    fft_block);
+                    fft_block, prefix);
 }
 
 at::Tensor grad_input_cpu(const at::Tensor& grad_out, const at::Tensor& weight, int64_t width,
@@ -53,9 +54,10 @@ at::Tensor grad_input_cpu(const at::Tensor& grad_out, const at::Tensor& weight, 
 
 at::Tensor grad_weight_cpu(const at::Tensor& grad_out, const at::Tensor& x, int64_t kernel_size,
                            int64_t stride, int64_t pad_left, int64_t pad_right, int64_t dilation,
-                           int64_t groups, int64_t fft_block) {
+                           int64_t groups, int64_t fft_block,
+                           const std::optional<at::Tensor>& prefix) {
   return grad_weight_op(CpuKernels{}, grad_out, x, kernel_size, stride, pad_left, pad_right,
-                        dilation, groups, fft_block);
+                        dilation, groups, fft_block, prefix);
 }
 
 at::Tensor grad_bias_cpu(const at::Tensor& grad_out) { return grad_bias_op(CpuKernels{}, grad_out); }

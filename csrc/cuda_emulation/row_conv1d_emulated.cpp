@@ -48,9 +48,9 @@ struct EmulatedKernels {
 at::Tensor forward_emulated(const at::Tensor& x, const at::Tensor& weight,
                             const std::optional<at::Tensor>& bias, int64_t stride,
                             int64_t pad_left, int64_t pad_right, int64_t dilation, int64_t groups,
-                            int64_t shared_bytes) {
+                            int64_t shared_bytes, const std::optional<at::Tensor>& prefix) {
   return forward_op(EmulatedKernels{shared_bytes}, x, weight, bias, stride, pad_left, pad_right,
-                    dilation, groups);
+                    dilation, groups, 0, prefix);
 }
 
 at::Tensor grad_input_emulated(const at::Tensor& grad_out, const at::Tensor& weight,
@@ -63,9 +63,9 @@ at::Tensor grad_input_emulated(const at::Tensor& grad_out, const at::Tensor& wei
 at::Tensor grad_weight_emulated(const at::Tensor& grad_out, const at::Tensor& x,
                                 int64_t kernel_size, int64_t stride, int64_t pad_left,
                                 int64_t pad_right, int64_t dilation, int64_t groups,
-                                int64_t shared_bytes) {
+                                int64_t shared_bytes, const std::optional<at::Tensor>& prefix) {
   return grad_weight_op(EmulatedKernels{shared_bytes}, grad_out, x, kernel_size, stride,
-                        pad_left, pad_right, dilation, groups);
+                        pad_left, pad_right, dilation, groups, 0, prefix);
 }
 
 at::Tensor grad_bias_emulated(const at::Tensor& grad_out) {
@@ -87,13 +87,15 @@ at::Tensor update_emulated(const at::Tensor& x, const at::Tensor& conv_state,
 TORCH_LIBRARY(rowconv_emulated, m) {
   m.def(
       "row_conv1d(Tensor x, Tensor weight, Tensor? bias, int stride, int pad_left, "
-      "int pad_right, int dilation, int groups, int shared_bytes=49152) -> Tensor");
+      "int pad_right, int dilation, int groups, int shared_bytes=49152, "
+      "Tensor? prefix=None) -> Tensor");
   m.def(
       "row_conv1d_grad_input(Tensor grad_out, Tensor weight, int width, int stride, "
       "int pad_left, int pad_right, int dilation, int groups, int shared_bytes=49152) -> Tensor");
   m.def(
       "row_conv1d_grad_weight(Tensor grad_out, Tensor x, int kernel_size, int stride, "
-      "int pad_left, int pad_right, int dilation, int groups, int shared_bytes=49152) -> Tensor");
+      "int pad_left, int pad_right, int dilation, int groups, int shared_bytes=49152, "
+      "Tensor? prefix=None) -> Tensor");
   m.def("row_conv1d_grad_bias(Tensor grad_out) -> Tensor");
   m.def(
       "row_conv1d_update(Tensor x, Tensor(a!) conv_state, Tensor weight, Tensor? bias, "

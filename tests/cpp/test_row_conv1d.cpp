@@ -9,7 +9,8 @@
 namespace {
 
 using ForwardFn = at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
-                             int64_t, int64_t, int64_t, int64_t, int64_t, int64_t);
+                             int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+                             const std::optional<at::Tensor>&);
 // The last argument, fft_block: 0 = the direct kernels, -2 = the FFT method.
 constexpr int64_t kDirect = 0, kFft = -2;
 
@@ -38,7 +39,7 @@ int main() {
       at::Tensor b = at::randn({c.H, c.cout}, at::dtype(dtype));
       at::Tensor r = reference(x, w, b, c.stride, c.pl, c.pr, c.dilation, c.groups);
       for (const int64_t method : {kDirect, kFft}) {
-        at::Tensor y = op.call(x, w, b, c.stride, c.pl, c.pr, c.dilation, c.groups, method);
+        at::Tensor y = op.call(x, w, b, c.stride, c.pl, c.pr, c.dilation, c.groups, method, std::nullopt);
         // direct: sums of Cin/groups * K <= 75 products, elementwise well inside 1e-4 in
         // float32; the FFT's error is relative to the norms: norm-wise, the same bounds.
         const double tol = dtype == at::kFloat ? 1e-4 : 1e-10;
@@ -52,9 +53,23 @@ int main() {
       }
     }
   }
+  // A causal convolution with a prefix (the carried state, read before x):
+  // the reference with no padding on the concatenation.
+  for (const int64_t method : {kDirect, kFft}) {
+    const Case c{2, 4, 5, 129, 4, 4, 1, 6, 0, 2, 4};
+    at::Tensor x = at::randn({c.B, c.cin, c.H, c.W}, at::kDouble);
+    at::Tensor s = at::randn({c.B, c.cin, c.H, c.pl}, at::kDouble);
+    at::Tensor w = at::randn({c.H, c.cout, c.cin / c.groups, c.K}, at::kDouble);
+    at::Tensor b = at::randn({c.H, c.cout}, at::kDouble);
+    at::Tensor r = reference(at::cat({s, x}, 3), w, b, 1, 0, 0, c.dilation, c.groups);
+    at::Tensor y = op.call(x, w, b, 1, c.pl, 0, c.dilation, c.groups, method, s);
+    const bool ok = y.sizes() == r.sizes() && (y - r).norm().item<double>() <= 1e-10 * r.norm().item<double>();
+    std::printf("double %s causal with a prefix: %s\n", method == kDirect ? "direct" : "fft", ok ? "ok" : "MISMATCH");
+    failures += !ok;
+  }
   // Bad input: a ValueError (c10::ValueError) naming the argument.
   try {
-    op.call(at::randn({2, 4, 3, 10}), at::randn({2, 6, 4, 3}), std::nullopt, 1, 0, 0, 1, 1, kDirect);
+    op.call(at::randn({2, 4, 3, 10}), at::randn({2, 6, 4, 3}), std::nullopt, 1, 0, 0, 1, 1, kDirect, std::nullopt);
     std::printf("bad rows: no error\n");
     ++failures;
   } catch (const c10::ValueError& e) {

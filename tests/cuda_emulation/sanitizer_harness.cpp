@@ -23,6 +23,10 @@
 //    for two whose direct grids take minutes) 8 bytes, too small for one
 //    channel: the direct kernels; several lanes and idle lanes, groups,
 //    causal and strided/dilated convolutions, Wout = 1.
+// Both sets run causal cases with a prefix (the carried state read before x,
+// every second element of its buffer: strided): the forward and grad-weight
+// kernels then read positions < 0 from it, in the tiles' edges and in the
+// direct kernels.
 // With a second argument, writes the kernels launched (one a line, with the
 // launch count and the largest grid) to that file: scripts/cuda_sanitizers.sh
 // checks that the "tsan" set launches every kernel the "asan" set does.
@@ -52,7 +56,10 @@ namespace {
 
 struct Case {
   int64_t B, cin, H, W, cout, K, stride, pad_left, pad_right, dilation, groups;
+  bool prefix = false;  // a prefix of pad_left positions (causal cases only)
 };
+
+constexpr int64_t kPrefixStep = 2;  // the prefix's element stride in its buffer
 
 RowConvParams params_of(const Case& c) {  // contiguous x and grad_out
   RowConvParams p{};
@@ -64,13 +71,21 @@ RowConvParams params_of(const Case& c) {  // contiguous x and grad_out
   p.in_stride_w = 1, p.in_stride_h = c.W, p.in_stride_c = c.H * c.W, p.in_stride_b = c.cin * c.H * c.W;
   p.gout_stride_w = 1, p.gout_stride_h = p.out_width, p.gout_stride_c = c.H * p.out_width;
   p.gout_stride_b = c.cout * c.H * p.out_width;
+  if (c.prefix) {  // (B, Cin, H, pad_left), every kPrefixStep-th element of its buffer
+    p.prefix_width = c.pad_left;
+    p.pre_stride_w = kPrefixStep, p.pre_stride_h = kPrefixStep * c.pad_left;
+    p.pre_stride_c = p.pre_stride_h * c.H, p.pre_stride_b = p.pre_stride_c * c.cin;
+  }
   return p;
 }
 
-// Naive float64 reference: every term of every output.
-void reference(const RowConvParams& p, const std::vector<double>& x, const std::vector<double>& w,
-               const std::vector<double>& bias, const std::vector<double>& gy, std::vector<double>& y,
-               std::vector<double>& gx, std::vector<double>& gw, std::vector<double>& gb) {
+// Naive float64 reference: every term of every output. Positions
+// [-prefix_width, 0) read `prefix` (laid out as params_of says); grad_x is
+// x's part only (the prefix's is the op layer's grad-input at width S + W).
+void reference(const RowConvParams& p, const std::vector<double>& x, const std::vector<double>& prefix,
+               const std::vector<double>& w, const std::vector<double>& bias, const std::vector<double>& gy,
+               std::vector<double>& y, std::vector<double>& gx, std::vector<double>& gw,
+               std::vector<double>& gb) {
   y.assign(p.batch * p.out_channels * p.rows * p.out_width, 0.0);
   gx.assign(p.batch * p.in_channels * p.rows * p.width, 0.0);
   gw.assign(p.rows * p.out_channels * p.in_per_group * p.kernel_size, 0.0);
@@ -85,9 +100,16 @@ void reference(const RowConvParams& p, const std::vector<double>& x, const std::
           for (int64_t c = 0; c < p.in_per_group; ++c)
             for (int64_t k = 0; k < p.kernel_size; ++k) {
               const int64_t pos = p.input_position(t, k);
-              if (pos < 0 || pos >= p.width) continue;
-              const int64_t xi = p.in_offset(b, co / p.out_per_group * p.in_per_group + c, h, pos);
+              const int64_t ci = co / p.out_per_group * p.in_per_group + c;
               const int64_t wi = p.weight_offset(h, co, c, k);
+              if (pos < 0 && pos >= -p.prefix_width) {
+                const double v = prefix[(((b * p.in_channels + ci) * p.rows + h) * p.prefix_width +
+                                         pos + p.prefix_width) * kPrefixStep];
+                y[o] += w[wi] * v;
+                gw[wi] += v * gy[o];
+              }
+              if (pos < 0 || pos >= p.width) continue;
+              const int64_t xi = p.in_offset(b, ci, h, pos);
               y[o] += w[wi] * x[xi];
               gx[xi] += w[wi] * gy[o];
               gw[wi] += x[xi] * gy[o];
@@ -120,7 +142,7 @@ struct CappedLaunch {
 
 template <typename T>
 bool run_case(const Case& c, int64_t shared_bytes, int64_t grid_cap, double tol, std::mt19937& rng) {
-  const RowConvParams p = params_of(c);
+  RowConvParams p = params_of(c);
   std::normal_distribution<double> normal;
   auto draw = [&](int64_t n) {
     std::vector<T> v(n);
@@ -130,6 +152,8 @@ bool run_case(const Case& c, int64_t shared_bytes, int64_t grid_cap, double tol,
   auto widen = [](const std::vector<T>& v) { return std::vector<double>(v.begin(), v.end()); };
   const auto x = draw(c.B * c.cin * c.H * c.W), w = draw(c.H * c.cout * (c.cin / c.groups) * c.K);
   const auto bias = draw(c.H * c.cout), gy = draw(c.B * c.cout * c.H * p.out_width);
+  const auto prefix = draw(c.prefix ? c.B * c.cin * c.H * c.pad_left * kPrefixStep : 0);
+  if (c.prefix) p.prefix = prefix.data();
   std::vector<T> y(gy.size()), gx(x.size()), gw(w.size()), gb(bias.size());
   const CappedLaunch launch{grid_cap};
   rc::launch_forward<T>(launch, p, x.data(), w.data(), bias.data(), y.data(), shared_bytes);
@@ -141,7 +165,7 @@ bool run_case(const Case& c, int64_t shared_bytes, int64_t grid_cap, double tol,
   rc::launch_grad_bias<T>(launch, p, gy.data(), gb.data(), room);
 #endif
   std::vector<double> ry, rgx, rgw, rgb;
-  reference(p, widen(x), widen(w), widen(bias), widen(gy), ry, rgx, rgw, rgb);
+  reference(p, widen(x), widen(prefix), widen(w), widen(bias), widen(gy), ry, rgx, rgw, rgb);
   bool ok = close("y", y, ry, tol);
 #ifndef ROWCONV_PLANTED_MISSING_BARRIER
   ok = close("grad_x", gx, rgx, tol) && close("grad_w", gw, rgw, tol) && close("grad_b", gb, rgb, tol) && ok;
@@ -183,11 +207,18 @@ const std::vector<Case> kSpecialisations = {
     {1, 2, 1, 64, 2, 4, 1, 2, 1, 1, 1},      // fwd <4, 1, 0>, gi <4, 1, unit>, gw <1, 4>
     {2, 3, 1, 64, 3, 5, 1, 2, 2, 1, 1},      // fwd <4, 1, 0>, gw <1, 5>, split sums
     {1, 8, 1, 64, 8, 6, 2, 2, 3, 2, 2},      // groups of 4, fwd <4, 1, 0>, gi <4, 1, strided>, gw <4, 8>
+    // causal with a prefix: positions < 0 read from it
+    {1, 3, 1, 64, 4, 3, 1, 2, 0, 1, 1, true},      // fwd <4, 1, 3>, gw <4, 3>
+    {2, 9, 2, 70, 9, 4, 1, 6, 0, 2, 1, true},      // fwd <W, P, 0>, gw <4, 4>, dilation 2
+    {1, 1, 1, 520, 1, 13, 1, 12, 0, 1, 1, true},   // fwd sliding window, gw <1, 8>
+    {1, 2, 1, 3, 2, 4, 1, 6, 0, 2, 1, true},       // W < prefix: every output reads it
 };
 // The direct kernels (a budget of 8 bytes): grad-weight with 4 and 8 taps.
 const std::vector<Case> kDirect = {
     {2, 2, 1, 40, 3, 3, 1, 1, 1, 1, 1},
     {1, 4, 2, 33, 4, 6, 2, 3, 1, 2, 2},
+    {2, 2, 1, 40, 3, 3, 1, 2, 0, 1, 1, true},  // a prefix
+    {1, 4, 2, 5, 4, 6, 1, 10, 0, 2, 2, true},  // a prefix longer than x
 };
 // Larger problems, for AddressSanitizer + UBSan, at 48 KiB and 1 KiB, and at
 // 8 bytes (the direct kernels) where their grids stay modest.
@@ -207,6 +238,8 @@ const std::vector<Larger> kLarger = {
     {{2, 16, 1, 40, 12, 6, 2, 2, 3, 2, 2}, false},  // groups of 8 in / 6 out, 8 taps per thread tile (direct: grad-weight in 96 blocks of 8 block sums each)
     {{1, 3, 1, 700, 3, 13, 1, 12, 0, 1, 3}, true},  // depthwise sliding window (13 taps: 5 + 5 + 3), causal, 2 tiles
     {{1, 2, 1, 600, 4, 3, 1, 1, 1, 1, 1}, true},  // 4 positions per thread, a partial second tile
+    {{1, 5, 1, 20, 10, 7, 1, 18, 0, 3, 5, true}, true},  // a prefix, dilation 3, groups
+    {{1, 3, 1, 700, 3, 13, 1, 12, 0, 1, 3, true}, true},  // a prefix, depthwise sliding window, 2 tiles
 };
 
 // The decode step (row_conv1d_update): a pool of state rows, shifted or

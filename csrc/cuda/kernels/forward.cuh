@@ -1,6 +1,7 @@
 // Forward on CUDA (and on the CPU emulator):
 //   y[b, co, h, t] = bias[h, co]
 //       + sum_{ci in group(co)} sum_k weight[h, co, ci, k] * x[b, ci, h, t*stride - pad_left + k*dilation]
+// x is the virtual row prefix ++ x where x has a prefix (row_conv1d_params.h).
 // Tiled kernel: a block owns (b, h, group, G.lanes * kOut output channels,
 // a tile of G.tile positions); a thread owns kPos positions G.lane_threads
 // apart (conflict-free shared-memory reads) and kOut channels: kOut * kPos
@@ -51,7 +52,9 @@ ROWCONV_GLOBAL ROWCONV_LAUNCH_BOUNDS(row_conv1d_forward_tiled) void row_conv1d_f
     for (int64_t c0 = 0; c0 < p.in_per_group; c0 += G.chunk) {
       const int64_t nc = p.in_per_group - c0 < G.chunk ? p.in_per_group - c0 : G.chunk;
       load_tile(xs, G.span, x + p.in_offset(b, g * p.in_per_group + c0, h, 0), p.in_stride_c,
-                p.in_stride_w, p.width, start, G.span, nc);
+                p.in_stride_w, p.width, start, G.span, nc,
+                p.prefix_row<scalar_t>(b, g * p.in_per_group + c0, h), p.pre_stride_c,
+                p.pre_stride_w, p.prefix_width);
       load_weight_tile(ws, weight, block_channels, block_nco, nc, K, [&](int j, int c, int k) {
         return p.weight_offset(h, g * p.out_per_group + block_co0 + j, c0 + c, k);
       });
@@ -122,10 +125,8 @@ ROWCONV_GLOBAL void row_conv1d_forward_direct(RowConvParams p, int64_t total,
     acc_t acc = bias != nullptr ? static_cast<acc_t>(bias[p.bias_offset(h, co)]) : acc_t(0);
     for (int64_t c = 0; c < p.in_per_group; ++c) {
       for (int64_t k = 0; k < p.kernel_size; ++k) {
-        const int64_t pos = p.input_position(t, k);
-        if (pos >= 0 && pos < p.width)
-          acc += static_cast<acc_t>(weight[p.weight_offset(h, co, c, k)]) *
-                 static_cast<acc_t>(x[p.in_offset(b, g * p.in_per_group + c, h, pos)]);
+        acc += static_cast<acc_t>(weight[p.weight_offset(h, co, c, k)]) *
+               static_cast<acc_t>(p.virtual_input(x, b, g * p.in_per_group + c, h, p.input_position(t, k)));
       }
     }
     y[p.output_offset(b, co, h, t)] = static_cast<scalar_t>(acc);

@@ -1,5 +1,6 @@
 // Gradient of the weight on CUDA (and on the CPU emulator):
 //   grad_w[h, co, ci, k] = sum_b sum_t grad_out[b, co, h, t] * x[b, ci, h, t*stride - pad_left + k*dilation]
+// x is the virtual row prefix ++ x where x has a prefix (row_conv1d_params.h).
 // Tiled kernel (geometry in launch_geometry.h): per (h, group) a GEMM
 // reduced over (b, t), from grad_out and x tiles in shared memory, each
 // thread a kRows x kTaps register tile; a fixed slice of the (b, t) steps per
@@ -53,7 +54,9 @@ ROWCONV_GLOBAL ROWCONV_LAUNCH_BOUNDS(row_conv1d_grad_weight_tiled) void row_conv
       load_tile(gs, G.go_pitch, grad_out + p.gout_offset(b, g * p.out_per_group + co_base, h, 0),
                 p.gout_stride_c, p.gout_stride_w, p.out_width, t0, G.positions, nco);
       load_tile(xs, G.x_pitch, x + p.in_offset(b, g * p.in_per_group + ci_base, h, 0), p.in_stride_c,
-                p.in_stride_w, p.width, p.input_position(t0, 0), G.x_span, nci);
+                p.in_stride_w, p.width, p.input_position(t0, 0), G.x_span, nci,
+                p.prefix_row<scalar_t>(b, g * p.in_per_group + ci_base, h), p.pre_stride_c,
+                p.pre_stride_w, p.prefix_width);
       sync_threads();
       // Shared-memory offsets fit in int (the tiles fit in the budget): 32-bit index math.
       const int nt = static_cast<int>(p.out_width - t0 < G.positions ? p.out_width - t0 : G.positions);
@@ -125,9 +128,8 @@ ROWCONV_GLOBAL void row_conv1d_grad_weight_direct(RowConvParams p, ReduceGeometr
       const int64_t b = i / p.out_width, t = i % p.out_width;
       const acc_t gv = static_cast<acc_t>(grad_out[p.gout_offset(b, co, h, t)]);
       for (int kk = 0; kk < kTaps; ++kk) {
-        const int64_t pos = p.input_position(t, k0 + kk);
-        if (k0 + kk < p.kernel_size && pos >= 0 && pos < p.width)
-          acc[kk] += gv * static_cast<acc_t>(x[p.in_offset(b, c, h, pos)]);
+        if (k0 + kk < p.kernel_size)
+          acc[kk] += gv * static_cast<acc_t>(p.virtual_input(x, b, c, h, p.input_position(t, k0 + kk)));
       }
     }
     for (int kk = 0; kk < kTaps; ++kk) {

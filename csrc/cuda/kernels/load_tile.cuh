@@ -1,6 +1,9 @@
 // The cooperative load of a shared-memory tile, for the tiled kernels:
 //   tile[c * pitch + u] = row0[c * channel_stride + (start + u) * step]   for c < channels, u < span,
-// as the accumulation type, zero where start + u falls outside [0, length).
+// as the accumulation type, zero where start + u falls outside [0, length),
+// except where a prefix row (x's carried state, prefix_length positions
+// before position 0) is given: positions [-prefix_length, 0) read it, by the
+// rule of virtual_source (row_conv1d_params.h).
 // Where rows are contiguous and 16-byte aligned alike, the aligned interior
 // of every row moves in 16-byte loads; the edges (and every other layout) go
 // element by element.
@@ -8,6 +11,7 @@
 
 #include <cstdint>
 
+#include "../../row_conv1d_params.h"
 #include "../device.h"
 
 namespace rowconv::cuda {
@@ -15,7 +19,9 @@ namespace rowconv::cuda {
 template <typename scalar_t, typename acc_t>
 ROWCONV_DEVICE void load_tile(acc_t* tile, int64_t pitch, const scalar_t* row0, int64_t channel_stride,
                               int64_t step, int64_t length, int64_t start, int64_t span,
-                              int64_t channels) {
+                              int64_t channels, const scalar_t* prefix0 = nullptr,
+                              int64_t prefix_channel_stride = 0, int64_t prefix_step = 0,
+                              int64_t prefix_length = 0) {
   constexpr int64_t V = Pack16<scalar_t>::kCount;
   // [first, end): the 16-byte groups of positions inside the row and the tile
   int64_t first = 0, end = 0;
@@ -50,8 +56,16 @@ ROWCONV_DEVICE void load_tile(acc_t* tile, int64_t pitch, const scalar_t* row0, 
     const int c = i / edge, u = i % edge;
     const int offset = u < left ? u : u + groups * V;
     const int64_t pos = start + offset;
-    tile[c * pitch + offset] =
-        pos >= 0 && pos < length ? static_cast<acc_t>(row0[c * channel_stride + pos * step]) : acc_t(0);
+    acc_t value = acc_t(0);
+    switch (virtual_source(pos, length, prefix_length)) {
+      case RowSource::kInput: value = static_cast<acc_t>(row0[c * channel_stride + pos * step]); break;
+      case RowSource::kPrefix:
+        value = static_cast<acc_t>(
+            prefix0[c * prefix_channel_stride + prefix_position(pos, prefix_length) * prefix_step]);
+        break;
+      default: break;
+    }
+    tile[c * pitch + offset] = value;
   }
 }
 

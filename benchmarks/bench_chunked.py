@@ -1,0 +1,126 @@
+"""Chunked causal row convolution with carried state against one pass, CPU, float32.
+
+A sequence of W steps is run either in one call,
+    y = row_conv1d(x, w, b, padding='causal')
+or in chunks of --chunk steps, each chunk's final state passed to the next,
+    y_i, state = row_conv1d(x[..., i:i+chunk], w, b, padding='causal',
+                            initial_state=state, return_final_state=True)
+(the chunks are views of x; their outputs are kept as they come, not
+concatenated: a streaming caller consumes them). Directions: fwd (no grad) and
+fwd+bwd (forward, then backward of x, weight, bias with a fixed output grad;
+chunked: one backward through the chain of chunks, each chunk its own tensor
+as a stream delivers them: slices of one big leaf would make autograd add a
+zero-filled gradient of the whole x per slice, autograd's cost, not the op's). Timing: median of
+single calls after a warm-up, at least --min-reps calls and --min-time seconds.
+Target (issue 13): chunked within 10% of one pass (ratio <= 1.10).
+
+Run: nice -n 19 python benchmarks/bench_chunked.py [--quick] [--threads 2]
+"""
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+import rowconv_ext
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cost_model import _machine  # noqa: E402  (lscpu model and L1d, threads, torch)
+
+# (name, B, C, H, K, W): C input = output channels, groups 1
+SHAPES = [
+    ("forum", 32, 15, 10, 3, 8192),
+    ("depthwise", 64, 1, 1024, 4, 4096),
+    ("wide", 8, 64, 16, 5, 8192),
+]
+QUICK_SHAPES = [("tiny", 2, 3, 2, 3, 300), ("tiny-dw", 2, 1, 4, 4, 257)]
+
+
+def _median_seconds(fn, min_reps, min_time):
+    fn()  # warm-up
+    times, start = [], time.perf_counter()
+    while len(times) < min_reps or time.perf_counter() - start < min_time:
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _runs(x, w, b, gy, chunk, method):
+    """The four timed calls: one pass and chunked, forward and forward+backward."""
+    kw = dict(padding="causal", method=method)
+
+    def one_pass():
+        return rowconv_ext.row_conv1d(x, w, b, **kw)
+
+    def chunked():
+        state, outs = None, []
+        for i in range(0, x.shape[3], chunk):
+            y, state = rowconv_ext.row_conv1d(x[..., i:i + chunk], w, b, **kw, initial_state=state,
+                                              return_final_state=True)
+            outs.append(y)
+        return outs
+
+    leaves = [t.detach().requires_grad_() for t in (x, w, b)]
+    grad_chunks = list(gy.split(chunk, dim=3))
+    x_chunks = [c.clone().requires_grad_() for c in x.split(chunk, dim=3)]
+
+    def one_pass_backward():
+        y = rowconv_ext.row_conv1d(*leaves, **kw)
+        torch.autograd.grad(y, leaves, gy)
+
+    def chunked_backward():
+        _, wl, bl = leaves
+        state, outs = None, []
+        for xc in x_chunks:
+            y, state = rowconv_ext.row_conv1d(xc, wl, bl, **kw, initial_state=state, return_final_state=True)
+            outs.append(y)
+        torch.autograd.grad(outs, x_chunks + [wl, bl], grad_chunks)
+
+    return {"fwd": (torch.no_grad()(one_pass), torch.no_grad()(chunked)),
+            "fwd+bwd": (one_pass_backward, chunked_backward)}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--chunk", type=int, default=512)
+    parser.add_argument("--method", default="direct", choices=("direct", "fft", "auto"))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--min-reps", type=int, default=5)
+    parser.add_argument("--min-time", type=float, default=1.0)
+    parser.add_argument("--shapes", default=",".join(name for name, *_ in SHAPES),
+                        help="comma-separated names of SHAPES to run (default: all)")
+    parser.add_argument("--quick", action="store_true", help="tiny shapes, one timed call: a smoke test")
+    args = parser.parse_args()
+    if args.quick:
+        args.min_reps, args.min_time = 1, 0.0
+    torch.set_num_threads(args.threads)
+    m = _machine()
+    print(f"# machine: {m['model']}, L1d {m['l1d']}, {m['threads']} threads, torch {m['torch']}")
+    print(f"# float32, method={args.method}, chunks of {args.chunk} with carried state; "
+          f"ratio = chunked / one pass (target <= 1.10)")
+    print(f"{'shape':10s} {'B':>3s} {'C':>3s} {'H':>5s} {'K':>2s} {'W':>5s} {'direction':9s} "
+          f"{'one pass ms':>11s} {'chunked ms':>10s} {'ratio':>6s}")
+    worst = 0.0
+    wanted = args.shapes.split(",")
+    for name, B, C, H, K, W in QUICK_SHAPES if args.quick else [s for s in SHAPES if s[0] in wanted]:
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn(B, C, H, W, generator=g)
+        w = torch.randn(H, C, C, K, generator=g) / (C * K) ** 0.5
+        b = torch.randn(H, C, generator=g)
+        gy = torch.randn(B, C, H, W, generator=g)
+        for direction, (one, chunked) in _runs(x, w, b, gy, args.chunk, args.method).items():
+            t_one = _median_seconds(one, args.min_reps, args.min_time)
+            t_chunked = _median_seconds(chunked, args.min_reps, args.min_time)
+            ratio = t_chunked / t_one
+            worst = max(worst, ratio)
+            print(f"{name:10s} {B:3d} {C:3d} {H:5d} {K:2d} {W:5d} {direction:9s} {t_one * 1e3:11.3f} "
+                  f"{t_chunked * 1e3:10.3f} {ratio:6.3f}", flush=True)
+    print(f"target chunked within 10% of one pass: worst ratio {worst:.3f} "
+          f"({'met' if worst <= 1.10 else 'NOT met'})")
+
+
+if __name__ == "__main__":
+    main()
