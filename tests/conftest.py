@@ -351,6 +351,16 @@ def assert_fft_matches_reference(cfg, ours, ref, dtype, n, scales):
                               f"(relative to ||ref|| = {ref_norm:.3e}: {err / max(ref_norm, 1e-300):.3e})")
 
 
+def assert_every_derivative(f, leaves, fast_mode=False):
+    """gradcheck and gradgradcheck of f at leaves in every mode: reverse,
+    forward, batched, forward-over-reverse and reverse-over-reverse (fast_mode:
+    a random projection of the Jacobian instead of all of it)."""
+    assert torch.autograd.gradcheck(f, leaves, check_forward_ad=True, check_backward_ad=True,
+                                    check_batched_grad=True, check_batched_forward_grad=True, fast_mode=fast_mode)
+    assert torch.autograd.gradgradcheck(f, leaves, check_fwd_over_rev=True, check_rev_over_rev=True,
+                                        check_batched_grad=True, fast_mode=fast_mode)
+
+
 @pytest.fixture
 def no_vmap_fallback():
     """vmap must use our batching rules: with the per-sample fallback turned

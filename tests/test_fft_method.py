@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from torch import func, nn
 
 import rowconv_ext
-from conftest import (Conv, assert_fft_matches_reference, fft_error_bound, fft_scales, make_inputs,
-                      normwise_error, our_results, reference_results, wide)
+from conftest import (Conv, assert_every_derivative, assert_fft_matches_reference, fft_error_bound, fft_scales,
+                      make_inputs, normwise_error, our_results, reference_results, wide)
 from rowconv_ext.method import cost_plan
 
 ops = torch.ops.rowconv
@@ -316,10 +316,7 @@ def test_gradcheck_and_gradgradcheck_fast(cfg, dtype):
     leaves = _leaves(cfg, dtype)
     for block in (None, _span(cfg) + 1):
         f = _fft_fn(cfg, block)
-        assert torch.autograd.gradcheck(f, leaves, check_forward_ad=True, check_backward_ad=True,
-                                        check_batched_grad=True, check_batched_forward_grad=True, fast_mode=True)
-        assert torch.autograd.gradgradcheck(f, leaves, check_fwd_over_rev=True, check_rev_over_rev=True,
-                                            check_batched_grad=True, fast_mode=True)
+        assert_every_derivative(f, leaves, fast_mode=True)
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.complex128], ids=str)

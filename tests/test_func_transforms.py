@@ -9,7 +9,7 @@ import torch.autograd.forward_ad as fwAD
 from torch import func
 
 import rowconv_ext
-from conftest import SWEEP, Conv, make_inputs
+from conftest import SWEEP, Conv, assert_every_derivative, make_inputs
 
 ops = torch.ops.rowconv
 ref = rowconv_ext.reference_row_conv1d
@@ -43,10 +43,7 @@ def test_gradcheck_forward_and_batched_over_the_sweep(cfg):
     def f(*args):
         return rowconv_ext.row_conv1d(*args, **cfg.kwargs)
 
-    assert torch.autograd.gradcheck(f, leaves, check_forward_ad=True, check_backward_ad=True,
-                                    check_batched_grad=True, check_batched_forward_grad=True, fast_mode=True)
-    assert torch.autograd.gradgradcheck(f, leaves, check_fwd_over_rev=True, check_rev_over_rev=True,
-                                        check_batched_grad=True, fast_mode=True)
+    assert_every_derivative(f, leaves, fast_mode=True)
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.complex128], ids=str)
@@ -60,10 +57,7 @@ def test_gradcheck_full_jacobian_all_modes(cfg, dtype):
     def f(*args):
         return rowconv_ext.row_conv1d(*args, **cfg.kwargs)
 
-    assert torch.autograd.gradcheck(f, leaves, check_forward_ad=True, check_backward_ad=True,
-                                    check_batched_grad=True, check_batched_forward_grad=True)
-    assert torch.autograd.gradgradcheck(f, leaves, check_fwd_over_rev=True, check_rev_over_rev=True,
-                                        check_batched_grad=True)
+    assert_every_derivative(f, leaves)
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.complex128], ids=str)

@@ -13,7 +13,7 @@ import torch.autograd.forward_ad as fwAD
 from torch import func
 
 import rowconv_ext
-from conftest import DEVICE, Conv, fft_tolerance, make_tensor, tolerance, wide
+from conftest import DEVICE, Conv, assert_every_derivative, fft_tolerance, make_tensor, tolerance, wide
 
 ops = torch.ops.rowconv
 DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.complex64, torch.complex128]
@@ -204,10 +204,7 @@ def test_gradcheck_through_initial_state(cfg, dtype, method):
     # The FFT method's many small ATen calls make the full Jacobian slow:
     # fast_mode (a random projection of it) there, the full one for 'direct'.
     fast = method == "fft"
-    assert torch.autograd.gradcheck(f, leaves, check_forward_ad=True, check_backward_ad=True,
-                                    check_batched_grad=True, check_batched_forward_grad=True, fast_mode=fast)
-    assert torch.autograd.gradgradcheck(f, leaves, check_fwd_over_rev=True, check_rev_over_rev=True,
-                                        check_batched_grad=True, fast_mode=fast)
+    assert_every_derivative(f, leaves, fast_mode=fast)
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.complex128], ids=str)
