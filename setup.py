@@ -6,7 +6,10 @@ Which one is built:
   ROWCONV_FORCE_CPU=1  CPU-only build, even where CUDA is usable.
   neither              CUDA build when torch sees a GPU and a toolkit is found,
                        CPU-only otherwise.
-Other knobs: TORCH_CUDA_ARCH_LIST (default "8.0;9.0+PTX"), MAX_JOBS.
+Other knobs: TORCH_CUDA_ARCH_LIST (default "8.0;9.0+PTX"), MAX_JOBS,
+ROWCONV_BUILD_BASE (default "build"): where the objects go, so that a CUDA
+build against another torch (scripts/cuda_build.sh) does not make the next
+CPU build start over.
 """
 import glob
 import os
@@ -80,4 +83,5 @@ def _extension():
 setup(
     ext_modules=[_extension(), _emulation_extension()],
     cmdclass={"build_ext": cpp_extension.BuildExtension},
+    options={"build": {"build_base": os.environ.get("ROWCONV_BUILD_BASE", "build")}},
 )

@@ -6,9 +6,10 @@
 # report, and one planted violation of each hardware rule, which the
 # emulator must report. Any sanitizer report fails.
 # ThreadSanitizer (one OS thread per CUDA thread) runs the harness's "tsan"
-# set: every kernel specialisation on a small grid; AddressSanitizer runs
-# the "asan" set: those and the larger problems. The run fails if the
-# "tsan" set launches fewer kernels than the "asan" set.
+# set: every kernel specialisation over several shared-memory chunks on a
+# small grid (where a race would be); AddressSanitizer runs the "asan" set:
+# those, the same in one chunk on the full grid, and the larger problems.
+# The run fails if the "tsan" set launches fewer kernels than the "asan" set.
 # Needs the torch headers of .venv (no libtorch).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -57,6 +58,9 @@ if [ -n "$missing" ]; then
   echo "kernels launched under ASan+UBSan but not under ThreadSanitizer:"; echo "$missing"; exit 1
 fi
 echo "every kernel launched under ASan+UBSan ($(wc -l < "$out/kernels_asan.txt")) also ran under ThreadSanitizer"
+for set in asan tsan; do  # where the time went (each case's time is in the log)
+  echo "slowest cases ($set):"; grep -E "^ *[0-9.]+ s  " "$out/$set.log" | sort -rn | head -n 3
+done
 phase "sanitizer runs"
 
 echo "== ThreadSanitizer self-test: a kernel with one barrier removed"

@@ -189,7 +189,9 @@ else
   limit=300
   [ "$GPU" = 1 ] || limit=1800
   # sm_90 only; every core (one nvcc job per op, the C++ files beside them)
-  if FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST=9.0 MAX_JOBS=$(nproc) step build "$limit" build_c; then
+  # objects in build/nvcc, as scripts/cuda_build.sh's (CI: its C++ objects are reused, only the .cu recompile)
+  if ROWCONV_BUILD_BASE=${ROWCONV_BUILD_BASE:-build/nvcc} FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST=9.0 MAX_JOBS=$(nproc) \
+     step build "$limit" build_c; then
     BUILT=1
   fi
   spills=$(grep -E "bytes spill" "$LOG_DIR/build.log" | grep -vc " 0 bytes spill stores, 0 bytes spill loads")

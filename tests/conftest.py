@@ -34,6 +34,10 @@ _CPU_ONLY = {
 def pytest_addoption(parser):
     parser.addoption("--device", default="cpu", choices=("cpu", "cuda"),
                      help="device of make_inputs' tensors (default cpu)")
+    parser.addoption("--every-nth", type=int, default=1, metavar="N",
+                     help="run the 1st, (N+1)th, (2N+1)th... parametrization of each test function "
+                          "(every function at least once; default 1: all). scripts/cuda_build.sh "
+                          "checks the oldest supported torch this way where no GPU is there")
 
 
 def pytest_configure(config):
@@ -47,7 +51,24 @@ def pytest_configure(config):
         torch.backends.cuda.matmul.allow_tf32 = False
 
 
+def _keep_every_nth(config, items, n):
+    seen = {}  # test function -> parametrizations met so far
+    kept, dropped = [], []
+    for item in items:
+        key = (item.path, getattr(item, "originalname", item.name))
+        index = seen[key] = seen.get(key, -1) + 1
+        (kept if index % n == 0 else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
 def pytest_collection_modifyitems(config, items):
+    n = config.getoption("--every-nth")
+    if n < 1:
+        raise pytest.UsageError(f"--every-nth: expected N >= 1, got {n}")
+    if n > 1:
+        _keep_every_nth(config, items, n)
     if DEVICE == "cpu":
         return
     for item in items:

@@ -16,13 +16,18 @@
 //        pooled rows, skipped entries, T above S, a capped grid):
 //    124 instantiations; the rows of kPos = P cross a tile border (partial
 //    last tile), kPos = 1 rows fill whole warps, 9 channels of 8 (4) per
-//    thread take two lanes (one partial); each at the 48 KiB budget (one
-//    shared-memory chunk) and at 1 KiB (several chunks) with the grid capped
-//    at 2 blocks (several blocks, each striding over several of its tiles).
-//  "asan": those and the larger problems below at 48 KiB, 1 KiB and (but
-//    for two whose direct grids take minutes) 8 bytes, too small for one
-//    channel: the direct kernels; several lanes and idle lanes, groups,
-//    causal and strided/dilated convolutions, Wout = 1.
+//    thread take two lanes (one partial); each at the "chunked" budget (the
+//    kernel picked at 48 KiB, over two or more shared-memory chunks: see
+//    Budget) with the grid capped at 2 blocks (several blocks, each striding
+//    over several of its tiles), and the direct kernels on a block or two.
+//  "asan": those, the same at 48 KiB (one chunk) on the full grid, and the
+//    larger problems below at 48 KiB, chunked and (but for two whose direct
+//    grids take minutes) 8 bytes, too small for one channel: the direct
+//    kernels; several lanes and idle lanes, groups, causal and
+//    strided/dilated convolutions, Wout = 1.
+// ThreadSanitizer's time goes where a race would be (barriers between
+// chunks, block sums); it costs about a millisecond a CUDA thread, so its
+// set keeps grids small. Each case's time is printed.
 // Both sets run causal cases with a prefix (the carried state read before x,
 // every second element of its buffer: strided): the forward and grad-weight
 // kernels then read positions < 0 from it, in the tiles' edges and in the
@@ -37,6 +42,7 @@
 #include <c10/util/Half.h>
 
 #include <algorithm>
+#include <chrono>
 #include <climits>
 #include <cmath>
 #include <cstdio>
@@ -57,7 +63,19 @@ namespace {
 struct Case {
   int64_t B, cin, H, W, cout, K, stride, pad_left, pad_right, dilation, groups;
   bool prefix = false;  // a prefix of pad_left positions (causal cases only)
+  bool asan_only = false;  // not in the "tsan" set (nothing there it would add)
 };
+
+// The shared-memory budget a case runs at, for each launcher of its own:
+//  kOneChunk: 48 KiB, a GPU's default (the whole channel group in one chunk);
+//  kChunked: the most a launcher can have and still not fit the one chunk it
+//    took at 48 KiB (found by a dry run): the same tiled kernel over two or
+//    more chunks (or shorter tiles), the barriers between them exercised;
+//  kDirect: 8 bytes, too small for one channel: the direct kernels.
+enum class Budget { kOneChunk, kChunked, kDirect };
+const char* name_of(Budget b) {
+  return b == Budget::kOneChunk ? "one chunk" : b == Budget::kChunked ? "chunked" : "direct";
+}
 
 constexpr int64_t kPrefixStep = 2;  // the prefix's element stride in its buffer
 
@@ -140,8 +158,38 @@ struct CappedLaunch {
   }
 };
 
+// A launcher that runs nothing and keeps the first kernel it is given (the
+// main one: grad-weight's sum of splits follows it) and its shared memory.
+struct DryLaunch {
+  std::string* kernel;
+  int64_t* shared_bytes;
+  template <typename F, typename... Args>
+  void operator()(const rc::Kernel<F>& k, int64_t, int64_t, int64_t bytes, Args...) const {
+    if (!kernel->empty()) return;
+    *kernel = rc::emu::kernel_of(k.name);
+    *shared_bytes = bytes;
+  }
+};
+
+// The budget to hand `launcher(launch, budget)` for `b` (see Budget).
+template <typename Launcher>
+int64_t budget_for(Budget b, const Launcher& launcher) {
+  if (b == Budget::kOneChunk) return rc::kDefaultSharedBytes;
+  if (b == Budget::kDirect) return 8;
+  auto pick = [&](int64_t budget, int64_t* bytes) {
+    std::string kernel;
+    launcher(DryLaunch{&kernel, bytes}, budget);
+    return kernel;
+  };
+  int64_t one_chunk = 0, bytes = 0;
+  const std::string tiled = pick(rc::kDefaultSharedBytes, &one_chunk);
+  // one byte short of the one chunk; where that is no longer the tiled kernel
+  // (one channel: nothing to split), the one chunk again
+  return one_chunk > 0 && pick(one_chunk - 1, &bytes) == tiled ? one_chunk - 1 : rc::kDefaultSharedBytes;
+}
+
 template <typename T>
-bool run_case(const Case& c, int64_t shared_bytes, int64_t grid_cap, double tol, std::mt19937& rng) {
+bool run_case(const Case& c, Budget budget, int64_t grid_cap, double tol, std::mt19937& rng) {
   RowConvParams p = params_of(c);
   std::normal_distribution<double> normal;
   auto draw = [&](int64_t n) {
@@ -156,12 +204,21 @@ bool run_case(const Case& c, int64_t shared_bytes, int64_t grid_cap, double tol,
   if (c.prefix) p.prefix = prefix.data();
   std::vector<T> y(gy.size()), gx(x.size()), gw(w.size()), gb(bias.size());
   const CappedLaunch launch{grid_cap};
-  rc::launch_forward<T>(launch, p, x.data(), w.data(), bias.data(), y.data(), shared_bytes);
-#ifndef ROWCONV_PLANTED_MISSING_BARRIER
-  rc::launch_grad_input<T>(launch, p, gy.data(), w.data(), gx.data(), shared_bytes);
   std::vector<at::opmath_type<T>> workspace;
   const auto room = [&](int64_t n) { return workspace.resize(n), workspace.data(); };
-  rc::launch_grad_weight<T>(launch, p, gy.data(), x.data(), gw.data(), room, shared_bytes);
+  const auto forward = [&](const auto& l, int64_t bytes) {
+    rc::launch_forward<T>(l, p, x.data(), w.data(), bias.data(), y.data(), bytes);
+  };
+  const auto grad_input = [&](const auto& l, int64_t bytes) {
+    rc::launch_grad_input<T>(l, p, gy.data(), w.data(), gx.data(), bytes);
+  };
+  const auto grad_weight = [&](const auto& l, int64_t bytes) {
+    rc::launch_grad_weight<T>(l, p, gy.data(), x.data(), gw.data(), room, bytes);
+  };
+  forward(launch, budget_for(budget, forward));
+#ifndef ROWCONV_PLANTED_MISSING_BARRIER
+  grad_input(launch, budget_for(budget, grad_input));
+  grad_weight(launch, budget_for(budget, grad_weight));
   rc::launch_grad_bias<T>(launch, p, gy.data(), gb.data(), room);
 #endif
   std::vector<double> ry, rgx, rgw, rgb;
@@ -176,8 +233,13 @@ bool run_case(const Case& c, int64_t shared_bytes, int64_t grid_cap, double tol,
 std::map<std::string, std::pair<int64_t, unsigned>> launched;  // kernel: (launches, largest grid)
 std::mutex launched_mutex;
 
-void record_launch(const char* name, unsigned grid, unsigned, size_t) {
+bool print_launches = false;  // "one": every launch printed
+
+void record_launch(const char* name, unsigned grid, unsigned block, size_t shared_bytes) {
   const std::lock_guard<std::mutex> lock(launched_mutex);
+  if (print_launches)
+    std::printf("  launch %s: %u blocks of %u threads, %zu bytes of shared memory\n", rc::emu::kernel_of(name).c_str(),
+                grid, block, shared_bytes);
   auto& entry = launched[rc::emu::kernel_of(name)];
   ++entry.first;
   entry.second = std::max(entry.second, grid);
@@ -214,11 +276,16 @@ const std::vector<Case> kSpecialisations = {
     {1, 2, 1, 3, 2, 4, 1, 6, 0, 2, 1, true},       // W < prefix: every output reads it
 };
 // The direct kernels (a budget of 8 bytes): grad-weight with 4 and 8 taps.
+// ThreadSanitizer pays for every thread (one OS thread each): its two have
+// a block or two of grad-weight (block sums, barriers); the others add
+// nothing a race would need.
 const std::vector<Case> kDirect = {
-    {2, 2, 1, 40, 3, 3, 1, 1, 1, 1, 1},
-    {1, 4, 2, 33, 4, 6, 2, 3, 1, 2, 2},
-    {2, 2, 1, 40, 3, 3, 1, 2, 0, 1, 1, true},  // a prefix
-    {1, 4, 2, 5, 4, 6, 1, 10, 0, 2, 2, true},  // a prefix longer than x
+    {1, 1, 1, 40, 1, 3, 1, 1, 1, 1, 1},                // grad-weight <4>, one block
+    {1, 2, 1, 12, 2, 6, 2, 3, 1, 2, 2},                // grad-weight <8>, groups, stride, dilation
+    {2, 2, 1, 40, 3, 3, 1, 1, 1, 1, 1, false, true},
+    {1, 4, 2, 33, 4, 6, 2, 3, 1, 2, 2, false, true},
+    {2, 2, 1, 40, 3, 3, 1, 2, 0, 1, 1, true, true},   // a prefix
+    {1, 4, 2, 5, 4, 6, 1, 10, 0, 2, 2, true, true},   // a prefix longer than x
 };
 // Larger problems, for AddressSanitizer + UBSan, at 48 KiB and 1 KiB, and at
 // 8 bytes (the direct kernels) where their grids stay modest.
@@ -338,7 +405,13 @@ int main(int argc, char** argv) {
   rc::emu::on_launch = record_launch;
   std::mt19937 rng(2026);
   int passed = 0, failed = 0;
-  auto run = [&](const Case& c, int64_t budget, int64_t grid_cap) {
+  // Each case's time goes to the log: the sanitizer stage's budget is spent
+  // where these say (ThreadSanitizer runs one OS thread per CUDA thread).
+  auto seconds_since = [](std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  auto run = [&](const Case& c, Budget budget, int64_t grid_cap) {
+    const auto t0 = std::chrono::steady_clock::now();
     // float32 and float64: rounding errors of sums of n products grow like
     // sqrt(n) (n: the longest reduction, of grad-input, forward or
     // grad-weight), 1e-5 up to 16 terms; float16 results carry one rounding of 2^-11.
@@ -349,29 +422,50 @@ int main(int argc, char** argv) {
                             run_case<c10::Half>(c, budget, grid_cap, 4e-3, rng)};
     for (bool r : results) r ? ++passed : ++failed;
     if (!(results[0] && results[1] && results[2]))
-      std::printf("FAILED: case B=%ld Cin=%ld W=%ld Cout=%ld K=%ld stride=%ld budget=%ld grid cap=%ld\n",
-                  static_cast<long>(c.B), static_cast<long>(c.cin), static_cast<long>(c.W),
-                  static_cast<long>(c.cout), static_cast<long>(c.K), static_cast<long>(c.stride),
-                  static_cast<long>(budget), static_cast<long>(grid_cap));
+      std::printf("FAILED: ");
+    std::printf("%7.2f s  case B=%ld Cin=%ld H=%ld W=%ld Cout=%ld K=%ld stride=%ld prefix=%d, %s, grid cap %ld\n",
+                seconds_since(t0), static_cast<long>(c.B), static_cast<long>(c.cin), static_cast<long>(c.H),
+                static_cast<long>(c.W), static_cast<long>(c.cout), static_cast<long>(c.K),
+                static_cast<long>(c.stride), c.prefix ? 1 : 0, name_of(budget), static_cast<long>(grid_cap));
+    std::fflush(stdout);
   };
 #ifdef ROWCONV_PLANTED_MISSING_BARRIER
   // Several chunks: without the barrier the next chunk's loads race the reads.
-  const bool ok = run_case<float>({1, 8, 1, 64, 4, 5, 1, 2, 2, 1, 1}, 1024, INT64_MAX, 1e-4, rng);
+  const bool ok = run_case<float>({1, 8, 1, 64, 4, 5, 1, 2, 2, 1, 1}, Budget::kChunked, INT64_MAX, 1e-4, rng);
   std::printf("%d passed, %d failed\n", ok ? 1 : 0, ok ? 0 : 1);
   return ok ? 0 : 1;
 #endif
   const std::string set = argc > 1 ? argv[1] : "asan";
+  if (set == "one" && argc == 16) {  // one case, to time or debug it: its 12 fields, the budget and the grid cap
+    int64_t v[14];
+    for (int i = 0; i < 14; ++i) v[i] = std::stoll(argv[2 + i]);
+    print_launches = true;
+    run({v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11] != 0}, static_cast<Budget>(v[12]),
+        v[13]);
+    std::printf("%d passed, %d failed\n", passed, failed);
+    return failed == 0 ? 0 : 1;
+  }
   if (set != "tsan" && set != "asan") {
-    std::fprintf(stderr, "usage: %s tsan|asan [kernels.txt]\n", argv[0]);
+    std::fprintf(stderr,
+                 "usage: %s tsan|asan [kernels.txt]\n"
+                 "       %s one B Cin H W Cout K stride pad_left pad_right dilation groups prefix budget grid_cap\n"
+                 "         (budget: 0 one chunk, 1 chunked, 2 direct)\n",
+                 argv[0], argv[0]);
     return 2;
   }
+  const bool asan = set == "asan";
+  // ThreadSanitizer: the chunked budget on a grid capped at 2 blocks (several
+  // chunks and tiles a block, barriers between them, several blocks): where
+  // a race would be; AddressSanitizer: the one chunk on the full grid too.
   for (const Case& c : kSpecialisations) {
-    run(c, rc::kDefaultSharedBytes, INT64_MAX);
-    run(c, 1024, 2);
+    if (asan) run(c, Budget::kOneChunk, INT64_MAX);
+    if (asan || !c.asan_only) run(c, Budget::kChunked, 2);
   }
-  for (const Case& c : kDirect) run(c, 8, INT64_MAX);
+  for (const Case& c : kDirect)
+    if (asan || !c.asan_only) run(c, Budget::kDirect, INT64_MAX);
   for (const UpdateCase& c : kUpdateCases)
     for (int64_t grid_cap : {INT64_MAX, int64_t{1}}) {  // a capped grid: blocks stride over several
+      const auto t0 = std::chrono::steady_clock::now();
       const bool results[] = {run_update_case<float>(c, grid_cap, 1e-5, rng),
                               run_update_case<double>(c, grid_cap, 1e-12, rng),
                               run_update_case<c10::Half>(c, grid_cap, 4e-3, rng)};
@@ -379,11 +473,15 @@ int main(int argc, char** argv) {
       if (!(results[0] && results[1] && results[2]))
         std::printf("FAILED: update case B=%ld T=%ld K=%ld grid cap=%ld\n", static_cast<long>(c.B),
                     static_cast<long>(c.T), static_cast<long>(c.K), static_cast<long>(grid_cap));
+      std::printf("%7.2f s  update case B=%ld Cin=%ld H=%ld T=%ld Cout=%ld K=%ld grid cap=%ld\n", seconds_since(t0),
+                  static_cast<long>(c.B), static_cast<long>(c.cin), static_cast<long>(c.H), static_cast<long>(c.T),
+                  static_cast<long>(c.cout), static_cast<long>(c.K), static_cast<long>(grid_cap));
+      std::fflush(stdout);
     }
-  if (set == "asan")
+  if (asan)
     for (const Larger& l : kLarger)
-      for (int64_t budget : {rc::kDefaultSharedBytes, int64_t{1024}, int64_t{8}})
-        if (budget > 8 || l.direct) run(l.c, budget, INT64_MAX);
+      for (Budget budget : {Budget::kOneChunk, Budget::kChunked, Budget::kDirect})
+        if (budget != Budget::kDirect || l.direct) run(l.c, budget, INT64_MAX);
   std::printf("%s set: %d passed, %d failed, %zu kernels launched\n", set.c_str(), passed, failed, launched.size());
   if (argc > 2) {
     FILE* f = std::fopen(argv[2], "w");
