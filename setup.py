@@ -80,8 +80,22 @@ def _extension():
     )
 
 
+class BuildEachInItsOwnFolder(cpp_extension.BuildExtension):
+    """Objects (and ninja's logs) of each extension in a folder of its own:
+    _C and _cuda_emulation compile four sources with different macros, and in
+    one folder each build recompiled what the other had built."""
+
+    def build_extension(self, ext):
+        base = self.build_temp
+        self.build_temp = os.path.join(base, ext.name.rsplit(".", 1)[-1])
+        try:
+            super().build_extension(ext)
+        finally:
+            self.build_temp = base
+
+
 setup(
     ext_modules=[_extension(), _emulation_extension()],
-    cmdclass={"build_ext": cpp_extension.BuildExtension},
+    cmdclass={"build_ext": BuildEachInItsOwnFolder},
     options={"build": {"build_base": os.environ.get("ROWCONV_BUILD_BASE", "build")}},
 )

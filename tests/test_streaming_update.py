@@ -87,6 +87,9 @@ STEP_CONFIGS = [
     (1, 6, 2, 3, 9, 1, 3),  # K = 9, two input channels per group
     (2, 2, 1, 8, 7, 2, 1),  # Cout > 4: the CPU kernel's channel blocks, with a short one
     (1, 5, 2, 5, 6, 3, 5),
+    (3, 4, 3, 4, 4, 1, 4),  # depthwise K = 4 (the CPU kernel's unrolled step)
+    (2, 1, 5, 1, 3, 2, 1),  # one channel, K = 3, dilation 2
+    (2, 2, 2, 2, 2, 1, 2),  # depthwise K = 2
 ]
 
 
@@ -112,12 +115,14 @@ def test_single_steps_equal_the_full_causal_forward(cfg, dtype, op=update):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.complex64], ids=str)
 @pytest.mark.parametrize("extra", [0, 3])
-def test_chunks_of_several_steps_including_more_than_the_state_holds(dtype, extra):
-    B, cin, H, cout, K, d, g = 2, 4, 3, 6, 3, 2, 2
-    w, b, seq, S = problem(B, cin, H, cout, K, d, g, dtype, seed=5 + extra, extra_state=extra, length=60)
+@pytest.mark.parametrize("cfg", [(2, 4, 3, 6, 3, 2, 2), (3, 6, 2, 4, 3, 1, 1)], ids=_ids)  # per item; dot rows
+def test_chunks_of_several_steps_including_more_than_the_state_holds(cfg, dtype, extra):
+    B, cin, H, cout, K, d, g = cfg
+    w, b, seq, S = problem(B, cin, H, cout, K, d, g, dtype, seed=5 + extra, extra_state=extra, length=400)
     want, bound = expected_and_tolerance(seq, w, b, d, g)
     state, at = seq[..., :S].clone(), S
-    for T in [1, 2, S, S + 1, 2 * S + 3, 5, 1]:
+    # 300 steps: the CPU kernel's blocks of batch entries hold one entry each
+    for T in [1, 2, S, S + 1, 2 * S + 3, 5, 1, 300]:
         T = min(T, seq.shape[3] - at)
         y = update(seq[..., at:at + T], state, w, b, d, g)
         lo = at - d * (K - 1)
@@ -197,6 +202,47 @@ def test_state_pool_permuted_and_padded(dtype):
         for r in range(pool.shape[0]):
             if r not in used:
                 assert torch.equal(pool[r], pool_before[r])  # untouched rows: bitwise the same
+
+
+# (B, Cin, H, Cout, K, dilation, groups): each form of the CPU kernel
+KERNEL_FORMS = [
+    (5, 3, 4, 3, 4, 1, 3),  # depthwise one step, K = 4 unrolled
+    (4, 2, 3, 2, 6, 2, 2),  # depthwise one step, K = 6 at run time
+    (4, 4, 2, 5, 3, 1, 1),  # channel mixing: packed windows, dot rows
+    (300, 2, 1, 3, 4, 1, 1),  # the same over blocks of batch entries
+    (4, 2, 2, 3, 2, 1, 1),  # Cin_g * K < 8: per (b, h, group)
+]
+
+
+@pytest.mark.parametrize("circular", [False, True])
+@pytest.mark.parametrize("cfg", KERNEL_FORMS, ids=_ids)
+def test_pooled_and_circular_states_in_every_kernel_form(cfg, circular):
+    B, cin, H, cout, K, d, g = cfg
+    w, b, seq, S = problem(B, cin, H, cout, K, d, g, torch.float32, seed=sum(cfg), extra_state=1, length=1)
+    gen = torch.Generator().manual_seed(15)
+    pool = randn((2 * B + 1, cin, H, S), torch.float32, gen)
+    rows = torch.randperm(2 * B + 1, generator=gen)[:B]
+    rows[1] = -1  # skipped
+    seqlens = torch.randint(0, 3 * S, (B,), generator=gen) if circular else torch.zeros(B, dtype=torch.int64)
+
+    def held(entry, lengths):  # entry's history as its state row holds it
+        return torch.roll(entry, int(lengths), dims=-1) if circular else entry
+
+    for e, r in enumerate(rows.tolist()):
+        if r >= 0:
+            pool[r] = held(seq[e, ..., :S], seqlens[e])
+    before = pool.clone()
+    y = update(seq[..., S:], pool, w, b, d, g, cache_seqlens=seqlens.to(DEVICE) if circular else None,
+               state_indices=rows.to(DEVICE))
+    want, bound = expected_and_tolerance(seq, w, b, d, g)  # its last position: the new step's output
+    for e, r in enumerate(rows.tolist()):
+        if r < 0:
+            assert torch.equal(y[e], torch.zeros_like(y[e]))
+            continue
+        assert_close_bound(y[e:e + 1], want[e:e + 1, ..., -1:], bound[e:e + 1, ..., -1:])
+        assert torch.equal(pool[r], held(seq[e, ..., 1:], seqlens[e] + 1))
+    untouched = sorted(set(range(2 * B + 1)) - set(rows.tolist()))
+    assert torch.equal(pool[untouched], before[untouched])
 
 
 def test_state_pool_with_circular_buffer():

@@ -1,15 +1,16 @@
 // The decode step on the CPU (row_conv1d_update_params.h has the index rules):
 //   y[b, co, h, t] = bias[h, co] + sum_{ci in group(co)} sum_k weight[h, co, ci, k] * z[t - (K-1-k)*d]
 // where z[r] is x[b, ci, h, r] for r >= 0 and the held input r of the state
-// row for r < 0; then the state takes the new inputs.
-// Work item: one (b, h, group), which alone owns its state rows (the checks
-// refuse two batch entries on one pool row): it copies the window of held
-// and new inputs it reads into a buffer on the stack (the accumulation type),
-// computes each output as a dot product of the output channel's weights with
-// the inputs its taps read (laid out as the weights: at T = 1 and dilation 1
-// the window itself), four output channels at a time, then writes the state,
-// so every held input is read before any is overwritten. No allocation below
-// 4096 window elements; items advance (b, h, group) counters instead of dividing.
+// row for r < 0; then the state takes the new inputs. Three forms, each
+// reading every held input of a state row before writing any:
+//  - depthwise, one step (one input and one output channel a group, T = 1):
+//    K multiply-adds a (b, channel, row), rows walked with pointer steps;
+//  - channel mixing (float types, Cin_g * K >= kUpdateDotMinTaps): per (row,
+//    group, block of batch entries), the window each output reads, (Cin_g, K)
+//    like a weight row, packed a (b, t) column, and every output a dot
+//    product of it with a weight row (dot_rows: AVX-512/AVX2 at run time);
+//  - otherwise, per (b, h, group): the window copied to the stack, four
+//    output channels at a time.
 #pragma once
 
 #include <ATen/OpMathType.h>
@@ -21,6 +22,7 @@
 #include <vector>
 
 #include "../row_conv1d_update_params.h"
+#include "microkernels.h"
 
 namespace rowconv::cpu {
 
@@ -63,10 +65,11 @@ inline void update_dot_rows(int64_t n, const scalar_t* const* w_rows, const acc_
     for (int j = 0; j < kRows; ++j) out[j] += static_cast<acc_t>(w_rows[j][i]) * taps[i];
 }
 
+// Per (b, h, group): the general form (any T, groups, dtype).
 template <typename scalar_t>
-void row_conv1d_update(const RowConvUpdateParams& p, const scalar_t* x, scalar_t* state,
-                       const scalar_t* weight, const scalar_t* bias, const int64_t* cache_seqlens,
-                       const int64_t* state_indices, scalar_t* y) {
+void update_per_item(const RowConvUpdateParams& p, const scalar_t* x, scalar_t* state,
+                     const scalar_t* weight, const scalar_t* bias, const int64_t* cache_seqlens,
+                     const int64_t* state_indices, scalar_t* y) {
   using acc_t = at::opmath_type<scalar_t>;
   const RowConvParams& conv = p.conv;
   const int64_t cin_g = conv.in_per_group, cout_g = conv.out_per_group, T = conv.width, S = p.state_len;
@@ -75,7 +78,6 @@ void row_conv1d_update(const RowConvUpdateParams& p, const scalar_t* x, scalar_t
   const int64_t work = cin_g * (window + S) + cout_g * T * (cin_g * conv.kernel_size + 1) + 1;
   const int64_t K = conv.kernel_size;
   const bool window_is_taps = T == 1 && conv.dilation == 1;  // window = K: laid out as the taps
-  const bool one_channel_step = T == 1 && cin_g == 1 && cout_g == 1;
   constexpr int64_t kStackElements = 4096;
   at::parallel_for(0, items, std::max<int64_t>(1, 32768 / work), [&](int64_t begin, int64_t end) {
     // the window (Cin_g, history + T), then the taps of one output (Cin_g, K)
@@ -112,18 +114,7 @@ void row_conv1d_update(const RowConvUpdateParams& p, const scalar_t* x, scalar_t
         }
         const scalar_t* w_rows[kUpdateChannelBlock];
         acc_t bias0[kUpdateChannelBlock], out[kUpdateChannelBlock];
-        if (one_channel_step) {  // depthwise, one step: K multiply-adds, the window not needed
-          const int64_t c = g;
-          const scalar_t* x_row = x + conv.in_offset(b, c, h, 0);
-          scalar_t* state_row = state + p.state_row_offset(row, c, h);
-          const scalar_t* w = weight + conv.weight_offset(h, c, 0, 0);
-          acc_t acc = bias ? static_cast<acc_t>(bias[conv.bias_offset(h, c)]) : acc_t(0);
-          for (int64_t k = 0; k + 1 < K; ++k)  // tap k reads held offset -(K-1-k)*d: window index k*d
-            acc += static_cast<acc_t>(w[k]) * static_cast<acc_t>(state_row[held[k * conv.dilation]]);
-          acc += static_cast<acc_t>(w[K - 1]) * static_cast<acc_t>(x_row[0]);
-          y[conv.output_offset(b, c, h, 0)] = static_cast<scalar_t>(acc);
-          store_new_inputs(p, x_row, state_row, cache_seqlens != nullptr, start);
-        } else {
+        {
           for (int64_t ci = 0; ci < cin_g; ++ci) {
             const int64_t c = g * cin_g + ci;
             acc_t* z = win + ci * window;
@@ -168,6 +159,195 @@ void row_conv1d_update(const RowConvUpdateParams& p, const scalar_t* x, scalar_t
       }
     }
   });
+}
+
+// Depthwise, one step: per (b, channel, row) the K - 1 held inputs its taps
+// read (at offsets `taps` in the state row), the new input, and the row's
+// update; the (row, channel) pairs of one batch entry walked in order (the
+// channel fastest) with pointer steps. kK: K at compile time (0: run time).
+template <int kK, typename scalar_t>
+void update_depthwise_step(const RowConvUpdateParams& p, const scalar_t* x, scalar_t* state,
+                           const scalar_t* weight, const scalar_t* bias, const int64_t* cache_seqlens,
+                           const int64_t* state_indices, scalar_t* y) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const RowConvParams& conv = p.conv;
+  const int64_t K = kK > 0 ? kK : conv.kernel_size, C = conv.groups, H = conv.rows, S = p.state_len;
+  const int64_t per_entry = H * C, ss = p.state_stride_s;
+  const bool circular = cache_seqlens != nullptr;
+  at::parallel_for(0, conv.batch * per_entry, 4096, [&](int64_t begin, int64_t end) {
+    std::vector<int64_t> taps(K);  // one allocation a chunk of 4096 or more
+    for (int64_t b = begin / per_entry; b * per_entry < end; ++b) {
+      const int64_t first = std::max(begin - b * per_entry, int64_t{0});
+      const int64_t last = std::min(end - b * per_entry, per_entry);
+      int64_t c = first % C, h = first / C;
+      scalar_t* y_ptr = y + conv.output_offset(b, c, h, 0);
+      const int64_t row = update_state_row(state_indices, b);
+      if (row < 0) {  // a skipped entry: zero outputs, its state untouched
+        for (int64_t j = first; j < last; ++j, y_ptr += H) {
+          *y_ptr = scalar_t(0);
+          if (++c == C) c = 0, y_ptr += 1 - C * H;
+        }
+        continue;
+      }
+      const int64_t start = update_state_start(cache_seqlens, b, S);
+      for (int64_t k = 0; k + 1 < K; ++k)  // tap k reads offset -(K-1-k)*d
+        taps[k] = update_state_position(start, -(K - 1 - k) * conv.dilation, S) * ss;
+      const int64_t stored = circular ? start * ss : 0;  // circular: where the new input goes
+      const scalar_t* x_ptr = x + conv.in_offset(b, c, h, 0);
+      scalar_t* s_ptr = state + p.state_row_offset(row, c, h);
+      const scalar_t* w_ptr = weight + conv.weight_offset(h, c, 0, 0);
+      const scalar_t* b_ptr = bias ? bias + conv.bias_offset(h, c) : nullptr;
+      // shifted, dilation 1, a state of K - 1: the taps read the whole row,
+      // whose values, moved by one, are its update (no copy loop a call each)
+      const bool whole_row = kK > 0 && !circular && S == K - 1 && conv.dilation == 1;
+      for (int64_t j = first; j < last; ++j) {
+        acc_t acc = b_ptr ? static_cast<acc_t>(*b_ptr++) : acc_t(0);
+        if constexpr (kK > 0) {
+          if (whole_row) {
+            scalar_t v[kK];
+            for (int k = 0; k + 1 < kK; ++k) v[k] = s_ptr[k * ss];
+            v[kK - 1] = *x_ptr;
+            for (int k = 0; k < kK; ++k) acc += static_cast<acc_t>(w_ptr[k]) * static_cast<acc_t>(v[k]);
+            for (int k = 0; k + 1 < kK; ++k) s_ptr[k * ss] = v[k + 1];
+          }
+        }
+        if (!whole_row) {
+          for (int64_t k = 0; k + 1 < K; ++k)
+            acc += static_cast<acc_t>(w_ptr[k]) * static_cast<acc_t>(s_ptr[taps[k]]);
+          acc += static_cast<acc_t>(w_ptr[K - 1]) * static_cast<acc_t>(*x_ptr);
+          if (circular) {
+            s_ptr[stored] = *x_ptr;
+          } else if (S > 0) {  // shifted: position i takes position i + 1, the last the new input
+            for (int64_t i = 0; i + 1 < S; ++i) s_ptr[i * ss] = s_ptr[(i + 1) * ss];
+            s_ptr[(S - 1) * ss] = *x_ptr;
+          }
+        }
+        *y_ptr = static_cast<scalar_t>(acc);
+        w_ptr += K;  // weight (H, C, 1, K) and bias (H, C): (row, channel) in order
+        x_ptr += conv.in_stride_c, s_ptr += p.state_stride_c, y_ptr += H;
+        if (++c == C) {
+          c = 0;
+          x_ptr += conv.in_stride_h - C * conv.in_stride_c;
+          s_ptr += p.state_stride_h - C * p.state_stride_c;
+          y_ptr += 1 - C * H;
+        }
+      }
+    }
+  });
+}
+
+// Channel mixing needs this many terms an output for the packed form to pay.
+constexpr int64_t kUpdateDotMinTaps = 8;
+
+// Per (row, group, block of batch entries): the window of each (b, t), (Cin_g,
+// K) like a weight row, packed as a row of `cols` (a column of the product);
+// the group's weight rows packed beside it (dot_rows reads rows up to a whole
+// vector: no read past the weight tensor); every output the dot product of a
+// weight row and a column, its lanes summed in a fixed order (so results do
+// not depend on the blocks or the thread count).
+template <typename scalar_t>
+void update_by_dot_rows(const RowConvUpdateParams& p, const scalar_t* x, scalar_t* state,
+                        const scalar_t* weight, const scalar_t* bias, const int64_t* cache_seqlens,
+                        const int64_t* state_indices, scalar_t* y) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const MicroKernels<acc_t>& mk = micro_kernels<acc_t>();
+  const RowConvParams& conv = p.conv;
+  const int64_t cin_g = conv.in_per_group, cout_g = conv.out_per_group, K = conv.kernel_size;
+  const int64_t T = conv.width, S = p.state_len, R = cin_g * K, d = conv.dilation;
+  const int64_t ld = (R + mk.lanes - 1) / mk.lanes * mk.lanes;  // packed rows: whole vectors
+  // batch entries a block: about 256 columns, at most 64 KiB of them
+  const int64_t per_block = std::clamp<int64_t>(
+      std::min<int64_t>(256, (int64_t{1} << 16) / (ld * int64_t(sizeof(acc_t)))) / T, 1, conv.batch);
+  const int64_t blocks = (conv.batch + per_block - 1) / per_block;
+  const int64_t items = conv.rows * conv.groups * blocks;
+  const int64_t work = std::max<int64_t>(1, (cout_g + 1) * R * per_block * T);  // Cout may be 0
+  at::parallel_for(0, items, std::max<int64_t>(1, 32768 / work), [&](int64_t begin, int64_t end) {
+    std::vector<acc_t> w_rows_buf(cout_g * ld, acc_t(0)), cols_buf(per_block * T * ld, acc_t(0));
+    std::vector<acc_t> partials(cout_g * per_block * T * mk.lanes), out(cout_g * per_block * T);
+    std::vector<const acc_t*> w_rows(cout_g), cols(per_block * T);
+    std::vector<int64_t> entries(per_block), rows(per_block), starts(per_block), taps(K);
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t blk = item % blocks, g = item / blocks % conv.groups, h = item / blocks / conv.groups;
+      const int64_t b0 = blk * per_block, b1 = std::min(conv.batch, b0 + per_block);
+      int64_t n = 0;  // batch entries with a state row
+      for (int64_t b = b0; b < b1; ++b) {
+        const int64_t row = update_state_row(state_indices, b);
+        if (row < 0) {  // a skipped entry: zero outputs, its state untouched
+          for (int64_t co = g * cout_g; co < (g + 1) * cout_g; ++co)
+            std::fill_n(y + conv.output_offset(b, co, h, 0), T, scalar_t(0));
+          continue;
+        }
+        entries[n] = b, rows[n] = row, starts[n] = update_state_start(cache_seqlens, b, S);
+        ++n;
+      }
+      if (n == 0) continue;
+      for (int64_t m = 0; m < cout_g; ++m) {
+        const scalar_t* w = weight + conv.weight_offset(h, g * cout_g + m, 0, 0);
+        acc_t* dst = w_rows_buf.data() + m * ld;
+        for (int64_t r = 0; r < R; ++r) dst[r] = static_cast<acc_t>(w[r]);
+        w_rows[m] = dst;
+      }
+      // every read of the state rows before any write
+      for (int64_t e = 0; e < n; ++e) {
+        if (T == 1)  // one step: tap k < K-1 reads a held input, at the same place in every channel's row
+          for (int64_t k = 0; k + 1 < K; ++k)
+            taps[k] = update_state_position(starts[e], -(K - 1 - k) * d, S) * p.state_stride_s;
+        const scalar_t* x_row = x + conv.in_offset(entries[e], g * cin_g, h, 0);
+        const scalar_t* s_row = state + p.state_row_offset(rows[e], g * cin_g, h);
+        for (int64_t ci = 0; ci < cin_g; ++ci) {
+          if (ci > 0 && p.channel_parts == 1) {
+            x_row += conv.in_stride_c, s_row += p.state_stride_c;
+          } else if (ci > 0) {  // complex as real: the state's channels alternate parts
+            x_row = x + conv.in_offset(entries[e], g * cin_g + ci, h, 0);
+            s_row = state + p.state_row_offset(rows[e], g * cin_g + ci, h);
+          }
+          acc_t* col = cols_buf.data() + e * T * ld + ci * K;
+          if (T == 1) {
+            for (int64_t k = 0; k + 1 < K; ++k) col[k] = static_cast<acc_t>(s_row[taps[k]]);
+            col[K - 1] = static_cast<acc_t>(x_row[0]);
+            continue;
+          }
+          for (int64_t t = 0; t < T; ++t, col += ld)
+            for (int64_t k = 0; k < K; ++k)
+              col[k] = static_cast<acc_t>(update_input(p, x_row, s_row, starts[e], t - (K - 1 - k) * d));
+        }
+      }
+      const int64_t count = n * T;
+      for (int64_t j = 0; j < count; ++j) cols[j] = cols_buf.data() + j * ld;
+      std::fill_n(partials.data(), cout_g * count * mk.lanes, acc_t(0));
+      mk.dot_rows(cout_g, count, R, w_rows.data(), cols.data(), partials.data(), count);
+      mk.reduce_lanes(cout_g * count, partials.data(), out.data());
+      for (int64_t m = 0; m < cout_g; ++m) {
+        const int64_t co = g * cout_g + m;
+        const acc_t b0v = bias ? static_cast<acc_t>(bias[conv.bias_offset(h, co)]) : acc_t(0);
+        for (int64_t e = 0; e < n; ++e)
+          for (int64_t t = 0; t < T; ++t)
+            y[conv.output_offset(entries[e], co, h, t)] = static_cast<scalar_t>(b0v + out[m * count + e * T + t]);
+      }
+      for (int64_t e = 0; e < n; ++e)
+        for (int64_t c = g * cin_g; c < (g + 1) * cin_g; ++c)
+          store_new_inputs(p, x + conv.in_offset(entries[e], c, h, 0), state + p.state_row_offset(rows[e], c, h),
+                           cache_seqlens != nullptr, starts[e]);
+    }
+  });
+}
+
+template <typename scalar_t>
+void row_conv1d_update(const RowConvUpdateParams& p, const scalar_t* x, scalar_t* state,
+                       const scalar_t* weight, const scalar_t* bias, const int64_t* cache_seqlens,
+                       const int64_t* state_indices, scalar_t* y) {
+  const RowConvParams& conv = p.conv;
+  if (conv.width == 1 && conv.in_per_group == 1 && conv.out_per_group == 1 && p.channel_parts == 1) {
+    switch (conv.kernel_size) {  // the common widths unrolled
+      case 2: return update_depthwise_step<2>(p, x, state, weight, bias, cache_seqlens, state_indices, y);
+      case 3: return update_depthwise_step<3>(p, x, state, weight, bias, cache_seqlens, state_indices, y);
+      case 4: return update_depthwise_step<4>(p, x, state, weight, bias, cache_seqlens, state_indices, y);
+      default: return update_depthwise_step<0>(p, x, state, weight, bias, cache_seqlens, state_indices, y);
+    }
+  }
+  if (conv.in_per_group * conv.kernel_size >= kUpdateDotMinTaps)
+    return update_by_dot_rows(p, x, state, weight, bias, cache_seqlens, state_indices, y);
+  update_per_item(p, x, state, weight, bias, cache_seqlens, state_indices, y);
 }
 
 }  // namespace rowconv::cpu
