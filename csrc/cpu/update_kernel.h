@@ -239,7 +239,7 @@ void update_depthwise_step(const RowConvUpdateParams& p, const scalar_t* x, scal
 // Channel mixing needs this many terms an output for the packed form to pay.
 constexpr int64_t kUpdateDotMinTaps = 8;
 
-// Per (row, group, block of batch entries): the window of each (b, t), (Cin_g,
+// Per (group, block of batch entries, row): the window of each (b, t), (Cin_g,
 // K) like a weight row, packed as a row of `cols` (a column of the product);
 // the group's weight rows packed beside it (dot_rows reads rows up to a whole
 // vector: no read past the weight tensor); every output the dot product of a
@@ -267,7 +267,9 @@ void update_by_dot_rows(const RowConvUpdateParams& p, const scalar_t* x, scalar_
     std::vector<const acc_t*> w_rows(cout_g), cols(per_block * T);
     std::vector<int64_t> entries(per_block), rows(per_block), starts(per_block), taps(K);
     for (int64_t item = begin; item < end; ++item) {
-      const int64_t blk = item % blocks, g = item / blocks % conv.groups, h = item / blocks / conv.groups;
+      // rows fastest: a thread's consecutive items read and write the same
+      // cache lines of x, the state and y (rows are their second-innermost dimension)
+      const int64_t h = item % conv.rows, blk = item / conv.rows % blocks, g = item / conv.rows / blocks;
       const int64_t b0 = blk * per_block, b1 = std::min(conv.batch, b0 + per_block);
       int64_t n = 0;  // batch entries with a state row
       for (int64_t b = b0; b < b1; ++b) {
