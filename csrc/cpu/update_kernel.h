@@ -114,44 +114,42 @@ void update_per_item(const RowConvUpdateParams& p, const scalar_t* x, scalar_t* 
         }
         const scalar_t* w_rows[kUpdateChannelBlock];
         acc_t bias0[kUpdateChannelBlock], out[kUpdateChannelBlock];
-        {
-          for (int64_t ci = 0; ci < cin_g; ++ci) {
-            const int64_t c = g * cin_g + ci;
-            acc_t* z = win + ci * window;
-            const scalar_t* x_row = x + conv.in_offset(b, c, h, 0);
-            const scalar_t* state_row = state + p.state_row_offset(row, c, h);
-            for (int64_t i = 0; i < history; ++i) z[i] = static_cast<acc_t>(state_row[held[i]]);
-            for (int64_t t = 0; t < T; ++t) z[history + t] = static_cast<acc_t>(x_row[t * conv.in_stride_w]);
-          }
-          for (int64_t t = 0; t < T; ++t) {
-            // the taps of output t, (Cin_g, K) like a weight row: the window
-            // itself for one step at dilation 1
-            const acc_t* tap = win;
-            if (!window_is_taps) {
-              for (int64_t ci = 0; ci < cin_g; ++ci)
-                for (int64_t k = 0; k < K; ++k) taps[ci * K + k] = win[ci * window + t + k * conv.dilation];
-              tap = taps;
-            }
-            for (int64_t co0 = 0; co0 < cout_g; co0 += kUpdateChannelBlock) {
-              const int64_t n = std::min<int64_t>(kUpdateChannelBlock, cout_g - co0);
-              for (int64_t j = 0; j < n; ++j) {
-                const int64_t co = g * cout_g + co0 + j;
-                w_rows[j] = weight + conv.weight_offset(h, co, 0, 0);
-                bias0[j] = bias ? static_cast<acc_t>(bias[conv.bias_offset(h, co)]) : acc_t(0);
-              }
-              if (n == kUpdateChannelBlock) {
-                update_dot_rows<kUpdateChannelBlock>(cin_g * K, w_rows, tap, bias0, out);
-              } else {
-                for (int64_t j = 0; j < n; ++j) update_dot_rows<1>(cin_g * K, w_rows + j, tap, bias0 + j, out + j);
-              }
-              for (int64_t j = 0; j < n; ++j)
-                y[conv.output_offset(b, g * cout_g + co0 + j, h, t)] = static_cast<scalar_t>(out[j]);
-            }
-          }
-          for (int64_t c = g * cin_g; c < (g + 1) * cin_g; ++c)
-            store_new_inputs(p, x + conv.in_offset(b, c, h, 0), state + p.state_row_offset(row, c, h),
-                             cache_seqlens != nullptr, start);
+        for (int64_t ci = 0; ci < cin_g; ++ci) {
+          const int64_t c = g * cin_g + ci;
+          acc_t* z = win + ci * window;
+          const scalar_t* x_row = x + conv.in_offset(b, c, h, 0);
+          const scalar_t* state_row = state + p.state_row_offset(row, c, h);
+          for (int64_t i = 0; i < history; ++i) z[i] = static_cast<acc_t>(state_row[held[i]]);
+          for (int64_t t = 0; t < T; ++t) z[history + t] = static_cast<acc_t>(x_row[t * conv.in_stride_w]);
         }
+        for (int64_t t = 0; t < T; ++t) {
+          // the taps of output t, (Cin_g, K) like a weight row: the window
+          // itself for one step at dilation 1
+          const acc_t* tap = win;
+          if (!window_is_taps) {
+            for (int64_t ci = 0; ci < cin_g; ++ci)
+              for (int64_t k = 0; k < K; ++k) taps[ci * K + k] = win[ci * window + t + k * conv.dilation];
+            tap = taps;
+          }
+          for (int64_t co0 = 0; co0 < cout_g; co0 += kUpdateChannelBlock) {
+            const int64_t n = std::min<int64_t>(kUpdateChannelBlock, cout_g - co0);
+            for (int64_t j = 0; j < n; ++j) {
+              const int64_t co = g * cout_g + co0 + j;
+              w_rows[j] = weight + conv.weight_offset(h, co, 0, 0);
+              bias0[j] = bias ? static_cast<acc_t>(bias[conv.bias_offset(h, co)]) : acc_t(0);
+            }
+            if (n == kUpdateChannelBlock) {
+              update_dot_rows<kUpdateChannelBlock>(cin_g * K, w_rows, tap, bias0, out);
+            } else {
+              for (int64_t j = 0; j < n; ++j) update_dot_rows<1>(cin_g * K, w_rows + j, tap, bias0 + j, out + j);
+            }
+            for (int64_t j = 0; j < n; ++j)
+              y[conv.output_offset(b, g * cout_g + co0 + j, h, t)] = static_cast<scalar_t>(out[j]);
+          }
+        }
+        for (int64_t c = g * cin_g; c < (g + 1) * cin_g; ++c)
+          store_new_inputs(p, x + conv.in_offset(b, c, h, 0), state + p.state_row_offset(row, c, h),
+                           cache_seqlens != nullptr, start);
       }
       if (++g == conv.groups) {
         g = 0;
