@@ -189,7 +189,7 @@ else
   limit=300
   [ "$GPU" = 1 ] || limit=1800
   # sm_90 only; every core (one nvcc job per op, the C++ files beside them)
-  # objects in build/nvcc, as scripts/cuda_build.sh's (CI: its C++ objects are reused, only the .cu recompile)
+  # objects in build/nvcc, beside scripts/cuda_build.sh's (CI: ninja still recompiles all of _C here, cause not found)
   if ROWCONV_BUILD_BASE=${ROWCONV_BUILD_BASE:-build/nvcc} FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST=9.0 MAX_JOBS=$(nproc) \
      step build "$limit" build_c; then
     BUILT=1
