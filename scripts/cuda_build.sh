@@ -12,6 +12,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
 bash scripts/cuda_env.sh
+# The environment's ninja (pinned in requirements-cuda.txt), as in
+# scripts/gpu_session.sh on the same build folder: ninja versions write
+# different logs, and one that finds another's log rebuilds everything.
+export PATH="$PWD/.venv-cuda/bin:$PATH"
 log=build/cuda/build.log
 mkdir -p build/cuda
 echo "== nvcc build (FORCE_CUDA=1, TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-8.0;9.0+PTX}); log: $log"
