@@ -260,9 +260,13 @@ def test_state_pool_with_circular_buffer():
     assert torch.equal(pool[[0, 2, 4]], untouched)
 
 
-def test_strided_views_of_x_and_state_are_read_and_updated_in_place():
-    B, cin, H, cout, K, d, g = 2, 4, 3, 4, 3, 2, 2
-    w, b, seq, S = problem(B, cin, H, cout, K, d, g, torch.float32, seed=13, extra_state=1, length=9)
+# the CPU kernel's general windows (dilation 2, a longer state), and its
+# packed channel mixing of one step of a state that holds exactly the history
+@pytest.mark.parametrize("cfg, extra", [((2, 4, 3, 4, 3, 2, 2), 1), ((2, 4, 3, 4, 3, 1, 1), 0)],
+                         ids=["d2-g2-S+1", "d1-g1-S"])
+def test_strided_views_of_x_and_state_are_read_and_updated_in_place(cfg, extra):
+    B, cin, H, cout, K, d, g = cfg
+    w, b, seq, S = problem(B, cin, H, cout, K, d, g, torch.float32, seed=13, extra_state=extra, length=10)
     want, bound = expected_and_tolerance(seq, w, b, d, g)
     # the state: a permuted storage (B, H, S, Cin), sliced out of a wider buffer
     gen = torch.Generator().manual_seed(14)
@@ -274,7 +278,7 @@ def test_strided_views_of_x_and_state_are_read_and_updated_in_place():
     xs = seq.permute(3, 0, 1, 2).contiguous().permute(1, 2, 3, 0)
     assert not xs.is_contiguous()
     at = S
-    for T in (1, 3, 5):
+    for T in (1, 3, 1, 5):
         y = update(xs[..., at:at + T], state, w, b, d, g)
         lo = at - d * (K - 1)
         assert_close_bound(y, want[..., lo:lo + T], bound[..., lo:lo + T])
@@ -466,3 +470,23 @@ def test_module_step_needs_a_causal_module_and_no_grad():
         m.step(torch.randn(1, 3, 2, 1, device=DEVICE), state)
     with torch.no_grad():
         assert m.step(torch.randn(1, 3, 2, 1, device=DEVICE), state).shape == (1, 3, 2, 1)
+
+
+@pytest.mark.parametrize("cfg", KERNEL_FORMS, ids=_ids)
+def test_steps_do_not_depend_on_the_thread_count(cfg, restore_threads):
+    """The CPU kernels split batch entries between threads by the thread count;
+    every output is still summed in one fixed order: the same bits."""
+    B, cin, H, cout, K, d, g = cfg
+    w, b, seq, S = problem(B, cin, H, cout, K, d, g, torch.float32, seed=21, length=3)
+    results = {}
+    for n in (1, 2, 3):
+        torch.set_num_threads(n)
+        state = seq[..., :S].clone()
+        ys = [update(seq[..., S + t:S + t + 1], state, w, b, d, g) for t in range(2)]
+        ys.append(update(seq[..., S + 2:], state, w, b, d, g))
+        results[n] = ys + [state]
+    for n in (2, 3):
+        for got, want in zip(results[n], results[1]):
+            assert torch.equal(got, want)
+    want, bound = expected_and_tolerance(seq, w, b, d, g)
+    assert_close_bound(results[2][0], want[..., :1], bound[..., :1])

@@ -239,10 +239,14 @@ constexpr int64_t kUpdateDotMinTaps = 8;
 
 // Per (group, block of batch entries, row): the window of each (b, t), (Cin_g,
 // K) like a weight row, packed as a row of `cols` (a column of the product);
-// the group's weight rows packed beside it (dot_rows reads rows up to a whole
-// vector: no read past the weight tensor); every output the dot product of a
-// weight row and a column, its lanes summed in a fixed order (so results do
-// not depend on the blocks or the thread count).
+// every output the dot product of a weight row and a column, its lanes summed
+// in a fixed order (so results do not depend on the blocks or the thread
+// count). The weight rows are read in place where they are in the
+// accumulation type and dot_rows' whole-vector reads stay inside the weight
+// tensor (packed otherwise). One step of a shifted state holding exactly the
+// history at dilation 1 (the usual decode step): each channel's window is its
+// state row then the new input, and the row's update is that window from its
+// second element, written back from the packed column.
 template <typename scalar_t>
 void update_by_dot_rows(const RowConvUpdateParams& p, const scalar_t* x, scalar_t* state,
                         const scalar_t* weight, const scalar_t* bias, const int64_t* cache_seqlens,
@@ -253,9 +257,16 @@ void update_by_dot_rows(const RowConvUpdateParams& p, const scalar_t* x, scalar_
   const int64_t cin_g = conv.in_per_group, cout_g = conv.out_per_group, K = conv.kernel_size;
   const int64_t T = conv.width, S = p.state_len, R = cin_g * K, d = conv.dilation;
   const int64_t ld = (R + mk.lanes - 1) / mk.lanes * mk.lanes;  // packed rows: whole vectors
-  // batch entries a block: about 256 columns, at most 64 KiB of them
+  const int64_t weight_numel = conv.rows * conv.out_channels * R, ss = p.state_stride_s;
+  const bool window_is_state_row = T == 1 && cache_seqlens == nullptr && S == K - 1 && d == 1;
+  // batch entries a block: about 256 columns, at most 64 KiB of them, and at
+  // least one block a thread: threads own batch entries, not rows, whose
+  // outputs and state rows share cache lines (written by two threads, each
+  // store of one waited for the other's)
+  const int64_t per_thread = (conv.batch + at::get_num_threads() - 1) / at::get_num_threads();
   const int64_t per_block = std::clamp<int64_t>(
-      std::min<int64_t>(256, (int64_t{1} << 16) / (ld * int64_t(sizeof(acc_t)))) / T, 1, conv.batch);
+      std::min({int64_t{256} / T, (int64_t{1} << 16) / (ld * int64_t(sizeof(acc_t)) * T), per_thread}), 1,
+      conv.batch);
   const int64_t blocks = (conv.batch + per_block - 1) / per_block;
   const int64_t items = conv.rows * conv.groups * blocks;
   const int64_t work = std::max<int64_t>(1, (cout_g + 1) * R * per_block * T);  // Cout may be 0
@@ -266,8 +277,9 @@ void update_by_dot_rows(const RowConvUpdateParams& p, const scalar_t* x, scalar_
     std::vector<int64_t> entries(per_block), rows(per_block), starts(per_block), taps(K);
     for (int64_t item = begin; item < end; ++item) {
       // rows fastest: a thread's consecutive items read and write the same
-      // cache lines of x, the state and y (rows are their second-innermost dimension)
-      const int64_t h = item % conv.rows, blk = item / conv.rows % blocks, g = item / conv.rows / blocks;
+      // cache lines of x, the state and y (rows are their second-innermost
+      // dimension); blocks of batch entries outermost (see per_block)
+      const int64_t h = item % conv.rows, g = item / conv.rows % conv.groups, blk = item / conv.rows / conv.groups;
       const int64_t b0 = blk * per_block, b1 = std::min(conv.batch, b0 + per_block);
       int64_t n = 0;  // batch entries with a state row
       for (int64_t b = b0; b < b1; ++b) {
@@ -282,34 +294,44 @@ void update_by_dot_rows(const RowConvUpdateParams& p, const scalar_t* x, scalar_
       }
       if (n == 0) continue;
       for (int64_t m = 0; m < cout_g; ++m) {
-        const scalar_t* w = weight + conv.weight_offset(h, g * cout_g + m, 0, 0);
+        const int64_t offset = conv.weight_offset(h, g * cout_g + m, 0, 0);
+        if constexpr (std::is_same_v<scalar_t, acc_t>) {
+          if (offset + ld <= weight_numel) {
+            w_rows[m] = weight + offset;
+            continue;
+          }
+        }
         acc_t* dst = w_rows_buf.data() + m * ld;
-        for (int64_t r = 0; r < R; ++r) dst[r] = static_cast<acc_t>(w[r]);
+        for (int64_t r = 0; r < R; ++r) dst[r] = static_cast<acc_t>(weight[offset + r]);
         w_rows[m] = dst;
       }
       // every read of the state rows before any write
       for (int64_t e = 0; e < n; ++e) {
         if (T == 1)  // one step: tap k < K-1 reads a held input, at the same place in every channel's row
           for (int64_t k = 0; k + 1 < K; ++k)
-            taps[k] = update_state_position(starts[e], -(K - 1 - k) * d, S) * p.state_stride_s;
+            taps[k] = update_state_position(starts[e], -(K - 1 - k) * d, S) * ss;
         const scalar_t* x_row = x + conv.in_offset(entries[e], g * cin_g, h, 0);
         const scalar_t* s_row = state + p.state_row_offset(rows[e], g * cin_g, h);
-        for (int64_t ci = 0; ci < cin_g; ++ci) {
+        acc_t* col = cols_buf.data() + e * T * ld;
+        for (int64_t ci = 0; ci < cin_g; ++ci, col += K) {
           if (ci > 0 && p.channel_parts == 1) {
             x_row += conv.in_stride_c, s_row += p.state_stride_c;
           } else if (ci > 0) {  // complex as real: the state's channels alternate parts
             x_row = x + conv.in_offset(entries[e], g * cin_g + ci, h, 0);
             s_row = state + p.state_row_offset(rows[e], g * cin_g + ci, h);
           }
-          acc_t* col = cols_buf.data() + e * T * ld + ci * K;
-          if (T == 1) {
+          if (window_is_state_row) {
+            for (int64_t k = 0; k + 1 < K; ++k) col[k] = static_cast<acc_t>(s_row[k * ss]);
+            col[K - 1] = static_cast<acc_t>(x_row[0]);
+          } else if (T == 1) {
             for (int64_t k = 0; k + 1 < K; ++k) col[k] = static_cast<acc_t>(s_row[taps[k]]);
             col[K - 1] = static_cast<acc_t>(x_row[0]);
-            continue;
+          } else {
+            acc_t* c = col;
+            for (int64_t t = 0; t < T; ++t, c += ld)
+              for (int64_t k = 0; k < K; ++k)
+                c[k] = static_cast<acc_t>(update_input(p, x_row, s_row, starts[e], t - (K - 1 - k) * d));
           }
-          for (int64_t t = 0; t < T; ++t, col += ld)
-            for (int64_t k = 0; k < K; ++k)
-              col[k] = static_cast<acc_t>(update_input(p, x_row, s_row, starts[e], t - (K - 1 - k) * d));
         }
       }
       const int64_t count = n * T;
@@ -324,10 +346,18 @@ void update_by_dot_rows(const RowConvUpdateParams& p, const scalar_t* x, scalar_
           for (int64_t t = 0; t < T; ++t)
             y[conv.output_offset(entries[e], co, h, t)] = static_cast<scalar_t>(b0v + out[m * count + e * T + t]);
       }
-      for (int64_t e = 0; e < n; ++e)
+      for (int64_t e = 0; e < n; ++e) {
+        if (window_is_state_row && p.channel_parts == 1) {  // the column from its second element
+          scalar_t* s_row = state + p.state_row_offset(rows[e], g * cin_g, h);
+          const acc_t* col = cols_buf.data() + e * ld;
+          for (int64_t ci = 0; ci < cin_g; ++ci, col += K, s_row += p.state_stride_c)
+            for (int64_t k = 0; k + 1 < K; ++k) s_row[k * ss] = static_cast<scalar_t>(col[k + 1]);
+          continue;
+        }
         for (int64_t c = g * cin_g; c < (g + 1) * cin_g; ++c)
           store_new_inputs(p, x + conv.in_offset(entries[e], c, h, 0), state + p.state_row_offset(rows[e], c, h),
                            cache_seqlens != nullptr, starts[e]);
+      }
     }
   });
 }
