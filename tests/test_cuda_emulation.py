@@ -134,7 +134,8 @@ def test_update_chunks_circular_pool_and_strided_views(emulated_streaming):
     emulated_streaming.test_circular_buffer_writes_only_the_new_positions()
     emulated_streaming.test_state_pool_permuted_and_padded(torch.float64)
     emulated_streaming.test_state_pool_with_circular_buffer()
-    emulated_streaming.test_strided_views_of_x_and_state_are_read_and_updated_in_place()
+    for cfg, extra in emulated_streaming.STRIDED_VIEW_CASES:
+        emulated_streaming.test_strided_views_of_x_and_state_are_read_and_updated_in_place(cfg, extra)
     emulated_streaming.test_no_bias_no_input_channels_and_no_output_channels()
 
 

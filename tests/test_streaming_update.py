@@ -262,8 +262,10 @@ def test_state_pool_with_circular_buffer():
 
 # the CPU kernel's general windows (dilation 2, a longer state), and its
 # packed channel mixing of one step of a state that holds exactly the history
-@pytest.mark.parametrize("cfg, extra", [((2, 4, 3, 4, 3, 2, 2), 1), ((2, 4, 3, 4, 3, 1, 1), 0)],
-                         ids=["d2-g2-S+1", "d1-g1-S"])
+STRIDED_VIEW_CASES = [((2, 4, 3, 4, 3, 2, 2), 1), ((2, 4, 3, 4, 3, 1, 1), 0)]
+
+
+@pytest.mark.parametrize("cfg, extra", STRIDED_VIEW_CASES, ids=["d2-g2-S+1", "d1-g1-S"])
 def test_strided_views_of_x_and_state_are_read_and_updated_in_place(cfg, extra):
     B, cin, H, cout, K, d, g = cfg
     w, b, seq, S = problem(B, cin, H, cout, K, d, g, torch.float32, seed=13, extra_state=extra, length=10)
