@@ -66,6 +66,10 @@ THREAD_CONFIGS = [
     Conv(4, 8, 6, 700, 8, 5, stride=2, padding=(3, 1), dilation=2, groups=2),
     Conv(2, 1, 1, 5000, 1, 9, padding="same"),  # one row: split over width tiles only
     Conv(1, 3, 1, 3000, 4, 3, padding=1),  # one row group: grad-weight splits channels
+    # many rows: grad-weight and grad-bias serve runs of neighbouring rows per
+    # batch entry, runs that the thread split cuts at different rows
+    Conv(3, 4, 37, 300, 4, 3, padding="causal", groups=4),  # dot form (one output channel a group)
+    Conv(2, 8, 21, 200, 16, 3, padding=2, dilation=2),  # gemm form
 ]
 
 

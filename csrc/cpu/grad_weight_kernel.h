@@ -5,15 +5,16 @@
 // grad_w, so the result does not depend on the thread count. Two forms:
 //  - many output channels (at least one vector): gemm_rows with the
 //    reduction over t and vectors over co, grad_w^T accumulated in registers;
-//    items are (h, group, block of input channels);
+//    items are (group, block of input channels, h);
 //  - few (depthwise): dot_rows, vectors over t, lane partials summed once at
-//    the end; items are (h, group, block of output channels).
+//    the end; items are (group, block of output channels, h).
 // Blocks keep both cores busy when H * groups is small, and the partials in cache.
 #pragma once
 
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "cpu_tiling.h"
@@ -53,6 +54,29 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
                        mk.dot_rows_block);
   const int64_t blocks = (channels + block - 1) / block;
 
+  // A thread takes its items in runs of up to `run` consecutive ones (rows h
+  // next to each other) and, for each b, serves every item of the run (each
+  // over all its tiles): for fixed b those rows are neighbours in x and
+  // grad_out, so the reads go on in one stretch where one item alone would
+  // jump a whole (b, c) plane per b (a chunk of a stream: one page-sized
+  // piece per b). Each item keeps its own accumulators and its order of
+  // reduction (b, then tiles), so the result does not depend on the runs.
+  const int64_t acc_size = channel_vectors ? block * K * (cout_g + kRowSlack) : block * R;
+  const int64_t partial_size = channel_vectors ? 0 : block * R * mk.lanes;
+  constexpr int64_t kRunAccBytes = 64 * 1024, kMaxRun = 16;
+  const int64_t run = std::clamp<int64_t>(
+      kRunAccBytes / static_cast<int64_t>((acc_size + partial_size) * sizeof(acc_t)), 1, kMaxRun);
+
+  // Item -> the slice of grad_w it owns: row h (fastest), block of channels, group.
+  struct Slice {
+    int64_t h, g, first, count;
+  };
+  const auto slice_of = [&](int64_t item) {
+    const int64_t first = item / p.rows % blocks * block;
+    return Slice{item % p.rows, item / p.rows / blocks, first,
+                 std::min(block, channels - first)};  // count >= 1: first < channels
+  };
+
   at::parallel_for(0, row_groups * blocks, 1, [&](int64_t begin, int64_t end) {
     InputRows<acc_t> in(p, tile);
     // gemm form: grad_out tile transposed, (t, co) with vector slack on co;
@@ -62,53 +86,58 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
     std::vector<acc_t> row(channel_vectors ? tile : 0);
     std::vector<const acc_t*> gout_rows(channel_vectors ? tile : block);
     for (size_t i = 0; i < gout_rows.size(); ++i) gout_rows[i] = gout.data() + i * ld;
-    std::vector<acc_t> acc(channel_vectors ? block * K * ld : block * R);
-    std::vector<acc_t> partials(channel_vectors ? 0 : block * R * mk.lanes);
+    std::vector<acc_t> acc(run * acc_size), partials(run * partial_size);
+    std::vector<acc_t> sums(channel_vectors ? 0 : block * R);
 
-    for (int64_t item = begin; item < end; ++item) {
-      const int64_t blk = item % blocks;
-      const int64_t g = item / blocks % p.groups;
-      const int64_t h = item / blocks / p.groups;
-      const int64_t first = blk * block;
-      const int64_t count = std::min(block, channels - first);  // >= 1: first < channels
+    for (int64_t first_item = begin; first_item < end; first_item += run) {
+      const int64_t run_end = std::min(end, first_item + run);
       std::fill(acc.begin(), acc.end(), acc_t(0));
       std::fill(partials.begin(), partials.end(), acc_t(0));
       for (int64_t b = 0; b < p.batch; ++b) {
-        for (int64_t tile_idx = 0; tile_idx < tiles; ++tile_idx) {
-          const int64_t t0 = tile_idx * tile, n = std::min(tile, p.out_width - t0);
-          if (channel_vectors) {
-            // acc[(ci, k), co] += sum_t x_rows[(ci, k)][t] * gout[t][co]
-            for (int64_t co = 0; co < cout_g; ++co) {
-              load_window(grad_out + p.gout_offset(b, g * cout_g + co, h, 0), p.out_width,
-                          p.gout_stride_w, t0, n, row.data());
-              for (int64_t t = 0; t < n; ++t) gout[t * ld + co] = row[t];
+        for (int64_t item = first_item; item < run_end; ++item) {
+          const auto [h, g, first, count] = slice_of(item);
+          const int64_t slot = item - first_item;
+          for (int64_t tile_idx = 0; tile_idx < tiles; ++tile_idx) {
+            const int64_t t0 = tile_idx * tile, n = std::min(tile, p.out_width - t0);
+            if (channel_vectors) {
+              // acc[(ci, k), co] += sum_t x_rows[(ci, k)][t] * gout[t][co]
+              for (int64_t co = 0; co < cout_g; ++co) {
+                load_window(grad_out + p.gout_offset(b, g * cout_g + co, h, 0), p.out_width,
+                            p.gout_stride_w, t0, n, row.data());
+                for (int64_t t = 0; t < n; ++t) gout[t * ld + co] = row[t];
+              }
+              in.gather(x, b, h, g, t0, n, first, first + count);
+              mk.gemm_rows(count * K, cout_g, n, in.rows.data() + first * K, gout_rows.data(),
+                           acc.data() + slot * acc_size, ld);
+            } else {
+              for (int64_t co = 0; co < count; ++co) {
+                load_window(grad_out + p.gout_offset(b, g * cout_g + first + co, h, 0),
+                            p.out_width, p.gout_stride_w, t0, n, gout.data() + co * ld);
+              }
+              in.gather(x, b, h, g, t0, n);
+              mk.dot_rows(count, R, n, gout_rows.data(), in.rows.data(),
+                          partials.data() + slot * partial_size, R);
             }
-            in.gather(x, b, h, g, t0, n, first, first + count);
-            mk.gemm_rows(count * K, cout_g, n, in.rows.data() + first * K, gout_rows.data(),
-                         acc.data(), ld);
-          } else {
-            for (int64_t co = 0; co < count; ++co) {
-              load_window(grad_out + p.gout_offset(b, g * cout_g + first + co, h, 0),
-                          p.out_width, p.gout_stride_w, t0, n, gout.data() + co * ld);
-            }
-            in.gather(x, b, h, g, t0, n);
-            mk.dot_rows(count, R, n, gout_rows.data(), in.rows.data(), partials.data(), R);
           }
         }
       }
-      if (channel_vectors) {
-        for (int64_t ci = first; ci < first + count; ++ci) {
-          for (int64_t k = 0; k < K; ++k) {
-            const acc_t* a = acc.data() + ((ci - first) * K + k) * ld;
-            for (int64_t co = 0; co < cout_g; ++co)
-              grad_w[p.weight_offset(h, g * cout_g + co, ci, k)] = static_cast<scalar_t>(a[co]);
+      for (int64_t item = first_item; item < run_end; ++item) {
+        const auto [h, g, first, count] = slice_of(item);
+        const int64_t slot = item - first_item;
+        if (channel_vectors) {
+          for (int64_t ci = first; ci < first + count; ++ci) {
+            for (int64_t k = 0; k < K; ++k) {
+              const acc_t* a = acc.data() + slot * acc_size + ((ci - first) * K + k) * ld;
+              for (int64_t co = 0; co < cout_g; ++co)
+                grad_w[p.weight_offset(h, g * cout_g + co, ci, k)] = static_cast<scalar_t>(a[co]);
+            }
           }
-        }
-      } else {
-        mk.reduce_lanes(count * R, partials.data(), acc.data());
-        for (int64_t co = 0; co < count; ++co) {
-          scalar_t* out = grad_w + p.weight_offset(h, g * cout_g + first + co, 0, 0);
-          for (int64_t r = 0; r < R; ++r) out[r] = static_cast<scalar_t>(acc[co * R + r]);
+        } else {
+          mk.reduce_lanes(count * R, partials.data() + slot * partial_size, sums.data());
+          for (int64_t co = 0; co < count; ++co) {
+            scalar_t* out = grad_w + p.weight_offset(h, g * cout_g + first + co, 0, 0);
+            for (int64_t r = 0; r < R; ++r) out[r] = static_cast<scalar_t>(sums[co * R + r]);
+          }
         }
       }
     }
