@@ -86,7 +86,7 @@ def _runs(x, w, b, gy, chunk, method):
         torch.autograd.grad(chunked(x_chunks, wl, bl), x_chunks + [wl, bl], grad_chunks)
 
     return {"fwd": (torch.no_grad()(one_pass), torch.no_grad()(lambda: chunked(stream))),
-            "fwd views": (torch.no_grad()(one_pass), torch.no_grad()(lambda: chunked(views))),
+            "fwd-views": (torch.no_grad()(one_pass), torch.no_grad()(lambda: chunked(views))),
             "fwd+bwd": (one_pass_backward, chunked_backward)}
 
 
@@ -122,7 +122,7 @@ def main():
             t_one = _median_seconds(one, args.min_reps, args.min_time)
             t_chunked = _median_seconds(chunked, args.min_reps, args.min_time)
             ratio = t_chunked / t_one
-            if direction != "fwd views":  # reported, not the target's layout (see above)
+            if direction != "fwd-views":  # reported, not the target's layout (see above)
                 worst = max(worst, ratio)
             print(f"{name:10s} {B:3d} {C:3d} {H:5d} {K:2d} {W:5d} {direction:10s} {t_one * 1e3:11.3f} "
                   f"{t_chunked * 1e3:10.3f} {ratio:6.3f}", flush=True)

@@ -36,6 +36,17 @@ TORCH_LIBRARY(rowconv, m) {
       "Tensor? prefix=None) -> Tensor",
       tags);
   m.def("row_conv1d_grad_bias(Tensor grad_out) -> Tensor", tags);
+  // A causal row_conv1d (stride 1, pad_left = dilation * (K - 1), pad_right 0)
+  // that also returns the state it leaves, the last pad_left inputs of
+  // prefix ++ x: (y, final_state). One op, so that autograd has one node for
+  // both: final_state's gradient then lands in the tail of grad_input's
+  // result instead of a zero-filled gradient of all of x per chunk. Composite
+  // (rowconv_ext/_registrations.py): row_conv1d and a copy of the state.
+  m.def(
+      "row_conv1d_with_final_state(Tensor x, Tensor weight, Tensor? bias, int stride, "
+      "int pad_left, int pad_right, int dilation, int groups, int fft_block=0, "
+      "Tensor? prefix=None) -> (Tensor, Tensor)",
+      tags);
   // One decoding step (row_conv1d_update_params.h): returns the outputs at
   // x's T steps and writes the new inputs into conv_state (mutated in place;
   // an inference op: row_conv1d_update_autograd.cpp refuses gradients).

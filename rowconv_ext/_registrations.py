@@ -222,45 +222,120 @@ def _zeros_like_view(t):
     return t.new_zeros(()).expand(t.shape)
 
 
+def _final_state(x, prefix, state_width):
+    """The last state_width inputs of prefix ++ x (zeros for a missing
+    prefix), as a new contiguous tensor: the next chunk's initial_state."""
+    width = x.shape[3]
+    if width >= state_width:
+        # (no slice at width == state_width: a whole-width slice is an alias,
+        # which gradcheck's batched tangents cannot take)
+        tail = x if width == state_width else x[..., width - state_width:]
+        return tail.clone(memory_format=torch.contiguous_format)
+    older = (x.new_zeros((*x.shape[:3], state_width - width)) if prefix is None
+             else prefix[..., width:])
+    return torch.cat([older, x], dim=3)
+
+
+def _setup_row_conv1d(ctx, inputs, y):
+    x, weight, bias, *rest = inputs[:-1]  # the last input: the dispatch keyset
+    ctx.conv, prefix = _conv_and_prefix(rest)
+    ctx.n_inputs = len(inputs)
+    ctx.width = x.shape[3]
+    ctx.kernel_size = weight.shape[3]
+    ctx.has_bias = bias is not None
+    ctx.out_shape = y.shape
+    ctx.save_for_backward(x, weight, prefix)
+    ctx.save_for_forward(x, weight, prefix)
+
+
+def _under_a_transform(t):
+    """Whether t is a functorch or (gradcheck's) legacy vmap wrapper."""
+    f = _C._functorch
+    return f.is_functorch_wrapped_tensor(t) or f.is_batchedtensor(t) or f.is_legacy_batchedtensor(t)
+
+
+def _row_conv1d_backward(ctx, grad, grad_state=None):
+    """The gradients of row_conv1d's inputs; with grad_state, that of the
+    final state too (row_conv1d_with_final_state): the final state is the
+    tail [W, W + S) of the virtual input v = prefix ++ x, so its gradient is
+    added to the tail of v's gradient, one grad_input call for both."""
+    x, weight, prefix = ctx.saved_tensors
+    gx = gw = gb = gp = None
+    needs = ctx.needs_input_grad
+    if needs[0] or (prefix is not None and needs[_PREFIX_AT]):
+        if grad_state is None:
+            gp, gx = _grad_of_prefixed_input(grad, weight.conj(), ctx.width, ctx.conv, prefix)
+        else:
+            S = ctx.conv[1]
+            g = _ops.row_conv1d_grad_input.default(grad, weight.conj(), S + ctx.width, *_virtual_conv(ctx.conv, S))
+            tail = g.narrow(3, ctx.width, S)
+            if torch.is_grad_enabled() or any(_under_a_transform(t) for t in (g, grad_state)):
+                # Not in place where it would be recorded (create_graph: g may
+                # be a custom Function's view) or vmapped (a batched
+                # grad_state cannot go into an unbatched g in place).
+                g = torch.cat([g.narrow(3, 0, ctx.width), tail + grad_state], 3)
+            else:
+                tail.add_(grad_state)
+            gp, gx = (None if prefix is None else g[..., :S]), g[..., S:]
+    if needs[1]:
+        gw = _ops.row_conv1d_grad_weight.default(grad, x.conj(), ctx.kernel_size, *ctx.conv, _conj(prefix))
+    if ctx.has_bias and needs[2]:
+        gb = _ops.row_conv1d_grad_bias.default(grad)
+    return _grads(ctx.n_inputs, {0: gx, 1: gw, 2: gb, _PREFIX_AT: gp})
+
+
+def _row_conv1d_tangent(ctx, saved, tx, tw, tb, rest):
+    x, weight, prefix = saved
+    tprefix = rest[_CONV_ARGS] if prefix is not None else None
+    # The tangent of the virtual input: a missing tx is x's zeros, a
+    # missing tprefix the zero padding (no prefix).
+    return _sum_terms(
+        None if tx is None and tprefix is None else _ops.row_conv1d.default(
+            _zeros_like_view(x) if tx is None else tx, weight, None, *ctx.conv, tprefix),
+        None if tw is None else _ops.row_conv1d.default(x, tw, None, *ctx.conv, prefix),
+        None if tb is None else _bias_broadcast(tb, ctx.out_shape))
+
+
 class RowConv1dFunction(torch.autograd.Function):
     forward = _forward_below_autograd(_ops.row_conv1d.default)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        x, weight, bias, *rest = inputs[:-1]  # the last input: the dispatch keyset
-        ctx.conv, prefix = _conv_and_prefix(rest)
-        ctx.n_inputs = len(inputs)
-        ctx.width = x.shape[3]
-        ctx.kernel_size = weight.shape[3]
-        ctx.has_bias = bias is not None
-        ctx.out_shape = output.shape
-        ctx.save_for_backward(x, weight, prefix)
-        ctx.save_for_forward(x, weight, prefix)
+        _setup_row_conv1d(ctx, inputs, output)
 
     @staticmethod
     def backward(ctx, grad):
-        x, weight, prefix = ctx.saved_tensors
-        gx = gw = gb = gp = None
-        needs = ctx.needs_input_grad
-        if needs[0] or (prefix is not None and needs[_PREFIX_AT]):
-            gp, gx = _grad_of_prefixed_input(grad, weight.conj(), ctx.width, ctx.conv, prefix)
-        if needs[1]:
-            gw = _ops.row_conv1d_grad_weight.default(grad, x.conj(), ctx.kernel_size, *ctx.conv, _conj(prefix))
-        if ctx.has_bias and needs[2]:
-            gb = _ops.row_conv1d_grad_bias.default(grad)
-        return _grads(ctx.n_inputs, {0: gx, 1: gw, 2: gb, _PREFIX_AT: gp})
+        return _row_conv1d_backward(ctx, grad)
 
     @_jvp_rule
     def jvp(ctx, saved, tx, tw, tb, *rest):
-        x, weight, prefix = saved
+        return _row_conv1d_tangent(ctx, saved, tx, tw, tb, rest)
+
+
+class RowConv1dWithFinalStateFunction(torch.autograd.Function):
+    forward = _forward_below_autograd(_ops.row_conv1d_with_final_state.default)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        _setup_row_conv1d(ctx, inputs, output[0])
+
+    @staticmethod
+    def backward(ctx, grad, grad_state):
+        if grad_state is None:  # not materialised (the state unused): nothing to add
+            return _row_conv1d_backward(ctx, grad)
+        return _row_conv1d_backward(ctx, grad, grad_state)
+
+    @_jvp_rule
+    def jvp(ctx, saved, tx, tw, tb, *rest):
+        x, _, prefix = saved
         tprefix = rest[_CONV_ARGS] if prefix is not None else None
-        # The tangent of the virtual input: a missing tx is x's zeros, a
-        # missing tprefix the zero padding (no prefix).
-        return _sum_terms(
-            None if tx is None and tprefix is None else _ops.row_conv1d.default(
-                _zeros_like_view(x) if tx is None else tx, weight, None, *ctx.conv, tprefix),
-            None if tw is None else _ops.row_conv1d.default(x, tw, None, *ctx.conv, prefix),
-            None if tb is None else _bias_broadcast(tb, ctx.out_shape))
+        if tx is None and tprefix is None:
+            t_state = x.new_zeros((*x.shape[:3], ctx.conv[1]))
+        else:
+            t_state = _final_state(_zeros_like_view(x) if tx is None else tx,
+                                   None if prefix is None else (torch.zeros_like(prefix) if tprefix is None else tprefix),
+                                   ctx.conv[1])
+        return _row_conv1d_tangent(ctx, saved, tx, tw, tb, rest), t_state
 
 
 def _grad_op_function(name, op, transposed_op, cotangent_is_input):
@@ -377,6 +452,31 @@ _register_autograd("row_conv1d", RowConv1dFunction)
 _register_autograd("row_conv1d_grad_input", _GradInputFunction)
 _register_autograd("row_conv1d_grad_weight", _GradWeightFunction)
 _register_autograd("row_conv1d_grad_bias", RowConv1dGradBiasFunction)
+_register_autograd("row_conv1d_with_final_state", RowConv1dWithFinalStateFunction)
+
+
+def _with_final_state_composite(x, weight, bias, *rest):
+    """row_conv1d_with_final_state on every backend (and under fake tensors):
+    the row_conv1d op, then the state copied out of prefix ++ x."""
+    conv, prefix = _conv_and_prefix(rest)
+    stride, pad_left, pad_right, dilation = conv[:4]
+    K = weight.shape[3] if weight.dim() == 4 else None
+    if stride != 1 or pad_right != 0 or K is None or pad_left != dilation * (K - 1):
+        raise ValueError(
+            "row_conv1d_with_final_state: a causal convolution (stride 1, pad_left = dilation * (K - 1), "
+            f"pad_right 0) is expected, got stride={stride}, pad_left={pad_left}, pad_right={pad_right}, "
+            f"dilation={dilation}, K={K}")
+    y = _ops.row_conv1d.default(x, weight, bias, *conv, prefix)
+    return y, _final_state(x, prefix, pad_left)
+
+
+_autograd_lib.impl("row_conv1d_with_final_state", _with_final_state_composite, "CompositeExplicitAutograd")
+# Under autocast the same two steps run above autograd: row_conv1d's autocast
+# kernel casts its inputs (y in the autocast dtype, its node records the
+# casts), while the state keeps x's dtype, as the next chunk's initial_state
+# must (two autograd nodes there, as before the fused op).
+for _autocast_key in ("AutocastCPU", "AutocastCUDA"):
+    _autograd_lib.impl("row_conv1d_with_final_state", _with_final_state_composite, _autocast_key)
 
 
 # vmap batching rules. A vmapped dimension of size N folds into the batch B
@@ -405,18 +505,28 @@ def _fold_into_rows(t, bdim, n, row_dim):
     return _to_front(t, bdim, n).movedim(0, row_dim).flatten(row_dim, row_dim + 1)
 
 
-def _vmap_row_conv1d(info, in_dims, x, weight, bias, *conv):
-    x_dim, w_dim, b_dim = in_dims[:3]
-    conv, prefix = _conv_and_prefix(conv)
-    p_dim = in_dims[_PREFIX_AT] if prefix is not None else None
-    n = info.batch_size
-    if w_dim is None and b_dim is None:  # only x and its prefix: fold into the batch
-        y = _ops.row_conv1d.default(_fold_into_batch(x, x_dim, n), weight, bias, *conv,
-                                    _fold_into_batch(prefix, p_dim, n))
-        return y.unflatten(0, (n, y.shape[0] // n)), 0
-    y = _ops.row_conv1d.default(_fold_into_rows(x, x_dim, n, 2), _fold_into_rows(weight, w_dim, n, 0),
-                                _fold_into_rows(bias, b_dim, n, 0), *conv, _fold_into_rows(prefix, p_dim, n, 2))
-    return y.unflatten(2, (n, y.shape[2] // n)), 2
+def _vmap_conv_rule(op):
+    """The batching rule of row_conv1d and row_conv1d_with_final_state: their
+    outputs (y, and the final state, laid out like x) unfold alike."""
+    def rule(info, in_dims, x, weight, bias, *conv):
+        x_dim, w_dim, b_dim = in_dims[:3]
+        conv, prefix = _conv_and_prefix(conv)
+        p_dim = in_dims[_PREFIX_AT] if prefix is not None else None
+        n = info.batch_size
+        if w_dim is None and b_dim is None:  # only x and its prefix: fold into the batch
+            out = op(_fold_into_batch(x, x_dim, n), weight, bias, *conv, _fold_into_batch(prefix, p_dim, n))
+            dim = 0
+        else:
+            out = op(_fold_into_rows(x, x_dim, n, 2), _fold_into_rows(weight, w_dim, n, 0),
+                     _fold_into_rows(bias, b_dim, n, 0), *conv, _fold_into_rows(prefix, p_dim, n, 2))
+            dim = 2
+
+        def unfold(t):
+            return t.unflatten(dim, (n, t.shape[dim] // n))
+        if isinstance(out, torch.Tensor):
+            return unfold(out), dim
+        return tuple(unfold(t) for t in out), (dim,) * len(out)
+    return rule
 
 
 def _vmap_grad_input(info, in_dims, grad_out, weight, width, *conv):
@@ -446,7 +556,9 @@ def _vmap_grad_bias(info, in_dims, grad_out):
     return gb.unflatten(0, (info.batch_size, gb.shape[0] // info.batch_size)), 0
 
 
-torch.library.register_vmap("rowconv::row_conv1d", _vmap_row_conv1d)
+torch.library.register_vmap("rowconv::row_conv1d", _vmap_conv_rule(_ops.row_conv1d.default))
+torch.library.register_vmap("rowconv::row_conv1d_with_final_state",
+                            _vmap_conv_rule(_ops.row_conv1d_with_final_state.default))
 torch.library.register_vmap("rowconv::row_conv1d_grad_input", _vmap_grad_input)
 torch.library.register_vmap("rowconv::row_conv1d_grad_weight", _vmap_grad_weight)
 torch.library.register_vmap("rowconv::row_conv1d_grad_bias", _vmap_grad_bias)

@@ -87,17 +87,6 @@ def check_streaming_args(x, kernel_size, stride, pads, dilation, initial_state, 
                            f"got {initial_state.device}")
 
 
-def final_state(x, initial_state, state_width):
-    """The last state_width inputs of initial_state ++ x (zeros for a missing
-    initial_state), as a new contiguous tensor: the next chunk's initial_state."""
-    width = x.shape[3]
-    if width >= state_width:
-        return x[..., width - state_width:].clone(memory_format=torch.contiguous_format)
-    older = (x.new_zeros((*x.shape[:3], state_width - width)) if initial_state is None
-             else initial_state[..., width:])
-    return torch.cat([older, x], dim=3)
-
-
 def row_conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, method="auto",
                initial_state=None, return_final_state=False):
     """An independent conv1d per row h of x:
@@ -126,11 +115,10 @@ def row_conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     pad_left, pad_right = resolve_padding(padding, kernel_size, stride, dilation)
     if initial_state is not None or return_final_state:
         check_streaming_args(x, kernel_size, stride, (pad_left, pad_right), dilation, initial_state)
-    y = torch.ops.rowconv.row_conv1d(x, weight, bias, stride, pad_left, pad_right, dilation, groups,
-                                     fft_block_arg(method), initial_state)
-    if not return_final_state:
-        return y
-    return y, final_state(x, initial_state, pad_left)
+    args = (x, weight, bias, stride, pad_left, pad_right, dilation, groups, fft_block_arg(method), initial_state)
+    if return_final_state:
+        return tuple(torch.ops.rowconv.row_conv1d_with_final_state(*args))
+    return torch.ops.rowconv.row_conv1d(*args)
 
 
 _update_op = torch.ops.rowconv.row_conv1d_update.default

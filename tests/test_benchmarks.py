@@ -110,6 +110,6 @@ def test_chunked_benchmark_quick(tmp_path):
     lines = done.stdout.splitlines()
     assert lines[0].startswith("# machine: ") and "L1d" in lines[0]
     rows = [line.split() for line in lines if line.startswith("tiny")]
-    assert [row[6] for row in rows] == ["fwd", "fwd+bwd"] * 2
+    assert [row[6] for row in rows] == ["fwd", "fwd-views", "fwd+bwd"] * 2
     assert all(float(row[9]) > 0 for row in rows)
-    assert "target chunked within 10% of one pass: worst ratio" in lines[-1]
+    assert "target chunked (stream layout) within 10% of one pass: worst ratio" in lines[-1]

@@ -311,6 +311,39 @@ def test_compile_fullgraph_chunked_forward_and_backward(dynamic):
             torch.testing.assert_close(gc, gr)
 
 
+def test_chunks_under_autocast_keep_the_state_in_the_input_dtype():
+    """Under torch.autocast (bfloat16 on the CPU, as conv1d) the outputs are
+    the bfloat16 convolution of the cast inputs, the final state keeps x's
+    float32 (so it chains as the next initial_state), and gradients flow back
+    to the float32 leaves through both."""
+    cfg = Conv(2, 4, 3, 20, 6, 3, padding="causal", dilation=2, groups=2)
+    x, w, b, s = _problem(cfg, torch.float32, seed=34)
+    leaves = [t.clone().requires_grad_() for t in (x, w, b, s)]
+    xl, wl, bl, sl = leaves
+    with torch.autocast(torch.device(DEVICE).type, dtype=torch.bfloat16):
+        y1, s1 = rowconv_ext.row_conv1d(xl[..., :7], wl, bl, padding="causal", dilation=2, groups=2,
+                                        initial_state=sl, return_final_state=True)
+        y2, s2 = rowconv_ext.row_conv1d(xl[..., 7:], wl, bl, padding="causal", dilation=2, groups=2,
+                                        initial_state=s1, return_final_state=True)
+    assert y1.dtype == y2.dtype == torch.bfloat16 and s1.dtype == s2.dtype == torch.float32
+    cast = [t.detach().to(torch.bfloat16) for t in (x, w, b, s)]
+    y_ref = ref_with_state(*cast, dilation=2, groups=2)
+    # bfloat16 results of bfloat16 operands: the stored rounding of the output
+    # dominates (float32 accumulation over Cin/groups * K = 6 terms)
+    torch.testing.assert_close(torch.cat([y1, y2], -1).float(), y_ref.float(), rtol=2**-7, atol=2**-7)
+    torch.testing.assert_close(s2, ref_final_state(x, s, s.shape[-1]), rtol=0, atol=0)
+    gy = _draw(y_ref.shape, torch.float32, seed=35)
+    loss = (torch.cat([y1, y2], -1).float() * gy).sum() + s2.square().sum()
+    grads = torch.autograd.grad(loss, leaves)
+    ref_leaves = [t.clone().requires_grad_() for t in (x, w, b, s)]
+    xr, wr, br, sr = ref_leaves
+    ref_loss = (ref_with_state(xr, wr, br, sr, 2, 2) * gy).sum() + ref_final_state(xr, sr, sr.shape[-1]).square().sum()
+    for g, g_ref in zip(grads, torch.autograd.grad(ref_loss, ref_leaves)):
+        assert g.dtype == torch.float32
+        # bfloat16 operands of the backward: relative to the gradient's norm
+        assert (g - g_ref).norm() <= 2**-6 * g_ref.norm()
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.complex64], ids=str)
 def test_opcheck_with_the_prefix_argument(dtype):
     cfg = Conv(2, 4, 2, 9, 6, 3, padding="causal", dilation=2, groups=2)
@@ -321,6 +354,17 @@ def test_opcheck_with_the_prefix_argument(dtype):
     conv = (1, s.shape[-1], 0, cfg.dilation, cfg.groups, 0)
     torch.library.opcheck(ops.row_conv1d.default, (x, w, b) + conv + (s,))
     torch.library.opcheck(ops.row_conv1d_grad_weight.default, (gy, x, cfg.K) + conv + (s,))
+    # the op behind return_final_state, with a state and without one
+    torch.library.opcheck(ops.row_conv1d_with_final_state.default, (x, w, b) + conv + (s,))
+    torch.library.opcheck(ops.row_conv1d_with_final_state.default, (x, w, b) + conv)
+
+
+def test_with_final_state_op_refuses_a_convolution_that_is_not_causal():
+    cfg = Conv(1, 2, 1, 6, 2, 3)
+    x, w, b, _ = _problem(cfg, torch.float32, seed=33)
+    with pytest.raises(ValueError, match=r"row_conv1d_with_final_state: a causal convolution .* got stride=1, "
+                                         r"pad_left=1, pad_right=1, dilation=1, K=3"):
+        ops.row_conv1d_with_final_state(x, w, b, 1, 1, 1, 1, 1)
 
 
 # Errors: each names the argument, before any kernel runs.
