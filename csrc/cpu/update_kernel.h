@@ -234,6 +234,29 @@ void update_depthwise_step(const RowConvUpdateParams& p, const scalar_t* x, scal
   });
 }
 
+// The usual decode step (one step, a shifted state of exactly K - 1 held
+// inputs, dilation 1): a batch entry's window, per channel its state row then
+// the new input (Cin_g rows of K, like a weight row), and the state rows'
+// update, that window from its second element. kK: K at compile time for the
+// common widths (0: run time), so the copies of K - 1 elements are unrolled.
+template <int kK, typename scalar_t, typename acc_t>
+inline void pack_state_row_windows(int64_t cin_g, int64_t K, const scalar_t* x_row, int64_t x_stride_c,
+                                   const scalar_t* s_row, int64_t s_stride_c, int64_t ss, acc_t* col) {
+  const int64_t k_n = kK > 0 ? kK : K;
+  for (int64_t ci = 0; ci < cin_g; ++ci, col += k_n, x_row += x_stride_c, s_row += s_stride_c) {
+    for (int64_t k = 0; k + 1 < k_n; ++k) col[k] = static_cast<acc_t>(s_row[k * ss]);
+    col[k_n - 1] = static_cast<acc_t>(x_row[0]);
+  }
+}
+
+template <int kK, typename scalar_t, typename acc_t>
+inline void store_state_rows_from_windows(int64_t cin_g, int64_t K, const acc_t* col, scalar_t* s_row,
+                                          int64_t s_stride_c, int64_t ss) {
+  const int64_t k_n = kK > 0 ? kK : K;
+  for (int64_t ci = 0; ci < cin_g; ++ci, col += k_n, s_row += s_stride_c)
+    for (int64_t k = 0; k + 1 < k_n; ++k) s_row[k * ss] = static_cast<scalar_t>(col[k + 1]);
+}
+
 // Channel mixing needs this many terms an output for the packed form to pay.
 constexpr int64_t kUpdateDotMinTaps = 8;
 
@@ -258,6 +281,10 @@ void update_by_dot_rows(const RowConvUpdateParams& p, const scalar_t* x, scalar_
   const int64_t T = conv.width, S = p.state_len, R = cin_g * K, d = conv.dilation;
   const int64_t ld = (R + mk.lanes - 1) / mk.lanes * mk.lanes;  // packed rows: whole vectors
   const int64_t weight_numel = conv.rows * conv.out_channels * R, ss = p.state_stride_s;
+  // strides in locals: the stores through scalar_t* below would otherwise
+  // make the compiler reload them from the params at every element
+  const int64_t s_stride_c = p.state_stride_c, x_stride_c = conv.in_stride_c;
+  const int64_t y_stride_c = conv.rows * conv.out_width;
   const bool window_is_state_row = T == 1 && cache_seqlens == nullptr && S == K - 1 && d == 1;
   // batch entries a block: about 256 columns, at most 64 KiB of them, and at
   // least one block a thread: threads own batch entries, not rows, whose
@@ -275,6 +302,7 @@ void update_by_dot_rows(const RowConvUpdateParams& p, const scalar_t* x, scalar_
     std::vector<acc_t> partials(cout_g * per_block * T * mk.lanes), out(cout_g * per_block * T);
     std::vector<const acc_t*> w_rows(cout_g), cols(per_block * T);
     std::vector<int64_t> entries(per_block), rows(per_block), starts(per_block), taps(K);
+    std::vector<scalar_t*> y_rows(per_block);
     for (int64_t item = begin; item < end; ++item) {
       // rows fastest: a thread's consecutive items read and write the same
       // cache lines of x, the state and y (rows are their second-innermost
@@ -313,9 +341,19 @@ void update_by_dot_rows(const RowConvUpdateParams& p, const scalar_t* x, scalar_
         const scalar_t* x_row = x + conv.in_offset(entries[e], g * cin_g, h, 0);
         const scalar_t* s_row = state + p.state_row_offset(rows[e], g * cin_g, h);
         acc_t* col = cols_buf.data() + e * T * ld;
+        if (window_is_state_row && p.channel_parts == 1) {  // the usual step, without the branches below
+          switch (K) {
+            case 2: pack_state_row_windows<2>(cin_g, K, x_row, x_stride_c, s_row, s_stride_c, ss, col); break;
+            case 3: pack_state_row_windows<3>(cin_g, K, x_row, x_stride_c, s_row, s_stride_c, ss, col); break;
+            case 4: pack_state_row_windows<4>(cin_g, K, x_row, x_stride_c, s_row, s_stride_c, ss, col); break;
+            case 5: pack_state_row_windows<5>(cin_g, K, x_row, x_stride_c, s_row, s_stride_c, ss, col); break;
+            default: pack_state_row_windows<0>(cin_g, K, x_row, x_stride_c, s_row, s_stride_c, ss, col);
+          }
+          continue;
+        }
         for (int64_t ci = 0; ci < cin_g; ++ci, col += K) {
           if (ci > 0 && p.channel_parts == 1) {
-            x_row += conv.in_stride_c, s_row += p.state_stride_c;
+            x_row += x_stride_c, s_row += s_stride_c;
           } else if (ci > 0) {  // complex as real: the state's channels alternate parts
             x_row = x + conv.in_offset(entries[e], g * cin_g + ci, h, 0);
             s_row = state + p.state_row_offset(rows[e], g * cin_g + ci, h);
@@ -339,19 +377,30 @@ void update_by_dot_rows(const RowConvUpdateParams& p, const scalar_t* x, scalar_
       std::fill_n(partials.data(), cout_g * count * mk.lanes, acc_t(0));
       mk.dot_rows(cout_g, count, R, w_rows.data(), cols.data(), partials.data(), count);
       mk.reduce_lanes(cout_g * count, partials.data(), out.data());
+      // y is contiguous: entry e's outputs of the group at y_rows[e] + m * y_stride_c + t
+      for (int64_t e = 0; e < n; ++e) y_rows[e] = y + conv.output_offset(entries[e], g * cout_g, h, 0);
       for (int64_t m = 0; m < cout_g; ++m) {
-        const int64_t co = g * cout_g + m;
-        const acc_t b0v = bias ? static_cast<acc_t>(bias[conv.bias_offset(h, co)]) : acc_t(0);
-        for (int64_t e = 0; e < n; ++e)
-          for (int64_t t = 0; t < T; ++t)
-            y[conv.output_offset(entries[e], co, h, t)] = static_cast<scalar_t>(b0v + out[m * count + e * T + t]);
+        const acc_t b0v = bias ? static_cast<acc_t>(bias[conv.bias_offset(h, g * cout_g + m)]) : acc_t(0);
+        const acc_t* o = out.data() + m * count;
+        if (T == 1) {
+          for (int64_t e = 0; e < n; ++e) y_rows[e][m * y_stride_c] = static_cast<scalar_t>(b0v + o[e]);
+        } else {
+          for (int64_t e = 0; e < n; ++e)
+            for (int64_t t = 0; t < T; ++t)
+              y_rows[e][m * y_stride_c + t] = static_cast<scalar_t>(b0v + o[e * T + t]);
+        }
       }
       for (int64_t e = 0; e < n; ++e) {
         if (window_is_state_row && p.channel_parts == 1) {  // the column from its second element
           scalar_t* s_row = state + p.state_row_offset(rows[e], g * cin_g, h);
           const acc_t* col = cols_buf.data() + e * ld;
-          for (int64_t ci = 0; ci < cin_g; ++ci, col += K, s_row += p.state_stride_c)
-            for (int64_t k = 0; k + 1 < K; ++k) s_row[k * ss] = static_cast<scalar_t>(col[k + 1]);
+          switch (K) {
+            case 2: store_state_rows_from_windows<2>(cin_g, K, col, s_row, s_stride_c, ss); break;
+            case 3: store_state_rows_from_windows<3>(cin_g, K, col, s_row, s_stride_c, ss); break;
+            case 4: store_state_rows_from_windows<4>(cin_g, K, col, s_row, s_stride_c, ss); break;
+            case 5: store_state_rows_from_windows<5>(cin_g, K, col, s_row, s_stride_c, ss); break;
+            default: store_state_rows_from_windows<0>(cin_g, K, col, s_row, s_stride_c, ss);
+          }
           continue;
         }
         for (int64_t c = g * cin_g; c < (g + 1) * cin_g; ++c)
