@@ -113,6 +113,30 @@ def test_single_steps_equal_the_full_causal_forward(cfg, dtype, op=update):
         assert torch.equal(state, seq[..., t + 1:S + t + 1])  # the last S inputs, copied exactly
 
 
+# The depthwise step's unit-step runs (one channel walked over 1500 rows, or
+# one row over 1500 channels; x contiguous, a state of exactly K - 1): the CPU
+# kernel vectorises across the run, with a tail, and the threads split the
+# runs at other points than the batch entries.
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("K", [2, 3, 4])
+@pytest.mark.parametrize("walk", ["rows", "channels"])
+def test_depthwise_unit_runs_equal_the_full_causal_forward(walk, K, bias, dtype, restore_threads):
+    C, H = (1, 1500) if walk == "rows" else (1500, 1)
+    w, b, seq, S = problem(3, C, H, C, K, 1, C, dtype, seed=K + 7 * bias, bias=bias, length=4)
+    want, bound = expected_and_tolerance(seq, w, b, 1, C)
+    outputs = {}
+    for threads in (1, 2, 3):
+        torch.set_num_threads(threads)
+        state, ys = seq[..., :S].clone(), []
+        for t in range(seq.shape[3] - S):
+            ys.append(update(seq[..., S + t:S + t + 1].contiguous(), state, w, b, 1, C))
+            assert torch.equal(state, seq[..., t + 1:S + t + 1])
+        outputs[threads] = torch.cat(ys, -1)
+    assert_close_bound(outputs[1], want, bound)  # valid-conv positions 0.. are the steps' outputs
+    assert torch.equal(outputs[2], outputs[1]) and torch.equal(outputs[3], outputs[1])
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.complex64], ids=str)
 @pytest.mark.parametrize("extra", [0, 3])
 @pytest.mark.parametrize("cfg", [(2, 4, 3, 6, 3, 2, 2), (3, 6, 2, 4, 3, 1, 1)], ids=_ids)  # per item; dot rows

@@ -4,7 +4,9 @@
 // row for r < 0; then the state takes the new inputs. Three forms, each
 // reading every held input of a state row before writing any:
 //  - depthwise, one step (one input and one output channel a group, T = 1):
-//    K multiply-adds a (b, channel, row), rows walked with pointer steps;
+//    K multiply-adds a (b, channel, row), rows walked with pointer steps; one
+//    channel over rows (or one row over channels) with x and the state packed
+//    along the walk: a unit-step run that the compiler vectorises;
 //  - channel mixing (float types, Cin_g * K >= kUpdateDotMinTaps): per (row,
 //    group, block of batch entries), the window each output reads, (Cin_g, K)
 //    like a weight row, packed a (b, t) column, and every output a dot
@@ -159,6 +161,26 @@ void update_per_item(const RowConvUpdateParams& p, const scalar_t* x, scalar_t* 
   });
 }
 
+// The depthwise step over a run of n (row, channel) pairs laid out at unit
+// steps: x and y one element each, the state K - 1 (rows exactly the held
+// inputs, shifted, dilation 1), the weights K and the bias one. Written so
+// that the compiler vectorises it across the run (each pair's sum in tap
+// order, as the scalar form): the step streams the state, and this keeps
+// many of its loads in flight.
+template <int kK, bool kBias, typename T>
+inline void update_depthwise_unit_run(int64_t n, const T* __restrict x, T* __restrict state,
+                                      const T* __restrict w, const T* __restrict bias, T* __restrict y) {
+  for (int64_t i = 0; i < n; ++i) {
+    T v[kK];
+    for (int k = 0; k + 1 < kK; ++k) v[k] = state[i * (kK - 1) + k];
+    v[kK - 1] = x[i];
+    T acc = kBias ? bias[i] : T(0);
+    for (int k = 0; k < kK; ++k) acc += w[i * kK + k] * v[k];
+    for (int k = 0; k + 1 < kK; ++k) state[i * (kK - 1) + k] = v[k + 1];
+    y[i] = acc;
+  }
+}
+
 // Depthwise, one step: per (b, channel, row) the K - 1 held inputs its taps
 // read (at offsets `taps` in the state row), the new input, and the row's
 // update; the (row, channel) pairs of one batch entry walked in order (the
@@ -198,6 +220,20 @@ void update_depthwise_step(const RowConvUpdateParams& p, const scalar_t* x, scal
       // shifted, dilation 1, a state of K - 1: the taps read the whole row,
       // whose values, moved by one, are its update (no copy loop a call each)
       const bool whole_row = kK > 0 && !circular && S == K - 1 && conv.dilation == 1;
+      if constexpr (kK > 0 && std::is_same_v<scalar_t, acc_t>) {
+        // one channel (the walk goes over rows) or one row (over channels),
+        // with x and the state rows packed along it: one unit-step run
+        const int64_t x_walk = C == 1 ? conv.in_stride_h : (H == 1 ? conv.in_stride_c : 0);
+        const int64_t s_walk = C == 1 ? p.state_stride_h : (H == 1 ? p.state_stride_c : 0);
+        if (whole_row && x_walk == 1 && s_walk == K - 1 && ss == 1) {
+          if (b_ptr) {
+            update_depthwise_unit_run<kK, true>(last - first, x_ptr, s_ptr, w_ptr, b_ptr, y_ptr);
+          } else {
+            update_depthwise_unit_run<kK, false>(last - first, x_ptr, s_ptr, w_ptr, b_ptr, y_ptr);
+          }
+          continue;
+        }
+      }
       for (int64_t j = first; j < last; ++j) {
         acc_t acc = b_ptr ? static_cast<acc_t>(*b_ptr++) : acc_t(0);
         if constexpr (kK > 0) {
