@@ -460,8 +460,9 @@ def _with_final_state_composite(x, weight, bias, *rest):
     the row_conv1d op, then the state copied out of prefix ++ x."""
     conv, prefix = _conv_and_prefix(rest)
     stride, pad_left, pad_right, dilation = conv[:4]
-    K = weight.shape[3] if weight.dim() == 4 else None
-    if stride != 1 or pad_right != 0 or K is None or pad_left != dilation * (K - 1):
+    # (a weight that is not 4-D: row_conv1d's own checks name it, before any kernel)
+    K = weight.shape[3] if weight.dim() == 4 else (pad_left // max(dilation, 1) + 1)
+    if stride != 1 or pad_right != 0 or pad_left != dilation * (K - 1):
         raise ValueError(
             "row_conv1d_with_final_state: a causal convolution (stride 1, pad_left = dilation * (K - 1), "
             f"pad_right 0) is expected, got stride={stride}, pad_left={pad_left}, pad_right={pad_right}, "

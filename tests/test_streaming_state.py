@@ -365,6 +365,9 @@ def test_with_final_state_op_refuses_a_convolution_that_is_not_causal():
     with pytest.raises(ValueError, match=r"row_conv1d_with_final_state: a causal convolution .* got stride=1, "
                                          r"pad_left=1, pad_right=1, dilation=1, K=3"):
         ops.row_conv1d_with_final_state(x, w, b, 1, 1, 1, 1, 1)
+    # a malformed weight is named as such, by row_conv1d's checks
+    with pytest.raises(ValueError, match=r"weight must be a 4-D \(H, Cout, Cin / groups, K\) tensor, got a 3-D"):
+        rowconv_ext.row_conv1d(x, w[..., 0], b, padding="causal", return_final_state=True)
 
 
 # Errors: each names the argument, before any kernel runs.
