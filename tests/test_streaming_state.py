@@ -283,6 +283,19 @@ def test_torch_func_transforms_match_the_reference(method, no_vmap_fallback):
         torch.testing.assert_close(func.vmap(y_of(True), in_dims)(*vargs), func.vmap(y_of(False), in_dims)(*vargs),
                                    **tol)
 
+    # and with the final state: both outputs of the op behind return_final_state, vmapped
+    def with_state(fn_is_ours):
+        def f(x, w, s):
+            if fn_is_ours:
+                return rowconv_ext.row_conv1d(x, w, b, padding="causal", method=method, initial_state=s,
+                                              return_final_state=True, **kw)
+            return ref_with_state(x, w, b, s, **kw), ref_final_state(x, s, s.shape[-1])
+        return f
+
+    for in_dims, vargs in (((0, None, 0), (xs, w, ss)), ((None, 0, None), (x, ws, s))):
+        torch.testing.assert_close(func.vmap(with_state(True), in_dims)(*vargs),
+                                   func.vmap(with_state(False), in_dims)(*vargs), **tol)
+
 
 @pytest.mark.slow
 @pytest.mark.parametrize("dynamic", [False, True])
