@@ -293,6 +293,19 @@ inline void store_state_rows_from_windows(int64_t cin_g, int64_t K, const acc_t*
     for (int64_t k = 0; k + 1 < k_n; ++k) s_row[k * ss] = static_cast<scalar_t>(col[k + 1]);
 }
 
+// f(std::integral_constant<int, K>) for the widths compiled in (2..5), else
+// f(std::integral_constant<int, 0>) (K at run time).
+template <typename F>
+inline void with_update_width(int64_t K, F&& f) {
+  switch (K) {
+    case 2: return f(std::integral_constant<int, 2>{});
+    case 3: return f(std::integral_constant<int, 3>{});
+    case 4: return f(std::integral_constant<int, 4>{});
+    case 5: return f(std::integral_constant<int, 5>{});
+    default: return f(std::integral_constant<int, 0>{});
+  }
+}
+
 // Channel mixing needs this many terms an output for the packed form to pay.
 constexpr int64_t kUpdateDotMinTaps = 8;
 
@@ -378,13 +391,9 @@ void update_by_dot_rows(const RowConvUpdateParams& p, const scalar_t* x, scalar_
         const scalar_t* s_row = state + p.state_row_offset(rows[e], g * cin_g, h);
         acc_t* col = cols_buf.data() + e * T * ld;
         if (window_is_state_row && p.channel_parts == 1) {  // the usual step, without the branches below
-          switch (K) {
-            case 2: pack_state_row_windows<2>(cin_g, K, x_row, x_stride_c, s_row, s_stride_c, ss, col); break;
-            case 3: pack_state_row_windows<3>(cin_g, K, x_row, x_stride_c, s_row, s_stride_c, ss, col); break;
-            case 4: pack_state_row_windows<4>(cin_g, K, x_row, x_stride_c, s_row, s_stride_c, ss, col); break;
-            case 5: pack_state_row_windows<5>(cin_g, K, x_row, x_stride_c, s_row, s_stride_c, ss, col); break;
-            default: pack_state_row_windows<0>(cin_g, K, x_row, x_stride_c, s_row, s_stride_c, ss, col);
-          }
+          with_update_width(K, [&](auto width) {
+            pack_state_row_windows<width()>(cin_g, K, x_row, x_stride_c, s_row, s_stride_c, ss, col);
+          });
           continue;
         }
         for (int64_t ci = 0; ci < cin_g; ++ci, col += K) {
@@ -430,13 +439,9 @@ void update_by_dot_rows(const RowConvUpdateParams& p, const scalar_t* x, scalar_
         if (window_is_state_row && p.channel_parts == 1) {  // the column from its second element
           scalar_t* s_row = state + p.state_row_offset(rows[e], g * cin_g, h);
           const acc_t* col = cols_buf.data() + e * ld;
-          switch (K) {
-            case 2: store_state_rows_from_windows<2>(cin_g, K, col, s_row, s_stride_c, ss); break;
-            case 3: store_state_rows_from_windows<3>(cin_g, K, col, s_row, s_stride_c, ss); break;
-            case 4: store_state_rows_from_windows<4>(cin_g, K, col, s_row, s_stride_c, ss); break;
-            case 5: store_state_rows_from_windows<5>(cin_g, K, col, s_row, s_stride_c, ss); break;
-            default: store_state_rows_from_windows<0>(cin_g, K, col, s_row, s_stride_c, ss);
-          }
+          with_update_width(K, [&](auto width) {
+            store_state_rows_from_windows<width()>(cin_g, K, col, s_row, s_stride_c, ss);
+          });
           continue;
         }
         for (int64_t c = g * cin_g; c < (g + 1) * cin_g; ++c)
