@@ -61,7 +61,10 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
   // jump a whole (b, c) plane per b (a chunk of a stream: one page-sized
   // piece per b). Each item keeps its own accumulators and its order of
   // reduction (b, then tiles), so the result does not depend on the runs.
-  const int64_t acc_size = channel_vectors ? block * K * (cout_g + kRowSlack) : block * R;
+  // gemm form: grad_out tile transposed, (t, co) with vector slack on co;
+  // dot form: grad_out rows (co, t) with a vector of slack on t.
+  const int64_t ld = channel_vectors ? cout_g + kRowSlack : tile + mk.lanes;
+  const int64_t acc_size = channel_vectors ? block * K * ld : block * R;
   const int64_t partial_size = channel_vectors ? 0 : block * R * mk.lanes;
   constexpr int64_t kRunAccBytes = 64 * 1024, kMaxRun = 16;
   const int64_t run = std::clamp<int64_t>(
@@ -79,9 +82,6 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
 
   at::parallel_for(0, row_groups * blocks, 1, [&](int64_t begin, int64_t end) {
     InputRows<acc_t> in(p, tile);
-    // gemm form: grad_out tile transposed, (t, co) with vector slack on co;
-    // dot form: grad_out rows (co, t) with a vector of slack on t.
-    const int64_t ld = channel_vectors ? cout_g + kRowSlack : tile + mk.lanes;
     std::vector<acc_t> gout((channel_vectors ? tile : block) * ld);
     std::vector<acc_t> row(channel_vectors ? tile : 0);
     std::vector<const acc_t*> gout_rows(channel_vectors ? tile : block);
