@@ -273,24 +273,43 @@ void update_depthwise_step(const RowConvUpdateParams& p, const scalar_t* x, scal
 // The usual decode step (one step, a shifted state of exactly K - 1 held
 // inputs, dilation 1): a batch entry's window, per channel its state row then
 // the new input (Cin_g rows of K, like a weight row), and the state rows'
-// update, that window from its second element. kK: K at compile time for the
-// common widths (0: run time), so the copies of K - 1 elements are unrolled.
+// update, that window from its second element. Element r of the window is at
+// col[r * col_r] (1: a row of the dot form; the entries of a block apart: a
+// column of the gemm form). kK: K at compile time for the common widths (0:
+// run time), so the copies of K - 1 elements are unrolled.
 template <int kK, typename scalar_t, typename acc_t>
 inline void pack_state_row_windows(int64_t cin_g, int64_t K, const scalar_t* x_row, int64_t x_stride_c,
-                                   const scalar_t* s_row, int64_t s_stride_c, int64_t ss, acc_t* col) {
+                                   const scalar_t* s_row, int64_t s_stride_c, int64_t ss, acc_t* col,
+                                   int64_t col_r) {
   const int64_t k_n = kK > 0 ? kK : K;
-  for (int64_t ci = 0; ci < cin_g; ++ci, col += k_n, x_row += x_stride_c, s_row += s_stride_c) {
-    for (int64_t k = 0; k + 1 < k_n; ++k) col[k] = static_cast<acc_t>(s_row[k * ss]);
-    col[k_n - 1] = static_cast<acc_t>(x_row[0]);
+  if constexpr (kK > 0 && std::is_same_v<scalar_t, acc_t>) {
+    if (ss == 1 && col_r == 1) {  // contiguous held inputs: a copy of fixed size, a vector move
+      for (int64_t ci = 0; ci < cin_g; ++ci, col += kK, x_row += x_stride_c, s_row += s_stride_c) {
+        std::memcpy(col, s_row, (kK - 1) * sizeof(acc_t));
+        col[kK - 1] = x_row[0];
+      }
+      return;
+    }
+  }
+  for (int64_t ci = 0; ci < cin_g; ++ci, col += k_n * col_r, x_row += x_stride_c, s_row += s_stride_c) {
+    for (int64_t k = 0; k + 1 < k_n; ++k) col[k * col_r] = static_cast<acc_t>(s_row[k * ss]);
+    col[(k_n - 1) * col_r] = static_cast<acc_t>(x_row[0]);
   }
 }
 
 template <int kK, typename scalar_t, typename acc_t>
-inline void store_state_rows_from_windows(int64_t cin_g, int64_t K, const acc_t* col, scalar_t* s_row,
-                                          int64_t s_stride_c, int64_t ss) {
+inline void store_state_rows_from_windows(int64_t cin_g, int64_t K, const acc_t* col, int64_t col_r,
+                                          scalar_t* s_row, int64_t s_stride_c, int64_t ss) {
   const int64_t k_n = kK > 0 ? kK : K;
-  for (int64_t ci = 0; ci < cin_g; ++ci, col += k_n, s_row += s_stride_c)
-    for (int64_t k = 0; k + 1 < k_n; ++k) s_row[k * ss] = static_cast<scalar_t>(col[k + 1]);
+  if constexpr (kK > 0 && std::is_same_v<scalar_t, acc_t>) {
+    if (ss == 1 && col_r == 1) {
+      for (int64_t ci = 0; ci < cin_g; ++ci, col += kK, s_row += s_stride_c)
+        std::memcpy(s_row, col + 1, (kK - 1) * sizeof(acc_t));
+      return;
+    }
+  }
+  for (int64_t ci = 0; ci < cin_g; ++ci, col += k_n * col_r, s_row += s_stride_c)
+    for (int64_t k = 0; k + 1 < k_n; ++k) s_row[k * ss] = static_cast<scalar_t>(col[(k + 1) * col_r]);
 }
 
 // f(std::integral_constant<int, K>) for the widths compiled in (2..5), else
@@ -306,147 +325,292 @@ inline void with_update_width(int64_t K, F&& f) {
   }
 }
 
-// Channel mixing needs this many terms an output for the packed form to pay.
+// Channel mixing needs this many terms an output for the packed forms to pay.
 constexpr int64_t kUpdateDotMinTaps = 8;
 
-// Per (group, block of batch entries, row): the window of each (b, t), (Cin_g,
-// K) like a weight row, packed as a row of `cols` (a column of the product);
-// every output the dot product of a weight row and a column, its lanes summed
-// in a fixed order (so results do not depend on the blocks or the thread
-// count). The weight rows are read in place where they are in the
-// accumulation type and dot_rows' whole-vector reads stay inside the weight
-// tensor (packed otherwise). One step of a shifted state holding exactly the
-// history at dilation 1 (the usual decode step): each channel's window is its
-// state row then the new input, and the row's update is that window from its
-// second element, written back from the packed column.
+// How the channel-mixing forms split the work: items of (block of batch
+// entries, group, tile of rows), tiles fastest. Batch entries a block: about
+// 256 columns, at most 64 KiB of them (a row's product keeps them in L1),
+// and at least one block a thread: threads own batch entries, not rows,
+// whose outputs and state rows share cache lines (written by two threads,
+// each store of one waited for the other's); only fewer entries than threads
+// split the rows. Rows a tile: the tile's columns stay in L2 (256 KiB).
+struct UpdateBlocking {
+  int64_t per_block, blocks, tile, tiles, items;
+  UpdateBlocking(const RowConvParams& conv, int64_t column_bytes) {
+    const int64_t threads = at::get_num_threads(), T = conv.width, H = conv.rows;
+    const int64_t per_thread = (conv.batch + threads - 1) / threads;
+    per_block = std::clamp<int64_t>(
+        std::min({int64_t{256} / T, (int64_t{1} << 16) / (column_bytes * T), per_thread}), 1, conv.batch);
+    blocks = (conv.batch + per_block - 1) / per_block;
+    const int64_t row_parts = blocks >= threads ? 1 : (threads + blocks - 1) / blocks;
+    tile = std::clamp<int64_t>((int64_t{1} << 18) / (column_bytes * T * per_block), 1, (H + row_parts - 1) / row_parts);
+    tiles = (H + tile - 1) / tile;
+    items = blocks * conv.groups * tiles;
+  }
+  // the item's batch entries [b0, b1), group and rows [h0, h1)
+  void unpack(const RowConvParams& conv, int64_t item, int64_t& b0, int64_t& b1, int64_t& g, int64_t& h0,
+              int64_t& h1) const {
+    h0 = item % tiles * tile, h1 = std::min(conv.rows, h0 + tile);
+    g = item / tiles % conv.groups;
+    b0 = item / tiles / conv.groups * per_block, b1 = std::min(conv.batch, b0 + per_block);
+  }
+};
+
+// The batch entries of [b0, b1) with a state row, their rows and buffer
+// starts; a skipped entry gets zero outputs (its state untouched) for the
+// group's channels and the rows [h0, h1). Returns how many.
+template <typename scalar_t>
+inline int64_t collect_update_entries(const RowConvUpdateParams& p, const int64_t* cache_seqlens,
+                                      const int64_t* state_indices, int64_t b0, int64_t b1, int64_t g, int64_t h0,
+                                      int64_t h1, scalar_t* y, int64_t* entries, int64_t* rows, int64_t* starts) {
+  const RowConvParams& conv = p.conv;
+  int64_t n = 0;
+  for (int64_t b = b0; b < b1; ++b) {
+    const int64_t row = update_state_row(state_indices, b);
+    if (row < 0) {
+      for (int64_t co = g * conv.out_per_group; co < (g + 1) * conv.out_per_group; ++co)
+        for (int64_t h = h0; h < h1; ++h) std::fill_n(y + conv.output_offset(b, co, h, 0), conv.width, scalar_t(0));
+      continue;
+    }
+    entries[n] = b, rows[n] = row, starts[n] = update_state_start(cache_seqlens, b, p.state_len);
+    ++n;
+  }
+  return n;
+}
+
+// w_rows[m]: row h's weights of output channel g * Cout_g + m, (Cin_g, K), in
+// place where they are in the accumulation type and `read` elements from
+// their start stay inside the weight tensor; else converted into buf (rows
+// of ld).
+template <typename scalar_t, typename acc_t>
+inline void update_weight_rows(const RowConvParams& conv, const scalar_t* weight, int64_t h, int64_t g,
+                               int64_t read, acc_t* buf, int64_t ld, const acc_t** w_rows) {
+  const int64_t R = conv.in_per_group * conv.kernel_size, numel = conv.rows * conv.out_channels * R;
+  for (int64_t m = 0; m < conv.out_per_group; ++m) {
+    const int64_t offset = conv.weight_offset(h, g * conv.out_per_group + m, 0, 0);
+    if constexpr (std::is_same_v<scalar_t, acc_t>) {
+      if (offset + read <= numel) {
+        w_rows[m] = weight + offset;
+        continue;
+      }
+    }
+    acc_t* dst = buf + m * ld;
+    for (int64_t r = 0; r < R; ++r) dst[r] = static_cast<acc_t>(weight[offset + r]);
+    w_rows[m] = dst;
+  }
+}
+
+// One step's window of a batch entry (state row `row`, buffer start `start`)
+// and the group's channels in row h, (Cin_g, K), element r at col[r * col_r];
+// `taps[k]`: where tap k < K-1 reads in every channel's state row (the
+// shifted window of exactly the history when window_is_state_row).
+template <typename scalar_t, typename acc_t>
+inline void pack_step_window(const RowConvUpdateParams& p, const scalar_t* x, const scalar_t* state,
+                             int64_t b, int64_t row, int64_t g, int64_t h, bool window_is_state_row,
+                             const int64_t* taps, acc_t* col, int64_t col_r) {
+  const RowConvParams& conv = p.conv;
+  const int64_t cin_g = conv.in_per_group, K = conv.kernel_size, ss = p.state_stride_s;
+  for (int64_t ci = 0; ci < cin_g; ++ci, col += K * col_r) {
+    const scalar_t* x_row = x + conv.in_offset(b, g * cin_g + ci, h, 0);
+    const scalar_t* s_row = state + p.state_row_offset(row, g * cin_g + ci, h);
+    for (int64_t k = 0; k + 1 < K; ++k)
+      col[k * col_r] = static_cast<acc_t>(s_row[window_is_state_row ? k * ss : taps[k]]);
+    col[(K - 1) * col_r] = static_cast<acc_t>(x_row[0]);
+  }
+}
+
+// The new inputs of a batch entry and the group's channels in row h into
+// their state rows (after every read of them).
+template <typename scalar_t>
+inline void store_step_inputs(const RowConvUpdateParams& p, const scalar_t* x, scalar_t* state, int64_t b,
+                              int64_t row, int64_t g, int64_t h, bool circular, int64_t start) {
+  const RowConvParams& conv = p.conv;
+  for (int64_t c = g * conv.in_per_group; c < (g + 1) * conv.in_per_group; ++c)
+    store_new_inputs(p, x + conv.in_offset(b, c, h, 0), state + p.state_row_offset(row, c, h), circular, start);
+}
+
+// tap k < K-1 of one step reads a held input at the same place in every
+// channel's state row: taps[k], for the buffer start `start`
+inline void step_tap_offsets(const RowConvUpdateParams& p, int64_t start, int64_t* taps) {
+  const int64_t K = p.conv.kernel_size;
+  for (int64_t k = 0; k + 1 < K; ++k)
+    taps[k] = update_state_position(start, -(K - 1 - k) * p.conv.dilation, p.state_len) * p.state_stride_s;
+}
+
+// Channel mixing, many batch entries a step (T = 1): per item (see
+// UpdateBlocking) and row h, every entry's window packed as a column (its
+// (Cin_g, K) elements down, the entries along: a row of the product holds
+// one element of every entry's window, so no sum runs across vector lanes),
+// each entry's state rows updated right after its window is read, then
+// out[m][e] = sum_r w[m][r] * col[r][e] by gemm_rows (each output one chain
+// of multiply-adds over r in order: results do not depend on the blocks or
+// the thread count) and the outputs written. The columns' rows are `count`
+// apart and overlap gemm_rows' reads past a row's end with the next row.
+template <typename scalar_t>
+void update_by_gemm_rows(const RowConvUpdateParams& p, const scalar_t* x, scalar_t* state,
+                         const scalar_t* weight, const scalar_t* bias, const int64_t* cache_seqlens,
+                         const int64_t* state_indices, scalar_t* y, const UpdateBlocking& blocking) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const MicroKernels<acc_t>& mk = micro_kernels<acc_t>();
+  const RowConvParams& conv = p.conv;
+  const int64_t cin_g = conv.in_per_group, cout_g = conv.out_per_group, K = conv.kernel_size;
+  const int64_t S = p.state_len, R = cin_g * K, ss = p.state_stride_s, H = conv.rows;
+  // strides in locals: the stores through scalar_t* below would otherwise
+  // make the compiler reload them from the params at every element
+  const int64_t s_stride_c = p.state_stride_c, x_stride_c = conv.in_stride_c, y_stride_c = H;
+  const bool circular = cache_seqlens != nullptr;
+  const bool window_is_state_row = !circular && S == K - 1 && conv.dilation == 1;
+  const bool usual_step = window_is_state_row && p.channel_parts == 1;
+  const int64_t per_block = blocking.per_block, ldo = per_block + kRowSlack;
+  const int64_t work = std::max<int64_t>(1, (cout_g + 1) * R * per_block * blocking.tile);  // Cout may be 0
+  at::parallel_for(0, blocking.items, std::max<int64_t>(1, 32768 / work), [&](int64_t begin, int64_t end) {
+    std::vector<acc_t> cols_buf(R * per_block + kRowSlack, acc_t(0)), out(cout_g * ldo, acc_t(0));
+    std::vector<acc_t> w_rows_buf(cout_g * R);
+    std::vector<const acc_t*> w_rows(cout_g), cols(R);
+    std::vector<int64_t> entries(per_block), rows(per_block), starts(per_block), taps(K);
+    std::vector<scalar_t*> y_rows(per_block);
+    for (int64_t item = begin; item < end; ++item) {
+      int64_t b0, b1, g, h0, h1;
+      blocking.unpack(conv, item, b0, b1, g, h0, h1);
+      const int64_t n = collect_update_entries(p, cache_seqlens, state_indices, b0, b1, g, h0, h1, y,
+                                               entries.data(), rows.data(), starts.data());
+      if (n == 0) continue;
+      for (int64_t r = 0; r < R; ++r) cols[r] = cols_buf.data() + r * n;
+      for (int64_t e = 0; e < n; ++e) y_rows[e] = y + conv.output_offset(entries[e], g * cout_g, h0, 0);
+      for (int64_t h = h0; h < h1; ++h) {
+        for (int64_t e = 0; e < n; ++e) {
+          acc_t* col = cols_buf.data() + e;
+          if (usual_step) {  // without the branches of the general form
+            const scalar_t* x_row = x + conv.in_offset(entries[e], g * cin_g, h, 0);
+            scalar_t* s_row = state + p.state_row_offset(rows[e], g * cin_g, h);
+            with_update_width(K, [&](auto width) {
+              pack_state_row_windows<width()>(cin_g, K, x_row, x_stride_c, s_row, s_stride_c, ss, col, n);
+              store_state_rows_from_windows<width()>(cin_g, K, col, n, s_row, s_stride_c, ss);
+            });
+            continue;
+          }
+          step_tap_offsets(p, starts[e], taps.data());
+          pack_step_window(p, x, state, entries[e], rows[e], g, h, window_is_state_row, taps.data(), col, n);
+          store_step_inputs(p, x, state, entries[e], rows[e], g, h, circular, starts[e]);
+        }
+        update_weight_rows(conv, weight, h, g, R, w_rows_buf.data(), R, w_rows.data());
+        for (int64_t m = 0; m < cout_g; ++m) std::fill_n(out.data() + m * ldo, n, acc_t(0));
+        mk.gemm_rows(cout_g, n, R, w_rows.data(), cols.data(), out.data(), ldo);
+        // y contiguous: entry e's output (g * Cout_g + m, h) at y_rows[e] + m * H + h - h0
+        for (int64_t m = 0; m < cout_g; ++m) {
+          const acc_t b0v = bias ? static_cast<acc_t>(bias[conv.bias_offset(h, g * cout_g + m)]) : acc_t(0);
+          const acc_t* o = out.data() + m * ldo;
+          for (int64_t e = 0; e < n; ++e) y_rows[e][m * y_stride_c + h - h0] = static_cast<scalar_t>(b0v + o[e]);
+        }
+      }
+    }
+  });
+}
+
+// Channel mixing, few batch entries a step or many steps: per item (see
+// UpdateBlocking), the window of each (b, h, t), (Cin_g, K) like a weight
+// row, packed as a row of `cols` (a column of row h's product); every output
+// the dot product of a weight row and a column, its lanes summed in a fixed
+// order (so results do not depend on the blocks, the tiles or the thread
+// count). A tile's phases each walk the block's x, state and y in memory
+// order (rows are their second-innermost dimension): pack every row's
+// columns, update the state rows, one product a row (its weights streamed
+// through once), write the outputs.
 template <typename scalar_t>
 void update_by_dot_rows(const RowConvUpdateParams& p, const scalar_t* x, scalar_t* state,
                         const scalar_t* weight, const scalar_t* bias, const int64_t* cache_seqlens,
-                        const int64_t* state_indices, scalar_t* y) {
+                        const int64_t* state_indices, scalar_t* y, const UpdateBlocking& blocking) {
   using acc_t = at::opmath_type<scalar_t>;
   const MicroKernels<acc_t>& mk = micro_kernels<acc_t>();
   const RowConvParams& conv = p.conv;
   const int64_t cin_g = conv.in_per_group, cout_g = conv.out_per_group, K = conv.kernel_size;
   const int64_t T = conv.width, S = p.state_len, R = cin_g * K, d = conv.dilation;
   const int64_t ld = (R + mk.lanes - 1) / mk.lanes * mk.lanes;  // packed rows: whole vectors
-  const int64_t weight_numel = conv.rows * conv.out_channels * R, ss = p.state_stride_s;
-  // strides in locals: the stores through scalar_t* below would otherwise
-  // make the compiler reload them from the params at every element
-  const int64_t s_stride_c = p.state_stride_c, x_stride_c = conv.in_stride_c;
-  const int64_t y_stride_c = conv.rows * conv.out_width;
-  const bool window_is_state_row = T == 1 && cache_seqlens == nullptr && S == K - 1 && d == 1;
-  // batch entries a block: about 256 columns, at most 64 KiB of them, and at
-  // least one block a thread: threads own batch entries, not rows, whose
-  // outputs and state rows share cache lines (written by two threads, each
-  // store of one waited for the other's)
-  const int64_t per_thread = (conv.batch + at::get_num_threads() - 1) / at::get_num_threads();
-  const int64_t per_block = std::clamp<int64_t>(
-      std::min({int64_t{256} / T, (int64_t{1} << 16) / (ld * int64_t(sizeof(acc_t)) * T), per_thread}), 1,
-      conv.batch);
-  const int64_t blocks = (conv.batch + per_block - 1) / per_block;
-  const int64_t items = conv.rows * conv.groups * blocks;
-  const int64_t work = std::max<int64_t>(1, (cout_g + 1) * R * per_block * T);  // Cout may be 0
-  at::parallel_for(0, items, std::max<int64_t>(1, 32768 / work), [&](int64_t begin, int64_t end) {
-    std::vector<acc_t> w_rows_buf(cout_g * ld, acc_t(0)), cols_buf(per_block * T * ld, acc_t(0));
-    std::vector<acc_t> partials(cout_g * per_block * T * mk.lanes), out(cout_g * per_block * T);
-    std::vector<const acc_t*> w_rows(cout_g), cols(per_block * T);
-    std::vector<int64_t> entries(per_block), rows(per_block), starts(per_block), taps(K);
-    std::vector<scalar_t*> y_rows(per_block);
+  const int64_t s_stride_c = p.state_stride_c, x_stride_c = conv.in_stride_c, ss = p.state_stride_s;
+  const bool circular = cache_seqlens != nullptr;
+  const bool window_is_state_row = T == 1 && !circular && S == K - 1 && d == 1;
+  const bool usual_step = window_is_state_row && p.channel_parts == 1;
+  const int64_t count_max = blocking.per_block * T, tile = blocking.tile;
+  const int64_t work = std::max<int64_t>(1, (cout_g + 1) * R * count_max * tile);  // Cout may be 0
+  at::parallel_for(0, blocking.items, std::max<int64_t>(1, 32768 / work), [&](int64_t begin, int64_t end) {
+    std::vector<acc_t> w_rows_buf(cout_g * ld, acc_t(0)), cols_buf(tile * count_max * ld, acc_t(0));
+    std::vector<acc_t> partials(cout_g * count_max * mk.lanes), out(tile * cout_g * count_max);
+    std::vector<const acc_t*> w_rows(cout_g), cols(count_max);
+    std::vector<int64_t> entries(blocking.per_block), rows(blocking.per_block), starts(blocking.per_block), taps(K);
     for (int64_t item = begin; item < end; ++item) {
-      // rows fastest: a thread's consecutive items read and write the same
-      // cache lines of x, the state and y (rows are their second-innermost
-      // dimension); blocks of batch entries outermost (see per_block)
-      const int64_t h = item % conv.rows, g = item / conv.rows % conv.groups, blk = item / conv.rows / conv.groups;
-      const int64_t b0 = blk * per_block, b1 = std::min(conv.batch, b0 + per_block);
-      int64_t n = 0;  // batch entries with a state row
-      for (int64_t b = b0; b < b1; ++b) {
-        const int64_t row = update_state_row(state_indices, b);
-        if (row < 0) {  // a skipped entry: zero outputs, its state untouched
-          for (int64_t co = g * cout_g; co < (g + 1) * cout_g; ++co)
-            std::fill_n(y + conv.output_offset(b, co, h, 0), T, scalar_t(0));
-          continue;
-        }
-        entries[n] = b, rows[n] = row, starts[n] = update_state_start(cache_seqlens, b, S);
-        ++n;
-      }
+      int64_t b0, b1, g, h0, h1;
+      blocking.unpack(conv, item, b0, b1, g, h0, h1);
+      const int64_t n = collect_update_entries(p, cache_seqlens, state_indices, b0, b1, g, h0, h1, y,
+                                               entries.data(), rows.data(), starts.data());
       if (n == 0) continue;
-      for (int64_t m = 0; m < cout_g; ++m) {
-        const int64_t offset = conv.weight_offset(h, g * cout_g + m, 0, 0);
-        if constexpr (std::is_same_v<scalar_t, acc_t>) {
-          if (offset + ld <= weight_numel) {
-            w_rows[m] = weight + offset;
+      const int64_t count = n * T, nh = h1 - h0;
+      // every read of the state rows before any write: row h's columns at
+      // cols_buf[(h - h0) * count * ld], entry e's at e * T * ld in them
+      for (int64_t e = 0; e < n; ++e) {
+        if (T == 1) step_tap_offsets(p, starts[e], taps.data());
+        for (int64_t h = h0; h < h1; ++h) {
+          acc_t* col = cols_buf.data() + ((h - h0) * count + e * T) * ld;
+          if (usual_step) {  // without the branches of the general form
+            const scalar_t* x_row = x + conv.in_offset(entries[e], g * cin_g, h, 0);
+            const scalar_t* s_row = state + p.state_row_offset(rows[e], g * cin_g, h);
+            with_update_width(K, [&](auto width) {
+              pack_state_row_windows<width()>(cin_g, K, x_row, x_stride_c, s_row, s_stride_c, ss, col, 1);
+            });
+          } else if (T == 1) {
+            pack_step_window(p, x, state, entries[e], rows[e], g, h, window_is_state_row, taps.data(), col, 1);
+          } else {
+            for (int64_t ci = 0; ci < cin_g; ++ci, col += K) {
+              const scalar_t* x_row = x + conv.in_offset(entries[e], g * cin_g + ci, h, 0);
+              const scalar_t* s_row = state + p.state_row_offset(rows[e], g * cin_g + ci, h);
+              acc_t* c = col;
+              for (int64_t t = 0; t < T; ++t, c += ld)
+                for (int64_t k = 0; k < K; ++k)
+                  c[k] = static_cast<acc_t>(update_input(p, x_row, s_row, starts[e], t - (K - 1 - k) * d));
+            }
+          }
+        }
+      }
+      for (int64_t e = 0; e < n; ++e) {
+        for (int64_t h = h0; h < h1; ++h) {
+          if (usual_step) {  // the column from its second element
+            scalar_t* s_row = state + p.state_row_offset(rows[e], g * cin_g, h);
+            const acc_t* col = cols_buf.data() + ((h - h0) * count + e) * ld;
+            with_update_width(K, [&](auto width) {
+              store_state_rows_from_windows<width()>(cin_g, K, col, 1, s_row, s_stride_c, ss);
+            });
             continue;
           }
+          store_step_inputs(p, x, state, entries[e], rows[e], g, h, circular, starts[e]);
         }
-        acc_t* dst = w_rows_buf.data() + m * ld;
-        for (int64_t r = 0; r < R; ++r) dst[r] = static_cast<acc_t>(weight[offset + r]);
-        w_rows[m] = dst;
       }
-      // every read of the state rows before any write
+      for (int64_t h = h0; h < h1; ++h) {
+        update_weight_rows(conv, weight, h, g, ld, w_rows_buf.data(), ld, w_rows.data());
+        const acc_t* h_cols = cols_buf.data() + (h - h0) * count * ld;
+        for (int64_t j = 0; j < count; ++j) cols[j] = h_cols + j * ld;
+        std::fill_n(partials.data(), cout_g * count * mk.lanes, acc_t(0));
+        mk.dot_rows(cout_g, count, R, w_rows.data(), cols.data(), partials.data(), count);
+        mk.reduce_lanes(cout_g * count, partials.data(), out.data() + (h - h0) * cout_g * count);
+      }
+      // y is contiguous: (b, co, h, t) with h then t innermost, so each
+      // (entry, channel) writes nh * T consecutive outputs
       for (int64_t e = 0; e < n; ++e) {
-        if (T == 1)  // one step: tap k < K-1 reads a held input, at the same place in every channel's row
-          for (int64_t k = 0; k + 1 < K; ++k)
-            taps[k] = update_state_position(starts[e], -(K - 1 - k) * d, S) * ss;
-        const scalar_t* x_row = x + conv.in_offset(entries[e], g * cin_g, h, 0);
-        const scalar_t* s_row = state + p.state_row_offset(rows[e], g * cin_g, h);
-        acc_t* col = cols_buf.data() + e * T * ld;
-        if (window_is_state_row && p.channel_parts == 1) {  // the usual step, without the branches below
-          with_update_width(K, [&](auto width) {
-            pack_state_row_windows<width()>(cin_g, K, x_row, x_stride_c, s_row, s_stride_c, ss, col);
-          });
-          continue;
-        }
-        for (int64_t ci = 0; ci < cin_g; ++ci, col += K) {
-          if (ci > 0 && p.channel_parts == 1) {
-            x_row += x_stride_c, s_row += s_stride_c;
-          } else if (ci > 0) {  // complex as real: the state's channels alternate parts
-            x_row = x + conv.in_offset(entries[e], g * cin_g + ci, h, 0);
-            s_row = state + p.state_row_offset(rows[e], g * cin_g + ci, h);
+        for (int64_t m = 0; m < cout_g; ++m) {
+          const int64_t co = g * cout_g + m;
+          scalar_t* y_row = y + conv.output_offset(entries[e], co, h0, 0);
+          const acc_t* o = out.data() + m * count + e * T;
+          const scalar_t* b_row = bias ? bias + conv.bias_offset(h0, co) : nullptr;
+          const int64_t b_stride = conv.out_channels, o_stride = cout_g * count;
+          if (T == 1) {  // the decode step: no loop over steps
+            for (int64_t i = 0; i < nh; ++i)
+              y_row[i] = static_cast<scalar_t>((b_row ? static_cast<acc_t>(b_row[i * b_stride]) : acc_t(0)) + o[i * o_stride]);
+            continue;
           }
-          if (window_is_state_row) {
-            for (int64_t k = 0; k + 1 < K; ++k) col[k] = static_cast<acc_t>(s_row[k * ss]);
-            col[K - 1] = static_cast<acc_t>(x_row[0]);
-          } else if (T == 1) {
-            for (int64_t k = 0; k + 1 < K; ++k) col[k] = static_cast<acc_t>(s_row[taps[k]]);
-            col[K - 1] = static_cast<acc_t>(x_row[0]);
-          } else {
-            acc_t* c = col;
-            for (int64_t t = 0; t < T; ++t, c += ld)
-              for (int64_t k = 0; k < K; ++k)
-                c[k] = static_cast<acc_t>(update_input(p, x_row, s_row, starts[e], t - (K - 1 - k) * d));
+          for (int64_t i = 0; i < nh; ++i, y_row += T, o += o_stride) {
+            const acc_t b0v = b_row ? static_cast<acc_t>(b_row[i * b_stride]) : acc_t(0);
+            for (int64_t t = 0; t < T; ++t) y_row[t] = static_cast<scalar_t>(b0v + o[t]);
           }
         }
-      }
-      const int64_t count = n * T;
-      for (int64_t j = 0; j < count; ++j) cols[j] = cols_buf.data() + j * ld;
-      std::fill_n(partials.data(), cout_g * count * mk.lanes, acc_t(0));
-      mk.dot_rows(cout_g, count, R, w_rows.data(), cols.data(), partials.data(), count);
-      mk.reduce_lanes(cout_g * count, partials.data(), out.data());
-      // y is contiguous: entry e's outputs of the group at y_rows[e] + m * y_stride_c + t
-      for (int64_t e = 0; e < n; ++e) y_rows[e] = y + conv.output_offset(entries[e], g * cout_g, h, 0);
-      for (int64_t m = 0; m < cout_g; ++m) {
-        const acc_t b0v = bias ? static_cast<acc_t>(bias[conv.bias_offset(h, g * cout_g + m)]) : acc_t(0);
-        const acc_t* o = out.data() + m * count;
-        if (T == 1) {
-          for (int64_t e = 0; e < n; ++e) y_rows[e][m * y_stride_c] = static_cast<scalar_t>(b0v + o[e]);
-        } else {
-          for (int64_t e = 0; e < n; ++e)
-            for (int64_t t = 0; t < T; ++t)
-              y_rows[e][m * y_stride_c + t] = static_cast<scalar_t>(b0v + o[e * T + t]);
-        }
-      }
-      for (int64_t e = 0; e < n; ++e) {
-        if (window_is_state_row && p.channel_parts == 1) {  // the column from its second element
-          scalar_t* s_row = state + p.state_row_offset(rows[e], g * cin_g, h);
-          const acc_t* col = cols_buf.data() + e * ld;
-          with_update_width(K, [&](auto width) {
-            store_state_rows_from_windows<width()>(cin_g, K, col, s_row, s_stride_c, ss);
-          });
-          continue;
-        }
-        for (int64_t c = g * cin_g; c < (g + 1) * cin_g; ++c)
-          store_new_inputs(p, x + conv.in_offset(entries[e], c, h, 0), state + p.state_row_offset(rows[e], c, h),
-                           cache_seqlens != nullptr, starts[e]);
       }
     }
   });
@@ -465,8 +629,19 @@ void row_conv1d_update(const RowConvUpdateParams& p, const scalar_t* x, scalar_t
       default: return update_depthwise_step<0>(p, x, state, weight, bias, cache_seqlens, state_indices, y);
     }
   }
-  if (conv.in_per_group * conv.kernel_size >= kUpdateDotMinTaps)
-    return update_by_dot_rows(p, x, state, weight, bias, cache_seqlens, state_indices, y);
+  const int64_t R = conv.in_per_group * conv.kernel_size;
+  if (R >= kUpdateDotMinTaps) {
+    using acc_t = at::opmath_type<scalar_t>;
+    const int64_t lanes = micro_kernels<acc_t>().lanes;
+    const int64_t ld = (R + lanes - 1) / lanes * lanes;
+    const UpdateBlocking blocking(conv, ld * int64_t(sizeof(acc_t)));
+    // the gemm form's vectors run along the entries: it pays from two
+    // vectors of them (a choice by the shape alone: the two forms sum in
+    // different orders, and results must not depend on the thread count)
+    if (conv.width == 1 && conv.batch >= 2 * lanes)
+      return update_by_gemm_rows(p, x, state, weight, bias, cache_seqlens, state_indices, y, blocking);
+    return update_by_dot_rows(p, x, state, weight, bias, cache_seqlens, state_indices, y, blocking);
+  }
   update_per_item(p, x, state, weight, bias, cache_seqlens, state_indices, y);
 }
 
