@@ -109,6 +109,17 @@ ROWCONV_INLINE void gemm_rows_impl(int64_t M, int64_t N, int64_t R, const T* con
                                               C + full * ldc, ldc);
 }
 
+// Keeps v in a register: each load of an operand used by several
+// multiply-adds then happens once (GCC would otherwise fold it into every
+// multiply-add as a memory operand, and the loads, not the multiply-adds,
+// would bound the loop).
+template <typename V>
+ROWCONV_INLINE void in_register(V& v) {
+#if defined(__x86_64__)
+  asm("" : "+x"(v));
+#endif
+}
+
 // One MR x NR block of dot products, added to its lane partials in P.
 template <typename T, int Bytes, int MR, int NR>
 ROWCONV_INLINE void dot_rows_block(int64_t N, const T* const* A_rows, const T* const* B_rows,
@@ -121,7 +132,10 @@ ROWCONV_INLINE void dot_rows_block(int64_t N, const T* const* A_rows, const T* c
   for (; n + X::kWidth <= N; n += X::kWidth) {
     typename X::V a[MR], b[NR];
     for (int m = 0; m < MR; ++m) a[m] = X::load(A_rows[m] + n);
-    for (int r = 0; r < NR; ++r) b[r] = X::load(B_rows[r] + n);
+    for (int r = 0; r < NR; ++r) {
+      b[r] = X::load(B_rows[r] + n);
+      in_register(b[r]);
+    }
     for (int m = 0; m < MR; ++m)
       for (int r = 0; r < NR; ++r) acc[m][r] += a[m] * b[r];
   }
