@@ -120,14 +120,15 @@ ROWCONV_INLINE void in_register(V& v) {
 #endif
 }
 
-// One MR x NR block of dot products, added to its lane partials in P.
-template <typename T, int Bytes, int MR, int NR>
+// One MR x NR block of dot products, added to its lane partials in P
+// (kSums: from zero, and their lanes summed into P[m * ldp + r] instead).
+template <typename T, int Bytes, int MR, int NR, bool kSums = false>
 ROWCONV_INLINE void dot_rows_block(int64_t N, const T* const* A_rows, const T* const* B_rows,
                                    T* P, int64_t ldp) {
   using X = Vec<T, Bytes>;
   typename X::V acc[MR][NR];
   for (int m = 0; m < MR; ++m)
-    for (int r = 0; r < NR; ++r) acc[m][r] = X::load(P + (m * ldp + r) * X::kWidth);
+    for (int r = 0; r < NR; ++r) acc[m][r] = kSums ? typename X::V{} : X::load(P + (m * ldp + r) * X::kWidth);
   int64_t n = 0;
   for (; n + X::kWidth <= N; n += X::kWidth) {
     typename X::V a[MR], b[NR];
@@ -147,27 +148,34 @@ ROWCONV_INLINE void dot_rows_block(int64_t N, const T* const* A_rows, const T* c
       for (int r = 0; r < NR; ++r) acc[m][r] += a[m] * b[r];
   }
   for (int m = 0; m < MR; ++m)
-    for (int r = 0; r < NR; ++r) X::store(P + (m * ldp + r) * X::kWidth, acc[m][r]);
+    for (int r = 0; r < NR; ++r) {
+      if constexpr (kSums) {
+        P[m * ldp + r] = X::sum(acc[m][r]);
+      } else {
+        X::store(P + (m * ldp + r) * X::kWidth, acc[m][r]);
+      }
+    }
 }
 
-template <typename T, int Bytes, int MR, int NR>
+// kSums: P holds sums (ldp apart), not lane partials (ldp * lanes apart).
+template <typename T, int Bytes, int MR, int NR, bool kSums = false>
 ROWCONV_INLINE void dot_rows_impl(int64_t M, int64_t R, int64_t N, const T* const* A_rows,
                                   const T* const* B_rows, T* P, int64_t ldp) {
-  constexpr int64_t W = Vec<T, Bytes>::kWidth;
+  constexpr int64_t W = kSums ? 1 : Vec<T, Bytes>::kWidth;
   int64_t m0 = 0;
   for (; m0 + MR <= M; m0 += MR) {
     int64_t r0 = 0;
     for (; r0 + NR <= R; r0 += NR)
-      dot_rows_block<T, Bytes, MR, NR>(N, A_rows + m0, B_rows + r0, P + (m0 * ldp + r0) * W, ldp);
+      dot_rows_block<T, Bytes, MR, NR, kSums>(N, A_rows + m0, B_rows + r0, P + (m0 * ldp + r0) * W, ldp);
     for (; r0 < R; ++r0)
-      dot_rows_block<T, Bytes, MR, 1>(N, A_rows + m0, B_rows + r0, P + (m0 * ldp + r0) * W, ldp);
+      dot_rows_block<T, Bytes, MR, 1, kSums>(N, A_rows + m0, B_rows + r0, P + (m0 * ldp + r0) * W, ldp);
   }
   for (; m0 < M; ++m0) {
     int64_t r0 = 0;
     for (; r0 + NR <= R; r0 += NR)
-      dot_rows_block<T, Bytes, 1, NR>(N, A_rows + m0, B_rows + r0, P + (m0 * ldp + r0) * W, ldp);
+      dot_rows_block<T, Bytes, 1, NR, kSums>(N, A_rows + m0, B_rows + r0, P + (m0 * ldp + r0) * W, ldp);
     for (; r0 < R; ++r0)
-      dot_rows_block<T, Bytes, 1, 1>(N, A_rows + m0, B_rows + r0, P + (m0 * ldp + r0) * W, ldp);
+      dot_rows_block<T, Bytes, 1, 1, kSums>(N, A_rows + m0, B_rows + r0, P + (m0 * ldp + r0) * W, ldp);
   }
 }
 
@@ -191,12 +199,18 @@ ROWCONV_INLINE void reduce_lanes_impl(int64_t count, const T* P, T* out) {
     dot_rows_impl<T, BYTES, DOT_MR, DOT_NR>(M, R, N, A_rows, B_rows, P, ldp);                \
   }                                                                                           \
   template <typename T>                                                                       \
+  TARGET void dot_rows_sums_##NAME(int64_t M, int64_t R, int64_t N, const T* const* A_rows,   \
+                                   const T* const* B_rows, T* out, int64_t ldo) {             \
+    dot_rows_impl<T, BYTES, DOT_MR, DOT_NR, true>(M, R, N, A_rows, B_rows, out, ldo);        \
+  }                                                                                           \
+  template <typename T>                                                                       \
   TARGET void reduce_lanes_##NAME(int64_t count, const T* P, T* out) {                        \
     reduce_lanes_impl<T, BYTES>(count, P, out);                                               \
   }                                                                                           \
   template <typename T>                                                                       \
   MicroKernels<T> kernels_##NAME() {                                                          \
-    return {&gemm_rows_##NAME<T>, &dot_rows_##NAME<T>, &reduce_lanes_##NAME<T>,               \
+    return {&gemm_rows_##NAME<T>, &dot_rows_##NAME<T>, &dot_rows_sums_##NAME<T>,              \
+            &reduce_lanes_##NAME<T>,                                                          \
             BYTES / static_cast<int64_t>(sizeof(T)), DOT_MR};                                 \
   }
 

@@ -27,6 +27,10 @@ struct MicroKernels {
   // past N are masked out, not multiplied by zero).
   void (*dot_rows)(int64_t M, int64_t R, int64_t N, const T* const* A_rows,
                    const T* const* B_rows, T* P, int64_t ldp);
+  // The same dot products from zero, each with its lanes summed as
+  // reduce_lanes sums them: out[m * ldo + r] (one call a reduction).
+  void (*dot_rows_sums)(int64_t M, int64_t R, int64_t N, const T* const* A_rows,
+                        const T* const* B_rows, T* out, int64_t ldo);
   // out[i] = the sum of the lanes of P[i * lanes ...], in a fixed order.
   void (*reduce_lanes)(int64_t count, const T* P, T* out);
   int64_t lanes;

@@ -20,6 +20,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <type_traits>
 #include <vector>
 
@@ -330,18 +331,22 @@ constexpr int64_t kUpdateDotMinTaps = 8;
 
 // How the channel-mixing forms split the work: items of (block of batch
 // entries, group, tile of rows), tiles fastest. Batch entries a block: about
-// 256 columns, at most 64 KiB of them (a row's product keeps them in L1),
-// and at least one block a thread: threads own batch entries, not rows,
-// whose outputs and state rows share cache lines (written by two threads,
-// each store of one waited for the other's); only fewer entries than threads
-// split the rows. Rows a tile: the tile's columns stay in L2 (256 KiB).
+// 256 columns, at most 64 KiB of them (a row's product keeps them in L1).
+// While the weights fit in a core's L2 (256 KiB of it), at least one block
+// a thread: threads own batch entries, not rows, whose outputs and state
+// rows share cache lines (written by two threads, each store of one waited
+// for the other's). Larger weights are streamed from L3 at every step, by
+// every thread that needs them: then threads own rows (a thread streams its
+// rows' weights only), as they do when there are fewer entries than
+// threads. Rows a tile: the tile's columns stay in L2 (256 KiB).
 struct UpdateBlocking {
   int64_t per_block, blocks, tile, tiles, items;
-  UpdateBlocking(const RowConvParams& conv, int64_t column_bytes) {
+  UpdateBlocking(const RowConvParams& conv, int64_t column_bytes, int64_t weight_bytes) {
     const int64_t threads = at::get_num_threads(), T = conv.width, H = conv.rows;
     const int64_t per_thread = (conv.batch + threads - 1) / threads;
+    const int64_t split = weight_bytes > (int64_t{1} << 18) ? conv.batch : per_thread;
     per_block = std::clamp<int64_t>(
-        std::min({int64_t{256} / T, (int64_t{1} << 16) / (column_bytes * T), per_thread}), 1, conv.batch);
+        std::min({int64_t{256} / T, (int64_t{1} << 16) / (column_bytes * T), split}), 1, conv.batch);
     blocks = (conv.batch + per_block - 1) / per_block;
     const int64_t row_parts = blocks >= threads ? 1 : (threads + blocks - 1) / blocks;
     tile = std::clamp<int64_t>((int64_t{1} << 18) / (column_bytes * T * per_block), 1, (H + row_parts - 1) / row_parts);
@@ -534,8 +539,10 @@ void update_by_dot_rows(const RowConvUpdateParams& p, const scalar_t* x, scalar_
   const int64_t count_max = blocking.per_block * T, tile = blocking.tile;
   const int64_t work = std::max<int64_t>(1, (cout_g + 1) * R * count_max * tile);  // Cout may be 0
   at::parallel_for(0, blocking.items, std::max<int64_t>(1, 32768 / work), [&](int64_t begin, int64_t end) {
-    std::vector<acc_t> w_rows_buf(cout_g * ld, acc_t(0)), cols_buf(tile * count_max * ld, acc_t(0));
-    std::vector<acc_t> partials(cout_g * count_max * mk.lanes), out(tile * cout_g * count_max);
+    // left uninitialised: dot_rows masks the terms past R out of its reads
+    // (a select, so junk there does not matter)
+    std::unique_ptr<acc_t[]> w_rows_buf(new acc_t[cout_g * ld]), cols_buf(new acc_t[tile * count_max * ld]);
+    std::vector<acc_t> out(tile * cout_g * count_max);
     std::vector<const acc_t*> w_rows(cout_g), cols(count_max);
     std::vector<int64_t> entries(blocking.per_block), rows(blocking.per_block), starts(blocking.per_block), taps(K);
     for (int64_t item = begin; item < end; ++item) {
@@ -550,7 +557,7 @@ void update_by_dot_rows(const RowConvUpdateParams& p, const scalar_t* x, scalar_
       for (int64_t e = 0; e < n; ++e) {
         if (T == 1) step_tap_offsets(p, starts[e], taps.data());
         for (int64_t h = h0; h < h1; ++h) {
-          acc_t* col = cols_buf.data() + ((h - h0) * count + e * T) * ld;
+          acc_t* col = cols_buf.get() + ((h - h0) * count + e * T) * ld;
           if (usual_step) {  // without the branches of the general form
             const scalar_t* x_row = x + conv.in_offset(entries[e], g * cin_g, h, 0);
             const scalar_t* s_row = state + p.state_row_offset(rows[e], g * cin_g, h);
@@ -575,7 +582,7 @@ void update_by_dot_rows(const RowConvUpdateParams& p, const scalar_t* x, scalar_
         for (int64_t h = h0; h < h1; ++h) {
           if (usual_step) {  // the column from its second element
             scalar_t* s_row = state + p.state_row_offset(rows[e], g * cin_g, h);
-            const acc_t* col = cols_buf.data() + ((h - h0) * count + e) * ld;
+            const acc_t* col = cols_buf.get() + ((h - h0) * count + e) * ld;
             with_update_width(K, [&](auto width) {
               store_state_rows_from_windows<width()>(cin_g, K, col, 1, s_row, s_stride_c, ss);
             });
@@ -585,12 +592,10 @@ void update_by_dot_rows(const RowConvUpdateParams& p, const scalar_t* x, scalar_
         }
       }
       for (int64_t h = h0; h < h1; ++h) {
-        update_weight_rows(conv, weight, h, g, ld, w_rows_buf.data(), ld, w_rows.data());
-        const acc_t* h_cols = cols_buf.data() + (h - h0) * count * ld;
+        update_weight_rows(conv, weight, h, g, ld, w_rows_buf.get(), ld, w_rows.data());
+        const acc_t* h_cols = cols_buf.get() + (h - h0) * count * ld;
         for (int64_t j = 0; j < count; ++j) cols[j] = h_cols + j * ld;
-        std::fill_n(partials.data(), cout_g * count * mk.lanes, acc_t(0));
-        mk.dot_rows(cout_g, count, R, w_rows.data(), cols.data(), partials.data(), count);
-        mk.reduce_lanes(cout_g * count, partials.data(), out.data() + (h - h0) * cout_g * count);
+        mk.dot_rows_sums(cout_g, count, R, w_rows.data(), cols.data(), out.data() + (h - h0) * cout_g * count, count);
       }
       // y is contiguous: (b, co, h, t) with h then t innermost, so each
       // (entry, channel) writes nh * T consecutive outputs
@@ -634,7 +639,8 @@ void row_conv1d_update(const RowConvUpdateParams& p, const scalar_t* x, scalar_t
     using acc_t = at::opmath_type<scalar_t>;
     const int64_t lanes = micro_kernels<acc_t>().lanes;
     const int64_t ld = (R + lanes - 1) / lanes * lanes;
-    const UpdateBlocking blocking(conv, ld * int64_t(sizeof(acc_t)));
+    const int64_t acc_bytes = sizeof(acc_t);
+    const UpdateBlocking blocking(conv, ld * acc_bytes, conv.rows * conv.out_channels * R * acc_bytes);
     // the gemm form's vectors run along the entries: it pays from two
     // vectors of them (a choice by the shape alone: the two forms sum in
     // different orders, and results must not depend on the thread count)
