@@ -38,6 +38,24 @@ struct Vec {
     return (lane < static_cast<I>(count)) ? load(p) : V{};
   }
   static ROWCONV_INLINE V splat(T x) { return V{} + x; }
+  // *p in every lane. On AVX2 and AVX-512 one load that broadcasts (a load
+  // port only): GCC lowers splat to an addition of +0.0 (-0.0 + 0.0 is
+  // +0.0) and a register broadcast, two uops on the FP pipes that the
+  // multiply-adds need, for every A element of a gemm_rows block.
+  static ROWCONV_INLINE V splat_load(const T* p) {
+#if defined(__x86_64__)
+    if constexpr (Bytes >= 32) {
+      V v;
+      if constexpr (sizeof(T) == 4) {
+        asm("vbroadcastss %1, %0" : "=v"(v) : "m"(*p));
+      } else {
+        asm("vbroadcastsd %1, %0" : "=v"(v) : "m"(*p));
+      }
+      return v;
+    }
+#endif
+    return splat(*p);
+  }
   // Sum of the lanes by halving: a fixed order, and log2(width) dependent
   // adds instead of width.
   static ROWCONV_INLINE T sum(V v) {
@@ -65,7 +83,7 @@ ROWCONV_INLINE void gemm_rows_block(int64_t R, const T* const* A_rows, const T* 
     typename X::V bv[NV];
     for (int v = 0; v < NV; ++v) bv[v] = X::load(b + v * X::kWidth);
     for (int m = 0; m < MR; ++m) {
-      const typename X::V a = X::splat(A_rows[m][r]);
+      const typename X::V a = X::splat_load(A_rows[m] + r);
       for (int v = 0; v < NV; ++v) acc[m][v] += a * bv[v];
     }
   }
