@@ -10,7 +10,10 @@
 namespace rowconv::cpu {
 
 // gemm_rows reads and writes whole vector blocks past N: rows of B and C must
-// hold N + kRowSlack elements (finite values; the extra columns are junk).
+// hold N + kRowSlack readable (and, for C, writable) elements. The columns
+// past N are junk: computed on lane by lane and never mixed into the first
+// N, so any values may stand there (a neighbouring row's, an earlier call's),
+// as long as the memory is initialised.
 constexpr int64_t kRowSlack = 128;
 
 template <typename T>
