@@ -7,10 +7,12 @@
 //    K multiply-adds a (b, channel, row), rows walked with pointer steps; one
 //    channel over rows (or one row over channels) with x and the state packed
 //    along the walk: a unit-step run that the compiler vectorises;
-//  - channel mixing (float types, Cin_g * K >= kUpdateDotMinTaps): per (row,
-//    group, block of batch entries), the window each output reads, (Cin_g, K)
-//    like a weight row, packed a (b, t) column, and every output a dot
-//    product of it with a weight row (dot_rows: AVX-512/AVX2 at run time);
+//  - channel mixing (float types, Cin_g * K >= kUpdateDotMinTaps): per
+//    (block of batch entries, group, tile of rows), the window each output
+//    reads, (Cin_g, K) like a weight row, packed per (b, t), and the outputs
+//    a product with the weight rows: for one step of many entries by
+//    gemm_rows (the entries along the vectors), else as dot products
+//    (dot_rows_sums); both AVX-512/AVX2 at run time;
 //  - otherwise, per (b, h, group): the window copied to the stack, four
 //    output channels at a time.
 #pragma once
