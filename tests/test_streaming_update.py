@@ -237,6 +237,8 @@ KERNEL_FORMS = [
     (4, 4, 2, 5, 3, 1, 1),  # channel mixing: packed windows, dot rows
     (300, 2, 1, 3, 4, 1, 1),  # many entries: the gemm form (entries along the vectors), several blocks
     (40, 6, 2, 4, 3, 2, 2),  # the gemm form's general windows (dilation 2, groups)
+    (3, 64, 7, 64, 3, 1, 1),  # weights over 256 KiB: threads split the rows (dot form), a short last tile
+    (32, 64, 7, 64, 3, 1, 1),  # the same in the gemm form
     (4, 2, 2, 3, 2, 1, 1),  # Cin_g * K < 8: per (b, h, group)
 ]
 

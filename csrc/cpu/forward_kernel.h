@@ -51,7 +51,8 @@ void row_conv1d_forward(const RowConvParams& p, const scalar_t* x, const scalar_
         packed = h * p.groups + g;
       }
       // the n columns kept; past them gemm_rows' whole-vector blocks work
-      // on what earlier items left (finite: zeros at first, then sums)
+      // on what earlier items left there (sums that may grow, even to inf or
+      // NaN: never mixed into the kept columns)
       for (int64_t co = 0; co < cout_g; ++co) {
         const acc_t b0 = bias ? static_cast<acc_t>(bias[p.bias_offset(h, g * cout_g + co)]) : acc_t(0);
         std::fill_n(acc.begin() + co * ldc, n, b0);

@@ -47,9 +47,9 @@ struct Vec {
     if constexpr (Bytes >= 32) {
       V v;
       if constexpr (sizeof(T) == 4) {
-        asm("vbroadcastss %1, %0" : "=v"(v) : "m"(*p));
+        asm("vbroadcastss {%1, %0|%0, %1}" : "=v"(v) : "m"(*p));
       } else {
-        asm("vbroadcastsd %1, %0" : "=v"(v) : "m"(*p));
+        asm("vbroadcastsd {%1, %0|%0, %1}" : "=v"(v) : "m"(*p));
       }
       return v;
     }
@@ -134,7 +134,7 @@ ROWCONV_INLINE void gemm_rows_impl(int64_t M, int64_t N, int64_t R, const T* con
 template <typename V>
 ROWCONV_INLINE void in_register(V& v) {
 #if defined(__x86_64__)
-  asm("" : "+x"(v));
+  asm("" : "+v"(v));
 #endif
 }
 

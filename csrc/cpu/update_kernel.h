@@ -340,13 +340,14 @@ constexpr int64_t kUpdateDotMinTaps = 8;
 // for the other's). Larger weights are streamed from L3 at every step, by
 // every thread that needs them: then threads own rows (a thread streams its
 // rows' weights only), as they do when there are fewer entries than
-// threads. Rows a tile: the tile's columns stay in L2 (256 KiB).
+// threads, or than min_block a thread (the gemm form's vectors run along the
+// entries). Rows a tile: the tile's columns stay in L2 (256 KiB).
 struct UpdateBlocking {
   int64_t per_block, blocks, tile, tiles, items;
-  UpdateBlocking(const RowConvParams& conv, int64_t column_bytes, int64_t weight_bytes) {
+  UpdateBlocking(const RowConvParams& conv, int64_t column_bytes, int64_t weight_bytes, int64_t min_block) {
     const int64_t threads = at::get_num_threads(), T = conv.width, H = conv.rows;
     const int64_t per_thread = (conv.batch + threads - 1) / threads;
-    const int64_t split = weight_bytes > (int64_t{1} << 18) ? conv.batch : per_thread;
+    const int64_t split = weight_bytes > (int64_t{1} << 18) ? conv.batch : std::max(per_thread, min_block);
     per_block = std::clamp<int64_t>(
         std::min({int64_t{256} / T, (int64_t{1} << 16) / (column_bytes * T), split}), 1, conv.batch);
     blocks = (conv.batch + per_block - 1) / per_block;
@@ -473,7 +474,7 @@ void update_by_gemm_rows(const RowConvUpdateParams& p, const scalar_t* x, scalar
   const int64_t work = std::max<int64_t>(1, (cout_g + 1) * R * per_block * blocking.tile);  // Cout may be 0
   at::parallel_for(0, blocking.items, std::max<int64_t>(1, 32768 / work), [&](int64_t begin, int64_t end) {
     std::vector<acc_t> cols_buf(R * per_block + kRowSlack, acc_t(0)), out(cout_g * ldo, acc_t(0));
-    std::vector<acc_t> w_rows_buf(cout_g * R);
+    std::vector<acc_t> w_rows_buf(std::is_same_v<scalar_t, acc_t> ? 0 : cout_g * R);  // read in place otherwise
     std::vector<const acc_t*> w_rows(cout_g), cols(R);
     std::vector<int64_t> entries(per_block), rows(per_block), starts(per_block), taps(K);
     std::vector<scalar_t*> y_rows(per_block);
@@ -544,7 +545,7 @@ void update_by_dot_rows(const RowConvUpdateParams& p, const scalar_t* x, scalar_
     // left uninitialised: dot_rows masks the terms past R out of its reads
     // (a select, so junk there does not matter)
     std::unique_ptr<acc_t[]> w_rows_buf(new acc_t[cout_g * ld]), cols_buf(new acc_t[tile * count_max * ld]);
-    std::vector<acc_t> out(tile * cout_g * count_max);
+    std::unique_ptr<acc_t[]> out(new acc_t[tile * cout_g * count_max]);  // every entry used is written
     std::vector<const acc_t*> w_rows(cout_g), cols(count_max);
     std::vector<int64_t> entries(blocking.per_block), rows(blocking.per_block), starts(blocking.per_block), taps(K);
     for (int64_t item = begin; item < end; ++item) {
@@ -597,7 +598,7 @@ void update_by_dot_rows(const RowConvUpdateParams& p, const scalar_t* x, scalar_
         update_weight_rows(conv, weight, h, g, ld, w_rows_buf.get(), ld, w_rows.data());
         const acc_t* h_cols = cols_buf.get() + (h - h0) * count * ld;
         for (int64_t j = 0; j < count; ++j) cols[j] = h_cols + j * ld;
-        mk.dot_rows_sums(cout_g, count, R, w_rows.data(), cols.data(), out.data() + (h - h0) * cout_g * count, count);
+        mk.dot_rows_sums(cout_g, count, R, w_rows.data(), cols.data(), out.get() + (h - h0) * cout_g * count, count);
       }
       // y is contiguous: (b, co, h, t) with h then t innermost, so each
       // (entry, channel) writes nh * T consecutive outputs
@@ -605,7 +606,7 @@ void update_by_dot_rows(const RowConvUpdateParams& p, const scalar_t* x, scalar_
         for (int64_t m = 0; m < cout_g; ++m) {
           const int64_t co = g * cout_g + m;
           scalar_t* y_row = y + conv.output_offset(entries[e], co, h0, 0);
-          const acc_t* o = out.data() + m * count + e * T;
+          const acc_t* o = out.get() + m * count + e * T;
           const scalar_t* b_row = bias ? bias + conv.bias_offset(h0, co) : nullptr;
           const int64_t b_stride = conv.out_channels, o_stride = cout_g * count;
           if (T == 1) {  // the decode step: no loop over steps
@@ -641,13 +642,16 @@ void row_conv1d_update(const RowConvUpdateParams& p, const scalar_t* x, scalar_t
     using acc_t = at::opmath_type<scalar_t>;
     const int64_t lanes = micro_kernels<acc_t>().lanes;
     const int64_t ld = (R + lanes - 1) / lanes * lanes;
-    const int64_t acc_bytes = sizeof(acc_t);
-    const UpdateBlocking blocking(conv, ld * acc_bytes, conv.rows * conv.out_channels * R * acc_bytes);
+    const int64_t acc_bytes = sizeof(acc_t), weight_bytes = conv.rows * conv.out_channels * R * acc_bytes;
     // the gemm form's vectors run along the entries: it pays from two
     // vectors of them (a choice by the shape alone: the two forms sum in
-    // different orders, and results must not depend on the thread count)
-    if (conv.width == 1 && conv.batch >= 2 * lanes)
+    // different orders, and results must not depend on the thread count),
+    // and its blocks keep that many where they can (threads then split rows)
+    if (conv.width == 1 && conv.batch >= 2 * lanes) {
+      const UpdateBlocking blocking(conv, ld * acc_bytes, weight_bytes, 2 * lanes);
       return update_by_gemm_rows(p, x, state, weight, bias, cache_seqlens, state_indices, y, blocking);
+    }
+    const UpdateBlocking blocking(conv, ld * acc_bytes, weight_bytes, 1);
     return update_by_dot_rows(p, x, state, weight, bias, cache_seqlens, state_indices, y, blocking);
   }
   update_per_item(p, x, state, weight, bias, cache_seqlens, state_indices, y);
