@@ -290,6 +290,8 @@ def backward_calls(s, x, w, g, x2, w2, g2):
     left, right = pad_pair(s)
     block = rowconv_ext.method.fft_block_arg("auto")  # what ours() runs
     pre, pad = alt_padding(s)
+    if isinstance(pad, str):  # 'same': aten's backward takes one number a side: pad first
+        pre, pad = pad_pair(s), 0
     x2p = F.pad(x2, pre) if pre is not None else x2
 
     def native_backward(mask):

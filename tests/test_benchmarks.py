@@ -113,3 +113,25 @@ def test_chunked_benchmark_quick(tmp_path):
     assert [row[6] for row in rows] == ["fwd", "fwd-views", "fwd+bwd"] * 2
     assert all(float(row[9]) > 0 for row in rows)
     assert "target chunked (stream layout) within 10% of one pass: worst ratio" in lines[-1]
+
+
+CPU_BENCH = BENCH.parent / "bench_cpu.py"
+
+
+def test_cpu_benchmark_runs_every_padding_form(tmp_path):
+    """bench_cpu.py on the shapes with padding 'same', causal, stride and
+    dilation: every implementation and both backward kernels alone run (the
+    native backward needs numeric padding: 'same' once crashed the full
+    table), and the CSV has a row per shape and direction."""
+    import os
+
+    import rowconv_ext
+    package_root = str(pathlib.Path(rowconv_ext.__file__).resolve().parent.parent)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
+    shapes = "same,causal,forum-stride2,forum-dil2"
+    done = subprocess.run([sys.executable, str(CPU_BENCH), "--shapes", shapes, "--min-time", "0.01",
+                           "--out", str(tmp_path), "--tag", "smoke"], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=600, env=env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    rows = [line for line in (tmp_path / "cpu_smoke.csv").read_text().splitlines() if not line.startswith("#")]
+    assert len(rows) == 1 + 4 * 4  # column names + shapes x (fwd, fwd+bwd, grad_in, grad_w)
