@@ -83,7 +83,6 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
   at::parallel_for(0, row_groups * blocks, 1, [&](int64_t begin, int64_t end) {
     InputRows<acc_t> in(p, tile);
     std::vector<acc_t> gout((channel_vectors ? tile : block) * ld);
-    std::vector<acc_t> row(channel_vectors ? tile : 0);
     std::vector<const acc_t*> gout_rows(channel_vectors ? tile : block);
     for (size_t i = 0; i < gout_rows.size(); ++i) gout_rows[i] = gout.data() + i * ld;
     std::vector<acc_t> acc(run * acc_size), partials(run * partial_size);
@@ -100,11 +99,18 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
           for (int64_t tile_idx = 0; tile_idx < tiles; ++tile_idx) {
             const int64_t t0 = tile_idx * tile, n = std::min(tile, p.out_width - t0);
             if (channel_vectors) {
-              // acc[(ci, k), co] += sum_t x_rows[(ci, k)][t] * gout[t][co]
-              for (int64_t co = 0; co < cout_g; ++co) {
-                load_window(grad_out + p.gout_offset(b, g * cout_g + co, h, 0), p.out_width,
-                            p.gout_stride_w, t0, n, row.data());
-                for (int64_t t = 0; t < n; ++t) gout[t * ld + co] = row[t];
+              // acc[(ci, k), co] += sum_t x_rows[(ci, k)][t] * gout[t][co]: the
+              // tile of grad_out transposed straight from memory (it lies inside
+              // the rows), eight positions at a time, so that both the reads
+              // (along a row) and the writes (along co) stay on few cache lines
+              const int64_t gs = p.gout_stride_w;
+              for (int64_t t8 = 0; t8 < n; t8 += 8) {
+                const int64_t m8 = std::min<int64_t>(8, n - t8);
+                acc_t* dst = gout.data() + t8 * ld;
+                for (int64_t co = 0; co < cout_g; ++co) {
+                  const scalar_t* src = grad_out + p.gout_offset(b, g * cout_g + co, h, t0 + t8);
+                  for (int64_t i = 0; i < m8; ++i) dst[i * ld + co] = static_cast<acc_t>(src[i * gs]);
+                }
               }
               in.gather(x, b, h, g, t0, n, first, first + count);
               mk.gemm_rows(count * K, cout_g, n, in.rows.data() + first * K, gout_rows.data(),
