@@ -470,14 +470,28 @@ def report(rows, header, out, tag):
 
     csv_path, png_path = out / f"cpu_{tag}.csv", out / f"cpu_{tag}.png"
     write_csv(csv_path, header, rows)
-    plot(rows, header, png_path)
-    print(f"wrote {csv_path}\nwrote {png_path}")
+    plotted = plot(rows, header, png_path)
+    print(f"wrote {csv_path}" + (f"\nwrote {png_path}" if plotted else ""))
+
+
+def pyplot_or_none(path):
+    """matplotlib's pyplot (Agg), or None, said, where matplotlib is not
+    installed (the lent GPU machine has none): the tables and CSVs still come."""
+    try:
+        import matplotlib
+    except ImportError:
+        print(f"matplotlib not installed: no {Path(path).name}", flush=True)
+        return None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
 
 
 def plot(rows, header, path):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """The bar chart of rows to path; False where matplotlib is missing."""
+    plt = pyplot_or_none(path)
+    if plt is None:
+        return False
 
     names = list(dict.fromkeys(r["shape"] for r in rows))
     fig, axes = plt.subplots(1, 2, figsize=(max(8, 1.3 * len(names)) * 2, 5), sharey=True)
@@ -500,6 +514,7 @@ def plot(rows, header, path):
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return True
 
 
 def main():

@@ -160,23 +160,10 @@ def finish_part(name, rows, cols, header, out, tag, notes=(), n_names=2):
     return path
 
 
-def _pyplot(path):
-    """matplotlib's pyplot (Agg), or None, said, where matplotlib is not
-    installed (the lent GPU machine has none): the tables and CSVs still come."""
-    try:
-        import matplotlib
-    except ImportError:
-        print(f"matplotlib not installed: no {Path(path).name}", flush=True)
-        return None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
 def plot_bars(rows, series, title, path, targets=()):
     """Grouped bars of r[key] per row label for each (key, legend) in series, log scale,
     with horizontal lines at the targets."""
-    plt = _pyplot(path)
+    plt = common.pyplot_or_none(path)
     if plt is None:
         return
 
@@ -513,7 +500,7 @@ def plot_sweep(rows, title, path):
     """Per channel config: a heatmap of auto / best over (K, W), the pick in each cell
     (F fft, D direct, lower case where it is the slower one), and the measured and
     predicted fft / direct time ratios against K, one line per W."""
-    plt = _pyplot(path)
+    plt = common.pyplot_or_none(path)
     if plt is None:
         return
     from matplotlib.lines import Line2D
