@@ -72,7 +72,9 @@ void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
               w[ci * cout_g * K + taps] = static_cast<acc_t>(wk[ci * K]);
           }
         }
-        std::fill(acc.begin(), acc.end(), acc_t(0));
+        // the count kept columns; past them gemm_rows works on what earlier
+        // phases left there (never mixed into the kept columns)
+        for (int64_t ci = 0; ci < cin_g; ++ci) std::fill_n(acc.data() + ci * ldc, count, acc_t(0));
         mk.gemm_rows(cin_g, count, taps, w_rows.data(), rows.data(), acc.data(), ldc);
         for (int64_t ci = 0; ci < cin_g; ++ci) {
           scalar_t* out = grad_x + p.grad_input_offset(b, g * cin_g + ci, h, j0 + q);
