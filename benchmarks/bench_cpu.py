@@ -1,4 +1,4 @@
-"""CPU benchmark: rowconv_ext.row_conv1d against stock PyTorch, float32.
+"""CPU benchmark: rowconv_ext.row_conv1d against stock PyTorch, float32 (or --dtype).
 
 Alternatives, all in this process, on the same random data:
   loop    per-row F.conv1d over x.unbind(2), then torch.stack(dim=2)
@@ -18,7 +18,8 @@ count is set once with torch.set_num_threads and applies to every call.
 FLOPs: fwd = grad_in = grad_w = 2*B*Cout*H*Wout*(Cin/groups)*K, fwd+bwd = 3 x fwd
 (bias ignored). Ceiling: the machine's fp32 FMA peak, measured in the same run
 (torch.ops.rowconv.cpu_fma_peak_gflops: independent FMA chains in registers at the
-widest vectors the CPU runs, at the benchmark's thread count); %FMA is ours and
+widest vectors the CPU runs, at the benchmark's thread count; with --dtype see
+below); %FMA is ours and
 native's (oneDNN's) GFLOP/s over it. MKL's torch.mm rate is in the header as a second
 reference, named as what it is: MKL does not use AVX-512 on AMD CPUs, so it is no
 ceiling there.
@@ -26,6 +27,13 @@ Peak extra memory: sum of the allocator events recorded by torch.profiler
 (profile_memory=True) in time order; the peak of that running sum is the most
 bytes live at once beyond what existed before the call (output included).
 Buffers an implementation allocates outside the PyTorch allocator are not seen.
+
+--dtype bfloat16 (or float16, float64) runs every implementation on inputs of
+that dtype (the same random numbers, rounded): ours computes the half types in
+float32 (with vdpbf16ps nowhere yet), PyTorch's recipe, loop and native run
+their own kernels for the dtype; %FMA is then over the bf16 peak where the CPU
+has AVX-512 BF16, else over the fp32 peak (what ours runs on). Issue 12's bf16
+target is ours against PyTorch's bf16 recipe.
 
 Run under GLIBC_TUNABLES=glibc.malloc.mmap_threshold=4294967295:glibc.malloc.trim_threshold=4294967295
 for stable numbers, and once without it for what users see (see BENCHMARKING.md).
@@ -52,6 +60,7 @@ import torch.nn.functional as F
 import rowconv_ext
 
 MIN_REPS = 5
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "float64": torch.float64}
 # F.conv1d(padding='same') with an even K pads a copy of x; the alternatives pay for it, no need to say so.
 warnings.filterwarnings("ignore", message="Using padding='same' with even kernel lengths")
 REPO = Path(__file__).resolve().parent.parent
@@ -166,13 +175,13 @@ def to_native(x, w, b, g, s):
             g.transpose(1, 2).reshape(s.B, s.H * s.Cout, -1).contiguous())
 
 
-def make_inputs(s):
+def make_inputs(s, dtype=torch.float32):
     torch.manual_seed(0)  # fixed random data; never zeros or ones
     x = torch.randn(s.B, s.Cin, s.H, s.W)
     w = torch.randn(s.H, s.Cout, s.Cin // s.groups, s.K)
     b = torch.randn(s.H, s.Cout)
     g = torch.randn(s.B, s.Cout, s.H, wout(s))
-    return x, w, b, g
+    return tuple(t.to(dtype) for t in (x, w, b, g))
 
 
 def fwd_bwd(fn, inputs, grad, s):
@@ -193,7 +202,9 @@ def verify(s, x, w, b, g, impl=ours):
     with the reduction length behind each number (values from randn data grow
     like sqrt(n), rounding error like eps*sqrt(n))."""
     def close(name, got, ref, n):
-        tol = 16 * torch.finfo(torch.float32).eps
+        # float32 at least: ours rounds the half types once at the end, the
+        # recipe per its own kernels; the tolerance is the wider one's
+        tol = 16 * max(torch.finfo(got.dtype).eps, torch.finfo(torch.float32).eps)
         try:
             torch.testing.assert_close(got, ref, rtol=tol * n ** 0.5, atol=tol * n)
         except AssertionError as e:
@@ -308,8 +319,8 @@ def backward_calls(s, x, w, g, x2, w2, g2):
     }
 
 
-def bench_shape(s, min_time, peak):
-    x, w, b, g = make_inputs(s)
+def bench_shape(s, min_time, peak, dtype=torch.float32):
+    x, w, b, g = make_inputs(s, dtype)
     verify(s, x, w, b, g)
     x2, w2, b2, g2 = to_native(x, w, b, g, s)
     fns = {"ours": ours, "loop": loop, "recipe": recipe, "native": native}
@@ -330,7 +341,8 @@ def bench_shape(s, min_time, peak):
         rows.append({
             "shape": s.name, "B": s.B, "Cin": s.Cin, "H": s.H, "W": s.W, "Cout": s.Cout,
             "K": s.K, "stride": s.stride, "padding": str(s.padding), "dilation": s.dilation,
-            "groups": s.groups, "Wout": wout(s), "direction": direction, "gflop": gflop,
+            "groups": s.groups, "Wout": wout(s), "dtype": str(dtype).replace("torch.", ""),
+            "direction": direction, "gflop": gflop,
             **{f"{k}_ms": ms[k] for k in IMPLS},
             "ours_gflops": gflop / (ms["ours"] / 1e3),
             "ours_pct_peak": 100 * gflop / (ms["ours"] / 1e3) / peak,
@@ -522,6 +534,8 @@ def main():
     p.add_argument("--quick", action="store_true", help=f"only {', '.join(QUICK)}")
     p.add_argument("--shapes", help="comma-separated names: " + ",".join(s.name for s in SHAPES))
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--dtype", choices=DTYPES, default="float32",
+                   help="dtype of every implementation's inputs (default float32)")
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     p.add_argument("--tag", help="file name part: cpu_<tag>.csv/.png "
                                  "(default: <quick|full|custom>_<tuned|default>malloc)")
@@ -544,12 +558,21 @@ def main():
     torch.set_num_threads(args.threads)
     fma = fma_peaks()
     header = machine_header(args.threads, matmul_peak_gflops(), min_time, fma)
-    tag = args.tag or f"{mode}_{'tuned' if header['mmap_threshold_raised'] else 'default'}malloc"
+    header["dtype"] = args.dtype
+    tag = args.tag or (f"{mode}{'' if args.dtype == 'float32' else '_' + args.dtype}_"
+                       f"{'tuned' if header['mmap_threshold_raised'] else 'default'}malloc")
+    # the ceiling of what ours runs: fp64 FMAs for float64, vdpbf16ps for
+    # bfloat16 where the CPU has it, else fp32 FMAs (the half types' compute)
+    if args.dtype == "float64":
+        peak = torch.ops.rowconv.cpu_fma_peak_gflops("float64")
+    else:
+        peak = fma["bfloat16"] if args.dtype == "bfloat16" and fma["bfloat16"] > 0 else fma["float32"]
+    header["pct_fma_ceiling_gflops"] = f"{peak:.1f} (the %FMA columns' ceiling for {args.dtype})"
     print_header(header)
 
     rows = []
     for s in specs:
-        rows += bench_shape(s, min_time, fma["float32"])
+        rows += bench_shape(s, min_time, peak, DTYPES[args.dtype])
     report(rows, header, args.out, tag)
 
 

@@ -135,3 +135,22 @@ def test_cpu_benchmark_runs_every_padding_form(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     rows = [line for line in (tmp_path / "cpu_smoke.csv").read_text().splitlines() if not line.startswith("#")]
     assert len(rows) == 1 + 4 * 4  # column names + shapes x (fwd, fwd+bwd, grad_in, grad_w)
+
+
+def test_cpu_benchmark_bfloat16_table(tmp_path):
+    """bench_cpu.py --dtype bfloat16 (issue 12's bf16 target): every
+    implementation runs on bf16 inputs and the CSV says so."""
+    import os
+
+    import rowconv_ext
+    package_root = str(pathlib.Path(rowconv_ext.__file__).resolve().parent.parent)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
+    done = subprocess.run([sys.executable, str(CPU_BENCH), "--shapes", "forum", "--dtype", "bfloat16",
+                           "--min-time", "0.01", "--out", str(tmp_path), "--tag", "smoke"], capture_output=True,
+                          text=True, cwd=tmp_path, timeout=600, env=env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    text = (tmp_path / "cpu_smoke.csv").read_text()
+    assert "# dtype: bfloat16" in text
+    rows = [line.split(",") for line in text.splitlines() if not line.startswith("#")]
+    dtype = rows[0].index("dtype")
+    assert [row[dtype] for row in rows[1:]] == ["bfloat16"] * 4
