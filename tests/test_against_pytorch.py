@@ -78,3 +78,16 @@ def test_output_is_contiguous_and_has_the_contract_shape():
     y = rowconv_ext.row_conv1d(x, w, b, **cfg.kwargs)
     assert y.is_contiguous()
     assert y.shape == (2, 6, 3, (50 + 3 - 2 * 4 - 1) // 3 + 1)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize("layout", ["contiguous", "sliced"])
+@pytest.mark.parametrize("cout_g,W", [(8, 12), (13, 5), (21, 71), (32, 300)])
+def test_grad_weight_with_vectors_of_output_channels(cout_g, W, layout, dtype):
+    """Grad-weight's gemm form (at least one vector of output channels a
+    group) transposes tiles of grad_out: whole register tiles, ragged rows
+    and positions, and grad_out with and without contiguous rows (sliced:
+    every other position), against PyTorch."""
+    cfg = Conv(2, 6, 3, W, 2 * cout_g, 3, padding=1, groups=2)
+    x, w, b, gy = make_inputs(cfg, dtype, seed=cout_g * W, layout=layout)
+    assert_matches_reference(cfg, our_results(cfg, x, w, b, gy), reference_results(cfg, x, w, b, gy), dtype)

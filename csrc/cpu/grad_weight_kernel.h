@@ -15,6 +15,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include "cpu_tiling.h"
@@ -27,6 +28,28 @@ inline int64_t block_size(int64_t count, int64_t want, int64_t max_block, int64_
   const int64_t blocks = std::max(std::clamp<int64_t>(want, 1, std::max<int64_t>(count, 1)),
                                   (count + max_block - 1) / max_block);
   return std::min(count, ((count + blocks - 1) / blocks + unit - 1) / unit * unit);
+}
+
+// A tile of grad_out, its rows the Cout_g channels of a group from src and
+// n positions, transposed into dst (position t's channels at dst + t * ld),
+// straight from memory (it lies inside the rows): through registers where
+// its rows are contiguous floats or doubles, else eight positions at a time,
+// so that both the reads (along a row) and the writes (along co) stay on
+// few cache lines.
+template <typename scalar_t, typename acc_t>
+void transpose_gout_tile(const RowConvParams& p, const MicroKernels<acc_t>& mk, const scalar_t* src, int64_t n,
+                         acc_t* dst, int64_t ld) {
+  const int64_t gs = p.gout_stride_w, cout_g = p.out_per_group;
+  if constexpr (std::is_same_v<scalar_t, acc_t>) {
+    if (gs == 1) return mk.transpose(cout_g, n, src, p.gout_stride_c, dst, ld);
+  }
+  for (int64_t t8 = 0; t8 < n; t8 += 8) {
+    const int64_t m8 = std::min<int64_t>(8, n - t8);
+    for (int64_t co = 0; co < cout_g; ++co) {
+      const scalar_t* row = src + co * p.gout_stride_c + t8 * gs;
+      for (int64_t i = 0; i < m8; ++i) dst[(t8 + i) * ld + co] = static_cast<acc_t>(row[i * gs]);
+    }
+  }
 }
 
 template <typename scalar_t>
@@ -99,19 +122,8 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
           for (int64_t tile_idx = 0; tile_idx < tiles; ++tile_idx) {
             const int64_t t0 = tile_idx * tile, n = std::min(tile, p.out_width - t0);
             if (channel_vectors) {
-              // acc[(ci, k), co] += sum_t x_rows[(ci, k)][t] * gout[t][co]: the
-              // tile of grad_out transposed straight from memory (it lies inside
-              // the rows), eight positions at a time, so that both the reads
-              // (along a row) and the writes (along co) stay on few cache lines
-              const int64_t gs = p.gout_stride_w;
-              for (int64_t t8 = 0; t8 < n; t8 += 8) {
-                const int64_t m8 = std::min<int64_t>(8, n - t8);
-                acc_t* dst = gout.data() + t8 * ld;
-                for (int64_t co = 0; co < cout_g; ++co) {
-                  const scalar_t* src = grad_out + p.gout_offset(b, g * cout_g + co, h, t0 + t8);
-                  for (int64_t i = 0; i < m8; ++i) dst[i * ld + co] = static_cast<acc_t>(src[i * gs]);
-                }
-              }
+              // acc[(ci, k), co] += sum_t x_rows[(ci, k)][t] * gout[t][co]
+              transpose_gout_tile(p, mk, grad_out + p.gout_offset(b, g * cout_g, h, t0), n, gout.data(), ld);
               in.gather(x, b, h, g, t0, n, first, first + count);
               mk.gemm_rows(count * K, cout_g, n, in.rows.data() + first * K, gout_rows.data(),
                            acc.data() + slot * acc_size, ld);

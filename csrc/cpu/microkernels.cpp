@@ -203,6 +203,64 @@ ROWCONV_INLINE void reduce_lanes_impl(int64_t count, const T* P, T* out) {
   for (int64_t i = 0; i < count; ++i) out[i] = X::sum(X::load(P + i * X::kWidth));
 }
 
+// The transpose of one square tile of 32-byte vectors: v[i] (row i) becomes
+// column i. float: 8 x 8 in three rounds of shuffles, pairs, then pairs of
+// pairs within 16-byte halves, then halves (vunpck*, vshufps, vperm2f128 on
+// AVX2); double: 4 x 4 in two. GCC lowers the same code to 16-byte
+// shuffles on the baseline.
+template <typename T>
+ROWCONV_INLINE void transpose_tile(typename Vec<T, 32>::V* v) {
+  using V = typename Vec<T, 32>::V;
+  if constexpr (sizeof(T) == 4) {
+    V t[8], s[8];
+    for (int i = 0; i < 8; i += 2) {
+      t[i] = __builtin_shufflevector(v[i], v[i + 1], 0, 8, 1, 9, 4, 12, 5, 13);
+      t[i + 1] = __builtin_shufflevector(v[i], v[i + 1], 2, 10, 3, 11, 6, 14, 7, 15);
+    }
+    for (int i = 0; i < 8; i += 4) {
+      for (int j = 0; j < 2; ++j) {
+        s[i + 2 * j] = __builtin_shufflevector(t[i + j], t[i + j + 2], 0, 1, 8, 9, 4, 5, 12, 13);
+        s[i + 2 * j + 1] = __builtin_shufflevector(t[i + j], t[i + j + 2], 2, 3, 10, 11, 6, 7, 14, 15);
+      }
+    }
+    for (int j = 0; j < 4; ++j) {
+      v[j] = __builtin_shufflevector(s[j], s[j + 4], 0, 1, 2, 3, 8, 9, 10, 11);
+      v[j + 4] = __builtin_shufflevector(s[j], s[j + 4], 4, 5, 6, 7, 12, 13, 14, 15);
+    }
+  } else {
+    V t[4];
+    for (int i = 0; i < 4; i += 2) {
+      t[i] = __builtin_shufflevector(v[i], v[i + 1], 0, 4, 2, 6);
+      t[i + 1] = __builtin_shufflevector(v[i], v[i + 1], 1, 5, 3, 7);
+    }
+    for (int j = 0; j < 2; ++j) {
+      v[j] = __builtin_shufflevector(t[j], t[j + 2], 0, 1, 4, 5);
+      v[j + 2] = __builtin_shufflevector(t[j], t[j + 2], 2, 3, 6, 7);
+    }
+  }
+}
+
+// Whole tiles through registers, the ragged edges element by element.
+template <typename T>
+ROWCONV_INLINE void transpose_impl(int64_t rows, int64_t cols, const T* src, int64_t src_ld, T* dst,
+                                   int64_t dst_ld) {
+  using X = Vec<T, 32>;
+  constexpr int64_t L = X::kWidth;
+  const int64_t full_rows = rows / L * L, full_cols = cols / L * L;
+  for (int64_t r0 = 0; r0 < full_rows; r0 += L) {
+    for (int64_t c0 = 0; c0 < full_cols; c0 += L) {
+      typename X::V v[L];
+      for (int64_t i = 0; i < L; ++i) v[i] = X::load(src + (r0 + i) * src_ld + c0);
+      transpose_tile<T>(v);
+      for (int64_t j = 0; j < L; ++j) X::store(dst + (c0 + j) * dst_ld + r0, v[j]);
+    }
+    for (int64_t c = full_cols; c < cols; ++c)
+      for (int64_t r = r0; r < r0 + L; ++r) dst[c * dst_ld + r] = src[r * src_ld + c];
+  }
+  for (int64_t c = 0; c < cols; ++c)
+    for (int64_t r = full_rows; r < rows; ++r) dst[c * dst_ld + r] = src[r * src_ld + c];
+}
+
 // One instantiation per instruction set: vector bytes and block shapes fitted
 // to its registers (AVX-512: 32 vector registers; AVX2 and SSE2: 16).
 #define ROWCONV_DEFINE_ISA(NAME, TARGET, BYTES, MR, NV, DOT_MR, DOT_NR)                         \
@@ -226,9 +284,14 @@ ROWCONV_INLINE void reduce_lanes_impl(int64_t count, const T* P, T* out) {
     reduce_lanes_impl<T, BYTES>(count, P, out);                                               \
   }                                                                                           \
   template <typename T>                                                                       \
+  TARGET void transpose_##NAME(int64_t rows, int64_t cols, const T* src, int64_t src_ld, T* dst, \
+                               int64_t dst_ld) {                                              \
+    transpose_impl<T>(rows, cols, src, src_ld, dst, dst_ld);                                  \
+  }                                                                                           \
+  template <typename T>                                                                       \
   MicroKernels<T> kernels_##NAME() {                                                          \
     return {&gemm_rows_##NAME<T>, &dot_rows_##NAME<T>, &dot_rows_sums_##NAME<T>,              \
-            &reduce_lanes_##NAME<T>,                                                          \
+            &reduce_lanes_##NAME<T>, &transpose_##NAME<T>,                                    \
             BYTES / static_cast<int64_t>(sizeof(T)), DOT_MR};                                 \
   }
 

@@ -1,4 +1,4 @@
-// The two register-blocked inner loops that every CPU kernel reduces to, in
+// The register-blocked inner loops that every CPU kernel reduces to, in
 // AVX-512, AVX2 and baseline builds chosen at run time (microkernels.cpp).
 // Both read their operands through arrays of row pointers, so that shifted
 // views of one input window serve as the rows of an im2col matrix that is
@@ -36,6 +36,10 @@ struct MicroKernels {
                         const T* const* B_rows, T* out, int64_t ldo);
   // out[i] = the sum of the lanes of P[i * lanes ...], in a fixed order.
   void (*reduce_lanes)(int64_t count, const T* P, T* out);
+  // dst[c * dst_ld + r] = src[r * src_ld + c]     for r < rows, c < cols
+  // (square blocks of 32-byte vectors shuffled in registers; grad-weight's
+  // tile of grad_out, output channels along its rows).
+  void (*transpose)(int64_t rows, int64_t cols, const T* src, int64_t src_ld, T* dst, int64_t dst_ld);
   int64_t lanes;
   int64_t dot_rows_block;  // dot_rows is fastest on a multiple of this many rows
 };
