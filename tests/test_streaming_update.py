@@ -141,7 +141,8 @@ def test_depthwise_unit_runs_equal_the_full_causal_forward(walk, K, bias, dtype,
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.complex64], ids=str)
 @pytest.mark.parametrize("extra", [0, 3])
-@pytest.mark.parametrize("cfg", [(2, 4, 3, 6, 3, 2, 2), (3, 6, 2, 4, 3, 1, 1)], ids=_ids)  # per item; dot rows
+# per item; dot rows; dot rows with the output channels split between threads (weights over 256 KiB, one row)
+@pytest.mark.parametrize("cfg", [(2, 4, 3, 6, 3, 2, 2), (3, 6, 2, 4, 3, 1, 1), (2, 128, 1, 130, 4, 1, 1)], ids=_ids)
 def test_chunks_of_several_steps_including_more_than_the_state_holds(cfg, dtype, extra):
     B, cin, H, cout, K, d, g = cfg
     w, b, seq, S = problem(B, cin, H, cout, K, d, g, dtype, seed=5 + extra, extra_state=extra, length=400)
@@ -239,6 +240,8 @@ KERNEL_FORMS = [
     (40, 6, 2, 4, 3, 2, 2),  # the gemm form's general windows (dilation 2, groups)
     (3, 64, 7, 64, 3, 1, 1),  # weights over 256 KiB: threads split the rows (dot form), a short last tile
     (32, 64, 7, 64, 3, 1, 1),  # the same in the gemm form
+    (2, 128, 1, 130, 4, 1, 1),  # weights over 256 KiB in one row: threads split the output channels (dot form)
+    (2, 160, 1, 160, 3, 2, 1),  # the same with dilation 2: general windows
     (4, 2, 2, 3, 2, 1, 1),  # Cin_g * K < 8: per (b, h, group)
 ]
 

@@ -176,9 +176,16 @@ ROWCONV_INLINE void dot_rows_block(int64_t N, const T* const* A_rows, const T* c
 }
 
 // kSums: P holds sums (ldp apart), not lane partials (ldp * lanes apart).
+// Fewer than NR columns (a decode step of one or two batch entries): blocks
+// of twice the rows and half the columns, the same number of accumulators,
+// so that each loaded B vector still serves several multiply-adds. (Each dot
+// product is summed alike in every block shape: the results do not change.)
 template <typename T, int Bytes, int MR, int NR, bool kSums = false>
 ROWCONV_INLINE void dot_rows_impl(int64_t M, int64_t R, int64_t N, const T* const* A_rows,
                                   const T* const* B_rows, T* P, int64_t ldp) {
+  if constexpr (NR > 1) {
+    if (R < NR) return dot_rows_impl<T, Bytes, MR * 2, NR / 2, kSums>(M, R, N, A_rows, B_rows, P, ldp);
+  }
   constexpr int64_t W = kSums ? 1 : Vec<T, Bytes>::kWidth;
   int64_t m0 = 0;
   for (; m0 + MR <= M; m0 += MR) {

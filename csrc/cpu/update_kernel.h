@@ -341,10 +341,14 @@ constexpr int64_t kUpdateDotMinTaps = 8;
 // every thread that needs them: then threads own rows (a thread streams its
 // rows' weights only), as they do when there are fewer entries than
 // threads, or than min_block a thread (the gemm form's vectors run along the
-// entries). Rows a tile: the tile's columns stay in L2 (256 KiB).
+// entries). Rows a tile: the tile's columns stay in L2 (256 KiB). Where
+// large weights still leave fewer items than threads (one row, few
+// entries), the dot form also splits the output channels into `out_parts`
+// parts of `part_len` (a multiple of out_unit; out_unit 0: no split).
 struct UpdateBlocking {
-  int64_t per_block, blocks, tile, tiles, items;
-  UpdateBlocking(const RowConvParams& conv, int64_t column_bytes, int64_t weight_bytes, int64_t min_block) {
+  int64_t per_block, blocks, tile, tiles, items, out_parts = 1, part_len;
+  UpdateBlocking(const RowConvParams& conv, int64_t column_bytes, int64_t weight_bytes, int64_t min_block,
+                 int64_t out_unit = 0) {
     const int64_t threads = at::get_num_threads(), T = conv.width, H = conv.rows;
     const int64_t per_thread = (conv.batch + threads - 1) / threads;
     const int64_t split = weight_bytes > (int64_t{1} << 18) ? conv.batch : std::max(per_thread, min_block);
@@ -355,6 +359,13 @@ struct UpdateBlocking {
     tile = std::clamp<int64_t>((int64_t{1} << 18) / (column_bytes * T * per_block), 1, (H + row_parts - 1) / row_parts);
     tiles = (H + tile - 1) / tile;
     items = blocks * conv.groups * tiles;
+    const int64_t cout_g = conv.out_per_group;
+    part_len = cout_g;
+    if (out_unit > 0 && weight_bytes > (int64_t{1} << 18) && items < threads && cout_g > out_unit) {
+      const int64_t want = (threads + items - 1) / items;
+      part_len = ((cout_g + want - 1) / want + out_unit - 1) / out_unit * out_unit;
+      out_parts = (cout_g + part_len - 1) / part_len;
+    }
   }
   // the item's batch entries [b0, b1), group and rows [h0, h1)
   void unpack(const RowConvParams& conv, int64_t item, int64_t& b0, int64_t& b1, int64_t& g, int64_t& h0,
@@ -367,17 +378,18 @@ struct UpdateBlocking {
 
 // The batch entries of [b0, b1) with a state row, their rows and buffer
 // starts; a skipped entry gets zero outputs (its state untouched) for the
-// group's channels and the rows [h0, h1). Returns how many.
+// group's channels [m0, m1) and the rows [h0, h1). Returns how many.
 template <typename scalar_t>
 inline int64_t collect_update_entries(const RowConvUpdateParams& p, const int64_t* cache_seqlens,
                                       const int64_t* state_indices, int64_t b0, int64_t b1, int64_t g, int64_t h0,
-                                      int64_t h1, scalar_t* y, int64_t* entries, int64_t* rows, int64_t* starts) {
+                                      int64_t h1, int64_t m0, int64_t m1, scalar_t* y, int64_t* entries,
+                                      int64_t* rows, int64_t* starts) {
   const RowConvParams& conv = p.conv;
   int64_t n = 0;
   for (int64_t b = b0; b < b1; ++b) {
     const int64_t row = update_state_row(state_indices, b);
     if (row < 0) {
-      for (int64_t co = g * conv.out_per_group; co < (g + 1) * conv.out_per_group; ++co)
+      for (int64_t co = g * conv.out_per_group + m0; co < g * conv.out_per_group + m1; ++co)
         for (int64_t h = h0; h < h1; ++h) std::fill_n(y + conv.output_offset(b, co, h, 0), conv.width, scalar_t(0));
       continue;
     }
@@ -387,15 +399,16 @@ inline int64_t collect_update_entries(const RowConvUpdateParams& p, const int64_
   return n;
 }
 
-// w_rows[m]: row h's weights of output channel g * Cout_g + m, (Cin_g, K), in
-// place where they are in the accumulation type and `read` elements from
-// their start stay inside the weight tensor; else converted into buf (rows
-// of ld).
+// w_rows[m] (m0 <= m < m1): row h's weights of output channel g * Cout_g + m,
+// (Cin_g, K), in place where they are in the accumulation type and `read`
+// elements from their start stay inside the weight tensor; else converted
+// into buf (rows of ld).
 template <typename scalar_t, typename acc_t>
 inline void update_weight_rows(const RowConvParams& conv, const scalar_t* weight, int64_t h, int64_t g,
-                               int64_t read, acc_t* buf, int64_t ld, const acc_t** w_rows) {
+                               int64_t m0, int64_t m1, int64_t read, acc_t* buf, int64_t ld,
+                               const acc_t** w_rows) {
   const int64_t R = conv.in_per_group * conv.kernel_size, numel = conv.rows * conv.out_channels * R;
-  for (int64_t m = 0; m < conv.out_per_group; ++m) {
+  for (int64_t m = m0; m < m1; ++m) {
     const int64_t offset = conv.weight_offset(h, g * conv.out_per_group + m, 0, 0);
     if constexpr (std::is_same_v<scalar_t, acc_t>) {
       if (offset + read <= numel) {
@@ -481,7 +494,7 @@ void update_by_gemm_rows(const RowConvUpdateParams& p, const scalar_t* x, scalar
     for (int64_t item = begin; item < end; ++item) {
       int64_t b0, b1, g, h0, h1;
       blocking.unpack(conv, item, b0, b1, g, h0, h1);
-      const int64_t n = collect_update_entries(p, cache_seqlens, state_indices, b0, b1, g, h0, h1, y,
+      const int64_t n = collect_update_entries(p, cache_seqlens, state_indices, b0, b1, g, h0, h1, 0, cout_g, y,
                                                entries.data(), rows.data(), starts.data());
       if (n == 0) continue;
       for (int64_t r = 0; r < R; ++r) cols[r] = cols_buf.data() + r * n;
@@ -502,7 +515,7 @@ void update_by_gemm_rows(const RowConvUpdateParams& p, const scalar_t* x, scalar
           pack_step_window(p, x, state, entries[e], rows[e], g, h, window_is_state_row, taps.data(), col, n);
           store_step_inputs(p, x, state, entries[e], rows[e], g, h, circular, starts[e]);
         }
-        update_weight_rows(conv, weight, h, g, R, w_rows_buf.data(), R, w_rows.data());
+        update_weight_rows(conv, weight, h, g, 0, cout_g, R, w_rows_buf.data(), R, w_rows.data());
         for (int64_t m = 0; m < cout_g; ++m) std::fill_n(out.data() + m * ldo, n, acc_t(0));
         mk.gemm_rows(cout_g, n, R, w_rows.data(), cols.data(), out.data(), ldo);
         // y contiguous: entry e's output (g * Cout_g + m, h) at y_rows[e] + m * H + h - h0
@@ -524,7 +537,9 @@ void update_by_gemm_rows(const RowConvUpdateParams& p, const scalar_t* x, scalar
 // count). A tile's phases each walk the block's x, state and y in memory
 // order (rows are their second-innermost dimension): pack every row's
 // columns, update the state rows, one product a row (its weights streamed
-// through once), write the outputs.
+// through once), write the outputs. With the output channels split
+// (blocking.out_parts > 1), each part packs the windows itself and the state
+// rows are updated after every part has read them, in a second pass.
 template <typename scalar_t>
 void update_by_dot_rows(const RowConvUpdateParams& p, const scalar_t* x, scalar_t* state,
                         const scalar_t* weight, const scalar_t* bias, const int64_t* cache_seqlens,
@@ -540,18 +555,20 @@ void update_by_dot_rows(const RowConvUpdateParams& p, const scalar_t* x, scalar_
   const bool window_is_state_row = T == 1 && !circular && S == K - 1 && d == 1;
   const bool usual_step = window_is_state_row && p.channel_parts == 1;
   const int64_t count_max = blocking.per_block * T, tile = blocking.tile;
-  const int64_t work = std::max<int64_t>(1, (cout_g + 1) * R * count_max * tile);  // Cout may be 0
-  at::parallel_for(0, blocking.items, std::max<int64_t>(1, 32768 / work), [&](int64_t begin, int64_t end) {
+  const int64_t parts = blocking.out_parts, part_len = blocking.part_len;
+  const int64_t work = std::max<int64_t>(1, (part_len + 1) * R * count_max * tile);  // Cout may be 0
+  at::parallel_for(0, blocking.items * parts, std::max<int64_t>(1, 32768 / work), [&](int64_t begin, int64_t end) {
     // left uninitialised: dot_rows masks the terms past R out of its reads
     // (a select, so junk there does not matter)
     std::unique_ptr<acc_t[]> w_rows_buf(new acc_t[cout_g * ld]), cols_buf(new acc_t[tile * count_max * ld]);
     std::unique_ptr<acc_t[]> out(new acc_t[tile * cout_g * count_max]);  // every entry used is written
     std::vector<const acc_t*> w_rows(cout_g), cols(count_max);
     std::vector<int64_t> entries(blocking.per_block), rows(blocking.per_block), starts(blocking.per_block), taps(K);
-    for (int64_t item = begin; item < end; ++item) {
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t item = i / parts, m0 = i % parts * part_len, m1 = std::min(cout_g, m0 + part_len);
       int64_t b0, b1, g, h0, h1;
       blocking.unpack(conv, item, b0, b1, g, h0, h1);
-      const int64_t n = collect_update_entries(p, cache_seqlens, state_indices, b0, b1, g, h0, h1, y,
+      const int64_t n = collect_update_entries(p, cache_seqlens, state_indices, b0, b1, g, h0, h1, m0, m1, y,
                                                entries.data(), rows.data(), starts.data());
       if (n == 0) continue;
       const int64_t count = n * T, nh = h1 - h0;
@@ -581,7 +598,7 @@ void update_by_dot_rows(const RowConvUpdateParams& p, const scalar_t* x, scalar_
           }
         }
       }
-      for (int64_t e = 0; e < n; ++e) {
+      for (int64_t e = 0; e < n && parts == 1; ++e) {
         for (int64_t h = h0; h < h1; ++h) {
           if (usual_step) {  // the column from its second element
             scalar_t* s_row = state + p.state_row_offset(rows[e], g * cin_g, h);
@@ -595,15 +612,16 @@ void update_by_dot_rows(const RowConvUpdateParams& p, const scalar_t* x, scalar_
         }
       }
       for (int64_t h = h0; h < h1; ++h) {
-        update_weight_rows(conv, weight, h, g, ld, w_rows_buf.get(), ld, w_rows.data());
+        update_weight_rows(conv, weight, h, g, m0, m1, ld, w_rows_buf.get(), ld, w_rows.data());
         const acc_t* h_cols = cols_buf.get() + (h - h0) * count * ld;
         for (int64_t j = 0; j < count; ++j) cols[j] = h_cols + j * ld;
-        mk.dot_rows_sums(cout_g, count, R, w_rows.data(), cols.data(), out.get() + (h - h0) * cout_g * count, count);
+        mk.dot_rows_sums(m1 - m0, count, R, w_rows.data() + m0, cols.data(),
+                         out.get() + ((h - h0) * cout_g + m0) * count, count);
       }
       // y is contiguous: (b, co, h, t) with h then t innermost, so each
       // (entry, channel) writes nh * T consecutive outputs
       for (int64_t e = 0; e < n; ++e) {
-        for (int64_t m = 0; m < cout_g; ++m) {
+        for (int64_t m = m0; m < m1; ++m) {
           const int64_t co = g * cout_g + m;
           scalar_t* y_row = y + conv.output_offset(entries[e], co, h0, 0);
           const acc_t* o = out.get() + m * count + e * T;
@@ -620,6 +638,20 @@ void update_by_dot_rows(const RowConvUpdateParams& p, const scalar_t* x, scalar_
           }
         }
       }
+    }
+  });
+  if (parts == 1) return;
+  // every part has read the windows: the state rows take the new inputs
+  at::parallel_for(0, blocking.items, 1, [&](int64_t begin, int64_t end) {
+    std::vector<int64_t> entries(blocking.per_block), rows(blocking.per_block), starts(blocking.per_block);
+    for (int64_t item = begin; item < end; ++item) {
+      int64_t b0, b1, g, h0, h1;
+      blocking.unpack(conv, item, b0, b1, g, h0, h1);
+      const int64_t n = collect_update_entries(p, cache_seqlens, state_indices, b0, b1, g, h0, h1, 0, 0, y,
+                                               entries.data(), rows.data(), starts.data());
+      for (int64_t e = 0; e < n; ++e)
+        for (int64_t h = h0; h < h1; ++h)
+          store_step_inputs(p, x, state, entries[e], rows[e], g, h, circular, starts[e]);
     }
   });
 }
@@ -651,7 +683,7 @@ void row_conv1d_update(const RowConvUpdateParams& p, const scalar_t* x, scalar_t
       const UpdateBlocking blocking(conv, ld * acc_bytes, weight_bytes, 2 * lanes);
       return update_by_gemm_rows(p, x, state, weight, bias, cache_seqlens, state_indices, y, blocking);
     }
-    const UpdateBlocking blocking(conv, ld * acc_bytes, weight_bytes, 1);
+    const UpdateBlocking blocking(conv, ld * acc_bytes, weight_bytes, 1, micro_kernels<acc_t>().dot_rows_block);
     return update_by_dot_rows(p, x, state, weight, bias, cache_seqlens, state_indices, y, blocking);
   }
   update_per_item(p, x, state, weight, bias, cache_seqlens, state_indices, y);
