@@ -3,7 +3,8 @@
 //       + sum_{ci in group(co)} sum_k weight[h, co, ci, k] * x[b, ci, h, t*stride - pad_left + k*dilation]
 // Work item: one (b, h, group, tile of output positions). Per item this is a
 // (Cout_g x Cin_g*K) by (Cin_g*K x tile) matrix product whose right factor is
-// read through InputRows, run by the gemm_rows micro-kernel.
+// read through InputRows, run by the gemm_rows micro-kernels: straight into
+// y from the bias for float and double, through float sums for the half types.
 #pragma once
 
 #include <ATen/OpMathType.h>
@@ -30,7 +31,9 @@ void row_conv1d_forward(const RowConvParams& p, const scalar_t* x, const scalar_
 
   at::parallel_for(0, items, grain_for(cout_g * R * tile), [&](int64_t begin, int64_t end) {
     InputRows<acc_t> in(p, tile);
-    std::vector<acc_t> w(std::is_same_v<scalar_t, acc_t> ? 0 : cout_g * R), acc(cout_g * ldc);
+    // the half types only: weights converted, sums before the rounding into y
+    constexpr bool kConverts = !std::is_same_v<scalar_t, acc_t>;
+    std::vector<acc_t> w(kConverts ? cout_g * R : 0), acc(kConverts ? cout_g * ldc : 0);
     std::vector<const acc_t*> w_rows(cout_g);
     for (int64_t co = 0; co < cout_g; ++co) w_rows[co] = w.data() + co * R;
     int64_t packed = -1;  // the (h, group) whose weights are in w
@@ -42,13 +45,21 @@ void row_conv1d_forward(const RowConvParams& p, const scalar_t* x, const scalar_
       const int64_t t0 = tile_idx * tile, n = std::min(tile, p.out_width - t0);
       if (packed != h * p.groups + g) {
         const scalar_t* src = weight + p.weight_offset(h, g * cout_g, 0, 0);
-        if constexpr (std::is_same_v<scalar_t, acc_t>) {
+        if constexpr (!kConverts) {
           // The group's weights are already Cout_g contiguous rows of R: read in place.
           for (int64_t co = 0; co < cout_g; ++co) w_rows[co] = src + co * R;
         } else {
           for (int64_t i = 0; i < cout_g * R; ++i) w[i] = static_cast<acc_t>(src[i]);
         }
         packed = h * p.groups + g;
+      }
+      in.gather(x, b, h, g, t0, n);
+      scalar_t* out0 = y + p.output_offset(b, g * cout_g, h, t0);
+      if constexpr (!kConverts) {
+        // straight into y's rows (Cout_g of them, H * Wout apart), from the bias
+        const scalar_t* b0 = bias ? bias + p.bias_offset(h, g * cout_g) : nullptr;
+        mk.gemm_rows_set(cout_g, n, R, w_rows.data(), in.rows.data(), b0, out0, p.rows * p.out_width);
+        continue;
       }
       // the n columns kept; past them gemm_rows' whole-vector blocks work
       // on what earlier items left there (sums that may grow, even to inf or
@@ -57,10 +68,9 @@ void row_conv1d_forward(const RowConvParams& p, const scalar_t* x, const scalar_
         const acc_t b0 = bias ? static_cast<acc_t>(bias[p.bias_offset(h, g * cout_g + co)]) : acc_t(0);
         std::fill_n(acc.begin() + co * ldc, n, b0);
       }
-      in.gather(x, b, h, g, t0, n);
       mk.gemm_rows(cout_g, n, R, w_rows.data(), in.rows.data(), acc.data(), ldc);
       for (int64_t co = 0; co < cout_g; ++co) {
-        scalar_t* out = y + p.output_offset(b, g * cout_g + co, h, t0);
+        scalar_t* out = out0 + co * p.rows * p.out_width;
         const acc_t* a = acc.data() + co * ldc;
         for (int64_t i = 0; i < n; ++i) out[i] = static_cast<scalar_t>(a[i]);
       }

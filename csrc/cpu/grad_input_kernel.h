@@ -5,13 +5,15 @@
 // `stride` phases j = j0 + q + stride * m. Within a phase the same taps
 // contribute to every m, and t moves by one with m: each phase is a
 // (Cin_g x taps) by (taps x m) product over contiguous rows of grad_out, run
-// by the gemm_rows micro-kernel (no multiplications by the zeros of an
-// upsampled gradient).
+// by the gemm_rows micro-kernels (no multiplications by the zeros of an
+// upsampled gradient), straight into grad_x where the phase is the whole
+// tile (stride 1, float and double).
 #pragma once
 
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 
+#include <type_traits>
 #include <vector>
 
 #include "cpu_tiling.h"
@@ -72,12 +74,19 @@ void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
               w[ci * cout_g * K + taps] = static_cast<acc_t>(wk[ci * K]);
           }
         }
+        scalar_t* out0 = grad_x + p.grad_input_offset(b, g * cin_g, h, j0 + q);
+        if constexpr (std::is_same_v<scalar_t, acc_t>) {
+          if (s == 1) {  // the phase is the tile: straight into grad_x's rows, from zero
+            mk.gemm_rows_set(cin_g, count, taps, w_rows.data(), rows.data(), nullptr, out0, p.rows * p.width);
+            continue;
+          }
+        }
         // the count kept columns; past them gemm_rows works on what earlier
         // phases left there (never mixed into the kept columns)
         for (int64_t ci = 0; ci < cin_g; ++ci) std::fill_n(acc.data() + ci * ldc, count, acc_t(0));
         mk.gemm_rows(cin_g, count, taps, w_rows.data(), rows.data(), acc.data(), ldc);
         for (int64_t ci = 0; ci < cin_g; ++ci) {
-          scalar_t* out = grad_x + p.grad_input_offset(b, g * cin_g + ci, h, j0 + q);
+          scalar_t* out = out0 + ci * p.rows * p.width;
           const acc_t* a = acc.data() + ci * ldc;
           for (int64_t m = 0; m < count; ++m) out[m * s] = static_cast<scalar_t>(a[m]);
         }

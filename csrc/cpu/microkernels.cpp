@@ -56,6 +56,19 @@ struct Vec {
 #endif
     return splat(*p);
   }
+  // *p in every lane, -0.0 included (splat's addition turns it into +0.0):
+  // splat_load where it is one instruction, else through memory (a lane
+  // loop on the vector itself would make GCC keep it, and whatever it is
+  // stored into, in memory).
+  static ROWCONV_INLINE V splat_exact(const T* p) {
+    if constexpr (Bytes >= 32) {
+      return splat_load(p);
+    } else {
+      T lanes[kWidth];
+      for (int i = 0; i < kWidth; ++i) lanes[i] = *p;
+      return load(lanes);
+    }
+  }
   // Sum of the lanes by halving: a fixed order, and log2(width) dependent
   // adds instead of width.
   static ROWCONV_INLINE T sum(V v) {
@@ -70,14 +83,35 @@ struct Vec {
   }
 };
 
-// One MR x (NV vectors) block of C for the columns from n0.
-template <typename T, int Bytes, int MR, int NV>
+// How a gemm_rows block starts and ends: adding to C (whole vectors, into
+// the row slack), or setting C to init[m] (zero where init is null) plus the
+// products, storing the columns below N only.
+struct AddToC {
+  static constexpr bool kSet = false;
+};
+template <typename T>
+struct SetC {
+  static constexpr bool kSet = true;
+  const T* init;
+  int64_t N;
+};
+
+// One MR x (NV vectors) block of C for the columns from n0 (rows from m0 of
+// a SetC's init).
+template <typename T, int Bytes, int MR, int NV, typename Mode>
 ROWCONV_INLINE void gemm_rows_block(int64_t R, const T* const* A_rows, const T* const* B_rows,
-                                    int64_t n0, T* C, int64_t ldc) {
+                                    int64_t n0, T* C, int64_t ldc, const Mode& mode, int64_t m0) {
   using X = Vec<T, Bytes>;
   typename X::V acc[MR][NV];
-  for (int m = 0; m < MR; ++m)
-    for (int v = 0; v < NV; ++v) acc[m][v] = X::load(C + m * ldc + n0 + v * X::kWidth);
+  for (int m = 0; m < MR; ++m) {
+    for (int v = 0; v < NV; ++v) {
+      if constexpr (Mode::kSet) {
+        acc[m][v] = mode.init ? X::splat_exact(mode.init + m0 + m) : typename X::V{};
+      } else {
+        acc[m][v] = X::load(C + m * ldc + n0 + v * X::kWidth);
+      }
+    }
+  }
   for (int64_t r = 0; r < R; ++r) {
     const T* b = B_rows[r] + n0;
     typename X::V bv[NV];
@@ -87,6 +121,16 @@ ROWCONV_INLINE void gemm_rows_block(int64_t R, const T* const* A_rows, const T* 
       for (int v = 0; v < NV; ++v) acc[m][v] += a * bv[v];
     }
   }
+  constexpr int64_t kCols = NV * X::kWidth;
+  if constexpr (Mode::kSet) {
+    if (mode.N - n0 < kCols) {  // C's last columns: through a buffer, the first N - n0 of each row
+      T block[MR][kCols];
+      for (int m = 0; m < MR; ++m)
+        for (int v = 0; v < NV; ++v) X::store(block[m] + v * X::kWidth, acc[m][v]);
+      for (int m = 0; m < MR; ++m) std::memcpy(C + m * ldc + n0, block[m], (mode.N - n0) * sizeof(T));
+      return;
+    }
+  }
   for (int m = 0; m < MR; ++m)
     for (int v = 0; v < NV; ++v) X::store(C + m * ldc + n0 + v * X::kWidth, acc[m][v]);
 }
@@ -94,37 +138,38 @@ ROWCONV_INLINE void gemm_rows_block(int64_t R, const T* const* A_rows, const T* 
 // A strip of `rows` < MR rows over all N, as blocks of exactly that many
 // rows. Few rows get more vectors per block, so that at least 8 independent
 // accumulators hide the FMA latency (one row: a depthwise convolution).
-template <typename T, int Bytes, int MR, int NV>
-ROWCONV_INLINE void gemm_rows_short_strip(int64_t rows, int64_t N, int64_t R, const T* const* A_rows, const T* const* B_rows, T* C,
-                                          int64_t ldc) {
+template <typename T, int Bytes, int MR, int NV, typename Mode>
+ROWCONV_INLINE void gemm_rows_short_strip(int64_t rows, int64_t N, int64_t R, const T* const* A_rows,
+                                          const T* const* B_rows, T* C, int64_t ldc, const Mode& mode,
+                                          int64_t m0) {
   if constexpr (MR > 0) {
     if (rows != MR) {
-      gemm_rows_short_strip<T, Bytes, MR - 1, NV>(rows, N, R, A_rows, B_rows, C, ldc);
+      gemm_rows_short_strip<T, Bytes, MR - 1, NV>(rows, N, R, A_rows, B_rows, C, ldc, mode, m0);
       return;
     }
     constexpr int kNV = std::max(NV, std::min(8, (8 + MR - 1) / MR));
     constexpr int64_t step = kNV * Vec<T, Bytes>::kWidth;
     static_assert(step <= kRowSlack, "a column block must fit in the row slack");
     for (int64_t n0 = 0; n0 < N; n0 += step)
-      gemm_rows_block<T, Bytes, MR, kNV>(R, A_rows, B_rows, n0, C, ldc);
+      gemm_rows_block<T, Bytes, MR, kNV>(R, A_rows, B_rows, n0, C, ldc, mode, m0);
   }
 }
 
 // Column blocks outer, strips of MR rows inner: a block of B stays in L1
 // while every strip uses it.
-template <typename T, int Bytes, int MR, int NV>
+template <typename T, int Bytes, int MR, int NV, typename Mode>
 ROWCONV_INLINE void gemm_rows_impl(int64_t M, int64_t N, int64_t R, const T* const* A_rows,
-                                   const T* const* B_rows, T* C, int64_t ldc) {
+                                   const T* const* B_rows, T* C, int64_t ldc, const Mode& mode) {
   constexpr int64_t step = NV * Vec<T, Bytes>::kWidth;
   static_assert(step <= kRowSlack, "a column block must fit in the row slack");
   const int64_t full = M / MR * MR;
   if (full > 0) {
     for (int64_t n0 = 0; n0 < N; n0 += step)
       for (int64_t m0 = 0; m0 < full; m0 += MR)
-        gemm_rows_block<T, Bytes, MR, NV>(R, A_rows + m0, B_rows, n0, C + m0 * ldc, ldc);
+        gemm_rows_block<T, Bytes, MR, NV>(R, A_rows + m0, B_rows, n0, C + m0 * ldc, ldc, mode, m0);
   }
   gemm_rows_short_strip<T, Bytes, MR - 1, NV>(M - full, N, R, A_rows + full, B_rows,
-                                              C + full * ldc, ldc);
+                                              C + full * ldc, ldc, mode, full);
 }
 
 // Keeps v in a register: each load of an operand used by several
@@ -274,7 +319,12 @@ ROWCONV_INLINE void transpose_impl(int64_t rows, int64_t cols, const T* src, int
   template <typename T>                                                                       \
   TARGET void gemm_rows_##NAME(int64_t M, int64_t N, int64_t R, const T* const* A_rows,      \
                                const T* const* B_rows, T* C, int64_t ldc) {                   \
-    gemm_rows_impl<T, BYTES, MR, NV>(M, N, R, A_rows, B_rows, C, ldc);                       \
+    gemm_rows_impl<T, BYTES, MR, NV>(M, N, R, A_rows, B_rows, C, ldc, AddToC{});             \
+  }                                                                                           \
+  template <typename T>                                                                       \
+  TARGET void gemm_rows_set_##NAME(int64_t M, int64_t N, int64_t R, const T* const* A_rows,  \
+                                   const T* const* B_rows, const T* init, T* C, int64_t ldc) { \
+    gemm_rows_impl<T, BYTES, MR, NV>(M, N, R, A_rows, B_rows, C, ldc, SetC<T>{init, N});     \
   }                                                                                           \
   template <typename T>                                                                       \
   TARGET void dot_rows_##NAME(int64_t M, int64_t R, int64_t N, const T* const* A_rows,        \
@@ -297,7 +347,7 @@ ROWCONV_INLINE void transpose_impl(int64_t rows, int64_t cols, const T* src, int
   }                                                                                           \
   template <typename T>                                                                       \
   MicroKernels<T> kernels_##NAME() {                                                          \
-    return {&gemm_rows_##NAME<T>, &dot_rows_##NAME<T>, &dot_rows_sums_##NAME<T>,              \
+    return {&gemm_rows_##NAME<T>, &gemm_rows_set_##NAME<T>, &dot_rows_##NAME<T>, &dot_rows_sums_##NAME<T>, \
             &reduce_lanes_##NAME<T>, &transpose_##NAME<T>,                                    \
             BYTES / static_cast<int64_t>(sizeof(T)), DOT_MR};                                 \
   }

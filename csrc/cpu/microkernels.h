@@ -22,6 +22,12 @@ struct MicroKernels {
   // (vectorised over n; forward, grad-input, grad-weight with many channels).
   void (*gemm_rows)(int64_t M, int64_t N, int64_t R, const T* const* A_rows,
                     const T* const* B_rows, T* C, int64_t ldc);
+  // C[m * ldc + n] = init[m] + sum_{r < R} A_rows[m][r] * B_rows[r][n]   for m < M, n < N
+  // (init null: 0), each output one chain of multiply-adds from init[m], as
+  // gemm_rows from a C filled with init[m]; C is written below N only (no
+  // slack: the rows of a result tensor), B read as gemm_rows reads it.
+  void (*gemm_rows_set)(int64_t M, int64_t N, int64_t R, const T* const* A_rows,
+                        const T* const* B_rows, const T* init, T* C, int64_t ldc);
   // Dot products sum_{n < N} A_rows[m][n] * B_rows[r][n] (m < M, r < R),
   // kept as `lanes` partial sums each: lane l of P[(m * ldp + r) * lanes + l]
   // accumulates the terms with n % lanes == l, so that long reductions made
