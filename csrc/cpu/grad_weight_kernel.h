@@ -86,7 +86,12 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
   // reduction (b, then tiles), so the result does not depend on the runs.
   // gemm form: grad_out tile transposed, (t, co) with vector slack on co;
   // dot form: grad_out rows (co, t) with a vector of slack on t.
-  const int64_t ld = channel_vectors ? cout_g + kRowSlack : tile + mk.lanes;
+  // (gemm form: whole cache lines, an odd number of them, so that the tile's
+  // rows spread over every L1 set: at an even count, such as the 12 lines of
+  // 64 + 128 floats, a column block's 256 rows fit in a quarter of the sets
+  // and are read from L2 by every strip of rows)
+  const int64_t line = 64 / static_cast<int64_t>(sizeof(acc_t));
+  const int64_t ld = channel_vectors ? ((cout_g + kRowSlack + line - 1) / line | 1) * line : tile + mk.lanes;
   const int64_t acc_size = channel_vectors ? block * K * ld : block * R;
   const int64_t partial_size = channel_vectors ? 0 : block * R * mk.lanes;
   constexpr int64_t kRunAccBytes = 64 * 1024, kMaxRun = 16;
