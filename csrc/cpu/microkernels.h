@@ -1,6 +1,6 @@
 // The register-blocked inner loops that every CPU kernel reduces to, in
 // AVX-512, AVX2 and baseline builds chosen at run time (microkernels.cpp).
-// Both read their operands through arrays of row pointers, so that shifted
+// The products read their operands through arrays of row pointers, so that shifted
 // views of one input window serve as the rows of an im2col matrix that is
 // never built.
 #pragma once
