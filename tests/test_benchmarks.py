@@ -154,3 +154,21 @@ def test_cpu_benchmark_bfloat16_table(tmp_path):
     rows = [line.split(",") for line in text.splitlines() if not line.startswith("#")]
     dtype = rows[0].index("dtype")
     assert [row[dtype] for row in rows[1:]] == ["bfloat16"] * 4
+
+
+def test_random_shapes_benchmark_runs(tmp_path):
+    """bench_random_shapes.py: random shapes, each checked against the recipe,
+    then timed against loop, recipe and native; the summary and the CSV."""
+    import os
+
+    import rowconv_ext
+    package_root = str(pathlib.Path(rowconv_ext.__file__).resolve().parent.parent)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
+    done = subprocess.run([sys.executable, str(BENCH.parent / "bench_random_shapes.py"), "--count", "3",
+                           "--min-time", "0.01", "--out", str(tmp_path), "--tag", "smoke"], capture_output=True,
+                          text=True, cwd=tmp_path, timeout=600, env=env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "against the faster of loop and recipe, fwd+bwd: worst" in done.stdout
+    rows = [line for line in (tmp_path / "random_shapes_smoke.csv").read_text().splitlines()
+            if not line.startswith("#")]
+    assert len(rows) == 1 + 3
