@@ -31,9 +31,10 @@ Buffers an implementation allocates outside the PyTorch allocator are not seen.
 --dtype bfloat16 (or float16, float64) runs every implementation on inputs of
 that dtype (the same random numbers, rounded): ours computes the half types in
 float32 (with vdpbf16ps nowhere yet), PyTorch's recipe, loop and native run
-their own kernels for the dtype; %FMA is then over the bf16 peak where the CPU
-has AVX-512 BF16, else over the fp32 peak (what ours runs on). Issue 12's bf16
-target is ours against PyTorch's bf16 recipe.
+their own kernels for the dtype; %FMA is then over the fp64 peak for float64,
+and for the half types over the bf16 peak where the CPU has AVX-512 BF16, else
+over the fp32 peak (what ours runs on). Issue 12's bf16 target is ours against
+PyTorch's bf16 recipe.
 
 Run under GLIBC_TUNABLES=glibc.malloc.mmap_threshold=4294967295:glibc.malloc.trim_threshold=4294967295
 for stable numbers, and once without it for what users see (see BENCHMARKING.md).
