@@ -9,6 +9,21 @@ import sys
 BENCH = pathlib.Path(__file__).resolve().parent.parent / "benchmarks" / "bench_cuda.py"
 
 
+def run_benchmark(script, args, tmp_path, timeout=300):
+    """script (a path under benchmarks/) with args, in tmp_path, importing the
+    rowconv_ext under test wherever it is (the scripts' ops are new); its
+    completed process, once it exited with 0."""
+    import os
+
+    import rowconv_ext
+    package_root = str(pathlib.Path(rowconv_ext.__file__).resolve().parent.parent)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
+    done = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, cwd=tmp_path,
+                          timeout=timeout, env=env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done
+
+
 def test_gpu_benchmark_dry_run(tmp_path):
     done = subprocess.run([sys.executable, str(BENCH), "--dry-run", "--shapes", "forum,dw-k64",
                            "--out", str(tmp_path)], capture_output=True, text=True, cwd=tmp_path)
@@ -74,17 +89,9 @@ STREAMING_BENCH = BENCH.parent / "bench_streaming.py"
 def test_streaming_benchmark_quick(tmp_path):
     """bench_streaming.py --quick: the decode part runs on its shapes, checks
     every implementation against the plain step, writes its CSV (machine
-    header included) and prints a verdict per shape. The subprocess imports
-    the rowconv_ext under test, wherever it is (the script's ops are new)."""
-    import os
-
-    import rowconv_ext
-    package_root = str(pathlib.Path(rowconv_ext.__file__).resolve().parent.parent)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
-    done = subprocess.run([sys.executable, str(STREAMING_BENCH), "--quick", "--min-time", "0.01",
-                           "--out", str(tmp_path), "--tag", "smoke"], capture_output=True, text=True,
-                          cwd=tmp_path, timeout=300, env=env)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    header included) and prints a verdict per shape."""
+    done = run_benchmark(STREAMING_BENCH, ["--quick", "--min-time", "0.01", "--out", str(tmp_path), "--tag", "smoke"],
+                         tmp_path)
     lines = (tmp_path / "streaming_decode_smoke.csv").read_text().splitlines()
     assert any(line.startswith("# cpu:") for line in lines)
     assert any(line.startswith("# l1d_per_core:") for line in lines)
@@ -99,14 +106,7 @@ CHUNKED_BENCH = BENCH.parent / "bench_chunked.py"
 def test_chunked_benchmark_quick(tmp_path):
     """bench_chunked.py --quick: tiny shapes, both directions, the machine line,
     the table and the verdict against the 10% target."""
-    import os
-
-    import rowconv_ext
-    package_root = str(pathlib.Path(rowconv_ext.__file__).resolve().parent.parent)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
-    done = subprocess.run([sys.executable, str(CHUNKED_BENCH), "--quick", "--chunk", "64"], capture_output=True,
-                          text=True, cwd=tmp_path, timeout=300, env=env)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    done = run_benchmark(CHUNKED_BENCH, ["--quick", "--chunk", "64"], tmp_path)
     lines = done.stdout.splitlines()
     assert lines[0].startswith("# machine: ") and "L1d" in lines[0]
     rows = [line.split() for line in lines if line.startswith("tiny")]
@@ -123,16 +123,8 @@ def test_cpu_benchmark_runs_every_padding_form(tmp_path):
     dilation: every implementation and both backward kernels alone run (the
     native backward needs numeric padding: 'same' once crashed the full
     table), and the CSV has a row per shape and direction."""
-    import os
-
-    import rowconv_ext
-    package_root = str(pathlib.Path(rowconv_ext.__file__).resolve().parent.parent)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
-    shapes = "same,causal,forum-stride2,forum-dil2"
-    done = subprocess.run([sys.executable, str(CPU_BENCH), "--shapes", shapes, "--min-time", "0.01",
-                           "--out", str(tmp_path), "--tag", "smoke"], capture_output=True, text=True,
-                          cwd=tmp_path, timeout=600, env=env)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    run_benchmark(CPU_BENCH, ["--shapes", "same,causal,forum-stride2,forum-dil2", "--min-time", "0.01",
+                              "--out", str(tmp_path), "--tag", "smoke"], tmp_path, timeout=600)
     rows = [line for line in (tmp_path / "cpu_smoke.csv").read_text().splitlines() if not line.startswith("#")]
     assert len(rows) == 1 + 4 * 4  # column names + shapes x (fwd, fwd+bwd, grad_in, grad_w)
 
@@ -140,15 +132,8 @@ def test_cpu_benchmark_runs_every_padding_form(tmp_path):
 def test_cpu_benchmark_bfloat16_table(tmp_path):
     """bench_cpu.py --dtype bfloat16 (issue 12's bf16 target): every
     implementation runs on bf16 inputs and the CSV says so."""
-    import os
-
-    import rowconv_ext
-    package_root = str(pathlib.Path(rowconv_ext.__file__).resolve().parent.parent)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
-    done = subprocess.run([sys.executable, str(CPU_BENCH), "--shapes", "forum", "--dtype", "bfloat16",
-                           "--min-time", "0.01", "--out", str(tmp_path), "--tag", "smoke"], capture_output=True,
-                          text=True, cwd=tmp_path, timeout=600, env=env)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    run_benchmark(CPU_BENCH, ["--shapes", "forum", "--dtype", "bfloat16", "--min-time", "0.01",
+                              "--out", str(tmp_path), "--tag", "smoke"], tmp_path, timeout=600)
     text = (tmp_path / "cpu_smoke.csv").read_text()
     assert "# dtype: bfloat16" in text
     rows = [line.split(",") for line in text.splitlines() if not line.startswith("#")]
@@ -159,15 +144,9 @@ def test_cpu_benchmark_bfloat16_table(tmp_path):
 def test_random_shapes_benchmark_runs(tmp_path):
     """bench_random_shapes.py: random shapes, each checked against the recipe,
     then timed against loop, recipe and native; the summary and the CSV."""
-    import os
-
-    import rowconv_ext
-    package_root = str(pathlib.Path(rowconv_ext.__file__).resolve().parent.parent)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
-    done = subprocess.run([sys.executable, str(BENCH.parent / "bench_random_shapes.py"), "--count", "3",
-                           "--min-time", "0.01", "--out", str(tmp_path), "--tag", "smoke"], capture_output=True,
-                          text=True, cwd=tmp_path, timeout=600, env=env)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    done = run_benchmark(BENCH.parent / "bench_random_shapes.py",
+                         ["--count", "3", "--min-time", "0.01", "--out", str(tmp_path), "--tag", "smoke"],
+                         tmp_path, timeout=600)
     assert "against the faster of loop and recipe, fwd+bwd: worst" in done.stdout
     rows = [line for line in (tmp_path / "random_shapes_smoke.csv").read_text().splitlines()
             if not line.startswith("#")]
