@@ -40,7 +40,10 @@ void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
   const int64_t span = span_for(tile);
 
   at::parallel_for(0, items, grain_for(cout_g * cin_g * K * tile), [&](int64_t begin, int64_t end) {
-    std::vector<acc_t> gout(cout_g * span), w(cin_g * cout_g * K), acc(cin_g * ldc);
+    // acc: the phases' sums before the strided (or rounding) store; none where
+    // gemm_rows_set writes straight into grad_x (stride 1, float and double)
+    const bool direct_store = s == 1 && std::is_same_v<scalar_t, acc_t>;
+    std::vector<acc_t> gout(cout_g * span), w(cin_g * cout_g * K), acc(direct_store ? 0 : cin_g * ldc);
     std::vector<const acc_t*> rows(cout_g * K), w_rows(cin_g);
     for (int64_t ci = 0; ci < cin_g; ++ci) w_rows[ci] = w.data() + ci * cout_g * K;
     // At stride 1 every tap contributes to every position, so the packed
@@ -76,7 +79,7 @@ void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
         }
         scalar_t* out0 = grad_x + p.grad_input_offset(b, g * cin_g, h, j0 + q);
         if constexpr (std::is_same_v<scalar_t, acc_t>) {
-          if (s == 1) {  // the phase is the tile: straight into grad_x's rows, from zero
+          if (direct_store) {  // the phase is the tile: straight into grad_x's rows, from zero
             mk.gemm_rows_set(cin_g, count, taps, w_rows.data(), rows.data(), nullptr, out0, p.rows * p.width);
             continue;
           }
