@@ -29,6 +29,18 @@ inline int64_t tile_width(int64_t channels, int64_t length) {
 
 inline int64_t tile_count(int64_t length, int64_t tile) { return (length + tile - 1) / tile; }
 
+// A work item of the forward and grad-input kernels: one (b, h, group) and
+// positions [t0, t0 + n) of a row of `length`, items numbered with the tile
+// fastest, then the group, h and b (neighbouring items: neighbouring memory).
+struct TiledItem {
+  int64_t b, h, g, t0, n;
+};
+inline TiledItem tiled_item(const RowConvParams& p, int64_t item, int64_t tiles, int64_t tile, int64_t length) {
+  const int64_t t0 = item % tiles * tile;
+  const int64_t rest = item / tiles;
+  return {rest / p.groups / p.rows, rest / p.groups % p.rows, rest % p.groups, t0, std::min(tile, length - t0)};
+}
+
 // Smallest number of work items worth handing to a thread, given the
 // multiply-adds of one item, so that tiny problems stay on one thread.
 inline int64_t grain_for(int64_t madds_per_item) {

@@ -38,11 +38,7 @@ void row_conv1d_forward(const RowConvParams& p, const scalar_t* x, const scalar_
     for (int64_t co = 0; co < cout_g; ++co) w_rows[co] = w.data() + co * R;
     int64_t packed = -1;  // the (h, group) whose weights are in w
     for (int64_t item = begin; item < end; ++item) {
-      const int64_t tile_idx = item % tiles;
-      const int64_t g = item / tiles % p.groups;
-      const int64_t h = item / tiles / p.groups % p.rows;
-      const int64_t b = item / tiles / p.groups / p.rows;
-      const int64_t t0 = tile_idx * tile, n = std::min(tile, p.out_width - t0);
+      const auto [b, h, g, t0, n] = tiled_item(p, item, tiles, tile, p.out_width);
       if (packed != h * p.groups + g) {
         const scalar_t* src = weight + p.weight_offset(h, g * cout_g, 0, 0);
         if constexpr (!kConverts) {

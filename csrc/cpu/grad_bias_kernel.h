@@ -7,6 +7,8 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <array>
+#include <vector>
 
 #include "cpu_tiling.h"
 
@@ -18,16 +20,19 @@ void row_conv1d_grad_bias(const RowConvParams& p, const scalar_t* grad_out, scal
   constexpr int kParts = 16;  // partial sums: vectorisable without reassociation, in a fixed order
   // Items are (co, h), h fastest; a thread serves runs of up to kRun items
   // (neighbouring rows of each (b, co) plane) per b, so that its reads go on
-  // in one stretch rather than a jump per b and row.
-  constexpr int64_t kRun = 16;
+  // in one stretch rather than a jump per b and row: the longer the run, the
+  // longer the stretch (runs of 128 rather than 16 took 0.96x the time on
+  // the forum shape, 0.87x on its 512-wide chunks).
+  constexpr int64_t kRun = 128;
   const int64_t items = p.rows * p.out_channels;
   at::parallel_for(0, items, grain_for(p.batch * p.out_width), [&](int64_t begin, int64_t end) {
+    std::vector<std::array<acc_t, kParts>> part(std::min(kRun, end - begin));
     for (int64_t first_item = begin; first_item < end; first_item += kRun) {
       const int64_t run_end = std::min(end, first_item + kRun);
-      acc_t part[kRun][kParts] = {};
+      std::fill_n(part.begin(), run_end - first_item, std::array<acc_t, kParts>{});
       for (int64_t b = 0; b < p.batch; ++b) {
         for (int64_t item = first_item; item < run_end; ++item) {
-          acc_t* sum = part[item - first_item];
+          acc_t* sum = part[item - first_item].data();
           const scalar_t* row = grad_out + p.gout_offset(b, item / p.rows, item % p.rows, 0);
           const int64_t step = p.gout_stride_w, n = p.out_width;
           int64_t t = 0;

@@ -50,11 +50,7 @@ void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
     // weights depend on (h, group) alone: this one is in w (-1: none).
     int64_t packed = -1;
     for (int64_t item = begin; item < end; ++item) {
-      const int64_t tile_idx = item % tiles;
-      const int64_t g = item / tiles % p.groups;
-      const int64_t h = item / tiles / p.groups % p.rows;
-      const int64_t b = item / tiles / p.groups / p.rows;
-      const int64_t j0 = tile_idx * tile, n = std::min(tile, p.width - j0);
+      const auto [b, h, g, j0, n] = tiled_item(p, item, tiles, tile, p.width);
       const int64_t t_lo = floor_div(p.grad_numerator(j0, K - 1), s);
       for (int64_t co = 0; co < cout_g; ++co) {
         load_window(grad_out + p.gout_offset(b, g * cout_g + co, h, 0), p.out_width,

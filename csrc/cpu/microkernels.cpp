@@ -13,6 +13,8 @@
 #include <string>
 #include <type_traits>
 
+#include <unistd.h>
+
 namespace rowconv::cpu {
 namespace {
 
@@ -413,6 +415,19 @@ const MicroKernels<T>& micro_kernels() {
 }
 template const MicroKernels<float>& micro_kernels<float>();
 template const MicroKernels<double>& micro_kernels<double>();
+
+int64_t l2_cache_bytes() {
+  static const int64_t bytes = [] {
+    constexpr int64_t kDefault = 512 * 1024;
+#if defined(_SC_LEVEL2_CACHE_SIZE)
+    const long reported = sysconf(_SC_LEVEL2_CACHE_SIZE);  // glibc: from cpuid; 0 or -1 where unknown
+    // (a VM may report nonsense: keep to what L2 caches are)
+    if (reported >= 128 * 1024 && reported <= 8 * 1024 * 1024) return static_cast<int64_t>(reported);
+#endif
+    return kDefault;
+  }();
+  return bytes;
+}
 
 const char* cpu_isa() {
   switch (selected_isa()) {

@@ -58,4 +58,9 @@ const MicroKernels<T>& micro_kernels();
 // environment variable ROWCONV_CPU_ISA names a lower one.
 const char* cpu_isa();
 
+// The per-core L2 cache of the CPU it runs on, in bytes (read once at run
+// time; 512 KiB where the system does not say): cache blocking that must
+// hold on 512 KiB (Zen 3) and 1 MiB (Zen 4, Zen 5) alike.
+int64_t l2_cache_bytes();
+
 }  // namespace rowconv::cpu
