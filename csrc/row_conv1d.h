@@ -35,6 +35,15 @@ RowConvParams check_grad_weight(const at::Tensor& grad_out, const at::Tensor& x,
                                 int64_t fft_block = 0,
                                 const std::optional<at::Tensor>& prefix = std::nullopt);
 
+// (y, final_state) = row_conv1d_with_final_state(...): the convolution must
+// be causal (stride 1, pad_left = dilation * (K - 1), pad_right 0); then
+// check_forward's checks.
+RowConvParams check_forward_with_final_state(const at::Tensor& x, const at::Tensor& weight,
+                                             const std::optional<at::Tensor>& bias, int64_t stride,
+                                             int64_t pad_left, int64_t pad_right, int64_t dilation,
+                                             int64_t groups, int64_t fft_block,
+                                             const std::optional<at::Tensor>& prefix);
+
 // grad_bias (H, Cout) from grad_out (B, Cout, H, Wout).
 RowConvParams check_grad_bias(const at::Tensor& grad_out);
 

@@ -21,6 +21,7 @@
 
 #include <algorithm>
 #include <optional>
+#include <tuple>
 
 #include "complex_as_real.h"
 #include "fft_plan.h"
@@ -47,6 +48,33 @@ inline std::optional<at::Tensor> real_prefix(const std::optional<at::Tensor>& pr
 
 }  // namespace detail
 
+// row_conv1d_with_final_state's state, (B, Cin, H, pad_left) contiguous in
+// x's dtype: the last pad_left inputs of prefix ++ x. A backend whose
+// Kernels declare kWritesFinalState has its direct forward kernel write it
+// (the rows are in cache there); forward_op says whether it did.
+struct FinalStateOut {
+  at::Tensor state;
+  bool written = false;
+};
+
+// The state copied out of prefix ++ x (zeros before a missing prefix): where
+// no kernel wrote it.
+inline void copy_final_state(const at::Tensor& x, const std::optional<at::Tensor>& prefix, at::Tensor& state) {
+  const int64_t S = state.size(3), W = x.size(3);
+  if (S == 0) return;
+  if (W >= S) {
+    state.copy_(x.narrow(3, W - S, S));
+    return;
+  }
+  state.narrow(3, S - W, W).copy_(x);
+  at::Tensor older = state.narrow(3, 0, S - W);
+  if (detail::present(prefix)) {
+    older.copy_(prefix->narrow(3, W, S - W));
+  } else {
+    older.zero_();
+  }
+}
+
 #define ROWCONV_DISPATCH_FLOATING(TYPE, NAME, ...) \
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, TYPE, NAME, __VA_ARGS__)
 
@@ -55,7 +83,8 @@ at::Tensor forward_op(const Kernels& kernels, const at::Tensor& x, const at::Ten
                       const std::optional<at::Tensor>& bias, int64_t stride, int64_t pad_left,
                       int64_t pad_right, int64_t dilation, int64_t groups,
                       int64_t fft_block = 0,
-                      const std::optional<at::Tensor>& prefix = std::nullopt) {
+                      const std::optional<at::Tensor>& prefix = std::nullopt,
+                      FinalStateOut* final_state = nullptr) {
   RowConvParams p = check_forward(x, weight, bias, stride, pad_left, pad_right, dilation, groups,
                                   fft_block, prefix);
   const bool has_bias = bias.has_value() && bias->defined();
@@ -92,11 +121,34 @@ at::Tensor forward_op(const Kernels& kernels, const at::Tensor& x, const at::Ten
   if (y.numel() == 0) return y;
   ROWCONV_DISPATCH_FLOATING(x.scalar_type(), "row_conv1d", [&] {
     if (pre.defined()) p.prefix = pre.const_data_ptr<scalar_t>();
-    kernels.forward(p, xv.const_data_ptr<scalar_t>(), w.const_data_ptr<scalar_t>(),
-                    b.defined() ? b.const_data_ptr<scalar_t>() : nullptr,
+    const scalar_t* b_ptr = b.defined() ? b.const_data_ptr<scalar_t>() : nullptr;
+    if constexpr (Kernels::kWritesFinalState) {
+      if (final_state) {
+        kernels.forward(p, xv.const_data_ptr<scalar_t>(), w.const_data_ptr<scalar_t>(), b_ptr,
+                        y.mutable_data_ptr<scalar_t>(), final_state->state.mutable_data_ptr<scalar_t>());
+        final_state->written = true;
+        return;
+      }
+    }
+    kernels.forward(p, xv.const_data_ptr<scalar_t>(), w.const_data_ptr<scalar_t>(), b_ptr,
                     y.mutable_data_ptr<scalar_t>());
   });
   return y;
+}
+
+// row_conv1d_with_final_state: a causal row_conv1d and the state it leaves.
+template <class Kernels>
+std::tuple<at::Tensor, at::Tensor> forward_with_final_state_op(
+    const Kernels& kernels, const at::Tensor& x, const at::Tensor& weight,
+    const std::optional<at::Tensor>& bias, int64_t stride, int64_t pad_left, int64_t pad_right,
+    int64_t dilation, int64_t groups, int64_t fft_block, const std::optional<at::Tensor>& prefix) {
+  check_forward_with_final_state(x, weight, bias, stride, pad_left, pad_right, dilation, groups,
+                                 fft_block, prefix);
+  FinalStateOut out{at::empty({x.size(0), x.size(1), x.size(2), pad_left}, x.options())};
+  at::Tensor y = forward_op(kernels, x, weight, bias, stride, pad_left, pad_right, dilation, groups,
+                            fft_block, prefix, &out);
+  if (!out.written) copy_final_state(x, prefix, out.state);
+  return {y, out.state};
 }
 
 template <class Kernels>

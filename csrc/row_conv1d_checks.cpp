@@ -4,6 +4,7 @@
 #include <ATen/core/Tensor.h>
 #include <c10/util/Exception.h>
 
+#include <algorithm>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -195,6 +196,21 @@ RowConvParams check_forward(const at::Tensor& x, const at::Tensor& weight,
   set_input_strides(p, x);
   set_prefix(op, p, x, prefix);
   return p;
+}
+
+RowConvParams check_forward_with_final_state(const at::Tensor& x, const at::Tensor& weight,
+                                             const std::optional<at::Tensor>& bias, int64_t stride,
+                                             int64_t pad_left, int64_t pad_right, int64_t dilation,
+                                             int64_t groups, int64_t fft_block,
+                                             const std::optional<at::Tensor>& prefix) {
+  // (a weight that is not 4-D: check_forward names it, after this)
+  const int64_t K = weight.defined() && weight.dim() == 4 ? weight.size(3)
+                                                          : pad_left / std::max<int64_t>(dilation, 1) + 1;
+  TORCH_CHECK_VALUE(stride == 1 && pad_right == 0 && pad_left == dilation * (K - 1),
+                    "row_conv1d_with_final_state: a causal convolution (stride 1, pad_left = dilation * (K - 1), "
+                    "pad_right 0) is expected, got stride=", stride, ", pad_left=", pad_left,
+                    ", pad_right=", pad_right, ", dilation=", dilation, ", K=", K);
+  return check_forward(x, weight, bias, stride, pad_left, pad_right, dilation, groups, fft_block, prefix);
 }
 
 RowConvParams check_grad_input(const at::Tensor& grad_out, const at::Tensor& weight,

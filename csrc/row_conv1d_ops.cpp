@@ -40,8 +40,10 @@ TORCH_LIBRARY(rowconv, m) {
   // that also returns the state it leaves, the last pad_left inputs of
   // prefix ++ x: (y, final_state). One op, so that autograd has one node for
   // both: final_state's gradient then lands in the tail of grad_input's
-  // result instead of a zero-filled gradient of all of x per chunk. Composite
-  // (rowconv_ext/_registrations.py): row_conv1d and a copy of the state.
+  // result instead of a zero-filled gradient of all of x per chunk. CPU:
+  // forward_with_final_state_op, whose forward kernel writes the state as it
+  // reads it; other backends: a composite (rowconv_ext/_registrations.py),
+  // row_conv1d and a copy of the state.
   m.def(
       "row_conv1d_with_final_state(Tensor x, Tensor weight, Tensor? bias, int stride, "
       "int pad_left, int pad_right, int dilation, int groups, int fft_block=0, "

@@ -473,8 +473,9 @@ _register_autograd("row_conv1d_with_final_state", RowConv1dWithFinalStateFunctio
 
 
 def _with_final_state_composite(x, weight, bias, *rest):
-    """row_conv1d_with_final_state on every backend (and under fake tensors):
-    the row_conv1d op, then the state copied out of prefix ++ x."""
+    """row_conv1d_with_final_state on every backend but the CPU (whose C++
+    kernel writes the state as it reads x) and under fake tensors: the
+    row_conv1d op, then the state copied out of prefix ++ x."""
     conv, prefix = _conv_and_prefix(rest)
     stride, pad_left, pad_right, dilation = conv[:4]
     # (a weight that is not 4-D: row_conv1d's own checks name it, before any kernel)

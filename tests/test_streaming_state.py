@@ -372,6 +372,31 @@ def test_opcheck_with_the_prefix_argument(dtype):
     torch.library.opcheck(ops.row_conv1d_with_final_state.default, (x, w, b) + conv)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.complex64], ids=str)
+@pytest.mark.parametrize("layout", ["contiguous", "permuted", "sliced"])
+@pytest.mark.parametrize("W", [2500, 3, 1], ids=lambda w: f"W{w}")
+@pytest.mark.parametrize("with_state", [True, False], ids=["state", "no_state"])
+def test_final_state_is_the_exact_tail_at_any_thread_count(W, layout, dtype, with_state, restore_threads):
+    """The final state is a copy: bitwise the last S inputs of state ++ x,
+    written by the CPU kernel's item of each row's last tile (W 2500: three
+    tiles a row, rows split between threads), for x narrower than the state
+    (W 3 and 1 < S 6), in every layout; and y is the same as without it."""
+    cfg = Conv(3, 6, 5, W, 4, 4, padding="causal", dilation=2, groups=2)
+    S = cfg.dilation * (cfg.K - 1)
+    x, w, b, s = _problem(cfg, dtype, seed=W + 5, layout=layout)
+    s = s if with_state else None
+    expected = ref_final_state(x, s, S)
+    y_plain = rowconv_ext.row_conv1d(x, w, b, padding="causal", dilation=2, groups=2, method="direct",
+                                     initial_state=s)
+    for threads in (1, 2, 3):
+        torch.set_num_threads(threads)
+        y, state = rowconv_ext.row_conv1d(x, w, b, padding="causal", dilation=2, groups=2, method="direct",
+                                          initial_state=s, return_final_state=True)
+        assert state.shape == (3, 6, 5, S) and state.dtype == dtype and state.is_contiguous()
+        assert torch.equal(state, expected), threads
+        assert torch.equal(y, y_plain), threads
+
+
 def test_with_final_state_op_refuses_a_convolution_that_is_not_causal():
     cfg = Conv(1, 2, 1, 6, 2, 3)
     x, w, b, _ = _problem(cfg, torch.float32, seed=33)

@@ -5,6 +5,8 @@
 // (Cout_g x Cin_g*K) by (Cin_g*K x tile) matrix product whose right factor is
 // read through InputRows, run by the gemm_rows micro-kernels: straight into
 // y from the bias for float and double, through float sums for the half types.
+// With a final_state to fill (a causal convolution's carried state), the
+// item of each row's last tile copies it.
 #pragma once
 
 #include <ATen/OpMathType.h>
@@ -17,9 +19,26 @@
 
 namespace rowconv::cpu {
 
+// The final state of a causal convolution (row_conv1d_with_final_state),
+// (B, Cin, H, S = pad_left) contiguous: the last S positions of the virtual
+// row prefix ++ x of group g's channels at (b, h), copied as they are. The
+// work item of the row's last tile does it, just after reading those
+// positions (a copy after the kernel would fetch a cache line per row from
+// far away: 6% of a 512-wide chunk of the forum shape).
+template <typename scalar_t>
+void copy_final_state_rows(const RowConvParams& p, const scalar_t* x, int64_t b, int64_t h, int64_t g,
+                           scalar_t* final_state) {
+  const int64_t S = p.pad_left;
+  for (int64_t c = g * p.in_per_group; c < (g + 1) * p.in_per_group; ++c) {
+    load_window(x + p.in_offset(b, c, h, 0), p.width, p.in_stride_w, p.width - S, S,
+                final_state + ((b * p.in_channels + c) * p.rows + h) * S, 1, p.prefix_row<scalar_t>(b, c, h),
+                p.prefix_width, p.pre_stride_w);
+  }
+}
+
 template <typename scalar_t>
 void row_conv1d_forward(const RowConvParams& p, const scalar_t* x, const scalar_t* weight,
-                        const scalar_t* bias, scalar_t* y) {
+                        const scalar_t* bias, scalar_t* y, scalar_t* final_state = nullptr) {
   using acc_t = at::opmath_type<scalar_t>;
   const MicroKernels<acc_t>& mk = micro_kernels<acc_t>();
   const int64_t cout_g = p.out_per_group, cin_g = p.in_per_group;
@@ -50,6 +69,7 @@ void row_conv1d_forward(const RowConvParams& p, const scalar_t* x, const scalar_
         packed = h * p.groups + g;
       }
       in.gather(x, b, h, g, t0, n);
+      if (final_state && t0 + n == p.out_width) copy_final_state_rows(p, x, b, h, g, final_state);
       scalar_t* out0 = y + p.output_offset(b, g * cout_g, h, t0);
       if constexpr (!kConverts) {
         // straight into y's rows (Cout_g of them, H * Wout apart), from the bias

@@ -14,9 +14,11 @@ namespace rowconv {
 namespace {
 
 struct CpuKernels {
+  static constexpr bool kWritesFinalState = true;
   template <typename T>
-  void forward(const RowConvParams& p, const T* x, const T* w, const T* b, T* y) const {
-    cpu::row_conv1d_forward<T>(p, x, w, b, y);
+  void forward(const RowConvParams& p, const T* x, const T* w, const T* b, T* y,
+               T* final_state = nullptr) const {
+    cpu::row_conv1d_forward<T>(p, x, w, b, y, final_state);
   }
   template <typename T>
   void grad_input(const RowConvParams& p, const T* gy, const T* w, T* gx) const {
@@ -43,6 +45,14 @@ at::Tensor forward_cpu(const at::Tensor& x, const at::Tensor& weight,
                        const std::optional<at::Tensor>& prefix) {
   return forward_op(CpuKernels{}, x, weight, bias, stride, pad_left, pad_right, dilation, groups,
                     fft_block, prefix);
+}
+
+std::tuple<at::Tensor, at::Tensor> forward_with_final_state_cpu(
+    const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias, int64_t stride,
+    int64_t pad_left, int64_t pad_right, int64_t dilation, int64_t groups, int64_t fft_block,
+    const std::optional<at::Tensor>& prefix) {
+  return forward_with_final_state_op(CpuKernels{}, x, weight, bias, stride, pad_left, pad_right, dilation,
+                                     groups, fft_block, prefix);
 }
 
 at::Tensor grad_input_cpu(const at::Tensor& grad_out, const at::Tensor& weight, int64_t width,
@@ -75,6 +85,7 @@ at::Tensor update_cpu(const at::Tensor& x, const at::Tensor& conv_state, const a
 
 TORCH_LIBRARY_IMPL(rowconv, CPU, m) {
   m.impl("row_conv1d", &rowconv::forward_cpu);
+  m.impl("row_conv1d_with_final_state", &rowconv::forward_with_final_state_cpu);
   m.impl("row_conv1d_grad_input", &rowconv::grad_input_cpu);
   m.impl("row_conv1d_grad_weight", &rowconv::grad_weight_cpu);
   m.impl("row_conv1d_grad_bias", &rowconv::grad_bias_cpu);
