@@ -12,8 +12,11 @@ torch.autograd.grad of x, weight and bias with a fixed random output grad), and
 the two backward kernels alone, grad_in and grad_w (ours: the
 row_conv1d_grad_input / _grad_weight ops; native: aten.convolution_backward with
 one output; loop and recipe have no such split and show nan).
-Timing: our own perf_counter loop (warmup, then single calls until --min-time has
-passed and at least MIN_REPS calls were made); the MEDIAN is reported. The thread
+Timing: our own perf_counter loop over the implementations in turn, one call
+each a round (warmup, then rounds until --min-time a call has passed and at
+least MIN_REPS rounds were made); the MEDIAN time of each is reported, and the
+speedups are the medians of the rounds' ratios (a drifting host slows both
+sides of a ratio alike). The thread
 count is set once with torch.set_num_threads and applies to every call.
 FLOPs: fwd = grad_in = grad_w = 2*B*Cout*H*Wout*(Cin/groups)*K, fwd+bwd = 3 x fwd
 (bias ignored). Ceiling: the machine's fp32 FMA peak, measured in the same run
@@ -241,6 +244,33 @@ def time_median_ms(fn, min_time, min_reps=MIN_REPS):
     return 1e3 * statistics.median(times)
 
 
+def time_interleaved_ms(calls, min_time, min_reps=MIN_REPS):
+    """calls: {name: fn}, "ours" among them. Each called once per round, in
+    turn (after a warmup of >= 1 call each and 20% of min_time), for
+    >= min_reps rounds and >= min_time per call on average. Returns the
+    median ms of each and, for each, the median over rounds of its time over
+    ours in the same round: on a shared host whose speed drifts (the same
+    call here varied 1.5x within minutes) a slow spell then hits both sides
+    of a ratio, where timing one implementation after the other would
+    credit or blame one of them."""
+    t_end = time.perf_counter() + 0.2 * min_time * len(calls)
+    for fn in calls.values():
+        fn()
+    while time.perf_counter() < t_end:
+        for fn in calls.values():
+            fn()
+    times = {k: [] for k in calls}
+    t_end = time.perf_counter() + min_time * len(calls)
+    while len(times["ours"]) < min_reps or time.perf_counter() < t_end:
+        for k, fn in calls.items():
+            t0 = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t0)
+    ms = {k: 1e3 * statistics.median(v) for k, v in times.items()}
+    ratios = {k: statistics.median(a / o for a, o in zip(v, times["ours"])) for k, v in times.items()}
+    return ms, ratios
+
+
 class OtherLoad:
     """Share of the machine's CPU time used by OTHER processes while the block runs
     (/proc/stat busy time minus our own). With OpenMP threads on every core, a busy
@@ -337,7 +367,8 @@ def bench_shape(s, min_time, peak, dtype=torch.float32):
         else:
             calls = split[direction]
         with OtherLoad() as load:
-            ms = {k: time_median_ms(calls[k], min_time) if k in calls else float("nan") for k in IMPLS}
+            ms, ratio = time_interleaved_ms({k: calls[k] for k in IMPLS if k in calls}, min_time)
+        ms = {k: ms.get(k, float("nan")) for k in IMPLS}
         gflop = fwd_flops(s) * (3 if direction == "fwd+bwd" else 1) / 1e9
         rows.append({
             "shape": s.name, "B": s.B, "Cin": s.Cin, "H": s.H, "W": s.W, "Cout": s.Cout,
@@ -348,7 +379,7 @@ def bench_shape(s, min_time, peak, dtype=torch.float32):
             "ours_gflops": gflop / (ms["ours"] / 1e3),
             "ours_pct_peak": 100 * gflop / (ms["ours"] / 1e3) / peak,
             "native_pct_peak": 100 * gflop / (ms["native"] / 1e3) / peak,
-            **{f"speedup_vs_{k}": ms[k] / ms["ours"] for k in IMPLS[1:]},
+            **{f"speedup_vs_{k}": ratio.get(k, float("nan")) for k in IMPLS[1:]},
             "ours_peak_mib": peak_extra_mib(calls["ours"]),
             "recipe_peak_mib": peak_extra_mib(calls["recipe"]) if "recipe" in calls else float("nan"),
             "other_cpu_pct": round(100 * load.share, 1),
@@ -411,7 +442,8 @@ def machine_header(threads, peak, min_time, fma=None):
         "glibc_tunables": tunables or "(unset)",
         "mmap_threshold_raised": "mmap_threshold" in tunables,
         "repo_commit": commit or "unknown",
-        "timing": f"median of single calls (perf_counter), >= {MIN_REPS} calls and >= {min_time} s each, after warmup",
+        "timing": f"implementations called in turn, median of single calls (perf_counter), >= {MIN_REPS} rounds "
+                  f"and >= {min_time} s a call, after warmup; speedups: medians of the rounds' ratios",
         "mkl_matmul_gflops": f"{peak:.1f} (best of torch.mm 2048x2048, {threads} threads: a reference, not a ceiling)",
     }
     if fma is not None:

@@ -8,8 +8,9 @@ kernel lengths, strides, dilations, paddings and groups, between 3e4 and 2e8
 multiply-adds) and reports, per shape, the time of the faster of loop and
 recipe (the loop is left out above 64 rows) and of native over ours, then the
 worst of each and the share of shapes where ours is faster. Each output is
-checked against the recipe before it is timed. Timing as bench_cpu.py (median
-of single calls, --min-time seconds each).
+checked against the recipe before it is timed. Timing as bench_cpu.py (the
+implementations called in turn, --min-time seconds a call; ratios are the
+medians of the rounds' ratios).
 
   GLIBC_TUNABLES=glibc.malloc.mmap_threshold=4294967295:glibc.malloc.trim_threshold=4294967295 \\
       .venv/bin/python benchmarks/bench_random_shapes.py [--count 40] [--seed 1] [--threads 2]
@@ -65,17 +66,19 @@ def bench_spec(s, min_time):
              "native": (common.native, (x2, w2, b2), g2)}
     if s.H <= LOOP_MAX_ROWS:
         impls["loop"] = (common.loop, (x, w, b), g)
-    ms = {}
-    for name, (fn, args, grad) in impls.items():
-        ms[f"{name}_fwd"] = common.time_median_ms(lambda f=fn, a=args: f(*a, s), min_time)
-        ms[f"{name}_fwdbwd"] = common.time_median_ms(common.fwd_bwd(fn, args, grad, s), min_time)
+    ms, ratios = {}, {}
+    for d in ("fwd", "fwdbwd"):
+        calls = {name: (lambda f=fn, a=args: f(*a, s)) if d == "fwd" else common.fwd_bwd(fn, args, grad, s)
+                 for name, (fn, args, grad) in impls.items()}
+        d_ms, d_ratios = common.time_interleaved_ms(calls, min_time)
+        ms.update({f"{name}_{d}": v for name, v in d_ms.items()})
+        ratios.update({f"{name}_{d}": v for name, v in d_ratios.items()})
     row = {"B": s.B, "Cin": s.Cin, "H": s.H, "W": s.W, "Cout": s.Cout, "K": s.K, "stride": s.stride,
            "padding": str(s.padding), "dilation": s.dilation, "groups": s.groups,
            "method": rowconv_ext.choose_method(x, w, s.stride, s.padding, s.dilation, s.groups), **ms}
-    for d in ("fwd", "fwdbwd"):
-        best_alt = min(ms[f"{k}_{d}"] for k in ("loop", "recipe") if f"{k}_{d}" in ms)
-        row[f"x_best_alt_{d}"] = best_alt / ms[f"ours_{d}"]
-        row[f"x_native_{d}"] = ms[f"native_{d}"] / ms[f"ours_{d}"]
+    for d in ("fwd", "fwdbwd"):  # medians of paired ratios (bench_cpu.time_interleaved_ms)
+        row[f"x_best_alt_{d}"] = min(ratios[f"{k}_{d}"] for k in ("loop", "recipe") if f"{k}_{d}" in ratios)
+        row[f"x_native_{d}"] = ratios[f"native_{d}"]
     return row
 
 
