@@ -19,7 +19,8 @@ bias with an output grad; chunked: one backward through the chain of chunks,
 each chunk of x and of the output grad its own tensor, as in training on a
 stream: slices of one big leaf would make autograd add a zero-filled gradient
 of the whole x per slice, autograd's cost, not the op's). Timing: one pass and
-chunked called in turn after a warm-up, at least --min-reps pairs and
+chunked called in turn, after warm-up rounds until a round takes no page fault
+(the heap has grown to what both need), then at least --min-reps pairs and
 --min-time seconds; the ratio is the median of the pairs' ratios.
 Target (issue 13): chunked within 10% of one pass (ratio <= 1.10), on the
 stream layout.
@@ -38,6 +39,7 @@ import rowconv_ext
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cost_model import _machine  # noqa: E402  (lscpu model and L1d, threads, torch)
+from bench_cpu import warm_up_in_turn  # noqa: E402
 
 # (name, B, C, H, K, W): C input = output channels, groups 1
 SHAPES = [
@@ -53,7 +55,7 @@ def _paired_seconds(one, chunked, min_reps, min_time):
     their paired ratios: a slow spell of a noisy host (other tenants; here
     the same call drifted 1.5x within minutes) then hits both sides of a
     pair alike, where timing all of one side first would blame it on one."""
-    one(), chunked()  # warm-up
+    warm_up_in_turn([one, chunked])
     t_one, t_chunked, start = [], [], time.perf_counter()
     while len(t_one) < min_reps or time.perf_counter() - start < min_time:
         for fn, times in ((one, t_one), (chunked, t_chunked)):
