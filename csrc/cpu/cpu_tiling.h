@@ -11,6 +11,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <vector>
 
@@ -39,6 +40,28 @@ inline TiledItem tiled_item(const RowConvParams& p, int64_t item, int64_t tiles,
   const int64_t t0 = item % tiles * tile;
   const int64_t rest = item / tiles;
   return {rest / p.groups / p.rows, rest / p.groups % p.rows, rest % p.groups, t0, std::min(tile, length - t0)};
+}
+
+// Runs body(next) once on each thread of an at::parallel_for, where
+// next(begin, end) hands out the next chunk of the items [0, items) (false
+// when none is left): threads take chunks as they finish them, so a thread
+// that the host slows down (a core shared with another machine) takes fewer
+// instead of holding up the others at the join. Items must be independent of
+// each other's order (each owns its outputs): results do not depend on
+// which thread took which chunk.
+template <typename Body>
+void parallel_chunks(int64_t items, int64_t grain, const Body& body) {
+  if (items <= 0) return;
+  const int64_t threads = std::clamp<int64_t>((items + grain - 1) / grain, 1, at::get_num_threads());
+  const int64_t chunk = std::max<int64_t>(grain, items / (threads * 8));  // about 8 a thread
+  std::atomic<int64_t> next_item{0};
+  at::parallel_for(0, threads, 1, [&](int64_t, int64_t) {
+    body([&](int64_t& begin, int64_t& end) {
+      begin = next_item.fetch_add(chunk, std::memory_order_relaxed);
+      end = std::min(items, begin + chunk);
+      return begin < items;
+    });
+  });
 }
 
 // Smallest number of work items worth handing to a thread, given the

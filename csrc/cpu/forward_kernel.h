@@ -48,7 +48,7 @@ void row_conv1d_forward(const RowConvParams& p, const scalar_t* x, const scalar_
   const int64_t tiles = tile_count(p.out_width, tile);
   const int64_t items = p.batch * p.rows * p.groups * tiles;
 
-  at::parallel_for(0, items, grain_for(cout_g * R * tile), [&](int64_t begin, int64_t end) {
+  parallel_chunks(items, grain_for(cout_g * R * tile), [&](auto&& next) {
     InputRows<acc_t> in(p, tile);
     // the half types only: weights converted, sums before the rounding into y
     constexpr bool kConverts = !std::is_same_v<scalar_t, acc_t>;
@@ -56,7 +56,8 @@ void row_conv1d_forward(const RowConvParams& p, const scalar_t* x, const scalar_
     std::vector<const acc_t*> w_rows(cout_g);
     for (int64_t co = 0; co < cout_g; ++co) w_rows[co] = w.data() + co * R;
     int64_t packed = -1;  // the (h, group) whose weights are in w
-    for (int64_t item = begin; item < end; ++item) {
+    int64_t begin, end;
+    while (next(begin, end)) for (int64_t item = begin; item < end; ++item) {
       const auto [b, h, g, t0, n] = tiled_item(p, item, tiles, tile, p.out_width);
       if (packed != h * p.groups + g) {
         const scalar_t* src = weight + p.weight_offset(h, g * cout_g, 0, 0);

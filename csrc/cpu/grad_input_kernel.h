@@ -39,7 +39,7 @@ void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
   };
   const int64_t span = span_for(tile);
 
-  at::parallel_for(0, items, grain_for(cout_g * cin_g * K * tile), [&](int64_t begin, int64_t end) {
+  parallel_chunks(items, grain_for(cout_g * cin_g * K * tile), [&](auto&& next) {
     // acc: the phases' sums before the strided (or rounding) store; none where
     // gemm_rows_set writes straight into grad_x (stride 1, float and double)
     const bool direct_store = s == 1 && std::is_same_v<scalar_t, acc_t>;
@@ -49,7 +49,8 @@ void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
     // At stride 1 every tap contributes to every position, so the packed
     // weights depend on (h, group) alone: this one is in w (-1: none).
     int64_t packed = -1;
-    for (int64_t item = begin; item < end; ++item) {
+    int64_t begin, end;
+    while (next(begin, end)) for (int64_t item = begin; item < end; ++item) {
       const auto [b, h, g, j0, n] = tiled_item(p, item, tiles, tile, p.width);
       const int64_t t_lo = floor_div(p.grad_numerator(j0, K - 1), s);
       for (int64_t co = 0; co < cout_g; ++co) {
