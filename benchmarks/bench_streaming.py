@@ -16,7 +16,10 @@ Shapes (B, C, H, K) of issue 13: forum (32, 15, 10, 3), depthwise decode
 Every implementation is checked against (b) first.
 
 Times: medians over batches of calls (each batch timed with perf_counter and
-divided by its calls), after a warmup. Writes <out>/streaming_<tag>.csv with
+divided by its calls, ~2 ms a batch), after a warmup; the implementations'
+batches run in turn, round after round, and the ratios are the medians of
+the rounds' ratios (this host's speed drifts by tens of percent within
+minutes: both sides of a ratio then see the same spell). Writes <out>/streaming_<tag>.csv with
 the machine header (CPU model, L1d per core) as '#' lines.
 Other parts (the chunked forward against one pass) add their own functions
 and rows, each part a function returning rows of one table.
@@ -44,27 +47,6 @@ DECODE_SHAPES = {  # name: (B, C, H, K), Cin = Cout = C, groups 1, dilation 1
 TARGETS = {"torch": 5.0, "rerun": 3.0}  # issue 13: at least this many times faster
 
 
-def per_call_us(fn, min_time, batch=None):
-    """Median time of one call in microseconds: batches of calls timed
-    together (so the timer's own cost is spread), median over the batches."""
-    fn()
-    t0 = time.perf_counter()
-    fn()
-    once = max(time.perf_counter() - t0, 1e-7)
-    batch = batch or max(1, min(1000, int(2e-3 / once)))  # batches of ~2 ms
-    t_end = time.perf_counter() + 0.2 * min_time
-    while time.perf_counter() < t_end:  # warmup
-        fn()
-    samples = []
-    t_end = time.perf_counter() + min_time
-    while len(samples) < 7 or time.perf_counter() < t_end:
-        t0 = time.perf_counter()
-        for _ in range(batch):
-            fn()
-        samples.append((time.perf_counter() - t0) / batch)
-    return 1e6 * statistics.median(samples)
-
-
 def torch_step_einsum(x, state, w, b):
     """(B, C, H, 1) step in plain PyTorch: window, contraction over (c, k) per row, bias, state shift."""
     window = torch.cat([state, x], dim=-1)  # (B, Cin, H, K)
@@ -84,11 +66,36 @@ def torch_step_mulsum(x, state, w, b):
 TORCH_STEPS = {"einsum": torch_step_einsum, "mul-sum": torch_step_mulsum}
 
 
+def per_call_us_in_turn(fns, min_time):
+    """Per-call times of each of fns ({name: fn}, "ours" among them), their
+    batches timed in turn, round after round (at least 7 rounds and
+    min_time of batches each): the median microseconds of a call of each,
+    and the median over rounds of each one's time over ours in the same
+    round (a slow spell of the host then slows both sides of a ratio)."""
+    batches = {}
+    for k, fn in fns.items():
+        fn()
+        t0 = time.perf_counter()
+        fn()
+        batches[k] = max(1, min(1000, int(2e-3 / max(time.perf_counter() - t0, 1e-7))))  # ~2 ms
+    common.warm_up_in_turn(list(fns.values()), 0.2 * min_time * len(fns))
+    samples = {k: [] for k in fns}
+    t_end = time.perf_counter() + min_time * len(fns)
+    while len(samples["ours"]) < 7 or time.perf_counter() < t_end:
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            for _ in range(batches[k]):
+                fn()
+            samples[k].append((time.perf_counter() - t0) / batches[k])
+    us = {k: 1e6 * statistics.median(v) for k, v in samples.items()}
+    ratios = {k: statistics.median(a / o for a, o in zip(v, samples["ours"])) for k, v in samples.items()}
+    return us, ratios
+
+
 def decode_rows(names, min_time):
     rows = []
     gen = torch.Generator().manual_seed(0)
     tiny = torch.randn(1)
-    empty_us = per_call_us(lambda: torch.neg(tiny), min_time)
     for name in names:
         B, C, H, K = DECODE_SHAPES[name]
         w = torch.randn(H, C, C, K, generator=gen)
@@ -111,14 +118,16 @@ def decode_rows(names, min_time):
 
         state = state0.clone()
         with torch.inference_mode():
-            ours_us = per_call_us(lambda: rowconv_ext.row_conv1d_update(x, state, w, b), min_time)
-            rerun_us = per_call_us(lambda: rowconv_ext.row_conv1d(window, w, b), min_time)
-            torch_times = {k: per_call_us(lambda f=f: f(x, state, w, b), min_time) for k, f in TORCH_STEPS.items()}
-        best = min(torch_times, key=torch_times.get)
-        rows.append({"shape": name, "B,C,H,K": f"{B},{C},{H},{K}", "ours_us": ours_us, "rerun_us": rerun_us,
-                     "torch_us": torch_times[best], "torch_variant": best, "empty_op_us": empty_us,
-                     "x_rerun": rerun_us / ours_us, "x_torch": torch_times[best] / ours_us,
-                     "ours_over_empty": ours_us / empty_us})
+            fns = {"ours": lambda: rowconv_ext.row_conv1d_update(x, state, w, b),
+                   "rerun": lambda: rowconv_ext.row_conv1d(window, w, b),
+                   "empty": lambda: torch.neg(tiny),
+                   **{k: (lambda f=f: f(x, state, w, b)) for k, f in TORCH_STEPS.items()}}
+            us, ratios = per_call_us_in_turn(fns, min_time)
+        best = min(TORCH_STEPS, key=us.get)
+        rows.append({"shape": name, "B,C,H,K": f"{B},{C},{H},{K}", "ours_us": us["ours"], "rerun_us": us["rerun"],
+                     "torch_us": us[best], "torch_variant": best, "empty_op_us": us["empty"],
+                     "x_rerun": ratios["rerun"], "x_torch": ratios[best],
+                     "ours_over_empty": 1 / ratios["empty"]})
     return rows
 
 
