@@ -31,7 +31,7 @@ struct CudaLaunch {
 };
 
 struct CudaKernels {
-  static constexpr bool kWritesFinalState = false;  // forward_op copies it
+  static constexpr bool kWritesFinalState = false;  // forward_with_final_state_op copies it
   CudaLaunch launch;
   c10::Device device;
   template <typename T>

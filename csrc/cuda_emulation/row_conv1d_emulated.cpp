@@ -15,7 +15,7 @@ namespace rowconv::cuda {
 namespace {
 
 struct EmulatedKernels {
-  static constexpr bool kWritesFinalState = false;  // forward_op copies it
+  static constexpr bool kWritesFinalState = false;  // forward_with_final_state_op copies it
   int64_t shared_bytes;
   template <typename T>
   void forward(const RowConvParams& p, const T* x, const T* w, const T* b, T* y) const {
