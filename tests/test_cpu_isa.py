@@ -64,3 +64,73 @@ def test_fma_peak_is_measured_for_each_dtype():
 def test_fma_peak_names_a_bad_dtype():
     with pytest.raises(ValueError, match="dtype must be float32, float64 or bfloat16, got 'int8'"):
         torch.ops.rowconv.cpu_fma_peak_gflops("int8", 0.01)
+
+
+# The bfloat16 forward at stride 1 runs on AVX-512 BF16 (vdpbf16ps, pairs of
+# input channels summed in float) where the CPU has it and the AVX-512 build is
+# in use; elsewhere the float kernels run it and the sweeps above cover them.
+BF16_PAIRS = BEST == "avx512" and "avx512_bf16" in _cpu_flags()
+
+
+def _per_row_reference(x, w, b, pad_left, pad_right, dilation, groups):
+    # float64 F.conv1d row by row on the bf16 values: exact products, so the
+    # only errors left are ours
+    rows = [torch.nn.functional.conv1d(torch.nn.functional.pad(x[:, :, h].double(), (pad_left, pad_right)),
+                                       w[h].double(), None if b is None else b[h].double(),
+                                       dilation=dilation, groups=groups) for h in range(x.shape[2])]
+    return torch.stack(rows, 2)
+
+
+@pytest.mark.skipif(not BF16_PAIRS, reason="the CPU has no AVX-512 BF16 (the float kernels run bfloat16 here)")
+@pytest.mark.parametrize("B,Cin,H,W,Cout,K,pad,dilation,groups", [
+    (2, 15, 3, 100, 15, 3, 0, 1, 1),    # forum-like
+    (2, 64, 2, 300, 64, 5, 2, 1, 1),    # wide: full 8-row strips
+    (3, 7, 2, 77, 5, 4, 3, 2, 1),       # odd Cin (a channel without partner), Cout below a strip
+    (2, 1, 5, 50, 1, 3, 1, 1, 1),       # depthwise-like, one channel
+    (2, 6, 2, 40, 9, 3, 1, 3, 3),       # groups, dilation 3
+    (1, 2, 1, 5, 3, 1, 0, 1, 1),        # K = 1, W narrower than a vector
+    (2, 33, 2, 2500, 17, 9, 4, 1, 1),   # several tiles a row, 17 = 8 + 4 + 4 + 1 rows
+])
+def test_bfloat16_pairs_match_pytorch(B, Cin, H, W, Cout, K, pad, dilation, groups):
+    torch.manual_seed(B * 1000 + Cin * 10 + K)
+    # sliced (non-contiguous) input: the kernel reads x's strides
+    x = torch.randn(B, Cin, H, W + 3, dtype=torch.bfloat16)[..., 2:-1]
+    w = torch.randn(H, Cout, Cin // groups, K, dtype=torch.bfloat16)
+    b = torch.randn(H, Cout, dtype=torch.bfloat16)
+    y = rowconv_ext.row_conv1d(x, w, b, padding=pad, dilation=dilation, groups=groups)
+    ref = _per_row_reference(x, w, b, pad, pad, dilation, groups)
+    assert y.dtype == torch.bfloat16 and y.shape == ref.shape
+    # one rounding to bfloat16 (2^-8 relative) after float sums of R = Cin_g * K
+    # pair products (each sum within R * 2^-24 of sum |w x|)
+    scale = _per_row_reference(x.abs(), w.abs(), b.abs(), pad, pad, dilation, groups)
+    R = Cin // groups * K
+    torch.testing.assert_close(y.double(), ref, rtol=2 ** -8, atol=float(scale.max()) * R * 2 ** -23)
+    # and the same bits on any thread count (each output summed by one work item)
+    threads = torch.get_num_threads()
+    try:
+        for t in (1, 3):
+            torch.set_num_threads(t)
+            assert torch.equal(rowconv_ext.row_conv1d(x, w, b, padding=pad, dilation=dilation, groups=groups), y)
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.mark.skipif(not BF16_PAIRS, reason="the CPU has no AVX-512 BF16 (the float kernels run bfloat16 here)")
+def test_bfloat16_pairs_carry_state_nan_and_inf_like_pytorch():
+    torch.manual_seed(7)
+    B, Cin, H, W, Cout, K, d = 2, 5, 3, 40, 6, 3, 2
+    x = torch.randn(B, Cin, H, W, dtype=torch.bfloat16)
+    x[0, 1, 2, 10] = float("nan")
+    x[1, 4, 0, 20] = float("inf")
+    w = torch.randn(H, Cout, Cin, K, dtype=torch.bfloat16)
+    state = torch.randn(B, Cin, H, d * (K - 1), dtype=torch.bfloat16)
+    y, final = rowconv_ext.row_conv1d(x, w, None, padding="causal", dilation=d, initial_state=state,
+                                      return_final_state=True)
+    ref = _per_row_reference(torch.cat([state, x], 3), w, None, 0, 0, d, 1)
+    # NaN and inf exactly where float64 has them (an inf meets each output
+    # once: +-inf there, not flushed or turned into NaN by the rounding)
+    assert torch.equal(y.isnan(), ref.isnan())
+    assert torch.equal(y.isinf(), ref.isinf())
+    finite = ref.isfinite()
+    torch.testing.assert_close(y.double()[finite], ref[finite], rtol=2 ** -8, atol=Cin * K * 2 ** -20 * 40)
+    assert torch.equal(final, x[..., -d * (K - 1):])

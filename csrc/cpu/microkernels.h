@@ -50,6 +50,23 @@ struct MicroKernels {
   int64_t dot_rows_block;  // dot_rows is fastest on a multiple of this many rows
 };
 
+// bfloat16 products by AVX-512 BF16's vdpbf16ps, summed in float: every
+// uint32_t element of A_rows[m] and B_rows[p] holds two bf16 values (low half
+// first), a pair of terms of the reduction, and
+//   C[m * ldc + n] = init[m] + sum_{p < P} (lo(A[m][p]) * lo(B[p][n]) + hi(A[m][p]) * hi(B[p][n]))
+// for m < M, n < N (init null: 0), the pairs added in order of p as the
+// instruction adds them (bf16 denormals read as zero, float denormal sums
+// flushed), each sum stored rounded to bfloat16 bits as c10::BFloat16 rounds
+// it. C is written below N only; B is read as gemm_rows reads it.
+struct Bf16PairKernels {
+  void (*gemm_pairs_set)(int64_t M, int64_t N, int64_t P, const uint32_t* const* A_rows,
+                         const uint32_t* const* B_rows, const float* init, uint16_t* C, int64_t ldc);
+  // out[u] = even[u] | odd[u] << 16 for u < count: two rows of bf16 bits as one row of pairs
+  void (*interleave_pairs)(int64_t count, const uint16_t* even, const uint16_t* odd, uint32_t* out);
+};
+// Null where the CPU lacks AVX-512 BF16, or ROWCONV_CPU_ISA asks for less than avx512.
+const Bf16PairKernels* bf16_pair_kernels();
+
 // The kernels of the instruction set in use (float and double).
 template <typename T>
 const MicroKernels<T>& micro_kernels();
