@@ -66,9 +66,10 @@ def test_fma_peak_names_a_bad_dtype():
         torch.ops.rowconv.cpu_fma_peak_gflops("int8", 0.01)
 
 
-# The bfloat16 forward at stride 1 runs on AVX-512 BF16 (vdpbf16ps, pairs of
-# input channels summed in float) where the CPU has it and the AVX-512 build is
-# in use; elsewhere the float kernels run it and the sweeps above cover them.
+# The bfloat16 forward and gradient of the input at stride 1 run on AVX-512
+# BF16 (vdpbf16ps, pairs of channels summed in float) where the CPU has it and
+# the AVX-512 build is in use; elsewhere the float kernels run them and the
+# sweeps above cover them.
 BF16_PAIRS = BEST == "avx512" and "avx512_bf16" in _cpu_flags()
 
 
@@ -105,12 +106,26 @@ def test_bfloat16_pairs_match_pytorch(B, Cin, H, W, Cout, K, pad, dilation, grou
     scale = _per_row_reference(x.abs(), w.abs(), b.abs(), pad, pad, dilation, groups)
     R = Cin // groups * K
     torch.testing.assert_close(y.double(), ref, rtol=2 ** -8, atol=float(scale.max()) * R * 2 ** -23)
+    # the gradient of the input (pairs of output channels), against float64 autograd
+    go = torch.randn(y.shape, dtype=torch.bfloat16)
+    gx = torch.ops.rowconv.row_conv1d_grad_input(go, w, W, 1, pad, pad, dilation, groups)
+
+    def input_grad(xv, wv, gv):
+        xv = xv.double().requires_grad_()
+        _per_row_reference(xv, wv, None, pad, pad, dilation, groups).backward(gv.double())
+        return xv.grad
+
+    R_in = Cout // groups * K
+    gx_scale = input_grad(x.abs(), w.abs(), go.abs())
+    torch.testing.assert_close(gx.double(), input_grad(x, w, go), rtol=2 ** -8,
+                               atol=float(gx_scale.max()) * R_in * 2 ** -23)
     # and the same bits on any thread count (each output summed by one work item)
     threads = torch.get_num_threads()
     try:
         for t in (1, 3):
             torch.set_num_threads(t)
             assert torch.equal(rowconv_ext.row_conv1d(x, w, b, padding=pad, dilation=dilation, groups=groups), y)
+            assert torch.equal(torch.ops.rowconv.row_conv1d_grad_input(go, w, W, 1, pad, pad, dilation, groups), gx)
     finally:
         torch.set_num_threads(threads)
 
@@ -134,3 +149,23 @@ def test_bfloat16_pairs_carry_state_nan_and_inf_like_pytorch():
     finite = ref.isfinite()
     torch.testing.assert_close(y.double()[finite], ref[finite], rtol=2 ** -8, atol=Cin * K * 2 ** -20 * 40)
     assert torch.equal(final, x[..., -d * (K - 1):])
+
+
+@pytest.mark.skipif(not BF16_PAIRS, reason="the CPU has no AVX-512 BF16 (the float kernels run bfloat16 here)")
+def test_bfloat16_pairs_gradients_through_the_carried_state():
+    torch.manual_seed(11)
+    B, Cin, H, W, Cout, K, d = 2, 6, 2, 300, 7, 4, 3
+    x = torch.randn(B, Cin, H, W, dtype=torch.bfloat16, requires_grad=True)
+    w = torch.randn(H, Cout, Cin, K, dtype=torch.bfloat16)
+    state = torch.randn(B, Cin, H, d * (K - 1), dtype=torch.bfloat16, requires_grad=True)
+    y = rowconv_ext.row_conv1d(x, w, None, padding="causal", dilation=d, initial_state=state)
+    go = torch.randn(y.shape, dtype=torch.bfloat16).transpose(0, 1).contiguous().transpose(0, 1)  # strided
+    y.backward(go)
+    x64 = x.detach().double().requires_grad_()
+    s64 = state.detach().double().requires_grad_()
+    _per_row_reference(torch.cat([s64, x64], 3), w, None, 0, 0, d, 1).backward(go.double())
+    # one rounding to bf16 (2^-8 relative) after float sums of R = Cout * K
+    # terms, within R * 2^-24 of sum |go w| <= R * max|go| * max|w|
+    atol = float(go.abs().max() * w.abs().max()) * Cout * K * Cout * K * 2 ** -23
+    torch.testing.assert_close(x.grad.double(), x64.grad, rtol=2 ** -8, atol=atol)
+    torch.testing.assert_close(state.grad.double(), s64.grad, rtol=2 ** -8, atol=atol)

@@ -12,11 +12,10 @@
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 
-#include <c10/util/BFloat16.h>
-
 #include <type_traits>
 #include <vector>
 
+#include "bf16_pairs.h"
 #include "cpu_tiling.h"
 
 namespace rowconv::cpu {
@@ -39,11 +38,9 @@ void copy_final_state_rows(const RowConvParams& p, const scalar_t* x, int64_t b,
 }
 
 // The bfloat16 forward at stride 1 by pairs of input channels, summed by
-// vdpbf16ps (Bf16PairKernels) in float: the windows of channels 2c and 2c + 1
-// of a group are interleaved into one row of uint32 pairs, tap k of the pair
-// reads it from position k * dilation on (shifted views, as InputRows), and
-// the weights are packed into the matching pairs (w[co][2c][k], w[co][2c+1][k]),
-// zero for the missing partner of an odd Cin_g. Tiles and work items as
+// vdpbf16ps in float (bf16_pairs.h): tap k of channel pair cp reads the pair
+// row from position k * dilation on (shifted views, as InputRows), with the
+// weights (w[co][2cp][k], w[co][2cp+1][k]). Tiles and work items as
 // row_conv1d_forward's.
 template <typename scalar_t>
 void row_conv1d_forward_bf16_pairs(const RowConvParams& p, const scalar_t* x, const scalar_t* weight,
@@ -57,52 +54,36 @@ void row_conv1d_forward_bf16_pairs(const RowConvParams& p, const scalar_t* x, co
   const int64_t tiles = tile_count(p.out_width, tile);
   const int64_t items = p.batch * p.rows * p.groups * tiles;
   const int64_t window = tile + (K - 1) * p.dilation;  // input positions a tile reads
-  const int64_t pair_row = window + kRowSlack;         // + room for whole-vector reads
 
   parallel_chunks(items, grain_for(cout_g * cin_g * K * tile), [&](auto&& next) {
-    std::vector<uint32_t> w_pairs(cout_g * P), pairs(channel_pairs * pair_row, 0);
+    ChannelPairRows in(cin_g, window + kRowSlack);
+    std::vector<uint32_t> w_pairs(cout_g * P);
     std::vector<const uint32_t*> w_rows(cout_g), rows(P);
     for (int64_t co = 0; co < cout_g; ++co) w_rows[co] = w_pairs.data() + co * P;
     for (int64_t cp = 0; cp < channel_pairs; ++cp)
-      for (int64_t k = 0; k < K; ++k) rows[cp * K + k] = pairs.data() + cp * pair_row + k * p.dilation;
-    std::vector<scalar_t> even(window), odd(window);
+      for (int64_t k = 0; k < K; ++k) rows[cp * K + k] = in.row(cp) + k * p.dilation;
     std::vector<float> bias_f(cout_g);
-    const auto bits = [](scalar_t v) { return static_cast<uint32_t>(v.x); };
     int64_t packed = -1;  // the (h, group) whose weights are in w_pairs
     int64_t begin, end;
     while (next(begin, end)) for (int64_t item = begin; item < end; ++item) {
       const auto [b, h, g, t0, n] = tiled_item(p, item, tiles, tile, p.out_width);
       if (packed != h * p.groups + g) {
         for (int64_t co = 0; co < cout_g; ++co) {
-          for (int64_t cp = 0; cp < channel_pairs; ++cp) {
-            for (int64_t k = 0; k < K; ++k) {
-              const uint32_t lo = bits(weight[p.weight_offset(h, g * cout_g + co, 2 * cp, k)]);
-              const uint32_t hi = 2 * cp + 1 < cin_g ? bits(weight[p.weight_offset(h, g * cout_g + co, 2 * cp + 1, k)]) : 0;
-              w_pairs[co * P + cp * K + k] = lo | hi << 16;
-            }
-          }
+          const scalar_t* wc = weight + p.weight_offset(h, g * cout_g + co, 0, 0);
+          for (int64_t cp = 0; cp < channel_pairs; ++cp)
+            for (int64_t k = 0; k < K; ++k)
+              w_pairs[co * P + cp * K + k] =
+                  bf16_pair(wc[2 * cp * K + k], 2 * cp + 1 < cin_g ? wc[(2 * cp + 1) * K + k] : scalar_t(0));
           bias_f[co] = bias ? static_cast<float>(bias[p.bias_offset(h, g * cout_g + co)]) : 0.f;
         }
         packed = h * p.groups + g;
       }
-      const int64_t start = p.input_position(t0, 0), count = n + (K - 1) * p.dilation;
-      for (int64_t cp = 0; cp < channel_pairs; ++cp) {
-        const auto load = [&](int64_t ci, scalar_t* dst) {
-          const int64_t c = g * cin_g + ci;
-          load_window(x + p.in_offset(b, c, h, 0), p.width, p.in_stride_w, start, count, dst, 1,
-                      p.prefix_row<scalar_t>(b, c, h), p.prefix_width, p.pre_stride_w);
-        };
-        load(2 * cp, even.data());
-        if (2 * cp + 1 < cin_g) {
-          load(2 * cp + 1, odd.data());
-        } else {
-          std::fill_n(odd.data(), count, scalar_t(0));
-        }
-        // past count a pair row keeps what an earlier tile left (zeros at
-        // first): only the discarded columns of whole-vector reads see it
-        bk.interleave_pairs(count, reinterpret_cast<const uint16_t*>(even.data()),
-                            reinterpret_cast<const uint16_t*>(odd.data()), pairs.data() + cp * pair_row);
-      }
+      const int64_t start = p.input_position(t0, 0);
+      in.fill(bk, n + (K - 1) * p.dilation, [&](int64_t ci, int64_t count, scalar_t* dst) {
+        const int64_t c = g * cin_g + ci;
+        load_window(x + p.in_offset(b, c, h, 0), p.width, p.in_stride_w, start, count, dst, 1,
+                    p.prefix_row<scalar_t>(b, c, h), p.prefix_width, p.pre_stride_w);
+      });
       if (final_state && t0 + n == p.out_width) copy_final_state_rows(p, x, b, h, g, final_state);
       // straight into y's rows (Cout_g of them), from the bias, rounded as c10 rounds
       bk.gemm_pairs_set(cout_g, n, P, w_rows.data(), rows.data(), bias ? bias_f.data() : nullptr,

@@ -16,13 +16,69 @@
 #include <type_traits>
 #include <vector>
 
+#include "bf16_pairs.h"
 #include "cpu_tiling.h"
 
 namespace rowconv::cpu {
 
+// The bfloat16 gradient of the input at stride 1 by pairs of output
+// channels, summed by vdpbf16ps in float (bf16_pairs.h): position j of the
+// tile reads grad_out at t = j + pad_left - k * dilation, so tap k of channel
+// pair cp reads the pair row of grad_out's window (from t_lo) from
+// (K - 1 - k) * dilation on, with the weights (w[2cp][ci][k], w[2cp+1][ci][k]).
+// Tiles and work items as row_conv1d_grad_input's.
+template <typename scalar_t>
+void row_conv1d_grad_input_bf16_pairs(const RowConvParams& p, const scalar_t* grad_out, const scalar_t* weight,
+                                      scalar_t* grad_x, const Bf16PairKernels& bk) {
+  static_assert(std::is_same_v<scalar_t, c10::BFloat16>);
+  const int64_t cout_g = p.out_per_group, cin_g = p.in_per_group, K = p.kernel_size;
+  const int64_t channel_pairs = (cout_g + 1) / 2, P = channel_pairs * K;
+  const int64_t tile = tile_width(cout_g + cin_g, p.width);
+  const int64_t tiles = tile_count(p.width, tile);
+  const int64_t items = p.batch * p.rows * p.groups * tiles;
+  const int64_t window = tile + (K - 1) * p.dilation;  // grad_out positions a tile reads
+  const int64_t ldx = p.rows * p.width;
+
+  parallel_chunks(items, grain_for(cout_g * cin_g * K * tile), [&](auto&& next) {
+    ChannelPairRows gout(cout_g, window + kRowSlack);
+    std::vector<uint32_t> w_pairs(cin_g * P);
+    std::vector<const uint32_t*> w_rows(cin_g), rows(P);
+    for (int64_t ci = 0; ci < cin_g; ++ci) w_rows[ci] = w_pairs.data() + ci * P;
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t cp = 0; cp < channel_pairs; ++cp) rows[k * channel_pairs + cp] = gout.row(cp) + (K - 1 - k) * p.dilation;
+    int64_t packed = -1;  // the (h, group) whose weights are in w_pairs
+    int64_t begin, end;
+    while (next(begin, end)) for (int64_t item = begin; item < end; ++item) {
+      const auto [b, h, g, j0, n] = tiled_item(p, item, tiles, tile, p.width);
+      if (packed != h * p.groups + g) {
+        const auto w_at = [&](int64_t co, int64_t ci, int64_t k) {
+          return co < cout_g ? weight[p.weight_offset(h, g * cout_g + co, ci, k)] : scalar_t(0);
+        };
+        for (int64_t ci = 0; ci < cin_g; ++ci)
+          for (int64_t k = 0; k < K; ++k)
+            for (int64_t cp = 0; cp < channel_pairs; ++cp)
+              w_pairs[ci * P + k * channel_pairs + cp] = bf16_pair(w_at(2 * cp, ci, k), w_at(2 * cp + 1, ci, k));
+        packed = h * p.groups + g;
+      }
+      const int64_t t_lo = p.grad_numerator(j0, K - 1);
+      gout.fill(bk, n + (K - 1) * p.dilation, [&](int64_t co, int64_t count, scalar_t* dst) {
+        load_window(grad_out + p.gout_offset(b, g * cout_g + co, h, 0), p.out_width, p.gout_stride_w, t_lo,
+                    count, dst);
+      });
+      // straight into grad_x's rows (Cin_g of them), from zero, rounded as c10 rounds
+      bk.gemm_pairs_set(cin_g, n, P, w_rows.data(), rows.data(), nullptr,
+                        reinterpret_cast<uint16_t*>(grad_x + p.grad_input_offset(b, g * cin_g, h, j0)), ldx);
+    }
+  });
+}
+
 template <typename scalar_t>
 void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
                            const scalar_t* weight, scalar_t* grad_x) {
+  if constexpr (std::is_same_v<scalar_t, c10::BFloat16>) {
+    if (const Bf16PairKernels* bk = bf16_pair_kernels(); bk && p.stride == 1)
+      return row_conv1d_grad_input_bf16_pairs(p, grad_out, weight, grad_x, *bk);
+  }
   using acc_t = at::opmath_type<scalar_t>;
   const MicroKernels<acc_t>& mk = micro_kernels<acc_t>();
   const int64_t cout_g = p.out_per_group, cin_g = p.in_per_group, K = p.kernel_size;
