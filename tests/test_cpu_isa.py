@@ -66,8 +66,9 @@ def test_fma_peak_names_a_bad_dtype():
         torch.ops.rowconv.cpu_fma_peak_gflops("int8", 0.01)
 
 
-# The bfloat16 forward and gradient of the input at stride 1 run on AVX-512
-# BF16 (vdpbf16ps, pairs of channels summed in float) where the CPU has it and
+# The bfloat16 forward, gradient of the input and (Cout_g >= 16) gradient of
+# the weight at stride 1 run on AVX-512 BF16 (vdpbf16ps, pairs of channels or
+# positions summed in float) where the CPU has it and
 # the AVX-512 build is in use; elsewhere the float kernels run them and the
 # sweeps above cover them.
 BF16_PAIRS = BEST == "avx512" and "avx512_bf16" in _cpu_flags()
@@ -91,6 +92,8 @@ def _per_row_reference(x, w, b, pad_left, pad_right, dilation, groups):
     (2, 6, 2, 40, 9, 3, 1, 3, 3),       # groups, dilation 3
     (1, 2, 1, 5, 3, 1, 0, 1, 1),        # K = 1, W narrower than a vector
     (2, 33, 2, 2500, 17, 9, 4, 1, 1),   # several tiles a row, 17 = 8 + 4 + 4 + 1 rows
+    (2, 5, 2, 101, 16, 3, 1, 2, 1),     # odd Wout (a last pair of one position), Cout_g one vector
+    (3, 8, 2, 64, 32, 3, 1, 1, 2),      # groups, Cout_g 16
 ])
 def test_bfloat16_pairs_match_pytorch(B, Cin, H, W, Cout, K, pad, dilation, groups):
     torch.manual_seed(B * 1000 + Cin * 10 + K)
@@ -119,6 +122,18 @@ def test_bfloat16_pairs_match_pytorch(B, Cin, H, W, Cout, K, pad, dilation, grou
     gx_scale = input_grad(x.abs(), w.abs(), go.abs())
     torch.testing.assert_close(gx.double(), input_grad(x, w, go), rtol=2 ** -8,
                                atol=float(gx_scale.max()) * R_in * 2 ** -23)
+    # the gradient of the weight (pairs of positions where Cout_g fills a
+    # vector), against float64 autograd: float sums of B * Wout terms
+    gw = torch.ops.rowconv.row_conv1d_grad_weight(go, x, K, 1, pad, pad, dilation, groups)
+
+    def weight_grad(xv, wv, gv):
+        wv = wv.double().requires_grad_()
+        _per_row_reference(xv, wv, None, pad, pad, dilation, groups).backward(gv.double())
+        return wv.grad
+
+    gw_scale = weight_grad(x.abs(), w.abs(), go.abs())
+    torch.testing.assert_close(gw.double(), weight_grad(x, w, go), rtol=2 ** -8,
+                               atol=float(gw_scale.max()) * B * y.shape[-1] * 2 ** -23)
     # and the same bits on any thread count (each output summed by one work item)
     threads = torch.get_num_threads()
     try:
@@ -126,6 +141,7 @@ def test_bfloat16_pairs_match_pytorch(B, Cin, H, W, Cout, K, pad, dilation, grou
             torch.set_num_threads(t)
             assert torch.equal(rowconv_ext.row_conv1d(x, w, b, padding=pad, dilation=dilation, groups=groups), y)
             assert torch.equal(torch.ops.rowconv.row_conv1d_grad_input(go, w, W, 1, pad, pad, dilation, groups), gx)
+            assert torch.equal(torch.ops.rowconv.row_conv1d_grad_weight(go, x, K, 1, pad, pad, dilation, groups), gw)
     finally:
         torch.set_num_threads(threads)
 
@@ -154,18 +170,49 @@ def test_bfloat16_pairs_carry_state_nan_and_inf_like_pytorch():
 @pytest.mark.skipif(not BF16_PAIRS, reason="the CPU has no AVX-512 BF16 (the float kernels run bfloat16 here)")
 def test_bfloat16_pairs_gradients_through_the_carried_state():
     torch.manual_seed(11)
-    B, Cin, H, W, Cout, K, d = 2, 6, 2, 300, 7, 4, 3
+    B, Cin, H, W, Cout, K, d = 2, 6, 2, 301, 16, 4, 3
     x = torch.randn(B, Cin, H, W, dtype=torch.bfloat16, requires_grad=True)
-    w = torch.randn(H, Cout, Cin, K, dtype=torch.bfloat16)
+    w = torch.randn(H, Cout, Cin, K, dtype=torch.bfloat16, requires_grad=True)
     state = torch.randn(B, Cin, H, d * (K - 1), dtype=torch.bfloat16, requires_grad=True)
     y = rowconv_ext.row_conv1d(x, w, None, padding="causal", dilation=d, initial_state=state)
     go = torch.randn(y.shape, dtype=torch.bfloat16).transpose(0, 1).contiguous().transpose(0, 1)  # strided
     y.backward(go)
     x64 = x.detach().double().requires_grad_()
+    w64 = w.detach().double().requires_grad_()
     s64 = state.detach().double().requires_grad_()
-    _per_row_reference(torch.cat([s64, x64], 3), w, None, 0, 0, d, 1).backward(go.double())
-    # one rounding to bf16 (2^-8 relative) after float sums of R = Cout * K
-    # terms, within R * 2^-24 of sum |go w| <= R * max|go| * max|w|
-    atol = float(go.abs().max() * w.abs().max()) * Cout * K * Cout * K * 2 ** -23
+    _per_row_reference(torch.cat([s64, x64], 3), w64, None, 0, 0, d, 1).backward(go.double())
+    # one rounding to bf16 (2^-8 relative) after float sums of R terms, within
+    # R * 2^-24 of sum |a b| <= R * max|a| * max|b| (R = Cout * K for the
+    # input and the state, B * W for the weight: the state's taps read x too)
+    top = float(go.abs().max())
+    atol = top * float(w.detach().abs().max()) * (Cout * K) ** 2 * 2 ** -23
     torch.testing.assert_close(x.grad.double(), x64.grad, rtol=2 ** -8, atol=atol)
     torch.testing.assert_close(state.grad.double(), s64.grad, rtol=2 ** -8, atol=atol)
+    atol_w = top * float(torch.cat([state, x], 3).detach().abs().max()) * (B * W) ** 2 * 2 ** -23
+    torch.testing.assert_close(w.grad.double(), w64.grad, rtol=2 ** -8, atol=atol_w)
+
+
+@pytest.mark.skipif(not BF16_PAIRS, reason="the CPU has no AVX-512 BF16 (the float kernels run bfloat16 here)")
+def test_bfloat16_pairs_grad_weight_odd_tile_pairs_its_last_position_with_zeros():
+    # Wout = 1073: a tile of 1024, then one of 49, whose last pair holds one
+    # position and must pair it with zeros on both sides. Just past it lies
+    # what the first tile loaded there: x[0, 2, 0, 49], an inf. In float64
+    # grad_w[:, :, 2, 0] is +-inf (one inf term); a zero times that inf would
+    # make it NaN.
+    torch.manual_seed(3)
+    B, Cin, H, W, Cout, K = 2, 3, 2, 1075, 16, 3
+    x = torch.randn(B, Cin, H, W, dtype=torch.bfloat16)
+    x[0, 2, 0, 49] = float("inf")
+    go = torch.randn(B, Cout, H, W - K + 1, dtype=torch.bfloat16)
+    gw = torch.ops.rowconv.row_conv1d_grad_weight(go, x, K, 1, 0, 0, 1, 1)
+    w64 = torch.zeros(H, Cout, Cin, K, dtype=torch.float64, requires_grad=True)
+    _per_row_reference(x, w64, None, 0, 0, 1, 1).backward(go.double())
+    assert w64.grad[0, :, 2].isinf().all()
+    assert torch.equal(gw.isnan(), w64.grad.isnan()) and torch.equal(gw.isinf(), w64.grad.isinf())
+    finite = w64.grad.isfinite()
+    # float sums of R = B * Wout terms: within R * 2^-24 of sum |go x|
+    scale = torch.zeros_like(w64, requires_grad=True)
+    x_finite = torch.where(x.isinf(), 0, x)
+    _per_row_reference(x_finite.abs(), scale, None, 0, 0, 1, 1).backward(go.double().abs())
+    torch.testing.assert_close(gw.double()[finite], w64.grad[finite], rtol=2 ** -8,
+                               atol=float(scale.grad.max()) * B * (W - K + 1) * 2 ** -24)

@@ -18,6 +18,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "bf16_pairs.h"
 #include "cpu_tiling.h"
 
 namespace rowconv::cpu {
@@ -48,6 +49,38 @@ void transpose_gout_tile(const RowConvParams& p, const MicroKernels<acc_t>& mk, 
     for (int64_t co = 0; co < cout_g; ++co) {
       const scalar_t* row = src + co * p.gout_stride_c + t8 * gs;
       for (int64_t i = 0; i < m8; ++i) dst[(t8 + i) * ld + co] = static_cast<acc_t>(row[i * gs]);
+    }
+  }
+}
+
+// The pair form's grad_out tile: dst[j * ld + co] = (grad_out[co][2j], grad_out[co][2j + 1])
+// for the tile's n positions (zero past n), src at the tile's first position.
+template <typename scalar_t>
+void pack_gout_pairs(const RowConvParams& p, const scalar_t* src, int64_t n, uint32_t* dst, int64_t ld) {
+  const int64_t gs = p.gout_stride_w;
+  for (int64_t co = 0; co < p.out_per_group; ++co) {
+    const scalar_t* row = src + co * p.gout_stride_c;
+    for (int64_t j = 0; 2 * j < n; ++j)
+      dst[j * ld + co] = bf16_pair(row[2 * j * gs], 2 * j + 1 < n ? row[(2 * j + 1) * gs] : scalar_t(0));
+  }
+}
+
+// The pair form's rows of x (stride 1): row (ci - first) * K + k holds
+// x[b, g * Cin_g + ci, h, t0 + t - pad_left + k * dilation] for t < n (of the
+// prefix ++ x), then a zero where n is odd (the partner of the last position).
+template <typename scalar_t>
+void pack_x_pair_rows(const RowConvParams& p, const scalar_t* x, int64_t b, int64_t h, int64_t g, int64_t t0,
+                      int64_t n, int64_t first, int64_t count, scalar_t* window, scalar_t* rows, int64_t row_length) {
+  const int64_t K = p.kernel_size;
+  for (int64_t ci = first; ci < first + count; ++ci) {
+    const int64_t c = g * p.in_per_group + ci;
+    load_window(x + p.in_offset(b, c, h, 0), p.width, p.in_stride_w, p.input_position(t0, 0),
+                n + (K - 1) * p.dilation, window, 1, p.prefix_row<scalar_t>(b, c, h), p.prefix_width,
+                p.pre_stride_w);
+    for (int64_t k = 0; k < K; ++k) {
+      scalar_t* row = rows + ((ci - first) * K + k) * row_length;
+      std::copy_n(window + k * p.dilation, n, row);
+      if (n % 2) row[n] = scalar_t(0);
     }
   }
 }
@@ -112,8 +145,26 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
                  std::min(block, channels - first)};  // count >= 1: first < channels
   };
 
+  // bfloat16 at stride 1 in the gemm form: pairs of positions t summed by
+  // vdpbf16ps (bf16_pairs.h) where the CPU has AVX-512 BF16
+  const Bf16PairKernels* pairs = nullptr;
+  if constexpr (std::is_same_v<scalar_t, c10::BFloat16>) {
+    if (channel_vectors && p.stride == 1) pairs = bf16_pair_kernels();
+  }
+  const int64_t pair_count = (tile + 1) / 2;         // pairs of positions in a tile
+  const int64_t x_row = 2 * pair_count + kRowSlack;  // bf16 a row of x's pair rows
+
   at::parallel_for(0, row_groups * blocks, 1, [&](int64_t begin, int64_t end) {
     InputRows<acc_t> in(p, tile);
+    // the pair form's tiles: grad_out transposed into (pair of t, co) and the
+    // rows (ci, k) of x from tap k on, as bf16 (pairs in place)
+    std::vector<uint32_t> gout_pairs(pairs ? pair_count * ld : 0, 0);
+    std::vector<const uint32_t*> gout_pair_rows(pairs ? pair_count : 0), x_pair_rows(pairs ? block * K : 0);
+    for (int64_t i = 0; i < static_cast<int64_t>(gout_pair_rows.size()); ++i) gout_pair_rows[i] = gout_pairs.data() + i * ld;
+    std::vector<scalar_t> x_pairs(pairs ? block * K * x_row : 0, scalar_t(0)),
+        x_window(pairs ? tile + (K - 1) * p.dilation : 0);
+    for (int64_t r = 0; r < static_cast<int64_t>(x_pair_rows.size()); ++r)
+      x_pair_rows[r] = reinterpret_cast<const uint32_t*>(x_pairs.data() + r * x_row);
     std::vector<acc_t> gout((channel_vectors ? tile : block) * ld);
     std::vector<const acc_t*> gout_rows(channel_vectors ? tile : block);
     for (size_t i = 0; i < gout_rows.size(); ++i) gout_rows[i] = gout.data() + i * ld;
@@ -130,6 +181,17 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
           const int64_t slot = item - first_item;
           for (int64_t tile_idx = 0; tile_idx < tiles; ++tile_idx) {
             const int64_t t0 = tile_idx * tile, n = std::min(tile, p.out_width - t0);
+            if constexpr (std::is_same_v<scalar_t, c10::BFloat16>) {
+              if (pairs) {
+                // acc[(ci, k), co] += sum over pairs (t, t + 1) of x_rows[(ci, k)] . gout[co]
+                // (an odd tile's last pair: (t, 0) on both sides)
+                pack_gout_pairs(p, grad_out + p.gout_offset(b, g * cout_g, h, t0), n, gout_pairs.data(), ld);
+                pack_x_pair_rows(p, x, b, h, g, t0, n, first, count, x_window.data(), x_pairs.data(), x_row);
+                pairs->gemm_pairs_add(count * K, cout_g, (n + 1) / 2, x_pair_rows.data(), gout_pair_rows.data(),
+                                      acc.data() + slot * acc_size, ld);
+                continue;
+              }
+            }
             if (channel_vectors) {
               // acc[(ci, k), co] += sum_t x_rows[(ci, k)][t] * gout[t][co]
               transpose_gout_tile(p, mk, grad_out + p.gout_offset(b, g * cout_g, h, t0), n, gout.data(), ld);

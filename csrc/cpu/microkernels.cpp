@@ -366,16 +366,38 @@ ROWCONV_DEFINE_ISA(avx512, __attribute__((target("arch=x86-64-v4"))), 64, 8, 2, 
 
 #if defined(__x86_64__)
 #define ROWCONV_TARGET_BF16 __attribute__((target("arch=x86-64-v4,avx512bf16")))
-// One MR x (NV vectors of 16 columns) block of gemm_pairs_set from column n0:
-// gemm_rows_block's loop with a pair of terms per multiply-add.
-template <int MR, int NV>
+// Where a gemm_pairs block starts and ends: from init[m] (zero where null),
+// stored rounded to bfloat16 below N only (gemm_pairs_set); or added to the
+// float C, whole vectors into the row slack (gemm_pairs_add).
+struct PairsToBf16 {
+  static constexpr bool kAdd = false;
+  const float* init;
+  uint16_t* C;
+  int64_t ldc, N;
+};
+struct PairsAddFloat {
+  static constexpr bool kAdd = true;
+  float* C;
+  int64_t ldc;
+};
+
+// One MR x (NV vectors of 16 columns) block from column n0 and row m0:
+// gemm_rows_block's loop with a pair of terms per multiply-add. A's pairs
+// are read unaligned (a pair row may start at any bf16).
+template <int MR, int NV, typename Out>
 ROWCONV_TARGET_BF16 ROWCONV_INLINE void gemm_pairs_block(int64_t P, const uint32_t* const* A_rows,
-                                                         const uint32_t* const* B_rows, int64_t n0,
-                                                         const float* init, uint16_t* C, int64_t ldc,
-                                                         int64_t N) {
+                                                         const uint32_t* const* B_rows, int64_t n0, int64_t m0,
+                                                         const Out& out) {
   __m512 acc[MR][NV];
-  for (int m = 0; m < MR; ++m)
-    for (int v = 0; v < NV; ++v) acc[m][v] = init ? _mm512_set1_ps(init[m]) : _mm512_setzero_ps();
+  for (int m = 0; m < MR; ++m) {
+    for (int v = 0; v < NV; ++v) {
+      if constexpr (Out::kAdd) {
+        acc[m][v] = _mm512_loadu_ps(out.C + (m0 + m) * out.ldc + n0 + v * 16);
+      } else {
+        acc[m][v] = out.init ? _mm512_set1_ps(out.init[m0 + m]) : _mm512_setzero_ps();
+      }
+    }
+  }
   for (int64_t p = 0; p < P; ++p) {
     const uint32_t* b = B_rows[p] + n0;
     __m512bh bv[NV];
@@ -384,65 +406,76 @@ ROWCONV_TARGET_BF16 ROWCONV_INLINE void gemm_pairs_block(int64_t P, const uint32
       bv[v] = reinterpret_cast<const __m512bh&>(bits);
     }
     for (int m = 0; m < MR; ++m) {
-      const __m512i pair = _mm512_set1_epi32(static_cast<int>(A_rows[m][p]));
+      uint32_t a_pair;
+      std::memcpy(&a_pair, A_rows[m] + p, sizeof(a_pair));
+      const __m512i pair = _mm512_set1_epi32(static_cast<int>(a_pair));
       const __m512bh a = reinterpret_cast<const __m512bh&>(pair);
       for (int v = 0; v < NV; ++v) acc[m][v] = _mm512_dpbf16_ps(acc[m][v], a, bv[v]);
     }
   }
-  constexpr int64_t kCols = NV * 16;
-  // rounded to bfloat16 as c10::BFloat16 rounds (to nearest even; NaN: 0x7FC0)
-  __m256i out[MR][NV];
-  const __m512i one = _mm512_set1_epi32(1), half = _mm512_set1_epi32(0x7FFF), nan = _mm512_set1_epi32(0x7FC0);
-  for (int m = 0; m < MR; ++m) {
-    for (int v = 0; v < NV; ++v) {
-      const __m512i bits = _mm512_castps_si512(acc[m][v]);
-      const __m512i bias = _mm512_add_epi32(half, _mm512_and_si512(_mm512_srli_epi32(bits, 16), one));
-      __m512i r = _mm512_srli_epi32(_mm512_add_epi32(bits, bias), 16);
-      r = _mm512_mask_mov_epi32(r, _mm512_cmp_ps_mask(acc[m][v], acc[m][v], _CMP_UNORD_Q), nan);
-      out[m][v] = _mm512_cvtepi32_epi16(r);
-    }
-  }
-  if (N - n0 < kCols) {  // C's last columns: through a buffer, the first N - n0 of each row
-    uint16_t block[MR][kCols];
+  if constexpr (Out::kAdd) {
     for (int m = 0; m < MR; ++m)
-      for (int v = 0; v < NV; ++v) _mm256_storeu_si256(reinterpret_cast<__m256i*>(block[m] + v * 16), out[m][v]);
-    for (int m = 0; m < MR; ++m) std::memcpy(C + m * ldc + n0, block[m], (N - n0) * sizeof(uint16_t));
+      for (int v = 0; v < NV; ++v) _mm512_storeu_ps(out.C + (m0 + m) * out.ldc + n0 + v * 16, acc[m][v]);
     return;
+  } else {
+    constexpr int64_t kCols = NV * 16;
+    uint16_t* C = out.C + m0 * out.ldc;
+    const int64_t ldc = out.ldc;
+    // rounded to bfloat16 as c10::BFloat16 rounds (to nearest even; NaN: 0x7FC0)
+    __m256i r16[MR][NV];
+    const __m512i one = _mm512_set1_epi32(1), half = _mm512_set1_epi32(0x7FFF), nan = _mm512_set1_epi32(0x7FC0);
+    for (int m = 0; m < MR; ++m) {
+      for (int v = 0; v < NV; ++v) {
+        const __m512i bits = _mm512_castps_si512(acc[m][v]);
+        const __m512i bias = _mm512_add_epi32(half, _mm512_and_si512(_mm512_srli_epi32(bits, 16), one));
+        __m512i r = _mm512_srli_epi32(_mm512_add_epi32(bits, bias), 16);
+        r = _mm512_mask_mov_epi32(r, _mm512_cmp_ps_mask(acc[m][v], acc[m][v], _CMP_UNORD_Q), nan);
+        r16[m][v] = _mm512_cvtepi32_epi16(r);
+      }
+    }
+    if (out.N - n0 < kCols) {  // C's last columns: through a buffer, the first N - n0 of each row
+      uint16_t block[MR][kCols];
+      for (int m = 0; m < MR; ++m)
+        for (int v = 0; v < NV; ++v) _mm256_storeu_si256(reinterpret_cast<__m256i*>(block[m] + v * 16), r16[m][v]);
+      for (int m = 0; m < MR; ++m) std::memcpy(C + m * ldc + n0, block[m], (out.N - n0) * sizeof(uint16_t));
+      return;
+    }
+    for (int m = 0; m < MR; ++m)
+      for (int v = 0; v < NV; ++v)
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(C + m * ldc + n0 + v * 16), r16[m][v]);
   }
-  for (int m = 0; m < MR; ++m)
-    for (int v = 0; v < NV; ++v)
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(C + m * ldc + n0 + v * 16), out[m][v]);
 }
 
 // Strips of MR rows (then of fewer: one block shape per remaining count, with
 // more vectors each) inside column blocks, as gemm_rows_impl.
-template <int MR, int NV>
+template <int MR, int NV, typename Out>
 ROWCONV_TARGET_BF16 ROWCONV_INLINE void gemm_pairs_strips(int64_t M, int64_t N, int64_t P,
                                                           const uint32_t* const* A_rows,
-                                                          const uint32_t* const* B_rows, const float* init,
-                                                          uint16_t* C, int64_t ldc) {
+                                                          const uint32_t* const* B_rows, int64_t m0,
+                                                          const Out& out) {
   if constexpr (MR > 0) {
     const int64_t full = M / MR * MR;
     constexpr int64_t step = NV * 16;
     static_assert(step <= kRowSlack, "a column block must fit in the row slack");
     if (full > 0) {
       for (int64_t n0 = 0; n0 < N; n0 += step)
-        for (int64_t m0 = 0; m0 < full; m0 += MR)
-          gemm_pairs_block<MR, NV>(P, A_rows + m0, B_rows, n0, init ? init + m0 : nullptr, C + m0 * ldc, ldc, N);
+        for (int64_t m = 0; m < full; m += MR) gemm_pairs_block<MR, NV>(P, A_rows + m, B_rows, n0, m0 + m, out);
     }
     if (full == M) return;
     // what is left (< MR rows): blocks of half the rows and twice the vectors, down to one row
-    constexpr int kHalf = MR / 2;
-    constexpr int kNV = std::min(8, NV * 2);
-    gemm_pairs_strips<kHalf, kNV>(M - full, N, P, A_rows + full, B_rows, init ? init + full : nullptr,
-                                  C + full * ldc, ldc);
+    gemm_pairs_strips<MR / 2, std::min(8, NV * 2)>(M - full, N, P, A_rows + full, B_rows, m0 + full, out);
   }
 }
 
 ROWCONV_TARGET_BF16 void gemm_pairs_set_avx512(int64_t M, int64_t N, int64_t P, const uint32_t* const* A_rows,
                                               const uint32_t* const* B_rows, const float* init, uint16_t* C,
                                               int64_t ldc) {
-  gemm_pairs_strips<8, 2>(M, N, P, A_rows, B_rows, init, C, ldc);
+  gemm_pairs_strips<8, 2>(M, N, P, A_rows, B_rows, 0, PairsToBf16{init, C, ldc, N});
+}
+
+ROWCONV_TARGET_BF16 void gemm_pairs_add_avx512(int64_t M, int64_t N, int64_t P, const uint32_t* const* A_rows,
+                                              const uint32_t* const* B_rows, float* C, int64_t ldc) {
+  gemm_pairs_strips<8, 2>(M, N, P, A_rows, B_rows, 0, PairsAddFloat{C, ldc});
 }
 
 ROWCONV_TARGET_BF16 void interleave_pairs_avx512(int64_t count, const uint16_t* even, const uint16_t* odd,
@@ -509,7 +542,7 @@ template const MicroKernels<double>& micro_kernels<double>();
 
 const Bf16PairKernels* bf16_pair_kernels() {
 #if defined(__x86_64__)
-  static const Bf16PairKernels kernels{&gemm_pairs_set_avx512, &interleave_pairs_avx512};
+  static const Bf16PairKernels kernels{&gemm_pairs_set_avx512, &gemm_pairs_add_avx512, &interleave_pairs_avx512};
   static const bool usable = selected_isa() == Isa::avx512 && __builtin_cpu_supports("avx512bf16");
   return usable ? &kernels : nullptr;
 #else

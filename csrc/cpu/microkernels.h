@@ -52,7 +52,8 @@ struct MicroKernels {
 
 // bfloat16 products by AVX-512 BF16's vdpbf16ps, summed in float: every
 // uint32_t element of A_rows[m] and B_rows[p] holds two bf16 values (low half
-// first), a pair of terms of the reduction, and
+// first), a pair of terms of the reduction (A_rows may start at any 2-byte
+// boundary), and
 //   C[m * ldc + n] = init[m] + sum_{p < P} (lo(A[m][p]) * lo(B[p][n]) + hi(A[m][p]) * hi(B[p][n]))
 // for m < M, n < N (init null: 0), the pairs added in order of p as the
 // instruction adds them (bf16 denormals read as zero, float denormal sums
@@ -61,6 +62,10 @@ struct MicroKernels {
 struct Bf16PairKernels {
   void (*gemm_pairs_set)(int64_t M, int64_t N, int64_t P, const uint32_t* const* A_rows,
                          const uint32_t* const* B_rows, const float* init, uint16_t* C, int64_t ldc);
+  // C[m * ldc + n] += the same pair sums, in float (whole vectors past N into
+  // the row slack, as gemm_rows: C's rows hold N + kRowSlack elements)
+  void (*gemm_pairs_add)(int64_t M, int64_t N, int64_t P, const uint32_t* const* A_rows,
+                         const uint32_t* const* B_rows, float* C, int64_t ldc);
   // out[u] = even[u] | odd[u] << 16 for u < count: two rows of bf16 bits as one row of pairs
   void (*interleave_pairs)(int64_t count, const uint16_t* even, const uint16_t* odd, uint32_t* out);
 };
