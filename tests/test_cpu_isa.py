@@ -94,6 +94,7 @@ def _per_row_reference(x, w, b, pad_left, pad_right, dilation, groups):
     (2, 33, 2, 2500, 17, 9, 4, 1, 1),   # several tiles a row, 17 = 8 + 4 + 4 + 1 rows
     (2, 5, 2, 101, 16, 3, 1, 2, 1),     # odd Wout (a last pair of one position), Cout_g one vector
     (3, 8, 2, 64, 32, 3, 1, 1, 2),      # groups, Cout_g 16
+    (2, 4, 2, 60, 16, 3, 5, 1, 1),      # padding wider than the taps reach (grad-input's t_lo > j0)
 ])
 def test_bfloat16_pairs_match_pytorch(B, Cin, H, W, Cout, K, pad, dilation, groups):
     torch.manual_seed(B * 1000 + Cin * 10 + K)
@@ -216,3 +217,43 @@ def test_bfloat16_pairs_grad_weight_odd_tile_pairs_its_last_position_with_zeros(
     _per_row_reference(x_finite.abs(), scale, None, 0, 0, 1, 1).backward(go.double().abs())
     torch.testing.assert_close(gw.double()[finite], w64.grad[finite], rtol=2 ** -8,
                                atol=float(scale.grad.max()) * B * (W - K + 1) * 2 ** -24)
+
+
+@pytest.mark.skipif(not BF16_PAIRS, reason="the CPU has no AVX-512 BF16 (the float kernels run bfloat16 here)")
+def test_bfloat16_pairs_run_here_and_read_denormals_as_zero():
+    # vdpbf16ps reads bf16 denormals as zero (as oneDNN's bf16 convolution on
+    # these CPUs): a denormal input times a large weight gives 0 on the pair
+    # path, 2^-30 on the float path. So this both pins the documented
+    # semantics and shows that the pair kernels are the ones running.
+    tiny, big = 2.0 ** -130, 2.0 ** 100  # a bf16 denormal; their product is a normal float
+    x = torch.full((2, 3, 2, 40), tiny, dtype=torch.bfloat16)
+    assert float(x[0, 0, 0, 0]) == tiny
+    w = torch.full((2, 16, 3, 3), big, dtype=torch.bfloat16)
+    go = torch.full((2, 16, 2, 38), tiny, dtype=torch.bfloat16)
+    assert (rowconv_ext.row_conv1d(x, w) == 0).all()
+    assert (torch.ops.rowconv.row_conv1d_grad_input(go, w, 40, 1, 0, 0, 1, 1) == 0).all()
+    assert (torch.ops.rowconv.row_conv1d_grad_weight(go, x.mul(2.0 ** 120), 3, 1, 0, 0, 1, 1) == 0).all()
+
+
+@pytest.mark.skipif(not BF16_PAIRS, reason="the CPU has no AVX-512 BF16 (the float kernels run bfloat16 here)")
+def test_bfloat16_pairs_read_strided_and_expanded_rows():
+    # x every other position along W, grad_out an expanded (stride 0) gradient
+    # as y.sum().backward() gives: the pair kernels read elements, not rows
+    torch.manual_seed(5)
+    B, Cin, H, W, Cout, K, pad, d = 2, 5, 2, 70, 16, 4, 2, 2
+    x = torch.randn(B, Cin, H, 2 * W, dtype=torch.bfloat16)[..., ::2]
+    w = torch.randn(H, Cout, Cin, K, dtype=torch.bfloat16)
+    assert x.stride(-1) == 2
+    y = rowconv_ext.row_conv1d(x, w, None, padding=pad, dilation=d)
+    ref = _per_row_reference(x, w, None, pad, pad, d, 1)
+    scale = _per_row_reference(x.abs(), w.abs(), None, pad, pad, d, 1)
+    torch.testing.assert_close(y.double(), ref, rtol=2 ** -8, atol=float(scale.max()) * Cin * K * 2 ** -23)
+    go = torch.randn(B, Cout, H, 1, dtype=torch.bfloat16).expand(y.shape)
+    gx = torch.ops.rowconv.row_conv1d_grad_input(go, w, W, 1, pad, pad, d, 1)
+    gw = torch.ops.rowconv.row_conv1d_grad_weight(go, x, K, 1, pad, pad, d, 1)
+    x64 = x.double().requires_grad_()
+    w64 = w.double().requires_grad_()
+    _per_row_reference(x64, w64, None, pad, pad, d, 1).backward(go.double())
+    bound = float(go.abs().max()) * max(float(w.abs().max()), float(x.abs().max()))
+    torch.testing.assert_close(gx.double(), x64.grad, rtol=2 ** -8, atol=bound * (Cout * K) ** 2 * 2 ** -23)
+    torch.testing.assert_close(gw.double(), w64.grad, rtol=2 ** -8, atol=bound * (B * y.shape[-1]) ** 2 * 2 ** -23)

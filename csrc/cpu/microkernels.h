@@ -55,9 +55,11 @@ struct MicroKernels {
 // first), a pair of terms of the reduction (A_rows may start at any 2-byte
 // boundary), and
 //   C[m * ldc + n] = init[m] + sum_{p < P} (lo(A[m][p]) * lo(B[p][n]) + hi(A[m][p]) * hi(B[p][n]))
-// for m < M, n < N (init null: 0), the pairs added in order of p as the
-// instruction adds them (bf16 denormals read as zero, float denormal sums
-// flushed), each sum stored rounded to bfloat16 bits as c10::BFloat16 rounds
+// for m < M, n < N (init null: 0), the pairs added in order of p; within a
+// pair the instruction's own order and rounding apply (Intel adds the high
+// product first; the last bit of a sum may differ between CPU makers, never
+// between thread counts). bf16 denormals read as zero, float denormal sums
+// flushed. Each sum stored rounded to bfloat16 bits as c10::BFloat16 rounds
 // it. C is written below N only; B is read as gemm_rows reads it.
 struct Bf16PairKernels {
   void (*gemm_pairs_set)(int64_t M, int64_t N, int64_t P, const uint32_t* const* A_rows,
