@@ -257,3 +257,87 @@ def test_bfloat16_pairs_read_strided_and_expanded_rows():
     bound = float(go.abs().max()) * max(float(w.abs().max()), float(x.abs().max()))
     torch.testing.assert_close(gx.double(), x64.grad, rtol=2 ** -8, atol=bound * (Cout * K) ** 2 * 2 ** -23)
     torch.testing.assert_close(gw.double(), w64.grad, rtol=2 ** -8, atol=bound * (B * y.shape[-1]) ** 2 * 2 ** -23)
+
+
+# float16 is read and written by F16C vectors (vcvtph2ps / vcvtps2ph) in the
+# AVX-512 and AVX2 builds, by c10's scalar conversion on the baseline: each
+# build in its own process, as the selection is made once.
+ISAS_HERE = [i for i in ORDER if ORDER.index(i) <= ORDER.index(BEST)]
+
+_FLOAT16_ROUNDING = r"""
+import sys, torch, rowconv_ext
+assert torch.ops.rowconv.cpu_isa() == sys.argv[1]
+torch.manual_seed(11)
+special = torch.tensor([0.0, -0.0, 6e-8, -3e-6, 65504.0, -65504.0, float('inf'), float('-inf'), float('nan')])
+# lengths around the vectors (16 and 8) and the tiles, values from half
+# denormals to past the largest half (inf)
+for W in list(range(1, 41)) + [255, 1037]:
+    x = (torch.randn(2, 1, 3, W) * torch.logspace(-9, 6, W)).half()
+    x[0, 0, 0, :min(W, special.numel())] = special[:W]
+    w = (torch.rand(3, 1, 1, 1) + 0.2).half()  # 11-bit factors: x * w is exact in float
+    g = (torch.randn(2, 1, 3, W) * torch.logspace(6, -9, W)).half()
+    xr = x.clone().requires_grad_()
+    y = rowconv_ext.row_conv1d(xr, w)
+    y.backward(g)
+    # one rounding of an exact float product: PyTorch's float -> half
+    want_y = (x.float() * w.float().view(1, 1, 3, 1)).half()
+    want_gx = (g.float() * w.float().view(1, 1, 3, 1)).half()
+    for got, want in ((y, want_y), (xr.grad, want_gx)):
+        assert torch.equal(got.isnan(), want.isnan()), W
+        # equal values (a sum from +0 turns -0 into +0, as F.conv1d's does)
+        assert torch.equal(got.nan_to_num(0.0).float(), want.nan_to_num(0.0).float()), W
+"""
+
+
+@pytest.mark.parametrize("isa", ISAS_HERE)
+def test_float16_reads_and_rounds_like_pytorch(isa):
+    # K = 1 and one channel: each output is one product of two halves (exact
+    # in float), so ours must equal PyTorch's float -> half rounding bit for
+    # bit (nearest even, denormals, overflow to inf, NaN kept), at every
+    # length of a vector tail
+    done = subprocess.run([sys.executable, "-c", _FLOAT16_ROUNDING, isa], env=dict(os.environ, ROWCONV_CPU_ISA=isa),
+                          capture_output=True, text=True, cwd=TESTS)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+_FLOAT16_SHAPES = r"""
+import sys, torch, rowconv_ext
+sys.path.insert(0, '.')
+from test_cpu_isa import _per_row_reference
+assert torch.ops.rowconv.cpu_isa() == sys.argv[1]
+for (B, Cin, H, W, Cout, K, pad, d, groups) in [
+        (2, 15, 3, 1100, 15, 3, 1, 1, 1),   # two tiles a row, the dot form of grad-weight
+        (2, 6, 2, 333, 40, 5, 2, 2, 2),     # groups, Cout_g 20: grad_out transposed in blocks of 200
+        (1, 1, 2, 77, 600, 1, 0, 1, 1),     # Cout_g 600: the element-wise transpose
+        (3, 1, 5, 47, 1, 4, 3, 1, 1)]:      # one channel, odd lengths
+    torch.manual_seed(B + Cin + W)
+    x = torch.randn(B, Cin, H, W + 2).half()[..., 1:-1]  # sliced: the kernels read x's strides
+    w = (torch.randn(H, Cout, Cin // groups, K) / (Cin // groups * K) ** 0.5).half()
+    b = torch.randn(H, Cout).half()
+    xr, wr, br = (t.clone().requires_grad_() for t in (x, w, b))
+    y = rowconv_ext.row_conv1d(xr, wr, br, padding=pad, dilation=d, groups=groups)
+    go = torch.randn(y.shape).half()
+    y.backward(go)
+    x64, w64, b64 = (t.double().requires_grad_() for t in (x, w, b))
+    ref = _per_row_reference(x64, w64, b64, pad, pad, d, groups)
+    ref.backward(go.double())
+    # float sums rounded once to half: 2^-11 relative, plus float's rounding
+    # of sums of R terms (R * 2^-24 of sum |terms|, bounded through the |.| problem)
+    abs_ref = _per_row_reference(x.abs().double(), w.abs().double(), b.abs().double(), pad, pad, d, groups)
+    R = Cin // groups * K
+    torch.testing.assert_close(y.double(), ref, rtol=2 ** -10, atol=float(abs_ref.max()) * R * 2 ** -22)
+    for got, want, n in ((xr.grad, x64.grad, Cout // groups * K), (wr.grad, w64.grad, B * y.shape[-1]),
+                         (br.grad, b64.grad, B * y.shape[-1])):
+        scale = float(want.abs().max()) + float(go.abs().max()) * 4
+        torch.testing.assert_close(got.double(), want, rtol=2 ** -10, atol=scale * n * 2 ** -22)
+"""
+
+
+@pytest.mark.parametrize("isa", ISAS_HERE)
+def test_float16_matches_pytorch_in_every_direction(isa):
+    # forward, grad-input, grad-weight (both forms) and grad-bias against
+    # float64 autograd, on the shapes whose float16 reads and writes run
+    # through the vector conversions (tails, blocks, tiles)
+    done = subprocess.run([sys.executable, "-c", _FLOAT16_SHAPES, isa], env=dict(os.environ, ROWCONV_CPU_ISA=isa),
+                          capture_output=True, text=True, cwd=TESTS)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "../row_conv1d_params.h"
+#include "convert_runs.h"
 #include "microkernels.h"
 
 namespace rowconv::cpu {
@@ -92,8 +93,8 @@ void load_window(const scalar_t* row, int64_t length, int64_t step, int64_t star
   const scalar_t* src = row + (start + lo * pos_step) * step;
   acc_t* out = dst + lo;
   const int64_t src_step = step * pos_step;
-  if (src_step == 1) {  // the common case, split out so that it vectorises
-    for (int64_t u = 0; u < hi - lo; ++u) out[u] = static_cast<acc_t>(src[u]);
+  if (src_step == 1) {  // the common case: a vector conversion
+    load_run(src, hi - lo, out);
   } else {
     for (int64_t u = 0; u < hi - lo; ++u) out[u] = static_cast<acc_t>(src[u * src_step]);
   }

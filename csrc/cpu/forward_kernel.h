@@ -112,7 +112,7 @@ void row_conv1d_forward(const RowConvParams& p, const scalar_t* x, const scalar_
     InputRows<acc_t> in(p, tile);
     // the half types only: weights converted, sums before the rounding into y
     constexpr bool kConverts = !std::is_same_v<scalar_t, acc_t>;
-    std::vector<acc_t> w(kConverts ? cout_g * R : 0), acc(kConverts ? cout_g * ldc : 0);
+    std::vector<acc_t> w(kConverts ? cout_g * R : 0), acc(kConverts ? cout_g * ldc : 0), bias_acc(kConverts ? cout_g : 0);
     std::vector<const acc_t*> w_rows(cout_g);
     for (int64_t co = 0; co < cout_g; ++co) w_rows[co] = w.data() + co * R;
     int64_t packed = -1;  // the (h, group) whose weights are in w
@@ -125,7 +125,9 @@ void row_conv1d_forward(const RowConvParams& p, const scalar_t* x, const scalar_
           // The group's weights are already Cout_g contiguous rows of R: read in place.
           for (int64_t co = 0; co < cout_g; ++co) w_rows[co] = src + co * R;
         } else {
-          for (int64_t i = 0; i < cout_g * R; ++i) w[i] = static_cast<acc_t>(src[i]);
+          load_run(src, cout_g * R, w.data());
+          for (int64_t co = 0; bias && co < cout_g; ++co)
+            bias_acc[co] = static_cast<acc_t>(bias[p.bias_offset(h, g * cout_g + co)]);
         }
         packed = h * p.groups + g;
       }
@@ -138,19 +140,9 @@ void row_conv1d_forward(const RowConvParams& p, const scalar_t* x, const scalar_
         mk.gemm_rows_set(cout_g, n, R, w_rows.data(), in.rows.data(), b0, out0, p.rows * p.out_width);
         continue;
       }
-      // the n columns kept; past them gemm_rows' whole-vector blocks work
-      // on what earlier items left there (sums that may grow, even to inf or
-      // NaN: never mixed into the kept columns)
-      for (int64_t co = 0; co < cout_g; ++co) {
-        const acc_t b0 = bias ? static_cast<acc_t>(bias[p.bias_offset(h, g * cout_g + co)]) : acc_t(0);
-        std::fill_n(acc.begin() + co * ldc, n, b0);
-      }
-      mk.gemm_rows(cout_g, n, R, w_rows.data(), in.rows.data(), acc.data(), ldc);
-      for (int64_t co = 0; co < cout_g; ++co) {
-        scalar_t* out = out0 + co * p.rows * p.out_width;
-        const acc_t* a = acc.data() + co * ldc;
-        for (int64_t i = 0; i < n; ++i) out[i] = static_cast<scalar_t>(a[i]);
-      }
+      // float sums from the bias, then rounded into y's rows
+      mk.gemm_rows_set(cout_g, n, R, w_rows.data(), in.rows.data(), bias ? bias_acc.data() : nullptr, acc.data(), ldc);
+      for (int64_t co = 0; co < cout_g; ++co) store_run(acc.data() + co * ldc, n, out0 + co * p.rows * p.out_width);
     }
   });
 }

@@ -36,6 +36,18 @@ void row_conv1d_grad_bias(const RowConvParams& p, const scalar_t* grad_out, scal
           const scalar_t* row = grad_out + p.gout_offset(b, item / p.rows, item % p.rows, 0);
           const int64_t step = p.gout_stride_w, n = p.out_width;
           int64_t t = 0;
+          if constexpr (!std::is_same_v<scalar_t, acc_t>) {
+            if (step == 1) {  // the half types: converted a block at a time (vectors), summed alike
+              acc_t block[256];
+              const int64_t whole = n / kParts * kParts;
+              for (int64_t m = 0; t < whole; t += m) {
+                m = std::min<int64_t>(256, whole - t);
+                load_run(row + t, m, block);
+                for (int64_t i = 0; i < m; i += kParts)
+                  for (int j = 0; j < kParts; ++j) sum[j] += block[i + j];
+              }
+            }
+          }
           for (; t + kParts <= n; t += kParts)
             for (int j = 0; j < kParts; ++j) sum[j] += static_cast<acc_t>(row[(t + j) * step]);
           for (; t < n; ++t) sum[t % kParts] += static_cast<acc_t>(row[t * step]);

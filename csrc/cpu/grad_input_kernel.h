@@ -137,13 +137,15 @@ void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
             continue;
           }
         }
-        // the count kept columns; past them gemm_rows works on what earlier
-        // phases left there (never mixed into the kept columns)
-        for (int64_t ci = 0; ci < cin_g; ++ci) std::fill_n(acc.data() + ci * ldc, count, acc_t(0));
-        mk.gemm_rows(cin_g, count, taps, w_rows.data(), rows.data(), acc.data(), ldc);
+        // sums from zero, then stored strided or rounded
+        mk.gemm_rows_set(cin_g, count, taps, w_rows.data(), rows.data(), nullptr, acc.data(), ldc);
         for (int64_t ci = 0; ci < cin_g; ++ci) {
           scalar_t* out = out0 + ci * p.rows * p.width;
           const acc_t* a = acc.data() + ci * ldc;
+          if (s == 1) {
+            store_run(a, count, out);
+            continue;
+          }
           for (int64_t m = 0; m < count; ++m) out[m * s] = static_cast<scalar_t>(a[m]);
         }
       }

@@ -43,6 +43,20 @@ void transpose_gout_tile(const RowConvParams& p, const MicroKernels<acc_t>& mk, 
   const int64_t gs = p.gout_stride_w, cout_g = p.out_per_group;
   if constexpr (std::is_same_v<scalar_t, acc_t>) {
     if (gs == 1) return mk.transpose(cout_g, n, src, p.gout_stride_c, dst, ld);
+  } else {
+    // the half types: a block of positions of every row converted (vectors),
+    // then transposed through registers
+    constexpr int64_t kScratch = 4096;
+    if (gs == 1 && cout_g * 8 <= kScratch) {
+      acc_t scratch[kScratch];
+      const int64_t block = kScratch / cout_g / 8 * 8;
+      for (int64_t t = 0; t < n; t += block) {
+        const int64_t m = std::min(block, n - t);
+        for (int64_t co = 0; co < cout_g; ++co) load_run(src + co * p.gout_stride_c + t, m, scratch + co * block);
+        mk.transpose(cout_g, m, scratch, block, dst + t * ld, ld);
+      }
+      return;
+    }
   }
   for (int64_t t8 = 0; t8 < n; t8 += 8) {
     const int64_t m8 = std::min<int64_t>(8, n - t8);

@@ -484,6 +484,37 @@ ROWCONV_TARGET_BF16 void interleave_pairs_avx512(int64_t count, const uint16_t* 
 }
 #endif
 
+#if defined(__x86_64__)
+// 16 (AVX-512) or 8 (AVX2) a vector; the AVX-512 tail by masks, the AVX2
+// tail one at a time
+__attribute__((target("arch=x86-64-v4"))) void half_to_float_avx512(int64_t n, const uint16_t* src, float* dst) {
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 mask = n - i >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - i)) - 1);
+    _mm512_mask_storeu_ps(dst + i, mask, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, src + i)));
+  }
+}
+__attribute__((target("arch=x86-64-v4"))) void float_to_half_avx512(int64_t n, const float* src, uint16_t* dst) {
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 mask = n - i >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - i)) - 1);
+    const __m256i h = _mm512_cvtps_ph(_mm512_maskz_loadu_ps(mask, src + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    _mm256_mask_storeu_epi16(dst + i, mask, h);
+  }
+}
+__attribute__((target("arch=x86-64-v3"))) void half_to_float_avx2(int64_t n, const uint16_t* src, float* dst) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i))));
+  for (; i < n; ++i) dst[i] = _cvtsh_ss(src[i]);
+}
+__attribute__((target("arch=x86-64-v3"))) void float_to_half_avx2(int64_t n, const float* src, uint16_t* dst) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i),
+                     _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  for (; i < n; ++i) dst[i] = _cvtss_sh(src[i], _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+#endif
+
 enum class Isa { baseline, avx2, avx512 };
 
 Isa best_supported() {
@@ -545,6 +576,23 @@ const Bf16PairKernels* bf16_pair_kernels() {
   static const Bf16PairKernels kernels{&gemm_pairs_set_avx512, &gemm_pairs_add_avx512, &interleave_pairs_avx512};
   static const bool usable = selected_isa() == Isa::avx512 && __builtin_cpu_supports("avx512bf16");
   return usable ? &kernels : nullptr;
+#else
+  return nullptr;
+#endif
+}
+
+const HalfConversions* half_conversions() {
+#if defined(__x86_64__)
+  static const HalfConversions avx512{&half_to_float_avx512, &float_to_half_avx512};
+  static const HalfConversions avx2{&half_to_float_avx2, &float_to_half_avx2};
+  switch (selected_isa()) {
+    case Isa::avx512:
+      return &avx512;
+    case Isa::avx2:
+      return &avx2;
+    default:
+      return nullptr;
+  }
 #else
   return nullptr;
 #endif

@@ -74,6 +74,16 @@ struct Bf16PairKernels {
 // Null where the CPU lacks AVX-512 BF16, or ROWCONV_CPU_ISA asks for less than avx512.
 const Bf16PairKernels* bf16_pair_kernels();
 
+// float16 <-> float in vectors by F16C: to_float (vcvtph2ps, exact) and
+// to_half (vcvtps2ph, to nearest even: c10::Half's rounding, which c10
+// itself does by F16C where it is compiled for it), n elements each.
+struct HalfConversions {
+  void (*to_float)(int64_t n, const uint16_t* src, float* dst);
+  void (*to_half)(int64_t n, const float* src, uint16_t* dst);
+};
+// Null on the baseline instruction set (AVX2 and AVX-512 imply F16C).
+const HalfConversions* half_conversions();
+
 // The kernels of the instruction set in use (float and double).
 template <typename T>
 const MicroKernels<T>& micro_kernels();
