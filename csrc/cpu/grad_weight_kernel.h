@@ -15,6 +15,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <type_traits>
 #include <vector>
 
@@ -72,9 +73,18 @@ void transpose_gout_tile(const RowConvParams& p, const MicroKernels<acc_t>& mk, 
 template <typename scalar_t>
 void pack_gout_pairs(const RowConvParams& p, const scalar_t* src, int64_t n, uint32_t* dst, int64_t ld) {
   const int64_t gs = p.gout_stride_w;
+  int64_t whole = 0;  // pairs moved as 32-bit elements
+  if (gs == 1 && p.gout_stride_c % 2 == 0 && reinterpret_cast<uintptr_t>(src) % 4 == 0) {
+    // along a contiguous row two neighbours are a pair in place: the tile
+    // is a transpose of 32-bit elements, float's in registers (bits moved,
+    // never computed on)
+    whole = n / 2;
+    micro_kernels<float>().transpose(p.out_per_group, whole, reinterpret_cast<const float*>(src),
+                                     p.gout_stride_c / 2, reinterpret_cast<float*>(dst), ld);
+  }
   for (int64_t co = 0; co < p.out_per_group; ++co) {
     const scalar_t* row = src + co * p.gout_stride_c;
-    for (int64_t j = 0; 2 * j < n; ++j)
+    for (int64_t j = whole; 2 * j < n; ++j)
       dst[j * ld + co] = bf16_pair(row[2 * j * gs], 2 * j + 1 < n ? row[(2 * j + 1) * gs] : scalar_t(0));
   }
 }
@@ -169,7 +179,7 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
   const int64_t x_row = 2 * pair_count + kRowSlack;  // bf16 a row of x's pair rows
 
   at::parallel_for(0, row_groups * blocks, 1, [&](int64_t begin, int64_t end) {
-    InputRows<acc_t> in(p, tile);
+    InputRows<acc_t> in(p, pairs ? 0 : tile);  // (the pair form reads its own tiles)
     // the pair form's tiles: grad_out transposed into (pair of t, co) and the
     // rows (ci, k) of x from tap k on, as bf16 (pairs in place)
     std::vector<uint32_t> gout_pairs(pairs ? pair_count * ld : 0, 0);
@@ -179,8 +189,8 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
         x_window(pairs ? tile + (K - 1) * p.dilation : 0);
     for (int64_t r = 0; r < static_cast<int64_t>(x_pair_rows.size()); ++r)
       x_pair_rows[r] = reinterpret_cast<const uint32_t*>(x_pairs.data() + r * x_row);
-    std::vector<acc_t> gout((channel_vectors ? tile : block) * ld);
-    std::vector<const acc_t*> gout_rows(channel_vectors ? tile : block);
+    std::vector<acc_t> gout(pairs ? 0 : (channel_vectors ? tile : block) * ld);
+    std::vector<const acc_t*> gout_rows(pairs ? 0 : channel_vectors ? tile : block);
     for (size_t i = 0; i < gout_rows.size(); ++i) gout_rows[i] = gout.data() + i * ld;
     std::vector<acc_t> acc(run * acc_size), partials(run * partial_size);
     std::vector<acc_t> sums(channel_vectors ? 0 : block * R);

@@ -680,7 +680,14 @@ void row_conv1d_update(const RowConvUpdateParams& p, const scalar_t* x, scalar_t
     // different orders, and results must not depend on the thread count),
     // and its blocks keep that many where they can (threads then split rows)
     if (conv.width == 1 && conv.batch >= 2 * lanes) {
-      const UpdateBlocking blocking(conv, ld * acc_bytes, weight_bytes, 2 * lanes);
+      // ... but where fewer entries than that a thread would make threads
+      // split rows, and their rows of an (entry, channel) would not fill a
+      // cache line (y's and the state's lines then written by both), blocks
+      // of one vector keep the threads on their own entries (forum shape,
+      // 10 rows: 0.76x the time; 100 rows, 50 a thread: 1.05x, so not there)
+      const int64_t threads = at::get_num_threads();
+      const bool rows_share_lines = (conv.rows + threads - 1) / threads * acc_bytes < 64;
+      const UpdateBlocking blocking(conv, ld * acc_bytes, weight_bytes, rows_share_lines ? lanes : 2 * lanes);
       return update_by_gemm_rows(p, x, state, weight, bias, cache_seqlens, state_indices, y, blocking);
     }
     const UpdateBlocking blocking(conv, ld * acc_bytes, weight_bytes, 1, micro_kernels<acc_t>().dot_rows_block);
