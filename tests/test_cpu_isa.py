@@ -236,6 +236,41 @@ def test_bfloat16_pairs_run_here_and_read_denormals_as_zero():
 
 
 @pytest.mark.skipif(not BF16_PAIRS, reason="the CPU has no AVX-512 BF16 (the float kernels run bfloat16 here)")
+def test_bfloat16_pairs_grad_weight_reads_any_grad_out_layout():
+    # grad-weight's pair form moves grad_out's pairs as 32-bit elements where
+    # its rows are contiguous, its channel stride even and its start 4-byte
+    # aligned, element by element otherwise: both against float64 autograd
+    # and the same bits from each (one chain of sums per output either way)
+    torch.manual_seed(9)
+    B, Cin, H, W, Cout, K, pad = 2, 6, 2, 151, 20, 3, 1  # Wout 151: an odd tile
+    x = torch.randn(B, Cin, H, W, dtype=torch.bfloat16)
+    go = torch.randn(B, Cout, H, W, dtype=torch.bfloat16)
+    go[0, 3, 1, 7] = float("inf")
+    go[1, 5, 1, 150] = float("-inf")
+    buf = torch.empty(go.numel() + 1, dtype=torch.bfloat16)
+    shifted = buf[1:].view(go.shape)  # 2 bytes past a 4-byte boundary
+    shifted.copy_(go)
+    padded = torch.empty(B, Cout, H, W + 1, dtype=torch.bfloat16)[..., :W]  # another even channel stride
+    padded.copy_(go)
+    odd = torch.empty(B, Cout, H + 1, W, dtype=torch.bfloat16)[:, :, :H]  # an odd one
+    odd.copy_(go)
+    assert go.stride(1) % 2 == 0 and padded.stride(1) % 2 == 0 and odd.stride(1) % 2 == 1
+    assert go.data_ptr() % 4 == 0 and shifted.data_ptr() % 4 == 2
+    gw = torch.ops.rowconv.row_conv1d_grad_weight(go, x, K, 1, pad, pad, 1, 1)
+    w64 = torch.zeros(H, Cout, Cin, K, dtype=torch.float64, requires_grad=True)
+    _per_row_reference(x, w64, None, pad, pad, 1, 1).backward(go.double())
+    finite = w64.grad.isfinite()
+    # inf where float64 has one, NaN where an inf meets a padding zero in both
+    assert torch.equal(gw.double().isfinite(), finite) and (~finite).any()
+    torch.testing.assert_close(gw.double()[~finite], w64.grad[~finite], rtol=0, atol=0, equal_nan=True)
+    bound = float(go[go.isfinite()].abs().max()) * float(x.abs().max()) * B * W
+    torch.testing.assert_close(gw.double()[finite], w64.grad[finite], rtol=2 ** -8, atol=bound * 2 ** -23)
+    for layout in (shifted, padded, odd):
+        torch.testing.assert_close(torch.ops.rowconv.row_conv1d_grad_weight(layout, x, K, 1, pad, pad, 1, 1), gw,
+                                   rtol=0, atol=0, equal_nan=True)
+
+
+@pytest.mark.skipif(not BF16_PAIRS, reason="the CPU has no AVX-512 BF16 (the float kernels run bfloat16 here)")
 def test_bfloat16_pairs_read_strided_and_expanded_rows():
     # x every other position along W, grad_out an expanded (stride 0) gradient
     # as y.sum().backward() gives: the pair kernels read elements, not rows
@@ -306,7 +341,7 @@ sys.path.insert(0, '.')
 from test_cpu_isa import _per_row_reference
 assert torch.ops.rowconv.cpu_isa() == sys.argv[1]
 for (B, Cin, H, W, Cout, K, pad, d, groups) in [
-        (2, 15, 3, 1100, 15, 3, 1, 1, 1),   # two tiles a row, the dot form of grad-weight
+        (2, 15, 3, 1100, 15, 3, 1, 1, 1),   # two tiles a row (grad-weight's dot form under AVX-512)
         (2, 6, 2, 333, 40, 5, 2, 2, 2),     # groups, Cout_g 20: grad_out transposed in blocks of 200
         (1, 1, 2, 77, 600, 1, 0, 1, 1),     # Cout_g 600: the element-wise transpose
         (3, 1, 5, 47, 1, 4, 3, 1, 1)]:      # one channel, odd lengths
@@ -330,6 +365,15 @@ for (B, Cin, H, W, Cout, K, pad, d, groups) in [
                          (br.grad, b64.grad, B * y.shape[-1])):
         scale = float(want.abs().max()) + float(go.abs().max()) * 4
         torch.testing.assert_close(got.double(), want, rtol=2 ** -10, atol=scale * n * 2 ** -22)
+    # the same bits on any thread count (each output summed by one work item)
+    for threads in (1, 3):
+        torch.set_num_threads(threads)
+        xt, wt, bt = (t.clone().requires_grad_() for t in (x, w, b))
+        yt = rowconv_ext.row_conv1d(xt, wt, bt, padding=pad, dilation=d, groups=groups)
+        yt.backward(go)
+        for got, want in ((yt, y), (xt.grad, xr.grad), (wt.grad, wr.grad), (bt.grad, br.grad)):
+            assert torch.equal(got, want), threads
+    torch.set_num_threads(2)
 """
 
 

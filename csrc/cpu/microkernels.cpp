@@ -312,11 +312,13 @@ ROWCONV_INLINE void transpose_impl(int64_t rows, int64_t cols, const T* src, int
       transpose_tile<T>(v);
       for (int64_t j = 0; j < L; ++j) X::store(dst + (c0 + j) * dst_ld + r0, v[j]);
     }
+    // the edges element by element, copied as bytes (callers move other
+    // 4-byte data through the float transpose: bits, never values)
     for (int64_t c = full_cols; c < cols; ++c)
-      for (int64_t r = r0; r < r0 + L; ++r) dst[c * dst_ld + r] = src[r * src_ld + c];
+      for (int64_t r = r0; r < r0 + L; ++r) std::memcpy(dst + c * dst_ld + r, src + r * src_ld + c, sizeof(T));
   }
   for (int64_t c = 0; c < cols; ++c)
-    for (int64_t r = full_rows; r < rows; ++r) dst[c * dst_ld + r] = src[r * src_ld + c];
+    for (int64_t r = full_rows; r < rows; ++r) std::memcpy(dst + c * dst_ld + r, src + r * src_ld + c, sizeof(T));
 }
 
 // One instantiation per instruction set: vector bytes and block shapes fitted

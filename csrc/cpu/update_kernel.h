@@ -686,7 +686,7 @@ void row_conv1d_update(const RowConvUpdateParams& p, const scalar_t* x, scalar_t
       // of one vector keep the threads on their own entries (forum shape,
       // 10 rows: 0.76x the time; 100 rows, 50 a thread: 1.05x, so not there)
       const int64_t threads = at::get_num_threads();
-      const bool rows_share_lines = (conv.rows + threads - 1) / threads * acc_bytes < 64;
+      const bool rows_share_lines = (conv.rows + threads - 1) / threads * int64_t{sizeof(scalar_t)} < 64;
       const UpdateBlocking blocking(conv, ld * acc_bytes, weight_bytes, rows_share_lines ? lanes : 2 * lanes);
       return update_by_gemm_rows(p, x, state, weight, bias, cache_seqlens, state_indices, y, blocking);
     }
