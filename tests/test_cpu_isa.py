@@ -95,6 +95,9 @@ def _per_row_reference(x, w, b, pad_left, pad_right, dilation, groups):
     (2, 5, 2, 101, 16, 3, 1, 2, 1),     # odd Wout (a last pair of one position), Cout_g one vector
     (3, 8, 2, 64, 32, 3, 1, 1, 2),      # groups, Cout_g 16
     (2, 4, 2, 60, 16, 3, 5, 1, 1),      # padding wider than the taps reach (grad-input's t_lo > j0)
+    (2, 4, 3, 300, 4, 6, 2, 2, 4),      # depthwise: the forward pairs taps (K even, dilation 2)
+    (2, 3, 2, 1100, 6, 5, 2, 1, 3),     # depthwise, two outputs a channel, K odd (last tap with zeros), two tiles
+    (3, 2, 2, 70, 2, 9, 8, 3, 2),       # depthwise, K 9, dilation 3, padding past the taps
 ])
 def test_bfloat16_pairs_match_pytorch(B, Cin, H, W, Cout, K, pad, dilation, groups):
     torch.manual_seed(B * 1000 + Cin * 10 + K)
@@ -148,17 +151,20 @@ def test_bfloat16_pairs_match_pytorch(B, Cin, H, W, Cout, K, pad, dilation, grou
 
 
 @pytest.mark.skipif(not BF16_PAIRS, reason="the CPU has no AVX-512 BF16 (the float kernels run bfloat16 here)")
-def test_bfloat16_pairs_carry_state_nan_and_inf_like_pytorch():
+@pytest.mark.parametrize("Cin,Cout,groups,K,d", [(5, 6, 1, 3, 2), (5, 5, 5, 4, 2), (5, 10, 5, 5, 1)],
+                         ids=["channel-pairs", "depthwise-tap-pairs", "depthwise-odd-K"])
+def test_bfloat16_pairs_carry_state_nan_and_inf_like_pytorch(Cin, Cout, groups, K, d):
     torch.manual_seed(7)
-    B, Cin, H, W, Cout, K, d = 2, 5, 3, 40, 6, 3, 2
+    B, H, W = 2, 3, 40
     x = torch.randn(B, Cin, H, W, dtype=torch.bfloat16)
     x[0, 1, 2, 10] = float("nan")
     x[1, 4, 0, 20] = float("inf")
-    w = torch.randn(H, Cout, Cin, K, dtype=torch.bfloat16)
+    w = torch.randn(H, Cout, Cin // groups, K, dtype=torch.bfloat16)
     state = torch.randn(B, Cin, H, d * (K - 1), dtype=torch.bfloat16)
-    y, final = rowconv_ext.row_conv1d(x, w, None, padding="causal", dilation=d, initial_state=state,
-                                      return_final_state=True)
-    ref = _per_row_reference(torch.cat([state, x], 3), w, None, 0, 0, d, 1)
+    state[1, 2, 1, 0] = float("-inf")  # read through the prefix
+    y, final = rowconv_ext.row_conv1d(x, w, None, padding="causal", dilation=d, groups=groups,
+                                      initial_state=state, return_final_state=True)
+    ref = _per_row_reference(torch.cat([state, x], 3), w, None, 0, 0, d, groups)
     # NaN and inf exactly where float64 has them (an inf meets each output
     # once: +-inf there, not flushed or turned into NaN by the rounding)
     assert torch.equal(y.isnan(), ref.isnan())
@@ -233,6 +239,9 @@ def test_bfloat16_pairs_run_here_and_read_denormals_as_zero():
     assert (rowconv_ext.row_conv1d(x, w) == 0).all()
     assert (torch.ops.rowconv.row_conv1d_grad_input(go, w, 40, 1, 0, 0, 1, 1) == 0).all()
     assert (torch.ops.rowconv.row_conv1d_grad_weight(go, x.mul(2.0 ** 120), 3, 1, 0, 0, 1, 1) == 0).all()
+    # and the forward's pairs of taps (one input channel a group), K even and odd
+    for K in (4, 5):
+        assert (rowconv_ext.row_conv1d(x, w[:, :6, :1, :1].expand(2, 6, 1, K).contiguous(), groups=3) == 0).all()
 
 
 @pytest.mark.skipif(not BF16_PAIRS, reason="the CPU has no AVX-512 BF16 (the float kernels run bfloat16 here)")

@@ -37,31 +37,48 @@ void copy_final_state_rows(const RowConvParams& p, const scalar_t* x, int64_t b,
   }
 }
 
-// The bfloat16 forward at stride 1 by pairs of input channels, summed by
-// vdpbf16ps in float (bf16_pairs.h): tap k of channel pair cp reads the pair
-// row from position k * dilation on (shifted views, as InputRows), with the
-// weights (w[co][2cp][k], w[co][2cp+1][k]). Tiles and work items as
-// row_conv1d_forward's.
+// The bfloat16 forward at stride 1 by pairs, summed by vdpbf16ps in float
+// (bf16_pairs.h), straight into y from the bias. Two pairings:
+//  - of input channels: tap k of channel pair cp reads the pair row from
+//    position k * dilation on (shifted views, as InputRows), with the weights
+//    (w[co][2cp][k], w[co][2cp+1][k]);
+//  - of taps, where a group has one input channel (depthwise: a channel pair
+//    would be half zeros): the channel's window paired with itself `dilation`
+//    positions on, (x[u], x[u + d]), and tap pair j = (2j, 2j + 1) reads that
+//    row from 2j * d on, with the weights (w[co][0][2j], w[co][0][2j+1]); an
+//    odd K's last tap reads a row of (x[u + (K-1)d], 0) with (w[co][0][K-1], 0).
+// Tiles and work items as row_conv1d_forward's.
 template <typename scalar_t>
 void row_conv1d_forward_bf16_pairs(const RowConvParams& p, const scalar_t* x, const scalar_t* weight,
                                    const scalar_t* bias, scalar_t* y, scalar_t* final_state,
                                    const Bf16PairKernels& bk) {
   static_assert(std::is_same_v<scalar_t, c10::BFloat16>);
-  const int64_t cout_g = p.out_per_group, cin_g = p.in_per_group, K = p.kernel_size;
-  const int64_t channel_pairs = (cin_g + 1) / 2, P = channel_pairs * K;
+  const int64_t cout_g = p.out_per_group, cin_g = p.in_per_group, K = p.kernel_size, d = p.dilation;
+  const bool tap_pairs = cin_g == 1 && K > 1;
+  const int64_t channel_pairs = (cin_g + 1) / 2, P = tap_pairs ? (K + 1) / 2 : channel_pairs * K;
   const int64_t tile = tile_width(cout_g + cin_g, p.out_width);
   const int64_t ldy = p.rows * p.out_width;
   const int64_t tiles = tile_count(p.out_width, tile);
   const int64_t items = p.batch * p.rows * p.groups * tiles;
-  const int64_t window = tile + (K - 1) * p.dilation;  // input positions a tile reads
+  const int64_t window = tile + (K - 1) * d;  // input positions a tile reads
 
   parallel_chunks(items, grain_for(cout_g * cin_g * K * tile), [&](auto&& next) {
-    ChannelPairRows in(cin_g, window + kRowSlack);
+    ChannelPairRows in(tap_pairs ? 0 : cin_g, tap_pairs ? 0 : window + kRowSlack);
+    // tap pairs: the window (and d more positions: the last partners), its
+    // pairs with itself d on, and an odd K's last tap with zeros
+    std::vector<scalar_t> win(tap_pairs ? window + d : 0), zeros(tap_pairs ? tile : 0, scalar_t(0));
+    std::vector<uint32_t> self_pairs(tap_pairs ? window + kRowSlack : 0, 0),
+        last_pairs(tap_pairs ? tile + kRowSlack : 0, 0);
     std::vector<uint32_t> w_pairs(cout_g * P);
     std::vector<const uint32_t*> w_rows(cout_g), rows(P);
     for (int64_t co = 0; co < cout_g; ++co) w_rows[co] = w_pairs.data() + co * P;
-    for (int64_t cp = 0; cp < channel_pairs; ++cp)
-      for (int64_t k = 0; k < K; ++k) rows[cp * K + k] = in.row(cp) + k * p.dilation;
+    if (tap_pairs) {
+      for (int64_t j = 0; j < K / 2; ++j) rows[j] = self_pairs.data() + 2 * j * d;
+      if (K % 2) rows[K / 2] = last_pairs.data();
+    } else {
+      for (int64_t cp = 0; cp < channel_pairs; ++cp)
+        for (int64_t k = 0; k < K; ++k) rows[cp * K + k] = in.row(cp) + k * d;
+    }
     std::vector<float> bias_f(cout_g);
     int64_t packed = -1;  // the (h, group) whose weights are in w_pairs
     int64_t begin, end;
@@ -70,20 +87,35 @@ void row_conv1d_forward_bf16_pairs(const RowConvParams& p, const scalar_t* x, co
       if (packed != h * p.groups + g) {
         for (int64_t co = 0; co < cout_g; ++co) {
           const scalar_t* wc = weight + p.weight_offset(h, g * cout_g + co, 0, 0);
-          for (int64_t cp = 0; cp < channel_pairs; ++cp)
-            for (int64_t k = 0; k < K; ++k)
-              w_pairs[co * P + cp * K + k] =
-                  bf16_pair(wc[2 * cp * K + k], 2 * cp + 1 < cin_g ? wc[(2 * cp + 1) * K + k] : scalar_t(0));
+          if (tap_pairs) {
+            for (int64_t j = 0; j < P; ++j)
+              w_pairs[co * P + j] = bf16_pair(wc[2 * j], 2 * j + 1 < K ? wc[2 * j + 1] : scalar_t(0));
+          } else {
+            for (int64_t cp = 0; cp < channel_pairs; ++cp)
+              for (int64_t k = 0; k < K; ++k)
+                w_pairs[co * P + cp * K + k] =
+                    bf16_pair(wc[2 * cp * K + k], 2 * cp + 1 < cin_g ? wc[(2 * cp + 1) * K + k] : scalar_t(0));
+          }
           bias_f[co] = bias ? static_cast<float>(bias[p.bias_offset(h, g * cout_g + co)]) : 0.f;
         }
         packed = h * p.groups + g;
       }
-      const int64_t start = p.input_position(t0, 0);
-      in.fill(bk, n + (K - 1) * p.dilation, [&](int64_t ci, int64_t count, scalar_t* dst) {
+      const int64_t start = p.input_position(t0, 0), count = n + (K - 1) * d;
+      const auto load = [&](int64_t ci, int64_t span, scalar_t* dst) {
         const int64_t c = g * cin_g + ci;
-        load_window(x + p.in_offset(b, c, h, 0), p.width, p.in_stride_w, start, count, dst, 1,
+        load_window(x + p.in_offset(b, c, h, 0), p.width, p.in_stride_w, start, span, dst, 1,
                     p.prefix_row<scalar_t>(b, c, h), p.prefix_width, p.pre_stride_w);
-      });
+      };
+      if (tap_pairs) {
+        load(0, count + d, win.data());
+        const auto* bits = reinterpret_cast<const uint16_t*>(win.data());
+        bk.interleave_pairs(count, bits, bits + d, self_pairs.data());
+        if (K % 2)
+          bk.interleave_pairs(n, bits + (K - 1) * d, reinterpret_cast<const uint16_t*>(zeros.data()),
+                              last_pairs.data());
+      } else {
+        in.fill(bk, count, load);
+      }
       if (final_state && t0 + n == p.out_width) copy_final_state_rows(p, x, b, h, g, final_state);
       // straight into y's rows (Cout_g of them), from the bias, rounded as c10 rounds
       bk.gemm_pairs_set(cout_g, n, P, w_rows.data(), rows.data(), bias ? bias_f.data() : nullptr,
