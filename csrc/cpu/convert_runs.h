@@ -1,8 +1,9 @@
 // Runs of contiguous elements converted between a tensor's dtype and the
 // accumulation type, where the kernels read their inputs and write their
 // results: float16 by F16C vectors (microkernels.h: half_conversions) where
-// the CPU has it (c10::Half's scalar conversion in software took about three
-// quarters of the float16 forward's time), every other type by a cast loop.
+// the CPU has it (with c10::Half's scalar conversion in software, the forum
+// shape's float16 forward took 1.91 ms against float32's 0.41 on Zen 4; 0.60
+// ms with these), every other type by a cast loop.
 // The same values either way: exact widening, rounding to nearest even.
 #pragma once
 
