@@ -101,44 +101,6 @@ void load_window(const scalar_t* row, int64_t length, int64_t step, int64_t star
   std::fill(dst + hi, dst + span, acc_t(0));
 }
 
-// Asks for the cache lines of row positions [start, start + span) (clamped
-// to the row) to be brought into L2, where the row is contiguous (step 1;
-// strided rows are left to the hardware). The kernels ask this for the
-// windows of their next work item before computing the current one: the
-// hardware prefetcher follows a stretch of memory only once it has seen it
-// run on, and short rows end before it does. Zen 4, paired A/B: the forum
-// shape (400-byte rows) 0.95x the forward's time, 0.92x grad-input's, 0.89x
-// grad-weight's (bf16 and float16 alike); long rows unchanged (0.98-1.01x).
-template <typename scalar_t>
-void prefetch_run(const scalar_t* row, int64_t length, int64_t step, int64_t start, int64_t span) {
-  const int64_t lo = std::max<int64_t>(start, 0), hi = std::min(start + span, length);
-  if (step != 1 || lo >= hi) return;
-  constexpr uintptr_t kLine = 64;
-  const uintptr_t end = reinterpret_cast<uintptr_t>(row + hi);
-  for (uintptr_t a = reinterpret_cast<uintptr_t>(row + lo) / kLine * kLine; a < end; a += kLine)
-    __builtin_prefetch(reinterpret_cast<const void*>(a), 0, 2);
-}
-
-// The windows of x that output positions [t0, t0 + n) of (b, h, group g)
-// read, channels [ci_begin, ci_end) of the group (the prefix's few positions
-// aside), brought in by prefetch_run.
-template <typename scalar_t>
-void prefetch_input_windows(const RowConvParams& p, const scalar_t* x, int64_t b, int64_t h, int64_t g,
-                            int64_t t0, int64_t n, int64_t ci_begin, int64_t ci_end) {
-  const int64_t start = p.input_position(t0, 0);
-  const int64_t span = (n - 1) * p.stride + (p.kernel_size - 1) * p.dilation + 1;
-  for (int64_t c = g * p.in_per_group + ci_begin; c < g * p.in_per_group + ci_end; ++c)
-    prefetch_run(x + p.in_offset(b, c, h, 0), p.width, p.in_stride_w, start, span);
-}
-
-// grad_out's positions [t_lo, t_lo + span) of channels [co_begin, co_end) at (b, h).
-template <typename scalar_t>
-void prefetch_gout_windows(const RowConvParams& p, const scalar_t* grad_out, int64_t b, int64_t h,
-                           int64_t co_begin, int64_t co_end, int64_t t_lo, int64_t span) {
-  for (int64_t co = co_begin; co < co_end; ++co)
-    prefetch_run(grad_out + p.gout_offset(b, co, h, 0), p.out_width, p.gout_stride_w, t_lo, span);
-}
-
 // The input that output positions [t0, t0 + n) of one (b, h, group) read, as
 // Cin_g * K rows contiguous in t (an im2col matrix that is never built):
 //   rows[ci * K + k][t] = x[b, g * Cin_g + ci, h, (t0 + t) * stride - pad_left + k * dilation]

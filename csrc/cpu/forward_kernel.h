@@ -37,16 +37,6 @@ void copy_final_state_rows(const RowConvParams& p, const scalar_t* x, int64_t b,
   }
 }
 
-// The windows of x that work item `item` + 1 reads, if the thread's chunk
-// [.., end) holds it (prefetch_run).
-template <typename scalar_t>
-void prefetch_next_item_x(const RowConvParams& p, const scalar_t* x, int64_t item, int64_t end, int64_t tiles,
-                          int64_t tile) {
-  if (item + 1 >= end) return;
-  const TiledItem next = tiled_item(p, item + 1, tiles, tile, p.out_width);
-  prefetch_input_windows(p, x, next.b, next.h, next.g, next.t0, next.n, 0, p.in_per_group);
-}
-
 // The bfloat16 forward at stride 1 by pairs, summed by vdpbf16ps in float
 // (bf16_pairs.h), straight into y from the bias. Two pairings:
 //  - of input channels: tap k of channel pair cp reads the pair row from
@@ -127,7 +117,6 @@ void row_conv1d_forward_bf16_pairs(const RowConvParams& p, const scalar_t* x, co
         in.fill(bk, count, load);
       }
       if (final_state && t0 + n == p.out_width) copy_final_state_rows(p, x, b, h, g, final_state);
-      prefetch_next_item_x(p, x, item, end, tiles, tile);
       // straight into y's rows (Cout_g of them), from the bias, rounded as c10 rounds
       bk.gemm_pairs_set(cout_g, n, P, w_rows.data(), rows.data(), bias ? bias_f.data() : nullptr,
                         reinterpret_cast<uint16_t*>(y + p.output_offset(b, g * cout_g, h, t0)), ldy);
@@ -176,7 +165,6 @@ void row_conv1d_forward(const RowConvParams& p, const scalar_t* x, const scalar_
       }
       in.gather(x, b, h, g, t0, n);
       if (final_state && t0 + n == p.out_width) copy_final_state_rows(p, x, b, h, g, final_state);
-      prefetch_next_item_x(p, x, item, end, tiles, tile);
       scalar_t* out0 = y + p.output_offset(b, g * cout_g, h, t0);
       if constexpr (!kConverts) {
         // straight into y's rows (Cout_g of them, H * Wout apart), from the bias

@@ -21,21 +21,6 @@
 
 namespace rowconv::cpu {
 
-// The windows of grad_out that work item `item` + 1 reads (positions from
-// t_lo = floor((j0 + pad_left - (K - 1) * dilation) / stride) on), if the
-// thread's chunk [.., end) holds it (prefetch_run).
-template <typename scalar_t>
-void prefetch_next_item_grad_out(const RowConvParams& p, const scalar_t* grad_out, int64_t item, int64_t end,
-                                 int64_t tiles, int64_t tile) {
-  if (item + 1 >= end) return;
-  const TiledItem next = tiled_item(p, item + 1, tiles, tile, p.width);
-  const int64_t s = p.stride, K = p.kernel_size;
-  const int64_t t_lo = floor_div(p.grad_numerator(next.t0, K - 1), s);
-  const int64_t span = (next.n + s - 1) / s + ((K - 1) * p.dilation + s - 1) / s + 1;
-  prefetch_gout_windows(p, grad_out, next.b, next.h, next.g * p.out_per_group, (next.g + 1) * p.out_per_group,
-                        t_lo, span);
-}
-
 // The bfloat16 gradient of the input at stride 1 by pairs of output
 // channels, summed by vdpbf16ps in float (bf16_pairs.h): position j of the
 // tile reads grad_out at t = j + pad_left - k * dilation, so tap k of channel
@@ -80,7 +65,6 @@ void row_conv1d_grad_input_bf16_pairs(const RowConvParams& p, const scalar_t* gr
         load_window(grad_out + p.gout_offset(b, g * cout_g + co, h, 0), p.out_width, p.gout_stride_w, t_lo,
                     count, dst);
       });
-      prefetch_next_item_grad_out(p, grad_out, item, end, tiles, tile);
       // straight into grad_x's rows (Cin_g of them), from zero, rounded as c10 rounds
       bk.gemm_pairs_set(cin_g, n, P, w_rows.data(), rows.data(), nullptr,
                         reinterpret_cast<uint16_t*>(grad_x + p.grad_input_offset(b, g * cin_g, h, j0)), ldx);
@@ -129,7 +113,6 @@ void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
         load_window(grad_out + p.gout_offset(b, g * cout_g + co, h, 0), p.out_width,
                     p.gout_stride_w, t_lo, span_for(n), gout.data() + co * span);
       }
-      prefetch_next_item_grad_out(p, grad_out, item, end, tiles, tile);
       const bool pack = s != 1 || packed != h * p.groups + g;
       packed = s == 1 ? h * p.groups + g : -1;
       for (int64_t q = 0; q < std::min(s, n); ++q) {

@@ -195,26 +195,6 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
     std::vector<acc_t> acc(run * acc_size), partials(run * partial_size);
     std::vector<acc_t> sums(channel_vectors ? 0 : block * R);
 
-    // The windows of the unit after (b, item, tile_idx) in the loops below,
-    // within the run [first_item, run_end) (prefetch_run): gemm and pair
-    // forms, the slice's input channels and every output channel; dot form,
-    // the reverse.
-    const auto prefetch_after = [&](int64_t b, int64_t item, int64_t tile_idx, int64_t first_item, int64_t run_end) {
-      if (++tile_idx == tiles) {
-        tile_idx = 0;
-        if (++item == run_end) {
-          item = first_item;
-          if (++b == p.batch) return;
-        }
-      }
-      const auto [h, g, first, count] = slice_of(item);
-      const int64_t t0 = tile_idx * tile, n = std::min(tile, p.out_width - t0);
-      const int64_t ci_begin = channel_vectors ? first : 0, ci_end = channel_vectors ? first + count : cin_g;
-      const int64_t co_begin = channel_vectors ? 0 : first, co_end = channel_vectors ? cout_g : first + count;
-      prefetch_input_windows(p, x, b, h, g, t0, n, ci_begin, ci_end);
-      prefetch_gout_windows(p, grad_out, b, h, g * cout_g + co_begin, g * cout_g + co_end, t0, n);
-    };
-
     for (int64_t first_item = begin; first_item < end; first_item += run) {
       const int64_t run_end = std::min(end, first_item + run);
       std::fill(acc.begin(), acc.end(), acc_t(0));
@@ -231,7 +211,6 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
                 // (an odd tile's last pair: (t, 0) on both sides)
                 pack_gout_pairs(p, grad_out + p.gout_offset(b, g * cout_g, h, t0), n, gout_pairs.data(), ld);
                 pack_x_pair_rows(p, x, b, h, g, t0, n, first, count, x_window.data(), x_pairs.data(), x_row);
-                prefetch_after(b, item, tile_idx, first_item, run_end);
                 pairs->gemm_pairs_add(count * K, cout_g, (n + 1) / 2, x_pair_rows.data(), gout_pair_rows.data(),
                                       acc.data() + slot * acc_size, ld);
                 continue;
@@ -241,7 +220,6 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
               // acc[(ci, k), co] += sum_t x_rows[(ci, k)][t] * gout[t][co]
               transpose_gout_tile(p, mk, grad_out + p.gout_offset(b, g * cout_g, h, t0), n, gout.data(), ld);
               in.gather(x, b, h, g, t0, n, first, first + count);
-              prefetch_after(b, item, tile_idx, first_item, run_end);
               mk.gemm_rows(count * K, cout_g, n, in.rows.data() + first * K, gout_rows.data(),
                            acc.data() + slot * acc_size, ld);
             } else {
@@ -250,7 +228,6 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
                             p.out_width, p.gout_stride_w, t0, n, gout.data() + co * ld);
               }
               in.gather(x, b, h, g, t0, n);
-              prefetch_after(b, item, tile_idx, first_item, run_end);
               mk.dot_rows(count, R, n, gout_rows.data(), in.rows.data(),
                           partials.data() + slot * partial_size, R);
             }
