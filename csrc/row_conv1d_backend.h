@@ -55,6 +55,7 @@ inline std::optional<at::Tensor> real_prefix(const std::optional<at::Tensor>& pr
 struct FinalStateOut {
   at::Tensor state;
   bool written = false;
+  std::optional<RowConvParams> checked;  // forward_op's checks, already made
 };
 
 // The state copied out of prefix ++ x (zeros before a missing prefix): where
@@ -85,8 +86,10 @@ at::Tensor forward_op(const Kernels& kernels, const at::Tensor& x, const at::Ten
                       int64_t fft_block = 0,
                       const std::optional<at::Tensor>& prefix = std::nullopt,
                       FinalStateOut* final_state = nullptr) {
-  RowConvParams p = check_forward(x, weight, bias, stride, pad_left, pad_right, dilation, groups,
-                                  fft_block, prefix);
+  RowConvParams p = final_state && final_state->checked
+                        ? *final_state->checked
+                        : check_forward(x, weight, bias, stride, pad_left, pad_right, dilation, groups,
+                                        fft_block, prefix);
   const bool has_bias = bias.has_value() && bias->defined();
   if (p.in_per_group == 0 && has_bias) {  // no input channels: the output is the bias
     return bias->t().unsqueeze(0).unsqueeze(3)
@@ -142,9 +145,10 @@ std::tuple<at::Tensor, at::Tensor> forward_with_final_state_op(
     const Kernels& kernels, const at::Tensor& x, const at::Tensor& weight,
     const std::optional<at::Tensor>& bias, int64_t stride, int64_t pad_left, int64_t pad_right,
     int64_t dilation, int64_t groups, int64_t fft_block, const std::optional<at::Tensor>& prefix) {
-  check_forward_with_final_state(x, weight, bias, stride, pad_left, pad_right, dilation, groups,
-                                 fft_block, prefix);
-  FinalStateOut out{at::empty({x.size(0), x.size(1), x.size(2), pad_left}, x.options())};
+  FinalStateOut out;
+  out.checked = check_forward_with_final_state(x, weight, bias, stride, pad_left, pad_right, dilation, groups,
+                                               fft_block, prefix);
+  out.state = at::empty({x.size(0), x.size(1), x.size(2), pad_left}, x.options());
   at::Tensor y = forward_op(kernels, x, weight, bias, stride, pad_left, pad_right, dilation, groups,
                             fft_block, prefix, &out);
   if (!out.written) copy_final_state(x, prefix, out.state);
