@@ -28,9 +28,7 @@ stream layout.
 Run: nice -n 19 python benchmarks/bench_chunked.py [--quick] [--threads 2]
 """
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -39,7 +37,7 @@ import rowconv_ext
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cost_model import _machine  # noqa: E402  (lscpu model and L1d, threads, torch)
-from bench_cpu import warm_up_in_turn  # noqa: E402
+from bench_cpu import time_in_turn  # noqa: E402
 
 # (name, B, C, H, K, W): C input = output channels, groups 1
 SHAPES = [
@@ -51,19 +49,10 @@ QUICK_SHAPES = [("tiny", 2, 3, 2, 3, 300), ("tiny-dw", 2, 1, 4, 4, 257)]
 
 
 def _paired_seconds(one, chunked, min_reps, min_time):
-    """Medians of one pass and chunked, called in turn, and the median of
-    their paired ratios: a slow spell of a noisy host (other tenants; here
-    the same call drifted 1.5x within minutes) then hits both sides of a
-    pair alike, where timing all of one side first would blame it on one."""
-    warm_up_in_turn([one, chunked])
-    t_one, t_chunked, start = [], [], time.perf_counter()
-    while len(t_one) < min_reps or time.perf_counter() - start < min_time:
-        for fn, times in ((one, t_one), (chunked, t_chunked)):
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-    ratios = [c / o for o, c in zip(t_one, t_chunked)]
-    return statistics.median(t_one), statistics.median(t_chunked), statistics.median(ratios)
+    """Medians of one pass and chunked, called in turn (time_in_turn), and
+    the median of their paired ratios, chunked over one pass."""
+    sec, ratios = time_in_turn({"one": one, "chunked": chunked}, min_time, min_reps, reference="one")
+    return sec["one"], sec["chunked"], ratios["chunked"]
 
 
 def _runs(x, w, b, gy, chunk, method):

@@ -264,29 +264,45 @@ def warm_up_in_turn(fns, min_seconds=0.0, max_rounds=8):
             fn()
 
 
-def time_interleaved_ms(calls, min_time, min_reps=MIN_REPS):
-    """calls: {name: fn}, "ours" among them. Each called twice a round, in
-    turn (after warm_up_in_turn for 20% of min_time a call), the second call
-    timed (the first puts its data back in cache, where the other
-    implementations' calls left theirs), for
-    >= min_reps rounds and >= min_time per call on average. Returns the
-    median ms of each and, for each, the median over rounds of its time over
-    ours in the same round: on a shared host whose speed drifts (the same
-    call here varied 1.5x within minutes) a slow spell then hits both sides
-    of a ratio, where timing one implementation after the other would
-    credit or blame one of them."""
-    warm_up_in_turn(list(calls.values()), 0.2 * min_time * len(calls))
+def time_in_turn(calls, seconds, min_rounds, reference="ours", warm_seconds=0.0, batches=None,
+                 untimed_first=False):
+    """Times each of calls ({name: fn}, `reference` among them) in turn, round
+    after round, after warm_up_in_turn for warm_seconds, for >= min_rounds
+    rounds and >= `seconds` of rounds. A round times batches[name] calls of
+    each (default 1), after one untimed call where untimed_first (the timed
+    call then finds its own data in cache, where the other calls left
+    theirs, as in a loop of it). Returns the median seconds of a call of
+    each and, for each, the median over rounds of its time over the
+    reference's in the same round: on a shared host whose speed drifts (the
+    same call here varied 1.5x within minutes) a slow spell then hits both
+    sides of a ratio, where timing one after the other would credit or blame
+    one of them."""
+    warm_up_in_turn(list(calls.values()), warm_seconds)
+    batches = batches or {}
     times = {k: [] for k in calls}
-    t_end = time.perf_counter() + 2 * min_time * len(calls)
-    while len(times["ours"]) < min_reps or time.perf_counter() < t_end:
+    t_end = time.perf_counter() + seconds
+    while len(times[reference]) < min_rounds or time.perf_counter() < t_end:
         for k, fn in calls.items():
-            fn()  # untimed: the timed call then finds its own data in cache, as in a loop of it
+            if untimed_first:
+                fn()
+            n = batches.get(k, 1)
             t0 = time.perf_counter()
-            fn()
-            times[k].append(time.perf_counter() - t0)
-    ms = {k: 1e3 * statistics.median(v) for k, v in times.items()}
-    ratios = {k: statistics.median(a / o for a, o in zip(v, times["ours"])) for k, v in times.items()}
-    return ms, ratios
+            for _ in range(n):
+                fn()
+            times[k].append((time.perf_counter() - t0) / n)
+    seconds_each = {k: statistics.median(v) for k, v in times.items()}
+    ratios = {k: statistics.median(a / o for a, o in zip(v, times[reference])) for k, v in times.items()}
+    return seconds_each, ratios
+
+
+def time_interleaved_ms(calls, min_time, min_reps=MIN_REPS):
+    """calls: {name: fn}, "ours" among them, by time_in_turn: each called
+    twice a round, the second call timed, >= min_time per call on average.
+    Returns the median ms of each and its median ratio over ours."""
+    n = len(calls)
+    sec, ratios = time_in_turn(calls, 2 * min_time * n, min_reps, warm_seconds=0.2 * min_time * n,
+                               untimed_first=True)
+    return {k: 1e3 * v for k, v in sec.items()}, ratios
 
 
 class OtherLoad:

@@ -27,7 +27,6 @@ and rows, each part a function returning rows of one table.
   .venv/bin/python benchmarks/bench_streaming.py [--quick] [--threads N] [--out DIR] [--tag NAME]
 """
 import argparse
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -67,29 +66,19 @@ TORCH_STEPS = {"einsum": torch_step_einsum, "mul-sum": torch_step_mulsum}
 
 
 def per_call_us_in_turn(fns, min_time):
-    """Per-call times of each of fns ({name: fn}, "ours" among them), their
-    batches timed in turn, round after round (at least 7 rounds and
-    min_time of batches each): the median microseconds of a call of each,
-    and the median over rounds of each one's time over ours in the same
-    round (a slow spell of the host then slows both sides of a ratio)."""
+    """Per-call times of each of fns ({name: fn}, "ours" among them) by
+    common.time_in_turn, in batches of about 2 ms of calls (at least 7
+    rounds and min_time of batches each): the median microseconds of a
+    call of each, and the median over rounds of each one's time over ours."""
     batches = {}
     for k, fn in fns.items():
         fn()
         t0 = time.perf_counter()
         fn()
         batches[k] = max(1, min(1000, int(2e-3 / max(time.perf_counter() - t0, 1e-7))))  # ~2 ms
-    common.warm_up_in_turn(list(fns.values()), 0.2 * min_time * len(fns))
-    samples = {k: [] for k in fns}
-    t_end = time.perf_counter() + min_time * len(fns)
-    while len(samples["ours"]) < 7 or time.perf_counter() < t_end:
-        for k, fn in fns.items():
-            t0 = time.perf_counter()
-            for _ in range(batches[k]):
-                fn()
-            samples[k].append((time.perf_counter() - t0) / batches[k])
-    us = {k: 1e6 * statistics.median(v) for k, v in samples.items()}
-    ratios = {k: statistics.median(a / o for a, o in zip(v, samples["ours"])) for k, v in samples.items()}
-    return us, ratios
+    n = len(fns)
+    sec, ratios = common.time_in_turn(fns, min_time * n, 7, warm_seconds=0.2 * min_time * n, batches=batches)
+    return {k: 1e6 * v for k, v in sec.items()}, ratios
 
 
 def decode_rows(names, min_time):
