@@ -112,7 +112,7 @@ def test_chunked_benchmark_quick(tmp_path):
     rows = [line.split() for line in lines if line.startswith("tiny")]
     assert [row[6] for row in rows] == ["fwd", "fwd-views", "fwd+bwd"] * 2
     assert all(float(row[9]) > 0 for row in rows)
-    assert "target chunked (stream layout) within 10% of one pass: worst ratio" in lines[-1]
+    assert "target chunked forward (stream layout) within 10% of one pass: worst ratio" in lines[-1]
 
 
 CPU_BENCH = BENCH.parent / "bench_cpu.py"

@@ -140,10 +140,14 @@ void row_conv1d_forward(const RowConvParams& p, const scalar_t* x, const scalar_
   const int64_t tiles = tile_count(p.out_width, tile);
   const int64_t items = p.batch * p.rows * p.groups * tiles;
 
+  // the half types only: weights converted, sums before the rounding into y
+  constexpr bool kConverts = !std::is_same_v<scalar_t, acc_t>;
+  const bool streaming =
+      !kConverts && streams_to_memory(p.batch * p.out_channels * p.rows * p.out_width * int64_t{sizeof(scalar_t)});
+  const auto gemm_rows_into_y = streaming ? mk.gemm_rows_set_streaming : mk.gemm_rows_set;
+
   parallel_chunks(items, grain_for(cout_g * R * tile), [&](auto&& next) {
     InputRows<acc_t> in(p, tile);
-    // the half types only: weights converted, sums before the rounding into y
-    constexpr bool kConverts = !std::is_same_v<scalar_t, acc_t>;
     std::vector<acc_t> w(kConverts ? cout_g * R : 0), acc(kConverts ? cout_g * ldc : 0), bias_acc(kConverts ? cout_g : 0);
     std::vector<const acc_t*> w_rows(cout_g);
     for (int64_t co = 0; co < cout_g; ++co) w_rows[co] = w.data() + co * R;
@@ -169,13 +173,14 @@ void row_conv1d_forward(const RowConvParams& p, const scalar_t* x, const scalar_
       if constexpr (!kConverts) {
         // straight into y's rows (Cout_g of them, H * Wout apart), from the bias
         const scalar_t* b0 = bias ? bias + p.bias_offset(h, g * cout_g) : nullptr;
-        mk.gemm_rows_set(cout_g, n, R, w_rows.data(), in.rows.data(), b0, out0, p.rows * p.out_width);
+        gemm_rows_into_y(cout_g, n, R, w_rows.data(), in.rows.data(), b0, out0, p.rows * p.out_width);
         continue;
       }
       // float sums from the bias, then rounded into y's rows
       mk.gemm_rows_set(cout_g, n, R, w_rows.data(), in.rows.data(), bias ? bias_acc.data() : nullptr, acc.data(), ldc);
       for (int64_t co = 0; co < cout_g; ++co) store_run(acc.data() + co * ldc, n, out0 + co * p.rows * p.out_width);
     }
+    if (streaming) store_fence();
   });
 }
 

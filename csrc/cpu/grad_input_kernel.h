@@ -94,11 +94,15 @@ void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
     return (n + s - 1) / s + ((K - 1) * p.dilation + s - 1) / s + 2 + kRowSlack;
   };
   const int64_t span = span_for(tile);
+  // acc: the phases' sums before the strided (or rounding) store; none where
+  // gemm_rows_set writes straight into grad_x (stride 1, float and double),
+  // past the caches where grad_x is large
+  const bool direct_store = s == 1 && std::is_same_v<scalar_t, acc_t>;
+  const bool streaming =
+      direct_store && streams_to_memory(p.batch * p.in_channels * p.rows * p.width * int64_t{sizeof(scalar_t)});
+  const auto gemm_rows_into_grad_x = streaming ? mk.gemm_rows_set_streaming : mk.gemm_rows_set;
 
   parallel_chunks(items, grain_for(cout_g * cin_g * K * tile), [&](auto&& next) {
-    // acc: the phases' sums before the strided (or rounding) store; none where
-    // gemm_rows_set writes straight into grad_x (stride 1, float and double)
-    const bool direct_store = s == 1 && std::is_same_v<scalar_t, acc_t>;
     std::vector<acc_t> gout(cout_g * span), w(cin_g * cout_g * K), acc(direct_store ? 0 : cin_g * ldc);
     std::vector<const acc_t*> rows(cout_g * K), w_rows(cin_g);
     for (int64_t ci = 0; ci < cin_g; ++ci) w_rows[ci] = w.data() + ci * cout_g * K;
@@ -133,7 +137,7 @@ void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
         scalar_t* out0 = grad_x + p.grad_input_offset(b, g * cin_g, h, j0 + q);
         if constexpr (std::is_same_v<scalar_t, acc_t>) {
           if (direct_store) {  // the phase is the tile: straight into grad_x's rows, from zero
-            mk.gemm_rows_set(cin_g, count, taps, w_rows.data(), rows.data(), nullptr, out0, p.rows * p.width);
+            gemm_rows_into_grad_x(cin_g, count, taps, w_rows.data(), rows.data(), nullptr, out0, p.rows * p.width);
             continue;
           }
         }
@@ -150,6 +154,7 @@ void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
         }
       }
     }
+    if (streaming) store_fence();
   });
 }
 

@@ -8,6 +8,7 @@
 #include <c10/util/Exception.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -34,6 +35,19 @@ struct Vec {
     return v;
   }
   static ROWCONV_INLINE void store(T* p, V v) { std::memcpy(p, &v, sizeof(V)); }
+  // store, non-temporal where p is on a vector boundary (AVX2 and AVX-512:
+  // vmovntps moves the bits, float or double)
+  static ROWCONV_INLINE void store_streaming(T* p, V v) {
+#if defined(__x86_64__)
+    if constexpr (Bytes >= 32) {
+      if ((reinterpret_cast<uintptr_t>(p) & (Bytes - 1)) == 0) {
+        asm("vmovntps {%1, %0|%0, %1}" : "=m"(*reinterpret_cast<V*>(p)) : "v"(v));
+        return;
+      }
+    }
+#endif
+    store(p, v);
+  }
   // A whole vector from p with the lanes from `count` on set to zero (a
   // select: an inf past the end does not turn into a NaN).
   static ROWCONV_INLINE V load_first(const T* p, int64_t count) {
@@ -91,13 +105,16 @@ struct Vec {
 
 // How a gemm_rows block starts and ends: adding to C (whole vectors, into
 // the row slack), or setting C to init[m] (zero where init is null) plus the
-// products, storing the columns below N only.
+// products, storing the columns below N only (whole vectors non-temporally
+// where kStreaming).
 struct AddToC {
   static constexpr bool kSet = false;
+  static constexpr bool kStreaming = false;
 };
-template <typename T>
+template <typename T, bool Streaming = false>
 struct SetC {
   static constexpr bool kSet = true;
+  static constexpr bool kStreaming = Streaming;
   const T* init;
   int64_t N;
 };
@@ -137,8 +154,15 @@ ROWCONV_INLINE void gemm_rows_block(int64_t R, const T* const* A_rows, const T* 
       return;
     }
   }
-  for (int m = 0; m < MR; ++m)
-    for (int v = 0; v < NV; ++v) X::store(C + m * ldc + n0 + v * X::kWidth, acc[m][v]);
+  for (int m = 0; m < MR; ++m) {
+    for (int v = 0; v < NV; ++v) {
+      if constexpr (Mode::kStreaming) {
+        X::store_streaming(C + m * ldc + n0 + v * X::kWidth, acc[m][v]);
+      } else {
+        X::store(C + m * ldc + n0 + v * X::kWidth, acc[m][v]);
+      }
+    }
+  }
 }
 
 // A strip of `rows` < MR rows over all N, as blocks of exactly that many
@@ -335,6 +359,11 @@ ROWCONV_INLINE void transpose_impl(int64_t rows, int64_t cols, const T* src, int
     gemm_rows_impl<T, BYTES, MR, NV>(M, N, R, A_rows, B_rows, C, ldc, SetC<T>{init, N});     \
   }                                                                                           \
   template <typename T>                                                                       \
+  TARGET void gemm_rows_set_streaming_##NAME(int64_t M, int64_t N, int64_t R, const T* const* A_rows, \
+                                             const T* const* B_rows, const T* init, T* C, int64_t ldc) { \
+    gemm_rows_impl<T, BYTES, MR, NV>(M, N, R, A_rows, B_rows, C, ldc, SetC<T, true>{init, N}); \
+  }                                                                                           \
+  template <typename T>                                                                       \
   TARGET void dot_rows_##NAME(int64_t M, int64_t R, int64_t N, const T* const* A_rows,        \
                               const T* const* B_rows, T* P, int64_t ldp) {                    \
     dot_rows_impl<T, BYTES, DOT_MR, DOT_NR>(M, R, N, A_rows, B_rows, P, ldp);                \
@@ -355,7 +384,8 @@ ROWCONV_INLINE void transpose_impl(int64_t rows, int64_t cols, const T* src, int
   }                                                                                           \
   template <typename T>                                                                       \
   MicroKernels<T> kernels_##NAME() {                                                          \
-    return {&gemm_rows_##NAME<T>, &gemm_rows_set_##NAME<T>, &dot_rows_##NAME<T>, &dot_rows_sums_##NAME<T>, \
+    return {&gemm_rows_##NAME<T>, &gemm_rows_set_##NAME<T>, &gemm_rows_set_streaming_##NAME<T>,         \
+            &dot_rows_##NAME<T>, &dot_rows_sums_##NAME<T>,                                    \
             &reduce_lanes_##NAME<T>, &transpose_##NAME<T>,                                    \
             BYTES / static_cast<int64_t>(sizeof(T)), DOT_MR};                                 \
   }
@@ -611,6 +641,29 @@ int64_t l2_cache_bytes() {
     return kDefault;
   }();
   return bytes;
+}
+
+int64_t l3_cache_bytes() {
+  static const int64_t bytes = [] {
+    constexpr int64_t kDefault = 32 * 1024 * 1024;
+    // Linux's sysfs: the L3 that CPU 0 shares with its neighbours (in a VM
+    // here, glibc's sysconf reported 320 MiB, every L3 of the host, for 32)
+    if (FILE* f = std::fopen("/sys/devices/system/cpu/cpu0/cache/index3/size", "r")) {
+      long kib = 0;
+      char unit = 0;
+      const int got = std::fscanf(f, "%ld%c", &kib, &unit);
+      std::fclose(f);
+      if (got == 2 && unit == 'K' && kib >= 1024 && kib <= 1024 * 1024) return int64_t{kib} * 1024;
+    }
+    return kDefault;
+  }();
+  return bytes;
+}
+
+void store_fence() {
+#if defined(__x86_64__)
+  __builtin_ia32_sfence();
+#endif
 }
 
 const char* cpu_isa() {

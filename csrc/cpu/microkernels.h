@@ -28,6 +28,14 @@ struct MicroKernels {
   // slack: the rows of a result tensor), B read as gemm_rows reads it.
   void (*gemm_rows_set)(int64_t M, int64_t N, int64_t R, const T* const* A_rows,
                         const T* const* B_rows, const T* init, T* C, int64_t ldc);
+  // gemm_rows_set with the whole vectors of C that start on a vector
+  // boundary stored non-temporally: to memory past the caches, without first
+  // reading the lines they fill (the same values; plain stores where the
+  // instruction set has none). For results too large to stay in cache
+  // (streams_to_memory); the writing thread calls store_fence() before
+  // another thread may read C.
+  void (*gemm_rows_set_streaming)(int64_t M, int64_t N, int64_t R, const T* const* A_rows,
+                                  const T* const* B_rows, const T* init, T* C, int64_t ldc);
   // Dot products sum_{n < N} A_rows[m][n] * B_rows[r][n] (m < M, r < R),
   // kept as `lanes` partial sums each: lane l of P[(m * ldp + r) * lanes + l]
   // accumulates the terms with n % lanes == l, so that long reductions made
@@ -96,5 +104,13 @@ const char* cpu_isa();
 // time; 512 KiB where the system does not say): cache blocking that must
 // hold on 512 KiB (Zen 3) and 1 MiB (Zen 4, Zen 5) alike.
 int64_t l2_cache_bytes();
+
+// The last-level cache that CPU 0 shares, in bytes (read once at run time
+// from sysfs; 32 MiB where the system does not say).
+int64_t l3_cache_bytes();
+
+// Orders the calling thread's non-temporal stores (gemm_rows_set_streaming)
+// before its later stores, so that a join publishes them: sfence on x86-64.
+void store_fence();
 
 }  // namespace rowconv::cpu
