@@ -34,6 +34,8 @@ Run: nice -n 19 python benchmarks/bench_chunked.py [--quick] [--threads 2]
 """
 import argparse
 import itertools
+import resource
+import statistics
 import sys
 from pathlib import Path
 
@@ -43,7 +45,7 @@ import rowconv_ext
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cost_model import _machine  # noqa: E402  (lscpu model and L1d, threads, torch)
-from bench_cpu import time_in_turn  # noqa: E402
+from bench_cpu import time_in_turn, warm_up_in_turn  # noqa: E402
 
 # (name, B, C, H, K, W): C input = output channels, groups 1
 SHAPES = [
@@ -55,11 +57,27 @@ COPIES_BYTES = 8 * 2**30  # at most this much in copies of the inputs (24 GiB ma
 QUICK_SHAPES = [("tiny", 2, 3, 2, 3, 300), ("tiny-dw", 2, 1, 4, 4, 257)]
 
 
-def _paired_seconds(one, chunked, min_reps, min_time):
-    """Medians of one pass and chunked, called in turn (time_in_turn), and
-    the median of their paired ratios, chunked over one pass."""
-    sec, ratios = time_in_turn({"one": one, "chunked": chunked}, min_time, min_reps, reference="one")
-    return sec["one"], sec["chunked"], ratios["chunked"]
+def _counting_faults(fn, faults):
+    """fn, appending the page faults each call takes to `faults`."""
+    def call():
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        out = fn()
+        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+        return out
+    return call
+
+
+def _paired_seconds(one, chunked, min_reps, min_time, copies):
+    """Medians of one pass and chunked, called in turn (time_in_turn), the
+    median of their paired ratios, chunked over one pass, and the median page
+    faults of a call of each. Warmed up first over every copy until a round
+    takes no page fault: a fault cost up to 8 us here (memory the host had
+    taken back), so a heap still growing would time the faults."""
+    warm_up_in_turn([one, chunked] * copies)
+    faults = {"one": [], "chunked": []}
+    sec, ratios = time_in_turn({k: _counting_faults(fn, faults[k]) for k, fn in (("one", one), ("chunked", chunked))},
+                               min_time, min_reps, reference="one")
+    return sec["one"], sec["chunked"], ratios["chunked"], {k: statistics.median(v) for k, v in faults.items()}
 
 
 def _rotating(fns):
@@ -130,7 +148,7 @@ def main():
     print(f"# float32, method={args.method}, chunks of {args.chunk} with carried state; "
           f"ratio = median of paired chunked / one pass times (target <= 1.10)")
     print(f"{'shape':10s} {'B':>3s} {'C':>3s} {'H':>5s} {'K':>2s} {'W':>5s} {'direction':10s} "
-          f"{'one pass ms':>11s} {'chunked ms':>10s} {'ratio':>6s} {'copies':>6s}")
+          f"{'one pass ms':>11s} {'chunked ms':>10s} {'ratio':>6s} {'copies':>6s} {'page faults a call (one/chunked)'}")
     worst = 0.0
     wanted = args.shapes.split(",")
     for name, B, C, H, K, W in QUICK_SHAPES if args.quick else [s for s in SHAPES if s[0] in wanted]:
@@ -142,11 +160,12 @@ def main():
         # each copy holds x and the output grad twice (one pass's, chunked's)
         copies = max(1, min(args.copies, int(COPIES_BYTES // (4 * x.numel() * x.element_size()))))
         for direction, (one, chunked) in _runs(x, w, b, gy, args.chunk, args.method, copies).items():
-            t_one, t_chunked, ratio = _paired_seconds(one, chunked, args.min_reps, args.min_time)
+            t_one, t_chunked, ratio, faults = _paired_seconds(one, chunked, args.min_reps, args.min_time, copies)
             if direction == "fwd":  # the target's; the others are reported (see above)
                 worst = max(worst, ratio)
             print(f"{name:10s} {B:3d} {C:3d} {H:5d} {K:2d} {W:5d} {direction:10s} {t_one * 1e3:11.3f} "
-                  f"{t_chunked * 1e3:10.3f} {ratio:6.3f} {copies:6d}", flush=True)
+                  f"{t_chunked * 1e3:10.3f} {ratio:6.3f} {copies:6d} {faults['one']:8.0f}/{faults['chunked']:.0f}",
+                  flush=True)
     print(f"target chunked forward (stream layout) within 10% of one pass: worst ratio {worst:.3f} "
           f"({'met' if worst <= 1.10 else 'NOT met'})")
 
