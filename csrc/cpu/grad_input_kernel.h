@@ -93,7 +93,7 @@ void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
   const auto span_for = [&](int64_t n) {
     return (n + s - 1) / s + ((K - 1) * p.dilation + s - 1) / s + 2 + kRowSlack;
   };
-  const int64_t span = span_for(tile);
+  const int64_t span = span_for(tile) + kLineElements<acc_t>;  // and room to start a window's copy on a line
   // acc: the phases' sums before the strided (or rounding) store; none where
   // gemm_rows_set writes straight into grad_x (stride 1, float and double),
   // past the caches where grad_x is large
@@ -104,7 +104,7 @@ void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
 
   parallel_chunks(items, grain_for(cout_g * cin_g * K * tile), [&](auto&& next) {
     std::vector<acc_t> gout(cout_g * span), w(cin_g * cout_g * K), acc(direct_store ? 0 : cin_g * ldc);
-    std::vector<const acc_t*> rows(cout_g * K), w_rows(cin_g);
+    std::vector<const acc_t*> rows(cout_g * K), w_rows(cin_g), gout_window(cout_g);
     for (int64_t ci = 0; ci < cin_g; ++ci) w_rows[ci] = w.data() + ci * cout_g * K;
     // At stride 1 every tap contributes to every position, so the packed
     // weights depend on (h, group) alone: this one is in w (-1: none).
@@ -114,8 +114,8 @@ void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
       const auto [b, h, g, j0, n] = tiled_item(p, item, tiles, tile, p.width);
       const int64_t t_lo = floor_div(p.grad_numerator(j0, K - 1), s);
       for (int64_t co = 0; co < cout_g; ++co) {
-        load_window(grad_out + p.gout_offset(b, g * cout_g + co, h, 0), p.out_width,
-                    p.gout_stride_w, t_lo, span_for(n), gout.data() + co * span);
+        gout_window[co] = load_window_line_aligned(grad_out + p.gout_offset(b, g * cout_g + co, h, 0), p.out_width,
+                                                   p.gout_stride_w, t_lo, span_for(n), gout.data() + co * span);
       }
       const bool pack = s != 1 || packed != h * p.groups + g;
       packed = s == 1 ? h * p.groups + g : -1;
@@ -127,7 +127,7 @@ void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
           if (floor_mod(e, s) != 0) continue;
           const int64_t offset = floor_div(e, s) - t_lo;
           for (int64_t co = 0; co < cout_g; ++co, ++taps) {
-            rows[taps] = gout.data() + co * span + offset;
+            rows[taps] = gout_window[co] + offset;
             if (!pack) continue;
             const scalar_t* wk = weight + p.weight_offset(h, g * cout_g + co, 0, k);
             for (int64_t ci = 0; ci < cin_g; ++ci)

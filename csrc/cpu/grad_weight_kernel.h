@@ -142,13 +142,14 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
   // piece per b). Each item keeps its own accumulators and its order of
   // reduction (b, then tiles), so the result does not depend on the runs.
   // gemm form: grad_out tile transposed, (t, co) with vector slack on co;
-  // dot form: grad_out rows (co, t) with a vector of slack on t.
+  // dot form: grad_out rows (co, t) with a vector of slack on t, and a line
+  // of room to start each on a line (load_window_line_aligned).
   // (gemm form: whole cache lines, an odd number of them, so that the tile's
   // rows spread over every L1 set: at an even count, such as the 12 lines of
   // 64 + 128 floats, a column block's 256 rows fit in a quarter of the sets
   // and are read from L2 by every strip of rows)
   const int64_t line = 64 / static_cast<int64_t>(sizeof(acc_t));
-  const int64_t ld = channel_vectors ? ((cout_g + kRowSlack + line - 1) / line | 1) * line : tile + mk.lanes;
+  const int64_t ld = channel_vectors ? ((cout_g + kRowSlack + line - 1) / line | 1) * line : tile + mk.lanes + line;
   const int64_t acc_size = channel_vectors ? block * K * ld : block * R;
   const int64_t partial_size = channel_vectors ? 0 : block * R * mk.lanes;
   // A run's accumulators take up to half the L2 (the other half: the tiles
@@ -224,8 +225,8 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
                            acc.data() + slot * acc_size, ld);
             } else {
               for (int64_t co = 0; co < count; ++co) {
-                load_window(grad_out + p.gout_offset(b, g * cout_g + first + co, h, 0),
-                            p.out_width, p.gout_stride_w, t0, n, gout.data() + co * ld);
+                gout_rows[co] = load_window_line_aligned(grad_out + p.gout_offset(b, g * cout_g + first + co, h, 0),
+                                                         p.out_width, p.gout_stride_w, t0, n, gout.data() + co * ld);
               }
               in.gather(x, b, h, g, t0, n);
               mk.dot_rows(count, R, n, gout_rows.data(), in.rows.data(),
