@@ -165,6 +165,38 @@ ROWCONV_INLINE void gemm_rows_block(int64_t R, const T* const* A_rows, const T* 
   }
 }
 
+// The block at n0 of the last columns, N - n0 < NV vectors of them: only the
+// vectors those columns need (the forum shape's 98 columns, in blocks of 32,
+// computed 128 and now 112).
+template <typename T, int Bytes, int MR, int NV, typename Mode>
+ROWCONV_INLINE void gemm_rows_last_block(int64_t N, int64_t R, const T* const* A_rows, const T* const* B_rows,
+                                         int64_t n0, T* C, int64_t ldc, const Mode& mode, int64_t m0) {
+  if constexpr (NV > 1) {
+    if (N - n0 <= (NV - 1) * Vec<T, Bytes>::kWidth) {
+      gemm_rows_last_block<T, Bytes, MR, NV - 1>(N, R, A_rows, B_rows, n0, C, ldc, mode, m0);
+      return;
+    }
+  }
+  gemm_rows_block<T, Bytes, MR, NV>(R, A_rows, B_rows, n0, C, ldc, mode, m0);
+}
+
+// Rows [0, M) of C (rows from m_first of a SetC's init), MR at a time, for
+// the column block at n0 of NV vectors (fewer at the last columns).
+template <typename T, int Bytes, int MR, int NV, typename Mode>
+ROWCONV_INLINE void gemm_rows_column_block(int64_t M, int64_t N, int64_t R, const T* const* A_rows,
+                                           const T* const* B_rows, int64_t n0, T* C, int64_t ldc,
+                                           const Mode& mode, int64_t m_first) {
+  constexpr int64_t step = NV * Vec<T, Bytes>::kWidth;
+  static_assert(step <= kRowSlack, "a column block must fit in the row slack");
+  for (int64_t m0 = 0; m0 < M; m0 += MR) {
+    if (N - n0 >= step)
+      gemm_rows_block<T, Bytes, MR, NV>(R, A_rows + m0, B_rows, n0, C + m0 * ldc, ldc, mode, m_first + m0);
+    else
+      gemm_rows_last_block<T, Bytes, MR, NV>(N, R, A_rows + m0, B_rows, n0, C + m0 * ldc, ldc, mode,
+                                             m_first + m0);
+  }
+}
+
 // A strip of `rows` < MR rows over all N, as blocks of exactly that many
 // rows. Few rows get more vectors per block, so that at least 8 independent
 // accumulators hide the FMA latency (one row: a depthwise convolution).
@@ -179,9 +211,8 @@ ROWCONV_INLINE void gemm_rows_short_strip(int64_t rows, int64_t N, int64_t R, co
     }
     constexpr int kNV = std::max(NV, std::min(8, (8 + MR - 1) / MR));
     constexpr int64_t step = kNV * Vec<T, Bytes>::kWidth;
-    static_assert(step <= kRowSlack, "a column block must fit in the row slack");
     for (int64_t n0 = 0; n0 < N; n0 += step)
-      gemm_rows_block<T, Bytes, MR, kNV>(R, A_rows, B_rows, n0, C, ldc, mode, m0);
+      gemm_rows_column_block<T, Bytes, MR, kNV>(MR, N, R, A_rows, B_rows, n0, C, ldc, mode, m0);
   }
 }
 
@@ -191,12 +222,10 @@ template <typename T, int Bytes, int MR, int NV, typename Mode>
 ROWCONV_INLINE void gemm_rows_impl(int64_t M, int64_t N, int64_t R, const T* const* A_rows,
                                    const T* const* B_rows, T* C, int64_t ldc, const Mode& mode) {
   constexpr int64_t step = NV * Vec<T, Bytes>::kWidth;
-  static_assert(step <= kRowSlack, "a column block must fit in the row slack");
   const int64_t full = M / MR * MR;
   if (full > 0) {
     for (int64_t n0 = 0; n0 < N; n0 += step)
-      for (int64_t m0 = 0; m0 < full; m0 += MR)
-        gemm_rows_block<T, Bytes, MR, NV>(R, A_rows + m0, B_rows, n0, C + m0 * ldc, ldc, mode, m0);
+      gemm_rows_column_block<T, Bytes, MR, NV>(full, N, R, A_rows, B_rows, n0, C, ldc, mode, 0);
   }
   gemm_rows_short_strip<T, Bytes, MR - 1, NV>(M - full, N, R, A_rows + full, B_rows,
                                               C + full * ldc, ldc, mode, full);
