@@ -25,6 +25,7 @@
 
 #include "complex_as_real.h"
 #include "fft_plan.h"
+#include "result_memory.h"
 #include "row_conv1d_fft.h"
 #include "row_conv1d.h"
 
@@ -120,7 +121,7 @@ at::Tensor forward_op(const Kernels& kernels, const at::Tensor& x, const at::Ten
   const at::Tensor w = weight.resolve_neg().contiguous();
   const at::Tensor b = has_bias ? bias->resolve_neg().contiguous() : at::Tensor();
   const at::Tensor pre = detail::present(prefix) ? prefix->resolve_neg() : at::Tensor();
-  at::Tensor y = at::empty({p.batch, p.out_channels, p.rows, p.out_width}, x.options());
+  at::Tensor y = empty_result({p.batch, p.out_channels, p.rows, p.out_width}, x.options());
   if (y.numel() == 0) return y;
   ROWCONV_DISPATCH_FLOATING(x.scalar_type(), "row_conv1d", [&] {
     if (pre.defined()) p.prefix = pre.const_data_ptr<scalar_t>();
@@ -177,7 +178,7 @@ at::Tensor grad_input_op(const Kernels& kernels, const at::Tensor& grad_out,
   }
   const at::Tensor gy = grad_out.resolve_neg();
   const at::Tensor w = weight.resolve_neg().contiguous();
-  at::Tensor grad_x = at::empty({p.batch, p.in_channels, p.rows, p.width}, grad_out.options());
+  at::Tensor grad_x = empty_result({p.batch, p.in_channels, p.rows, p.width}, grad_out.options());
   if (grad_x.numel() == 0) return grad_x;
   ROWCONV_DISPATCH_FLOATING(grad_out.scalar_type(), "row_conv1d_grad_input", [&] {
     kernels.grad_input(p, gy.const_data_ptr<scalar_t>(), w.const_data_ptr<scalar_t>(),

@@ -23,6 +23,7 @@
 #include <ATen/ops/zeros.h>
 
 #include "fft_plan.h"
+#include "result_memory.h"
 
 namespace rowconv::fft {
 namespace {
@@ -187,7 +188,7 @@ void write_result(at::Tensor dst, const at::Tensor& src, const std::optional<at:
 at::Tensor gather_outputs(const at::Tensor& blocks, const Blocks& b, int64_t length, int64_t stride,
                           at::ScalarType dtype, const std::optional<at::Tensor>& bias) {
   const int64_t B = blocks.size(0), C = blocks.size(1), H = blocks.size(2);
-  at::Tensor y = at::empty({B, C, H, (length - 1) / stride + 1}, blocks.options().dtype(dtype));
+  at::Tensor y = empty_result({B, C, H, (length - 1) / stride + 1}, blocks.options().dtype(dtype));
   if (stride == 1) {
     const int64_t whole = length / b.valid, rest = length - whole * b.valid;
     if (whole > 0) {
@@ -214,8 +215,8 @@ at::Tensor gather_outputs(const at::Tensor& blocks, const Blocks& b, int64_t len
 at::Tensor gather_circular(const at::Tensor& circle, int64_t start, int64_t count, int64_t stride,
                            at::ScalarType dtype, const std::optional<at::Tensor>& bias) {
   const int64_t n = circle.size(3);
-  at::Tensor y = at::empty({circle.size(0), circle.size(1), circle.size(2), count},
-                           circle.options().dtype(dtype));
+  at::Tensor y = empty_result({circle.size(0), circle.size(1), circle.size(2), count},
+                              circle.options().dtype(dtype));
   const int64_t before = std::min(count, ceil_div(n - start, stride));
   write_result(y.narrow(3, 0, before), circle.slice(3, start, start + (before - 1) * stride + 1, stride),
                bias);
