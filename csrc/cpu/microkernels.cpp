@@ -642,6 +642,30 @@ const Bf16PairKernels* bf16_pair_kernels() {
 #endif
 }
 
+#if defined(__x86_64__)
+__attribute__((target("arch=x86-64-v4"))) void copy_bytes_avx512(int64_t n, const void* src, void* dst) {
+  const auto* s = static_cast<const char*>(src);
+  auto* d = static_cast<char*>(dst);
+  int64_t i = 0;
+  for (; i + 128 <= n; i += 128) {
+    const __m512i a = _mm512_loadu_si512(s + i), b = _mm512_loadu_si512(s + i + 64);
+    _mm512_storeu_si512(d + i, a);
+    _mm512_storeu_si512(d + i + 64, b);
+  }
+  for (; i < n; i += 64) {
+    const __mmask64 m = n - i >= 64 ? ~__mmask64(0) : _bzhi_u64(~uint64_t(0), static_cast<unsigned>(n - i));
+    _mm512_mask_storeu_epi8(d + i, m, _mm512_maskz_loadu_epi8(m, s + i));
+  }
+}
+#endif
+
+CopyBytes copy_bytes() {
+#if defined(__x86_64__)
+  if (selected_isa() == Isa::avx512) return &copy_bytes_avx512;
+#endif
+  return nullptr;
+}
+
 const HalfConversions* half_conversions() {
 #if defined(__x86_64__)
   static const HalfConversions avx512{&half_to_float_avx512, &float_to_half_avx512};

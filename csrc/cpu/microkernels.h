@@ -92,6 +92,13 @@ struct HalfConversions {
 // Null on the baseline instruction set (AVX2 and AVX-512 imply F16C).
 const HalfConversions* half_conversions();
 
+// Copies n bytes from src to dst (not overlapping) in AVX-512 vectors: runs
+// of a few hundred bytes (one window of a row) without memcpy's size
+// dispatch, which picks `rep movsb` from 2 KiB. Null below AVX-512 (the
+// callers' cast loops serve there).
+using CopyBytes = void (*)(int64_t n, const void* src, void* dst);
+CopyBytes copy_bytes();
+
 // The kernels of the instruction set in use (float and double).
 template <typename T>
 const MicroKernels<T>& micro_kernels();
