@@ -647,14 +647,15 @@ __attribute__((target("arch=x86-64-v4"))) void copy_bytes_avx512(int64_t n, cons
   const auto* s = static_cast<const char*>(src);
   auto* d = static_cast<char*>(dst);
   int64_t i = 0;
-  for (; i + 128 <= n; i += 128) {
-    const __m512i a = _mm512_loadu_si512(s + i), b = _mm512_loadu_si512(s + i + 64);
-    _mm512_storeu_si512(d + i, a);
-    _mm512_storeu_si512(d + i + 64, b);
+  for (; i + 64 <= n; i += 64) {
+    const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + i));
+    const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + i + 32));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + i), a);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + i + 32), b);
   }
-  for (; i < n; i += 64) {
-    const __mmask64 m = n - i >= 64 ? ~__mmask64(0) : _bzhi_u64(~uint64_t(0), static_cast<unsigned>(n - i));
-    _mm512_mask_storeu_epi8(d + i, m, _mm512_maskz_loadu_epi8(m, s + i));
+  for (; i < n; i += 32) {
+    const __mmask32 m = n - i >= 32 ? ~__mmask32(0) : _bzhi_u32(~uint32_t(0), static_cast<unsigned>(n - i));
+    _mm256_mask_storeu_epi8(d + i, m, _mm256_maskz_loadu_epi8(m, s + i));
   }
 }
 #endif
