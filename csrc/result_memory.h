@@ -28,7 +28,12 @@ inline at::Tensor empty_result(at::IntArrayRef sizes, const at::TensorOptions& o
     const auto begin = reinterpret_cast<uintptr_t>(t.data_ptr());
     const uintptr_t first = (begin + kHugePage - 1) / kHugePage * kHugePage;
     const uintptr_t last = (begin + t.nbytes()) / kHugePage * kHugePage;
-    if (first < last) madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);  // a hint: errors ignored
+    // Only memory not yet backed by pages (a fresh mapping): memory that
+    // the heap hands back was faulted in before, and the hint on it only
+    // sets khugepaged to collapse it, kernel time taken from our threads.
+    unsigned char resident = 1;
+    if (first < last && mincore(reinterpret_cast<void*>(first), 4096, &resident) == 0 && !(resident & 1))
+      madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);  // a hint: errors ignored
   }
 #endif
   return t;
