@@ -14,9 +14,9 @@
 namespace rowconv {
 
 // A result tensor, uninitialized. A large one in host memory is marked for
-// transparent huge pages (madvise, Linux): glibc maps every block of 32 MiB
-// or more afresh from the kernel, whose first write faults in each 4 KiB
-// page (1.2 us a fault in the VMs measured: 23 ms of a 78 MB result's 40 ms
+// transparent huge pages (madvise, Linux): glibc maps a block of 32 MiB or
+// more afresh from the kernel (unless its heap has that much free), whose
+// first write faults in each 4 KiB page (1.2 us a fault in the VMs measured: 23 ms of a 78 MB result's 40 ms
 // forward); 2 MiB pages take 512 times fewer faults. Only the hint changes:
 // the memory and its contents are the allocator's as before.
 inline at::Tensor empty_result(at::IntArrayRef sizes, const at::TensorOptions& options) {
