@@ -257,7 +257,7 @@ ROWCONV_INLINE void dot_rows_block(int64_t N, const T* const* A_rows, const T* c
     for (int m = 0; m < MR; ++m) a[m] = X::load(A_rows[m] + n);
     for (int r = 0; r < NR; ++r) {
       b[r] = X::load(B_rows[r] + n);
-      in_register(b[r]);
+      if constexpr (MR > 1) in_register(b[r]);  // (one row: a memory operand of its one multiply-add)
     }
     for (int m = 0; m < MR; ++m)
       for (int r = 0; r < NR; ++r) acc[m][r] += a[m] * b[r];
@@ -279,6 +279,31 @@ ROWCONV_INLINE void dot_rows_block(int64_t N, const T* const* A_rows, const T* c
     }
 }
 
+// The R columns of a strip of MR rows, as blocks of NR columns, the rest
+// in blocks of NR / 2, NR / 4, ..., 1: as many independent accumulators as
+// the columns allow, to hide the multiply-add latency.
+template <typename T, int Bytes, int MR, int NR, bool kSums>
+ROWCONV_INLINE void dot_rows_strip(int64_t R, int64_t N, const T* const* A_rows, const T* const* B_rows, T* P,
+                                   int64_t ldp, int64_t r0 = 0) {
+  constexpr int64_t W = kSums ? 1 : Vec<T, Bytes>::kWidth;
+  for (; r0 + NR <= R; r0 += NR) dot_rows_block<T, Bytes, MR, NR, kSums>(N, A_rows, B_rows + r0, P + r0 * W, ldp);
+  if constexpr (NR > 1) dot_rows_strip<T, Bytes, MR, NR / 2, kSums>(R, N, A_rows, B_rows, P, ldp, r0);
+}
+
+// A strip of `rows` < MR rows (the last of M) at once. One row (a
+// depthwise grad-weight, an output channel a group) takes blocks of 8
+// columns: 8 accumulators, where NR alone would leave 4 dependent chains
+// to share two multiply-add pipes of latency 4 (half their rate on Zen 3's
+// AVX2).
+template <typename T, int Bytes, int MR, int NR, bool kSums>
+ROWCONV_INLINE void dot_rows_short_strip(int64_t rows, int64_t R, int64_t N, const T* const* A_rows,
+                                         const T* const* B_rows, T* P, int64_t ldp) {
+  if constexpr (MR > 0) {
+    if (rows != MR) return dot_rows_short_strip<T, Bytes, MR - 1, NR, kSums>(rows, R, N, A_rows, B_rows, P, ldp);
+    dot_rows_strip<T, Bytes, MR, MR == 1 ? std::max(NR, 8) : NR, kSums>(R, N, A_rows, B_rows, P, ldp);
+  }
+}
+
 // kSums: P holds sums (ldp apart), not lane partials (ldp * lanes apart).
 // Fewer than NR columns (a decode step of one or two batch entries): blocks
 // of twice the rows and half the columns, the same number of accumulators,
@@ -292,20 +317,9 @@ ROWCONV_INLINE void dot_rows_impl(int64_t M, int64_t R, int64_t N, const T* cons
   }
   constexpr int64_t W = kSums ? 1 : Vec<T, Bytes>::kWidth;
   int64_t m0 = 0;
-  for (; m0 + MR <= M; m0 += MR) {
-    int64_t r0 = 0;
-    for (; r0 + NR <= R; r0 += NR)
-      dot_rows_block<T, Bytes, MR, NR, kSums>(N, A_rows + m0, B_rows + r0, P + (m0 * ldp + r0) * W, ldp);
-    for (; r0 < R; ++r0)
-      dot_rows_block<T, Bytes, MR, 1, kSums>(N, A_rows + m0, B_rows + r0, P + (m0 * ldp + r0) * W, ldp);
-  }
-  for (; m0 < M; ++m0) {
-    int64_t r0 = 0;
-    for (; r0 + NR <= R; r0 += NR)
-      dot_rows_block<T, Bytes, 1, NR, kSums>(N, A_rows + m0, B_rows + r0, P + (m0 * ldp + r0) * W, ldp);
-    for (; r0 < R; ++r0)
-      dot_rows_block<T, Bytes, 1, 1, kSums>(N, A_rows + m0, B_rows + r0, P + (m0 * ldp + r0) * W, ldp);
-  }
+  for (; m0 + MR <= M; m0 += MR)
+    dot_rows_strip<T, Bytes, MR, NR, kSums>(R, N, A_rows + m0, B_rows, P + m0 * ldp * W, ldp);
+  dot_rows_short_strip<T, Bytes, MR - 1, NR, kSums>(M - m0, R, N, A_rows + m0, B_rows, P + m0 * ldp * W, ldp);
 }
 
 template <typename T, int Bytes>
