@@ -27,6 +27,7 @@ and rows, each part a function returning rows of one table.
   .venv/bin/python benchmarks/bench_streaming.py [--quick] [--threads N] [--out DIR] [--tag NAME]
 """
 import argparse
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -73,9 +74,16 @@ def per_call_us_in_turn(fns, min_time):
     batches = {}
     for k, fn in fns.items():
         fn()
-        t0 = time.perf_counter()
-        fn()
-        batches[k] = max(1, min(1000, int(2e-3 / max(time.perf_counter() - t0, 1e-7))))  # ~2 ms
+        # the median of a few calls: one call alone may be a slow first one
+        # (thread wake-up, caches refilled after the other steps), and a
+        # batch sized from it would be too short and carry that cost into
+        # every round (wide: 9 calls a batch where ~30 were meant)
+        once = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            fn()
+            once.append(time.perf_counter() - t0)
+        batches[k] = max(1, min(1000, int(2e-3 / max(statistics.median(once), 1e-7))))  # ~2 ms
     n = len(fns)
     sec, ratios = common.time_in_turn(fns, min_time * n, 7, warm_seconds=0.2 * min_time * n, batches=batches)
     return {k: 1e6 * v for k, v in sec.items()}, ratios
