@@ -328,6 +328,20 @@ ROWCONV_INLINE void reduce_lanes_impl(int64_t count, const T* P, T* out) {
   for (int64_t i = 0; i < count; ++i) out[i] = X::sum(X::load(P + i * X::kWidth));
 }
 
+template <typename T, int Bytes>
+ROWCONV_INLINE void add_partials16_impl(int64_t n, const T* row, T* part) {
+  using X = Vec<T, Bytes>;
+  constexpr int kVectors = 16 / X::kWidth;  // the 16 partial sums in registers
+  static_assert(kVectors * X::kWidth == 16);
+  typename X::V p[kVectors];
+  for (int v = 0; v < kVectors; ++v) p[v] = X::load(part + v * X::kWidth);
+  int64_t t = 0;
+  for (; t + 16 <= n; t += 16)
+    for (int v = 0; v < kVectors; ++v) p[v] += X::load(row + t + v * X::kWidth);
+  for (int v = 0; v < kVectors; ++v) X::store(part + v * X::kWidth, p[v]);
+  for (; t < n; ++t) part[t % 16] += row[t];
+}
+
 // The transpose of one square tile of 32-byte vectors: v[i] (row i) becomes
 // column i. float: 8 x 8 in three rounds of shuffles, pairs, then pairs of
 // pairs within 16-byte halves, then halves (vunpck*, vshufps, vperm2f128 on
@@ -426,10 +440,14 @@ ROWCONV_INLINE void transpose_impl(int64_t rows, int64_t cols, const T* src, int
     transpose_impl<T>(rows, cols, src, src_ld, dst, dst_ld);                                  \
   }                                                                                           \
   template <typename T>                                                                       \
+  TARGET void add_partials16_##NAME(int64_t n, const T* row, T* part) {                       \
+    add_partials16_impl<T, BYTES>(n, row, part);                                              \
+  }                                                                                           \
+  template <typename T>                                                                       \
   MicroKernels<T> kernels_##NAME() {                                                          \
     return {&gemm_rows_##NAME<T>, &gemm_rows_set_##NAME<T>, &gemm_rows_set_streaming_##NAME<T>,         \
             &dot_rows_##NAME<T>, &dot_rows_sums_##NAME<T>,                                    \
-            &reduce_lanes_##NAME<T>, &transpose_##NAME<T>,                                    \
+            &reduce_lanes_##NAME<T>, &transpose_##NAME<T>, &add_partials16_##NAME<T>,         \
             BYTES / static_cast<int64_t>(sizeof(T)), DOT_MR};                                 \
   }
 

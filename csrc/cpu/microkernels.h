@@ -54,6 +54,11 @@ struct MicroKernels {
   // (square blocks of 32-byte vectors shuffled in registers; grad-weight's
   // tile of grad_out, output channels along its rows).
   void (*transpose)(int64_t rows, int64_t cols, const T* src, int64_t src_ld, T* dst, int64_t dst_ld);
+  // part[j] += the row's elements t < n with t % 16 == j, each added in
+  // order of t: exactly the loop `for t: part[t % 16] += row[t]`, in vectors
+  // (IEEE additions lane by lane; the tail of n % 16 scalar, so nothing is
+  // read past row[n - 1]). grad-bias's partial sums.
+  void (*add_partials16)(int64_t n, const T* row, T* part);
   int64_t lanes;
   int64_t dot_rows_block;  // dot_rows is fastest on a multiple of this many rows
 };
