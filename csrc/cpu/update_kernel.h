@@ -21,6 +21,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <memory>
 #include <type_traits>
@@ -315,6 +316,23 @@ inline void store_state_rows_from_windows(int64_t cin_g, int64_t K, const acc_t*
     for (int64_t k = 0; k + 1 < k_n; ++k) s_row[k * ss] = static_cast<scalar_t>(col[(k + 1) * col_r]);
 }
 
+// Both at once, for held inputs contiguous and in the accumulation type:
+// each state row's values loaded once and kept in registers, stored into
+// the window and, moved by one, back into the state row (where a second
+// pass, store_state_rows_from_windows from the window's second element,
+// would load across the window's two stores and wait for them).
+template <int kK, typename T>
+inline void pack_windows_and_shift_state_rows(int64_t cin_g, const T* x_row, int64_t x_stride_c, T* s_row,
+                                              int64_t s_stride_c, T* col) {
+  for (int64_t ci = 0; ci < cin_g; ++ci, col += kK, x_row += x_stride_c, s_row += s_stride_c) {
+    T v[kK];
+    for (int k = 0; k + 1 < kK; ++k) v[k] = s_row[k];
+    v[kK - 1] = x_row[0];
+    for (int k = 0; k < kK; ++k) col[k] = v[k];
+    for (int k = 0; k + 1 < kK; ++k) s_row[k] = v[k + 1];
+  }
+}
+
 // f(std::integral_constant<int, K>) for the widths compiled in (2..5), else
 // f(std::integral_constant<int, 0>) (K at run time).
 template <typename F>
@@ -326,6 +344,12 @@ inline void with_update_width(int64_t K, F&& f) {
     case 5: return f(std::integral_constant<int, 5>{});
     default: return f(std::integral_constant<int, 0>{});
   }
+}
+
+// p moved up to the next 64-byte boundary (its buffer holds 64 bytes more).
+template <typename T>
+inline T* on_cache_line(T* p) {
+  return reinterpret_cast<T*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t{63});
 }
 
 // Channel mixing needs this many terms an output for the packed forms to pay.
@@ -556,11 +580,19 @@ void update_by_dot_rows(const RowConvUpdateParams& p, const scalar_t* x, scalar_
   const bool usual_step = window_is_state_row && p.channel_parts == 1;
   const int64_t count_max = blocking.per_block * T, tile = blocking.tile;
   const int64_t parts = blocking.out_parts, part_len = blocking.part_len;
+  // one pass reads each state row into the window and shifts it: one part
+  // (no other part reads the rows after), the common widths, float types
+  const bool packs_and_shifts = usual_step && parts == 1 && ss == 1 && K >= 2 && K <= 5 &&
+                                std::is_same_v<scalar_t, acc_t>;
   const int64_t work = std::max<int64_t>(1, (part_len + 1) * R * count_max * tile);  // Cout may be 0
   at::parallel_for(0, blocking.items * parts, std::max<int64_t>(1, 32768 / work), [&](int64_t begin, int64_t end) {
     // left uninitialised: dot_rows masks the terms past R out of its reads
     // (a select, so junk there does not matter)
-    std::unique_ptr<acc_t[]> w_rows_buf(new acc_t[cout_g * ld]), cols_buf(new acc_t[tile * count_max * ld]);
+    // the columns on 64-byte lines: their whole-vector loads then never split
+    // a line (2-5% of the wide decode step, Zen 3)
+    std::unique_ptr<acc_t[]> w_rows_buf(new acc_t[cout_g * ld]);
+    std::unique_ptr<acc_t[]> cols_room(new acc_t[tile * count_max * ld + 64 / sizeof(acc_t)]);
+    acc_t* const cols_buf = on_cache_line(cols_room.get());
     std::unique_ptr<acc_t[]> out(new acc_t[tile * cout_g * count_max]);  // every entry used is written
     std::vector<const acc_t*> w_rows(cout_g), cols(count_max);
     std::vector<int64_t> entries(blocking.per_block), rows(blocking.per_block), starts(blocking.per_block), taps(K);
@@ -577,8 +609,15 @@ void update_by_dot_rows(const RowConvUpdateParams& p, const scalar_t* x, scalar_
       for (int64_t e = 0; e < n; ++e) {
         if (T == 1) step_tap_offsets(p, starts[e], taps.data());
         for (int64_t h = h0; h < h1; ++h) {
-          acc_t* col = cols_buf.get() + ((h - h0) * count + e * T) * ld;
-          if (usual_step) {  // without the branches of the general form
+          acc_t* col = cols_buf + ((h - h0) * count + e * T) * ld;
+          if (packs_and_shifts) {
+            const scalar_t* x_row = x + conv.in_offset(entries[e], g * cin_g, h, 0);
+            scalar_t* s_row = state + p.state_row_offset(rows[e], g * cin_g, h);
+            with_update_width(K, [&](auto width) {
+              if constexpr (width() > 0 && std::is_same_v<scalar_t, acc_t>)
+                pack_windows_and_shift_state_rows<width()>(cin_g, x_row, x_stride_c, s_row, s_stride_c, col);
+            });
+          } else if (usual_step) {  // without the branches of the general form
             const scalar_t* x_row = x + conv.in_offset(entries[e], g * cin_g, h, 0);
             const scalar_t* s_row = state + p.state_row_offset(rows[e], g * cin_g, h);
             with_update_width(K, [&](auto width) {
@@ -598,11 +637,11 @@ void update_by_dot_rows(const RowConvUpdateParams& p, const scalar_t* x, scalar_
           }
         }
       }
-      for (int64_t e = 0; e < n && parts == 1; ++e) {
+      for (int64_t e = 0; e < n && parts == 1 && !packs_and_shifts; ++e) {
         for (int64_t h = h0; h < h1; ++h) {
           if (usual_step) {  // the column from its second element
             scalar_t* s_row = state + p.state_row_offset(rows[e], g * cin_g, h);
-            const acc_t* col = cols_buf.get() + ((h - h0) * count + e) * ld;
+            const acc_t* col = cols_buf + ((h - h0) * count + e) * ld;
             with_update_width(K, [&](auto width) {
               store_state_rows_from_windows<width()>(cin_g, K, col, 1, s_row, s_stride_c, ss);
             });
@@ -613,7 +652,7 @@ void update_by_dot_rows(const RowConvUpdateParams& p, const scalar_t* x, scalar_
       }
       for (int64_t h = h0; h < h1; ++h) {
         update_weight_rows(conv, weight, h, g, m0, m1, ld, w_rows_buf.get(), ld, w_rows.data());
-        const acc_t* h_cols = cols_buf.get() + (h - h0) * count * ld;
+        const acc_t* h_cols = cols_buf + (h - h0) * count * ld;
         for (int64_t j = 0; j < count; ++j) cols[j] = h_cols + j * ld;
         mk.dot_rows_sums(m1 - m0, count, R, w_rows.data() + m0, cols.data(),
                          out.get() + ((h - h0) * cout_g + m0) * count, count);
