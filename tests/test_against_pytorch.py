@@ -81,6 +81,32 @@ def test_output_is_contiguous_and_has_the_contract_shape():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize("where", ["own", "offset", "at_the_end"])
+@pytest.mark.parametrize("padding,dilation", [(0, 1), ("same", 1), ("causal", 2), ((5, 2), 1), ((0, 9), 3)], ids=str)
+@pytest.mark.parametrize("Cin,Cout,groups,K", [(1, 1, 1, 4), (6, 6, 6, 3), (8, 3, 1, 1), (3, 6, 1, 7), (2, 9, 1, 3),
+                                               (4, 16, 2, 5)], ids=str)
+def test_forward_reading_x_in_place(Cin, Cout, groups, K, padding, dilation, where, dtype):
+    """The forward reads x's rows in place (no window copy) where a group has
+    few output channels (up to the micro-kernel's strip: 6 on AVX2, 8 on
+    AVX-512; 9 and 8 here sit past it) and a tile's columns read only the
+    row: whole tiles (padding 0), or a tile's middle from a 64-byte line of y
+    with its padded ends copied (rows of 2100: tiles of up to 1024, a middle
+    of 128 or more columns). Rows whose whole-vector reads would pass x's
+    last element are copied ('at_the_end': x a view ending where its storage
+    ends); 'offset' starts every row 3 elements off the line."""
+    cfg = Conv(2, Cin, 3, 2100, Cout, K, padding=padding, dilation=dilation, groups=groups)
+    x, w, b, gy = make_inputs(cfg, dtype, seed=Cin * 100 + Cout * 10 + K)
+    if where != "own":
+        skip = 3 if where == "offset" else 0
+        room = 0 if where == "at_the_end" else 5
+        big = torch.randn(cfg.B, Cin, cfg.H, skip + cfg.W + room, dtype=dtype)
+        big[..., skip:skip + cfg.W] = x
+        x = big[..., skip:skip + cfg.W]
+        assert x.stride(-1) == 1 and (where != "at_the_end" or x.storage_offset() + x.numel() + skip * 0 <= big.numel())
+    assert_matches_reference(cfg, our_results(cfg, x, w, b, gy), reference_results(cfg, x, w, b, gy), dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
 @pytest.mark.parametrize("layout", ["contiguous", "sliced"])
 @pytest.mark.parametrize("cout_g,W", [(8, 12), (13, 5), (21, 71), (32, 300)])
 def test_grad_weight_with_vectors_of_output_channels(cout_g, W, layout, dtype):

@@ -191,6 +191,23 @@ struct InputRows {
     }
   }
 
+  // Points the rows straight into x, no copy, where the tile's window lies
+  // inside the row and the micro-kernels' reads past it (kRowSlack) inside
+  // x's first `extent` elements; for stride 1 and unit steps along the row,
+  // x in the accumulation type. Returns false (rows untouched) otherwise.
+  bool point_into(const acc_t* x, int64_t extent, int64_t b, int64_t h, int64_t g, int64_t t0, int64_t n) {
+    const int64_t start = p.input_position(t0, 0), reach = (p.kernel_size - 1) * p.dilation + n;
+    if (start < 0 || start + reach > p.width) return false;
+    const int64_t c0 = g * p.in_per_group, c1 = c0 + p.in_per_group - 1;
+    const int64_t last_read = std::max(p.in_offset(b, c0, h, start), p.in_offset(b, c1, h, start)) + reach + kRowSlack;
+    if (last_read > extent) return false;
+    for (int64_t ci = 0; ci < p.in_per_group; ++ci) {
+      const acc_t* row = x + p.in_offset(b, c0 + ci, h, start);
+      for (int64_t k = 0; k < p.kernel_size; ++k) rows[ci * p.kernel_size + k] = row + k * p.dilation;
+    }
+    return true;
+  }
+
   acc_t* phase(int64_t ci, size_t slot) {
     return buffer.data() + (ci * static_cast<int64_t>(phases_used.size()) + slot) * phase_len;
   }

@@ -3,8 +3,10 @@
 //       + sum_{ci in group(co)} sum_k weight[h, co, ci, k] * x[b, ci, h, t*stride - pad_left + k*dilation]
 // Work item: one (b, h, group, tile of output positions). Per item this is a
 // (Cout_g x Cin_g*K) by (Cin_g*K x tile) matrix product whose right factor is
-// read through InputRows, run by the gemm_rows micro-kernels: straight into
-// y from the bias for float and double, through float sums for the half types.
+// read through InputRows (copied windows, or x itself where few output
+// channels read only the row), run by the gemm_rows micro-kernels: straight
+// into y from the bias for float and double, through float sums for the
+// half types.
 // With a final_state to fill (a causal convolution's carried state), the
 // item of each row's last tile copies it.
 #pragma once
@@ -12,6 +14,8 @@
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <type_traits>
 #include <vector>
 
@@ -124,6 +128,10 @@ void row_conv1d_forward_bf16_pairs(const RowConvParams& p, const scalar_t* x, co
   });
 }
 
+// A tile's middle read in place only from this many columns: below, the
+// three products (its ends and its middle) cost more than the copy saves.
+constexpr int64_t kMinInPlaceColumns = 128;
+
 template <typename scalar_t>
 void row_conv1d_forward(const RowConvParams& p, const scalar_t* x, const scalar_t* weight,
                         const scalar_t* bias, scalar_t* y, scalar_t* final_state = nullptr) {
@@ -146,6 +154,14 @@ void row_conv1d_forward(const RowConvParams& p, const scalar_t* x, const scalar_
       !kConverts && streams_to_memory(p.batch * p.out_channels * p.rows * p.out_width * int64_t{sizeof(scalar_t)});
   const auto gemm_rows_into_y = streaming ? mk.gemm_rows_set_streaming : mk.gemm_rows_set;
 
+  // Few output channels (no more than the micro-kernel's strip, so each
+  // element of B is read once a column block): the rows point straight into
+  // x, no copy, for the columns whose windows lie inside the row (stride 1,
+  // unit steps along the row, float or double). Pointwise and depthwise
+  // forwards 0.62-0.89x the time (Zen 3).
+  const bool reads_in_place =
+      !kConverts && items > 0 && p.stride == 1 && p.in_stride_w == 1 && cout_g <= mk.gemm_rows_block;
+  const int64_t x_extent = reads_in_place ? p.in_offset(p.batch - 1, p.in_channels - 1, p.rows - 1, p.width - 1) + 1 : 0;
   parallel_chunks(items, grain_for(cout_g * R * tile), [&](auto&& next) {
     InputRows<acc_t> in(p, tile);
     std::vector<acc_t> w(kConverts ? cout_g * R : 0), acc(kConverts ? cout_g * ldc : 0), bias_acc(kConverts ? cout_g : 0);
@@ -167,15 +183,34 @@ void row_conv1d_forward(const RowConvParams& p, const scalar_t* x, const scalar_
         }
         packed = h * p.groups + g;
       }
-      in.gather(x, b, h, g, t0, n);
-      if (final_state && t0 + n == p.out_width) copy_final_state_rows(p, x, b, h, g, final_state);
-      scalar_t* out0 = y + p.output_offset(b, g * cout_g, h, t0);
       if constexpr (!kConverts) {
         // straight into y's rows (Cout_g of them, H * Wout apart), from the bias
         const scalar_t* b0 = bias ? bias + p.bias_offset(h, g * cout_g) : nullptr;
-        gemm_rows_into_y(cout_g, n, R, w_rows.data(), in.rows.data(), b0, out0, p.rows * p.out_width);
+        scalar_t* y_row = y + p.output_offset(b, g * cout_g, h, 0);
+        const auto into_y = [&](int64_t c0, int64_t cn) {
+          gemm_rows_into_y(cout_g, cn, R, w_rows.data(), in.rows.data(), b0, y_row + c0, p.rows * p.out_width);
+        };
+        // columns [lo, hi) read only the row: the whole tile in place or,
+        // where the tile also reads padding, its middle from a 64-byte line
+        // of y on (kMinInPlaceColumns or more), the ends through the copy
+        int64_t lo = std::max(t0, p.pad_left);
+        const int64_t hi = std::min(t0 + n, p.width + p.pad_left - (p.kernel_size - 1) * p.dilation);
+        const bool whole = lo == t0 && hi == t0 + n;
+        if (!whole) lo += (64 - reinterpret_cast<uintptr_t>(y_row + lo) % 64) % 64 / int64_t{sizeof(scalar_t)};
+        if (reads_in_place && hi - lo >= (whole ? 1 : kMinInPlaceColumns) && in.point_into(x, x_extent, b, h, g, lo, hi - lo)) {
+          into_y(lo, hi - lo);
+          if (lo > t0) in.gather(x, b, h, g, t0, lo - t0), into_y(t0, lo - t0);
+          if (t0 + n > hi) in.gather(x, b, h, g, hi, t0 + n - hi), into_y(hi, t0 + n - hi);
+        } else {
+          in.gather(x, b, h, g, t0, n);
+          into_y(t0, n);
+        }
+        if (final_state && t0 + n == p.out_width) copy_final_state_rows(p, x, b, h, g, final_state);
         continue;
       }
+      in.gather(x, b, h, g, t0, n);
+      if (final_state && t0 + n == p.out_width) copy_final_state_rows(p, x, b, h, g, final_state);
+      scalar_t* out0 = y + p.output_offset(b, g * cout_g, h, t0);
       // float sums from the bias, then rounded into y's rows
       mk.gemm_rows_set(cout_g, n, R, w_rows.data(), in.rows.data(), bias ? bias_acc.data() : nullptr, acc.data(), ldc);
       for (int64_t co = 0; co < cout_g; ++co) store_run(acc.data() + co * ldc, n, out0 + co * p.rows * p.out_width);

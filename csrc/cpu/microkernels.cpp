@@ -448,7 +448,7 @@ ROWCONV_INLINE void transpose_impl(int64_t rows, int64_t cols, const T* src, int
     return {&gemm_rows_##NAME<T>, &gemm_rows_set_##NAME<T>, &gemm_rows_set_streaming_##NAME<T>,         \
             &dot_rows_##NAME<T>, &dot_rows_sums_##NAME<T>,                                    \
             &reduce_lanes_##NAME<T>, &transpose_##NAME<T>, &add_partials16_##NAME<T>,         \
-            BYTES / static_cast<int64_t>(sizeof(T)), DOT_MR};                                 \
+            BYTES / static_cast<int64_t>(sizeof(T)), DOT_MR, MR};                             \
   }
 
 ROWCONV_DEFINE_ISA(baseline, , 16, 6, 2, 2, 4)

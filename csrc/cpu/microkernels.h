@@ -60,7 +60,8 @@ struct MicroKernels {
   // read past row[n - 1]). grad-bias's partial sums.
   void (*add_partials16)(int64_t n, const T* row, T* part);
   int64_t lanes;
-  int64_t dot_rows_block;  // dot_rows is fastest on a multiple of this many rows
+  int64_t dot_rows_block;   // dot_rows is fastest on a multiple of this many rows
+  int64_t gemm_rows_block;  // gemm_rows reads B once (per column block) for M up to this
 };
 
 // bfloat16 products by AVX-512 BF16's vdpbf16ps, summed in float: every
