@@ -139,6 +139,33 @@ acc_t* load_window_line_aligned(const scalar_t* row, int64_t length, int64_t ste
   return dst;
 }
 
+// The columns [lo, hi) of a tile [t0, t0 + n) that the forward and
+// grad-input read in place (rows pointing into x or grad_out, no copy):
+// those whose windows lie inside the row, [inside_lo, inside_hi), where it
+// pays: the whole tile, or its middle on whole 64-byte lines of the
+// result's row (the ends then go through the copy; no line is stored by two
+// products: a line stored in pieces, one of them past the caches, costs
+// more than the copy saves), kMinInPlaceColumns or more (below, the three
+// products cost more than the copy saves). Empty if none.
+constexpr int64_t kMinInPlaceColumns = 128;
+struct InPlaceColumns {
+  int64_t lo, hi;
+  bool empty() const { return hi <= lo; }
+};
+template <typename T>
+inline InPlaceColumns in_place_columns(int64_t t0, int64_t n, int64_t inside_lo, int64_t inside_hi,
+                                       const T* result_row) {
+  int64_t lo = std::max(t0, inside_lo), hi = std::min(t0 + n, inside_hi);
+  if (lo == t0 && hi == t0 + n) return {lo, hi};
+  const auto line_offset = [&](int64_t t) {
+    return static_cast<int64_t>(reinterpret_cast<uintptr_t>(result_row + t) % 64 / sizeof(T));
+  };
+  if (lo > t0) lo += (64 / static_cast<int64_t>(sizeof(T)) - line_offset(lo)) % (64 / static_cast<int64_t>(sizeof(T)));
+  if (hi < t0 + n) hi -= line_offset(hi);
+  if (hi - lo < kMinInPlaceColumns) return {0, 0};
+  return {lo, hi};
+}
+
 // The input that output positions [t0, t0 + n) of one (b, h, group) read, as
 // Cin_g * K rows contiguous in t (an im2col matrix that is never built):
 //   rows[ci * K + k][t] = x[b, g * Cin_g + ci, h, (t0 + t) * stride - pad_left + k * dilation]

@@ -128,10 +128,6 @@ void row_conv1d_forward_bf16_pairs(const RowConvParams& p, const scalar_t* x, co
   });
 }
 
-// A tile's middle read in place only from this many columns: below, the
-// three products (its ends and its middle) cost more than the copy saves.
-constexpr int64_t kMinInPlaceColumns = 128;
-
 template <typename scalar_t>
 void row_conv1d_forward(const RowConvParams& p, const scalar_t* x, const scalar_t* weight,
                         const scalar_t* bias, scalar_t* y, scalar_t* final_state = nullptr) {
@@ -190,14 +186,8 @@ void row_conv1d_forward(const RowConvParams& p, const scalar_t* x, const scalar_
         const auto into_y = [&](int64_t c0, int64_t cn) {
           gemm_rows_into_y(cout_g, cn, R, w_rows.data(), in.rows.data(), b0, y_row + c0, p.rows * p.out_width);
         };
-        // columns [lo, hi) read only the row: the whole tile in place or,
-        // where the tile also reads padding, its middle from a 64-byte line
-        // of y on (kMinInPlaceColumns or more), the ends through the copy
-        int64_t lo = std::max(t0, p.pad_left);
-        const int64_t hi = std::min(t0 + n, p.width + p.pad_left - (p.kernel_size - 1) * p.dilation);
-        const bool whole = lo == t0 && hi == t0 + n;
-        if (!whole) lo += (64 - reinterpret_cast<uintptr_t>(y_row + lo) % 64) % 64 / int64_t{sizeof(scalar_t)};
-        if (reads_in_place && hi - lo >= (whole ? 1 : kMinInPlaceColumns) && in.point_into(x, x_extent, b, h, g, lo, hi - lo)) {
+        const auto [lo, hi] = in_place_columns(t0, n, p.pad_left, p.width + p.pad_left - (p.kernel_size - 1) * p.dilation, y_row);
+        if (reads_in_place && hi > lo && in.point_into(x, x_extent, b, h, g, lo, hi - lo)) {
           into_y(lo, hi - lo);
           if (lo > t0) in.gather(x, b, h, g, t0, lo - t0), into_y(t0, lo - t0);
           if (t0 + n > hi) in.gather(x, b, h, g, hi, t0 + n - hi), into_y(hi, t0 + n - hi);

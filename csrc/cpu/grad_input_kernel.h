@@ -7,12 +7,15 @@
 // (Cin_g x taps) by (taps x m) product over contiguous rows of grad_out, run
 // by the gemm_rows micro-kernels (no multiplications by the zeros of an
 // upsampled gradient), straight into grad_x where the phase is the whole
-// tile (stride 1, float and double).
+// tile (stride 1, float and double), its rows copied windows of grad_out or,
+// for few input channels, grad_out itself (as the forward reads x).
 #pragma once
 
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <type_traits>
 #include <vector>
 
@@ -102,6 +105,14 @@ void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
       direct_store && streams_to_memory(p.batch * p.in_channels * p.rows * p.width * int64_t{sizeof(scalar_t)});
   const auto gemm_rows_into_grad_x = streaming ? mk.gemm_rows_set_streaming : mk.gemm_rows_set;
 
+  // Few input channels (no more than the micro-kernel's strip: each element
+  // of grad_out read once a column block) read grad_out in place, as the
+  // forward reads x (forward_kernel.h): the positions whose taps all read
+  // inside grad_out's row.
+  const bool reads_in_place = direct_store && items > 0 && p.gout_stride_w == 1 && cin_g <= mk.gemm_rows_block;
+  const int64_t gout_extent =
+      reads_in_place ? p.gout_offset(p.batch - 1, p.out_channels - 1, p.rows - 1, p.out_width - 1) + 1 : 0;
+
   parallel_chunks(items, grain_for(cout_g * cin_g * K * tile), [&](auto&& next) {
     std::vector<acc_t> gout(cout_g * span), w(cin_g * cout_g * K), acc(direct_store ? 0 : cin_g * ldc);
     std::vector<const acc_t*> rows(cout_g * K), w_rows(cin_g), gout_window(cout_g);
@@ -112,6 +123,47 @@ void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
     int64_t begin, end;
     while (next(begin, end)) for (int64_t item = begin; item < end; ++item) {
       const auto [b, h, g, j0, n] = tiled_item(p, item, tiles, tile, p.width);
+      if constexpr (std::is_same_v<scalar_t, acc_t>) {
+        if (reads_in_place) {
+          // stride 1: position j reads grad_out at j + pad_left - k * dilation,
+          // inside the row for j in [lo, hi)
+          const int64_t reach = (K - 1) * p.dilation;
+          scalar_t* gx_row = grad_x + p.grad_input_offset(b, g * cin_g, h, 0);
+          const auto [lo, hi] = in_place_columns(j0, n, reach - p.pad_left, p.out_width - p.pad_left, gx_row);
+          const int64_t t_first = lo + p.pad_left - reach;  // grad_out position of the middle's first window
+          const int64_t last_read =
+              std::max(p.gout_offset(b, g * cout_g, h, t_first), p.gout_offset(b, g * cout_g + cout_g - 1, h, t_first)) +
+              (hi - lo) + reach + kRowSlack;
+          if (hi > lo && last_read <= gout_extent) {
+            if (packed != h * p.groups + g) {
+              for (int64_t k = 0, taps = 0; k < K; ++k)
+                for (int64_t co = 0; co < cout_g; ++co, ++taps)
+                  for (int64_t ci = 0; ci < cin_g; ++ci)
+                    w[ci * cout_g * K + taps] = weight[p.weight_offset(h, g * cout_g + co, ci, k)];
+              packed = h * p.groups + g;
+            }
+            // positions [j1, j1 + m), their windows from grad_out position
+            // j1 + pad_left - reach at window(co)
+            const auto product = [&](int64_t j1, int64_t m, const auto& window) {
+              for (int64_t k = 0, taps = 0; k < K; ++k)
+                for (int64_t co = 0; co < cout_g; ++co, ++taps) rows[taps] = window(co) + (K - 1 - k) * p.dilation;
+              gemm_rows_into_grad_x(cin_g, m, cout_g * K, w_rows.data(), rows.data(), nullptr, gx_row + j1,
+                                    p.rows * p.width);
+            };
+            const auto copied = [&](int64_t j1, int64_t m) {
+              for (int64_t co = 0; co < cout_g; ++co)
+                gout_window[co] = load_window_line_aligned(grad_out + p.gout_offset(b, g * cout_g + co, h, 0), p.out_width,
+                                                           p.gout_stride_w, j1 + p.pad_left - reach, span_for(m),
+                                                           gout.data() + co * span);
+              product(j1, m, [&](int64_t co) { return gout_window[co]; });
+            };
+            product(lo, hi - lo, [&](int64_t co) { return grad_out + p.gout_offset(b, g * cout_g + co, h, t_first); });
+            if (lo > j0) copied(j0, lo - j0);
+            if (j0 + n > hi) copied(hi, j0 + n - hi);
+            continue;
+          }
+        }
+      }
       const int64_t t_lo = floor_div(p.grad_numerator(j0, K - 1), s);
       for (int64_t co = 0; co < cout_g; ++co) {
         gout_window[co] = load_window_line_aligned(grad_out + p.gout_offset(b, g * cout_g + co, h, 0), p.out_width,
