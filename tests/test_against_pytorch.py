@@ -84,16 +84,16 @@ def test_output_is_contiguous_and_has_the_contract_shape():
 @pytest.mark.parametrize("where", ["own", "offset", "at_the_end"])
 @pytest.mark.parametrize("padding,dilation", [(0, 1), ("same", 1), ("causal", 2), ((5, 2), 1), ((0, 9), 3)], ids=str)
 @pytest.mark.parametrize("Cin,Cout,groups,K", [(1, 1, 1, 4), (6, 6, 6, 3), (8, 3, 1, 1), (3, 6, 1, 7), (2, 9, 1, 3),
-                                               (4, 16, 2, 5)], ids=str)
+                                               (4, 16, 2, 5), (2, 40, 1, 3)], ids=str)
 def test_forward_reading_x_in_place(Cin, Cout, groups, K, padding, dilation, where, dtype):
     """The forward reads x's rows in place (no window copy) where a group has
-    few output channels (up to the micro-kernel's strip: 6 on AVX2, 8 on
-    AVX-512; 9 and 8 here sit past it) and a tile's columns read only the
-    row: whole tiles (padding 0), or a tile's middle on whole 64-byte lines
+    few output channels (up to 4 strips of the micro-kernel's rows: 24 on
+    AVX2, 32 on AVX-512; 40 here is past it) and a tile's columns read only
+    the row: whole tiles (padding 0), or a tile's middle on whole 64-byte lines
     of y with its padded ends copied (rows of 2100: tiles of up to 1024, a
     middle of 128 or more columns). Grad-input reads grad_out the same way
-    where a group has few input channels (every shape here but Cin_g 8 on
-    AVX2), its padding the transposed one (a valid forward's grad-input pads
+    where a group has at most one strip of input channels (every shape here
+    but Cin_g 8 on AVX2), its padding the transposed one (a valid forward's grad-input pads
     both ends). Rows whose whole-vector reads would pass the tensor's last
     element are copied ('at_the_end': x a view ending where its storage ends;
     grad_out's last rows always); 'offset' starts every row of x 3 elements

@@ -148,6 +148,12 @@ acc_t* load_window_line_aligned(const scalar_t* row, int64_t length, int64_t ste
 // more than the copy saves), kMinInPlaceColumns or more (below, the three
 // products cost more than the copy saves). Empty if none.
 constexpr int64_t kMinInPlaceColumns = 128;
+// ... and only for products of at most this many strips of the micro-kernel's
+// rows: each strip reads the column block of every row again, from L1 when
+// the rows are a copied window, from wherever x's rows are otherwise (Zen 3
+// forward, 64 input channels 64 KiB apart: 4 strips 0.93x the time, 6
+// 0.97x, 8 1.02x, 11 1.03x; forum, 3 strips, 0.85x).
+constexpr int64_t kMaxInPlaceStrips = 4;
 struct InPlaceColumns {
   int64_t lo, hi;
   bool empty() const { return hi <= lo; }

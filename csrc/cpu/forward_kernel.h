@@ -150,13 +150,13 @@ void row_conv1d_forward(const RowConvParams& p, const scalar_t* x, const scalar_
       !kConverts && streams_to_memory(p.batch * p.out_channels * p.rows * p.out_width * int64_t{sizeof(scalar_t)});
   const auto gemm_rows_into_y = streaming ? mk.gemm_rows_set_streaming : mk.gemm_rows_set;
 
-  // Few output channels (no more than the micro-kernel's strip, so each
-  // element of B is read once a column block): the rows point straight into
-  // x, no copy, for the columns whose windows lie inside the row (stride 1,
-  // unit steps along the row, float or double). Pointwise and depthwise
-  // forwards 0.62-0.89x the time (Zen 3).
-  const bool reads_in_place =
-      !kConverts && items > 0 && p.stride == 1 && p.in_stride_w == 1 && cout_g <= mk.gemm_rows_block;
+  // Few output channels (kMaxInPlaceStrips strips of the micro-kernel's rows
+  // or fewer): the rows point straight into x, no copy, for the columns
+  // whose windows lie inside the row (stride 1, unit steps along the row,
+  // float or double). Zen 3: pointwise and depthwise forwards 0.58-0.90x
+  // the time, forum 0.85x.
+  const bool reads_in_place = !kConverts && items > 0 && p.stride == 1 && p.in_stride_w == 1 &&
+                              cout_g <= kMaxInPlaceStrips * mk.gemm_rows_block;
   const int64_t x_extent = reads_in_place ? p.in_offset(p.batch - 1, p.in_channels - 1, p.rows - 1, p.width - 1) + 1 : 0;
   parallel_chunks(items, grain_for(cout_g * R * tile), [&](auto&& next) {
     InputRows<acc_t> in(p, tile);
