@@ -7,7 +7,8 @@
 //    reduction over t and vectors over co, grad_w^T accumulated in registers;
 //    items are (group, block of input channels, h);
 //  - few (depthwise): dot_rows, vectors over t, lane partials summed once at
-//    the end; items are (group, block of output channels, h).
+//    the end; items are (group, block of output channels, h); its rows are
+//    x and grad_out themselves where they can be (no copy).
 // Blocks keep both cores busy when H * groups is small, and the partials in cache.
 #pragma once
 
@@ -179,6 +180,18 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
   const int64_t pair_count = (tile + 1) / 2;         // pairs of positions in a tile
   const int64_t x_row = 2 * pair_count + kRowSlack;  // bf16 a row of x's pair rows
 
+  // The dot form reads x's windows and grad_out's rows in place where they
+  // lie inside their rows (float and double, stride 1 for x, unit steps;
+  // the micro-kernel's whole-vector reads inside the tensors), as the
+  // forward reads x: narrow and depthwise grad-weights 0.70-0.84x the time
+  // (Zen 3).
+  constexpr bool kSameType = std::is_same_v<scalar_t, acc_t>;
+  const bool x_in_place = kSameType && !channel_vectors && p.stride == 1 && p.in_stride_w == 1 && p.out_width > 0;
+  const bool gout_in_place = kSameType && !channel_vectors && p.gout_stride_w == 1 && p.out_width > 0;
+  const int64_t x_extent = x_in_place ? p.in_offset(p.batch - 1, p.in_channels - 1, p.rows - 1, p.width - 1) + 1 : 0;
+  const int64_t gout_extent =
+      gout_in_place ? p.gout_offset(p.batch - 1, p.out_channels - 1, p.rows - 1, p.out_width - 1) + 1 : 0;
+
   at::parallel_for(0, row_groups * blocks, 1, [&](int64_t begin, int64_t end) {
     InputRows<acc_t> in(p, pairs ? 0 : tile);  // (the pair form reads its own tiles)
     // the pair form's tiles: grad_out transposed into (pair of t, co) and the
@@ -225,10 +238,19 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
                            acc.data() + slot * acc_size, ld);
             } else {
               for (int64_t co = 0; co < count; ++co) {
+                const int64_t at = p.gout_offset(b, g * cout_g + first + co, h, t0);
+                if constexpr (kSameType) {
+                  if (gout_in_place && at + n + kRowSlack <= gout_extent) {
+                    gout_rows[co] = grad_out + at;
+                    continue;
+                  }
+                }
                 gout_rows[co] = load_window_line_aligned(grad_out + p.gout_offset(b, g * cout_g + first + co, h, 0),
                                                          p.out_width, p.gout_stride_w, t0, n, gout.data() + co * ld);
               }
-              in.gather(x, b, h, g, t0, n);
+              bool x_read_in_place = false;
+              if constexpr (kSameType) x_read_in_place = x_in_place && in.point_into(x, x_extent, b, h, g, t0, n);
+              if (!x_read_in_place) in.gather(x, b, h, g, t0, n);
               mk.dot_rows(count, R, n, gout_rows.data(), in.rows.data(),
                           partials.data() + slot * partial_size, R);
             }
