@@ -155,8 +155,7 @@ constexpr int64_t kMinInPlaceColumns = 128;
 // 0.97x, 8 1.02x, 11 1.03x; forum, 3 strips, 0.85x).
 constexpr int64_t kMaxInPlaceStrips = 4;
 struct InPlaceColumns {
-  int64_t lo, hi;
-  bool empty() const { return hi <= lo; }
+  int64_t lo, hi;  // none where hi <= lo
 };
 template <typename T>
 inline InPlaceColumns in_place_columns(int64_t t0, int64_t n, int64_t inside_lo, int64_t inside_hi,
