@@ -42,6 +42,19 @@ inline TiledItem tiled_item(const RowConvParams& p, int64_t item, int64_t tiles,
   const int64_t rest = item / tiles;
   return {rest / p.groups / p.rows, rest / p.groups % p.rows, rest % p.groups, t0, std::min(tile, length - t0)};
 }
+// The item after `it` in that numbering, without tiled_item's divisions
+// (a 512-wide chunk of depthwise rows is one item a row).
+inline void next_tiled_item(const RowConvParams& p, int64_t tile, int64_t length, TiledItem& it) {
+  it.t0 += tile;
+  if (it.t0 >= length) {
+    it.t0 = 0;
+    if (++it.g == p.groups) {
+      it.g = 0;
+      if (++it.h == p.rows) it.h = 0, ++it.b;
+    }
+  }
+  it.n = std::min(tile, length - it.t0);
+}
 
 // Runs body(next) once on each thread of an at::parallel_for, where
 // next(begin, end) hands out the next chunk of the items [0, items) (false
@@ -189,12 +202,14 @@ struct InputRows {
       : p(p),
         phase_len(tile + (p.kernel_size - 1) * p.dilation / p.stride + 1 + kRowSlack + kLineElements<acc_t>),
         rows(p.in_per_group * p.kernel_size),
-        tap_slot(p.kernel_size) {
+        tap_slot(p.kernel_size),
+        tap_shift(p.kernel_size) {
     for (int64_t k = 0; k < p.kernel_size; ++k) {
       const int64_t q = k * p.dilation % p.stride;
       if (std::find(phases_used.begin(), phases_used.end(), q) == phases_used.end())
         phases_used.push_back(q);
       tap_slot[k] = std::find(phases_used.begin(), phases_used.end(), q) - phases_used.begin();
+      tap_shift[k] = k * p.dilation / p.stride;
     }
     buffer.resize(p.in_per_group * phases_used.size() * phase_len);
     window.resize(phases_used.size());
@@ -219,7 +234,7 @@ struct InputRows {
                                                 phase(ci, slot), p.stride, prefix_row, p.prefix_width,
                                                 p.pre_stride_w);
       for (int64_t k = 0; k < p.kernel_size; ++k)
-        rows[ci * p.kernel_size + k] = window[tap_slot[k]] + k * p.dilation / p.stride;
+        rows[ci * p.kernel_size + k] = window[tap_slot[k]] + tap_shift[k];
     }
   }
 
@@ -249,7 +264,8 @@ struct InputRows {
   std::vector<int64_t> phases_used;
   std::vector<acc_t> buffer;
   std::vector<const acc_t*> rows;
-  std::vector<int64_t> tap_slot;  // tap k reads phases_used[tap_slot[k]]
+  std::vector<int64_t> tap_slot;   // tap k reads phases_used[tap_slot[k]]
+  std::vector<int64_t> tap_shift;  // ... from its element k * dilation / stride on
   std::vector<acc_t*> window;     // the current channel's phases, as gathered
 };
 

@@ -35,9 +35,13 @@ void copy_final_state_rows(const RowConvParams& p, const scalar_t* x, int64_t b,
                            scalar_t* final_state) {
   const int64_t S = p.pad_left;
   for (int64_t c = g * p.in_per_group; c < (g + 1) * p.in_per_group; ++c) {
-    load_window(x + p.in_offset(b, c, h, 0), p.width, p.in_stride_w, p.width - S, S,
-                final_state + ((b * p.in_channels + c) * p.rows + h) * S, 1, p.prefix_row<scalar_t>(b, c, h),
-                p.prefix_width, p.pre_stride_w);
+    scalar_t* dst = final_state + ((b * p.in_channels + c) * p.rows + h) * S;
+    if (S <= p.width && p.in_stride_w == 1) {  // the row's last S inputs, one run
+      std::copy_n(x + p.in_offset(b, c, h, p.width - S), S, dst);
+      continue;
+    }
+    load_window(x + p.in_offset(b, c, h, 0), p.width, p.in_stride_w, p.width - S, S, dst, 1,
+                p.prefix_row<scalar_t>(b, c, h), p.prefix_width, p.pre_stride_w);
   }
 }
 
@@ -165,45 +169,48 @@ void row_conv1d_forward(const RowConvParams& p, const scalar_t* x, const scalar_
     for (int64_t co = 0; co < cout_g; ++co) w_rows[co] = w.data() + co * R;
     int64_t packed = -1;  // the (h, group) whose weights are in w
     int64_t begin, end;
-    while (next(begin, end)) for (int64_t item = begin; item < end; ++item) {
-      const auto [b, h, g, t0, n] = tiled_item(p, item, tiles, tile, p.out_width);
-      if (packed != h * p.groups + g) {
-        const scalar_t* src = weight + p.weight_offset(h, g * cout_g, 0, 0);
+    while (next(begin, end)) {
+      TiledItem it = tiled_item(p, begin, tiles, tile, p.out_width);
+      for (int64_t item = begin; item < end; ++item, next_tiled_item(p, tile, p.out_width, it)) {
+        const auto [b, h, g, t0, n] = it;
+        if (packed != h * p.groups + g) {
+          const scalar_t* src = weight + p.weight_offset(h, g * cout_g, 0, 0);
+          if constexpr (!kConverts) {
+            // The group's weights are already Cout_g contiguous rows of R: read in place.
+            for (int64_t co = 0; co < cout_g; ++co) w_rows[co] = src + co * R;
+          } else {
+            load_run(src, cout_g * R, w.data());
+            for (int64_t co = 0; bias && co < cout_g; ++co)
+              bias_acc[co] = static_cast<acc_t>(bias[p.bias_offset(h, g * cout_g + co)]);
+          }
+          packed = h * p.groups + g;
+        }
         if constexpr (!kConverts) {
-          // The group's weights are already Cout_g contiguous rows of R: read in place.
-          for (int64_t co = 0; co < cout_g; ++co) w_rows[co] = src + co * R;
-        } else {
-          load_run(src, cout_g * R, w.data());
-          for (int64_t co = 0; bias && co < cout_g; ++co)
-            bias_acc[co] = static_cast<acc_t>(bias[p.bias_offset(h, g * cout_g + co)]);
+          // straight into y's rows (Cout_g of them, H * Wout apart), from the bias
+          const scalar_t* b0 = bias ? bias + p.bias_offset(h, g * cout_g) : nullptr;
+          scalar_t* y_row = y + p.output_offset(b, g * cout_g, h, 0);
+          const auto into_y = [&](int64_t c0, int64_t cn) {
+            gemm_rows_into_y(cout_g, cn, R, w_rows.data(), in.rows.data(), b0, y_row + c0, p.rows * p.out_width);
+          };
+          const auto [lo, hi] = in_place_columns(t0, n, p.pad_left, p.width + p.pad_left - (p.kernel_size - 1) * p.dilation, y_row);
+          if (reads_in_place && hi > lo && in.point_into(x, x_extent, b, h, g, lo, hi - lo)) {
+            into_y(lo, hi - lo);
+            if (lo > t0) in.gather(x, b, h, g, t0, lo - t0), into_y(t0, lo - t0);
+            if (t0 + n > hi) in.gather(x, b, h, g, hi, t0 + n - hi), into_y(hi, t0 + n - hi);
+          } else {
+            in.gather(x, b, h, g, t0, n);
+            into_y(t0, n);
+          }
+          if (final_state && t0 + n == p.out_width) copy_final_state_rows(p, x, b, h, g, final_state);
+          continue;
         }
-        packed = h * p.groups + g;
-      }
-      if constexpr (!kConverts) {
-        // straight into y's rows (Cout_g of them, H * Wout apart), from the bias
-        const scalar_t* b0 = bias ? bias + p.bias_offset(h, g * cout_g) : nullptr;
-        scalar_t* y_row = y + p.output_offset(b, g * cout_g, h, 0);
-        const auto into_y = [&](int64_t c0, int64_t cn) {
-          gemm_rows_into_y(cout_g, cn, R, w_rows.data(), in.rows.data(), b0, y_row + c0, p.rows * p.out_width);
-        };
-        const auto [lo, hi] = in_place_columns(t0, n, p.pad_left, p.width + p.pad_left - (p.kernel_size - 1) * p.dilation, y_row);
-        if (reads_in_place && hi > lo && in.point_into(x, x_extent, b, h, g, lo, hi - lo)) {
-          into_y(lo, hi - lo);
-          if (lo > t0) in.gather(x, b, h, g, t0, lo - t0), into_y(t0, lo - t0);
-          if (t0 + n > hi) in.gather(x, b, h, g, hi, t0 + n - hi), into_y(hi, t0 + n - hi);
-        } else {
-          in.gather(x, b, h, g, t0, n);
-          into_y(t0, n);
-        }
+        in.gather(x, b, h, g, t0, n);
         if (final_state && t0 + n == p.out_width) copy_final_state_rows(p, x, b, h, g, final_state);
-        continue;
+        scalar_t* out0 = y + p.output_offset(b, g * cout_g, h, t0);
+        // float sums from the bias, then rounded into y's rows
+        mk.gemm_rows_set(cout_g, n, R, w_rows.data(), in.rows.data(), bias ? bias_acc.data() : nullptr, acc.data(), ldc);
+        for (int64_t co = 0; co < cout_g; ++co) store_run(acc.data() + co * ldc, n, out0 + co * p.rows * p.out_width);
       }
-      in.gather(x, b, h, g, t0, n);
-      if (final_state && t0 + n == p.out_width) copy_final_state_rows(p, x, b, h, g, final_state);
-      scalar_t* out0 = y + p.output_offset(b, g * cout_g, h, t0);
-      // float sums from the bias, then rounded into y's rows
-      mk.gemm_rows_set(cout_g, n, R, w_rows.data(), in.rows.data(), bias ? bias_acc.data() : nullptr, acc.data(), ldc);
-      for (int64_t co = 0; co < cout_g; ++co) store_run(acc.data() + co * ldc, n, out0 + co * p.rows * p.out_width);
     }
     if (streaming) store_fence();
   });
