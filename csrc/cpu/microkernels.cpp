@@ -8,11 +8,13 @@
 #include <c10/util/Exception.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 #include <type_traits>
+#include <utility>
 
 #include <unistd.h>
 
@@ -100,6 +102,70 @@ struct Vec {
       std::memcpy(&hi, reinterpret_cast<const char*>(&v) + Bytes / 2, Bytes / 2);
       return Vec<T, Bytes / 2>::sum(lo + hi);
     }
+  }
+  // out[i] = sum(v[i]) for i < N, the same bits, kWidth vectors at a time:
+  // at every halving two vectors' halves share one vector (two shuffles and
+  // an add a pair), where sum() spends a shuffle and an add a vector at
+  // each (a decode step's dot products of 45 terms spent as much on their
+  // sums as on their multiply-adds).
+  template <int N>
+  static ROWCONV_INLINE void sums(const V* v, T* out) {
+    if constexpr (kWidth == 1) {
+      for (int i = 0; i < N; ++i) out[i] = v[i][0];
+    } else {
+      for (int g = 0; g < N; g += kWidth) {
+        const int n = std::min(kWidth, N - g);
+        if (n == 1) {
+          out[g] = sum(v[g]);
+          continue;
+        }
+        V level[kWidth];
+        for (int i = 0; i < kWidth; ++i) level[i] = i < n ? v[g + i] : V{};
+        halve<kWidth>(level, std::make_integer_sequence<int, kWidth>{});
+        constexpr std::array<int, kWidth> owner = sum_owners();
+        for (int l = 0; l < kWidth; ++l)
+          if (owner[l] < n) out[g + owner[l]] = level[0][l];
+      }
+    }
+  }
+
+ private:
+  // Lane l of the vector made of P and Q at the halving of blocks of s
+  // lanes: in block l / s, the low half from P's block and the high half
+  // from Q's, each the low (kHigh false) or high half of its own block.
+  static constexpr int halving_lane(int s, bool high, int l) {
+    const int block = l / s * s, o = l % s, half = s / 2, pick = high ? half : 0;
+    return o < half ? block + pick + o : kWidth + block + pick + (o - half);
+  }
+  // v[0 .. S) pairwise into v[0 .. S / 2), blocks of S
+  // lanes halved, down to blocks of 2 (one lane a vector's sum).
+  template <int S, int... Is>
+  static ROWCONV_INLINE void halve(V* v, std::integer_sequence<int, Is...> lanes) {
+    if constexpr (S >= 2) {
+      constexpr int n = S;  // vectors in: kWidth at the first halving
+      for (int j = 0; j < n / 2; ++j) {
+        const V p = v[2 * j], q = v[2 * j + 1];
+        v[j] = __builtin_shufflevector(p, q, halving_lane(S, false, Is)...) +
+               __builtin_shufflevector(p, q, halving_lane(S, true, Is)...);
+      }
+      halve<S / 2>(v, lanes);
+    }
+  }
+  // which input vector's sum each lane of sums()'s last vector holds
+  static constexpr std::array<int, kWidth> sum_owners() {
+    std::array<std::array<int, kWidth>, kWidth> own{};
+    for (int i = 0; i < kWidth; ++i)
+      for (int l = 0; l < kWidth; ++l) own[i][l] = i;
+    for (int s = kWidth, n = kWidth; s >= 2; s /= 2, n /= 2)
+      for (int j = 0; j < n / 2; ++j) {
+        std::array<int, kWidth> r{};
+        for (int l = 0; l < kWidth; ++l) {
+          const int src = halving_lane(s, false, l);
+          r[l] = src < kWidth ? own[2 * j][src] : own[2 * j + 1][src - kWidth];
+        }
+        own[j] = r;
+      }
+    return own[0];
   }
 };
 
@@ -269,14 +335,15 @@ ROWCONV_INLINE void dot_rows_block(int64_t N, const T* const* A_rows, const T* c
     for (int m = 0; m < MR; ++m)
       for (int r = 0; r < NR; ++r) acc[m][r] += a[m] * b[r];
   }
-  for (int m = 0; m < MR; ++m)
-    for (int r = 0; r < NR; ++r) {
-      if constexpr (kSums) {
-        P[m * ldp + r] = X::sum(acc[m][r]);
-      } else {
-        X::store(P + (m * ldp + r) * X::kWidth, acc[m][r]);
-      }
-    }
+  if constexpr (kSums) {
+    T sum[MR * NR];
+    X::template sums<MR * NR>(&acc[0][0], sum);
+    for (int m = 0; m < MR; ++m)
+      for (int r = 0; r < NR; ++r) P[m * ldp + r] = sum[m * NR + r];
+  } else {
+    for (int m = 0; m < MR; ++m)
+      for (int r = 0; r < NR; ++r) X::store(P + (m * ldp + r) * X::kWidth, acc[m][r]);
+  }
 }
 
 // The R columns of a strip of MR rows, as blocks of NR columns, the rest
