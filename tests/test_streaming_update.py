@@ -90,7 +90,7 @@ STEP_CONFIGS = [
     (3, 4, 3, 4, 4, 1, 4),  # depthwise K = 4 (the CPU kernel's unrolled step)
     (2, 1, 5, 1, 3, 2, 1),  # one channel, K = 3, dilation 2
     (2, 2, 2, 2, 2, 1, 2),  # depthwise K = 2
-    (40, 4, 3, 6, 3, 1, 1),  # many entries a step: the CPU kernel's gemm form (entries along the vectors)
+    (40, 4, 3, 6, 3, 1, 1),  # many entries a step: the CPU kernel's blocks of entries
     (36, 6, 2, 4, 3, 2, 2),  # the same with dilation 2 and groups: its general windows
 ]
 
@@ -236,10 +236,10 @@ KERNEL_FORMS = [
     (5, 3, 4, 3, 4, 1, 3),  # depthwise one step, K = 4 unrolled
     (4, 2, 3, 2, 6, 2, 2),  # depthwise one step, K = 6 at run time
     (4, 4, 2, 5, 3, 1, 1),  # channel mixing: packed windows, dot rows
-    (300, 2, 1, 3, 4, 1, 1),  # many entries: the gemm form (entries along the vectors), several blocks
-    (40, 6, 2, 4, 3, 2, 2),  # the gemm form's general windows (dilation 2, groups)
+    (300, 2, 1, 3, 4, 1, 1),  # many entries: several blocks of entries a thread
+    (40, 6, 2, 4, 3, 2, 2),  # many entries, general windows (dilation 2, groups)
     (3, 64, 7, 64, 3, 1, 1),  # weights over 256 KiB: threads split the rows (dot form), a short last tile
-    (32, 64, 7, 64, 3, 1, 1),  # the same in the gemm form
+    (32, 64, 7, 64, 3, 1, 1),  # the same with many entries: blocks of entries and tiles of rows
     (2, 128, 1, 130, 4, 1, 1),  # weights over 256 KiB in one row: threads split the output channels (dot form)
     (2, 160, 1, 160, 3, 2, 1),  # the same with dilation 2: general windows
     (4, 2, 2, 3, 2, 1, 1),  # Cin_g * K < 8: per (b, h, group)

@@ -7,12 +7,10 @@
 //    K multiply-adds a (b, channel, row), rows walked with pointer steps; one
 //    channel over rows (or one row over channels) with x and the state packed
 //    along the walk: a unit-step run that the compiler vectorises;
-//  - channel mixing (float types, Cin_g * K >= kUpdateDotMinTaps): per
-//    (block of batch entries, group, tile of rows), the window each output
-//    reads, (Cin_g, K) like a weight row, packed per (b, t), and the outputs
-//    a product with the weight rows: for one step of many entries by
-//    gemm_rows (the entries along the vectors), else as dot products
-//    (dot_rows_sums); both AVX-512/AVX2 at run time;
+//  - channel mixing (Cin_g * K >= kUpdateDotMinTaps): per (block of batch
+//    entries, group, tile of rows), the window each output reads, (Cin_g, K)
+//    like a weight row, packed per (b, t), and the outputs its dot products
+//    with the weight rows (dot_rows_sums, AVX-512/AVX2 at run time);
 //  - otherwise, per (b, h, group): the window copied to the stack, four
 //    output channels at a time.
 #pragma once
@@ -277,17 +275,14 @@ void update_depthwise_step(const RowConvUpdateParams& p, const scalar_t* x, scal
 // The usual decode step (one step, a shifted state of exactly K - 1 held
 // inputs, dilation 1): a batch entry's window, per channel its state row then
 // the new input (Cin_g rows of K, like a weight row), and the state rows'
-// update, that window from its second element. Element r of the window is at
-// col[r * col_r] (1: a row of the dot form; the entries of a block apart: a
-// column of the gemm form). kK: K at compile time for the common widths (0:
-// run time), so the copies of K - 1 elements are unrolled.
+// update, that window from its second element. kK: K at compile time for the
+// common widths (0: run time), so the copies of K - 1 elements are unrolled.
 template <int kK, typename scalar_t, typename acc_t>
 inline void pack_state_row_windows(int64_t cin_g, int64_t K, const scalar_t* x_row, int64_t x_stride_c,
-                                   const scalar_t* s_row, int64_t s_stride_c, int64_t ss, acc_t* col,
-                                   int64_t col_r) {
+                                   const scalar_t* s_row, int64_t s_stride_c, int64_t ss, acc_t* col) {
   const int64_t k_n = kK > 0 ? kK : K;
   if constexpr (kK > 0 && std::is_same_v<scalar_t, acc_t>) {
-    if (ss == 1 && col_r == 1) {  // contiguous held inputs: a copy of fixed size, a vector move
+    if (ss == 1) {  // contiguous held inputs: a copy of fixed size, a vector move
       for (int64_t ci = 0; ci < cin_g; ++ci, col += kK, x_row += x_stride_c, s_row += s_stride_c) {
         std::memcpy(col, s_row, (kK - 1) * sizeof(acc_t));
         col[kK - 1] = x_row[0];
@@ -295,25 +290,25 @@ inline void pack_state_row_windows(int64_t cin_g, int64_t K, const scalar_t* x_r
       return;
     }
   }
-  for (int64_t ci = 0; ci < cin_g; ++ci, col += k_n * col_r, x_row += x_stride_c, s_row += s_stride_c) {
-    for (int64_t k = 0; k + 1 < k_n; ++k) col[k * col_r] = static_cast<acc_t>(s_row[k * ss]);
-    col[(k_n - 1) * col_r] = static_cast<acc_t>(x_row[0]);
+  for (int64_t ci = 0; ci < cin_g; ++ci, col += k_n, x_row += x_stride_c, s_row += s_stride_c) {
+    for (int64_t k = 0; k + 1 < k_n; ++k) col[k] = static_cast<acc_t>(s_row[k * ss]);
+    col[k_n - 1] = static_cast<acc_t>(x_row[0]);
   }
 }
 
 template <int kK, typename scalar_t, typename acc_t>
-inline void store_state_rows_from_windows(int64_t cin_g, int64_t K, const acc_t* col, int64_t col_r,
-                                          scalar_t* s_row, int64_t s_stride_c, int64_t ss) {
+inline void store_state_rows_from_windows(int64_t cin_g, int64_t K, const acc_t* col, scalar_t* s_row,
+                                          int64_t s_stride_c, int64_t ss) {
   const int64_t k_n = kK > 0 ? kK : K;
   if constexpr (kK > 0 && std::is_same_v<scalar_t, acc_t>) {
-    if (ss == 1 && col_r == 1) {
+    if (ss == 1) {
       for (int64_t ci = 0; ci < cin_g; ++ci, col += kK, s_row += s_stride_c)
         std::memcpy(s_row, col + 1, (kK - 1) * sizeof(acc_t));
       return;
     }
   }
-  for (int64_t ci = 0; ci < cin_g; ++ci, col += k_n * col_r, s_row += s_stride_c)
-    for (int64_t k = 0; k + 1 < k_n; ++k) s_row[k * ss] = static_cast<scalar_t>(col[(k + 1) * col_r]);
+  for (int64_t ci = 0; ci < cin_g; ++ci, col += k_n, s_row += s_stride_c)
+    for (int64_t k = 0; k + 1 < k_n; ++k) s_row[k * ss] = static_cast<scalar_t>(col[k + 1]);
 }
 
 // Both at once, for held inputs contiguous and in the accumulation type:
@@ -355,7 +350,7 @@ inline T* on_cache_line(T* p) {
 // Channel mixing needs this many terms an output for the packed forms to pay.
 constexpr int64_t kUpdateDotMinTaps = 8;
 
-// How the channel-mixing forms split the work: items of (block of batch
+// How the channel-mixing form splits the work: items of (block of batch
 // entries, group, tile of rows), tiles fastest. Batch entries a block: about
 // 256 columns, at most 64 KiB of them (a row's product keeps them in L1).
 // While the weights fit in a core's L2 (256 KiB of it), at least one block
@@ -364,18 +359,16 @@ constexpr int64_t kUpdateDotMinTaps = 8;
 // for the other's). Larger weights are streamed from L3 at every step, by
 // every thread that needs them: then threads own rows (a thread streams its
 // rows' weights only), as they do when there are fewer entries than
-// threads, or than min_block a thread (the gemm form's vectors run along the
-// entries). Rows a tile: the tile's columns stay in L2 (256 KiB). Where
+// threads. Rows a tile: the tile's columns stay in L2 (256 KiB). Where
 // large weights still leave fewer items than threads (one row, few
-// entries), the dot form also splits the output channels into `out_parts`
-// parts of `part_len` (a multiple of out_unit; out_unit 0: no split).
+// entries), the output channels are also split into `out_parts` parts of
+// `part_len` (a multiple of out_unit; out_unit 0: no split).
 struct UpdateBlocking {
   int64_t per_block, blocks, tile, tiles, items, out_parts = 1, part_len;
-  UpdateBlocking(const RowConvParams& conv, int64_t column_bytes, int64_t weight_bytes, int64_t min_block,
-                 int64_t out_unit = 0) {
+  UpdateBlocking(const RowConvParams& conv, int64_t column_bytes, int64_t weight_bytes, int64_t out_unit = 0) {
     const int64_t threads = at::get_num_threads(), T = conv.width, H = conv.rows;
     const int64_t per_thread = (conv.batch + threads - 1) / threads;
-    const int64_t split = weight_bytes > (int64_t{1} << 18) ? conv.batch : std::max(per_thread, min_block);
+    const int64_t split = weight_bytes > (int64_t{1} << 18) ? conv.batch : per_thread;
     per_block = std::clamp<int64_t>(
         std::min({int64_t{256} / T, (int64_t{1} << 16) / (column_bytes * T), split}), 1, conv.batch);
     blocks = (conv.batch + per_block - 1) / per_block;
@@ -447,21 +440,21 @@ inline void update_weight_rows(const RowConvParams& conv, const scalar_t* weight
 }
 
 // One step's window of a batch entry (state row `row`, buffer start `start`)
-// and the group's channels in row h, (Cin_g, K), element r at col[r * col_r];
+// and the group's channels in row h, (Cin_g, K), element r at col[r];
 // `taps[k]`: where tap k < K-1 reads in every channel's state row (the
 // shifted window of exactly the history when window_is_state_row).
 template <typename scalar_t, typename acc_t>
 inline void pack_step_window(const RowConvUpdateParams& p, const scalar_t* x, const scalar_t* state,
                              int64_t b, int64_t row, int64_t g, int64_t h, bool window_is_state_row,
-                             const int64_t* taps, acc_t* col, int64_t col_r) {
+                             const int64_t* taps, acc_t* col) {
   const RowConvParams& conv = p.conv;
   const int64_t cin_g = conv.in_per_group, K = conv.kernel_size, ss = p.state_stride_s;
-  for (int64_t ci = 0; ci < cin_g; ++ci, col += K * col_r) {
+  for (int64_t ci = 0; ci < cin_g; ++ci, col += K) {
     const scalar_t* x_row = x + conv.in_offset(b, g * cin_g + ci, h, 0);
     const scalar_t* s_row = state + p.state_row_offset(row, g * cin_g + ci, h);
     for (int64_t k = 0; k + 1 < K; ++k)
-      col[k * col_r] = static_cast<acc_t>(s_row[window_is_state_row ? k * ss : taps[k]]);
-    col[(K - 1) * col_r] = static_cast<acc_t>(x_row[0]);
+      col[k] = static_cast<acc_t>(s_row[window_is_state_row ? k * ss : taps[k]]);
+    col[K - 1] = static_cast<acc_t>(x_row[0]);
   }
 }
 
@@ -481,76 +474,6 @@ inline void step_tap_offsets(const RowConvUpdateParams& p, int64_t start, int64_
   const int64_t K = p.conv.kernel_size;
   for (int64_t k = 0; k + 1 < K; ++k)
     taps[k] = update_state_position(start, -(K - 1 - k) * p.conv.dilation, p.state_len) * p.state_stride_s;
-}
-
-// Channel mixing, many batch entries a step (T = 1): per item (see
-// UpdateBlocking) and row h, every entry's window packed as a column (its
-// (Cin_g, K) elements down, the entries along: a row of the product holds
-// one element of every entry's window, so no sum runs across vector lanes),
-// each entry's state rows updated right after its window is read, then
-// out[m][e] = sum_r w[m][r] * col[r][e] by gemm_rows (each output one chain
-// of multiply-adds over r in order: results do not depend on the blocks or
-// the thread count) and the outputs written. The columns' rows are `count`
-// apart and overlap gemm_rows' reads past a row's end with the next row.
-template <typename scalar_t>
-void update_by_gemm_rows(const RowConvUpdateParams& p, const scalar_t* x, scalar_t* state,
-                         const scalar_t* weight, const scalar_t* bias, const int64_t* cache_seqlens,
-                         const int64_t* state_indices, scalar_t* y, const UpdateBlocking& blocking) {
-  using acc_t = at::opmath_type<scalar_t>;
-  const MicroKernels<acc_t>& mk = micro_kernels<acc_t>();
-  const RowConvParams& conv = p.conv;
-  const int64_t cin_g = conv.in_per_group, cout_g = conv.out_per_group, K = conv.kernel_size;
-  const int64_t S = p.state_len, R = cin_g * K, ss = p.state_stride_s, H = conv.rows;
-  // strides in locals: the stores through scalar_t* below would otherwise
-  // make the compiler reload them from the params at every element
-  const int64_t s_stride_c = p.state_stride_c, x_stride_c = conv.in_stride_c, y_stride_c = H;
-  const bool circular = cache_seqlens != nullptr;
-  const bool window_is_state_row = !circular && S == K - 1 && conv.dilation == 1;
-  const bool usual_step = window_is_state_row && p.channel_parts == 1;
-  const int64_t per_block = blocking.per_block, ldo = per_block + kRowSlack;
-  const int64_t work = std::max<int64_t>(1, (cout_g + 1) * R * per_block * blocking.tile);  // Cout may be 0
-  at::parallel_for(0, blocking.items, std::max<int64_t>(1, 32768 / work), [&](int64_t begin, int64_t end) {
-    std::vector<acc_t> cols_buf(R * per_block + kRowSlack, acc_t(0)), out(cout_g * ldo, acc_t(0));
-    std::vector<acc_t> w_rows_buf(std::is_same_v<scalar_t, acc_t> ? 0 : cout_g * R);  // read in place otherwise
-    std::vector<const acc_t*> w_rows(cout_g), cols(R);
-    std::vector<int64_t> entries(per_block), rows(per_block), starts(per_block), taps(K);
-    std::vector<scalar_t*> y_rows(per_block);
-    for (int64_t item = begin; item < end; ++item) {
-      int64_t b0, b1, g, h0, h1;
-      blocking.unpack(conv, item, b0, b1, g, h0, h1);
-      const int64_t n = collect_update_entries(p, cache_seqlens, state_indices, b0, b1, g, h0, h1, 0, cout_g, y,
-                                               entries.data(), rows.data(), starts.data());
-      if (n == 0) continue;
-      for (int64_t r = 0; r < R; ++r) cols[r] = cols_buf.data() + r * n;
-      for (int64_t e = 0; e < n; ++e) y_rows[e] = y + conv.output_offset(entries[e], g * cout_g, h0, 0);
-      for (int64_t h = h0; h < h1; ++h) {
-        for (int64_t e = 0; e < n; ++e) {
-          acc_t* col = cols_buf.data() + e;
-          if (usual_step) {  // without the branches of the general form
-            const scalar_t* x_row = x + conv.in_offset(entries[e], g * cin_g, h, 0);
-            scalar_t* s_row = state + p.state_row_offset(rows[e], g * cin_g, h);
-            with_update_width(K, [&](auto width) {
-              pack_state_row_windows<width()>(cin_g, K, x_row, x_stride_c, s_row, s_stride_c, ss, col, n);
-              store_state_rows_from_windows<width()>(cin_g, K, col, n, s_row, s_stride_c, ss);
-            });
-            continue;
-          }
-          step_tap_offsets(p, starts[e], taps.data());
-          pack_step_window(p, x, state, entries[e], rows[e], g, h, window_is_state_row, taps.data(), col, n);
-          store_step_inputs(p, x, state, entries[e], rows[e], g, h, circular, starts[e]);
-        }
-        update_weight_rows(conv, weight, h, g, 0, cout_g, R, w_rows_buf.data(), R, w_rows.data());
-        for (int64_t m = 0; m < cout_g; ++m) std::fill_n(out.data() + m * ldo, n, acc_t(0));
-        mk.gemm_rows(cout_g, n, R, w_rows.data(), cols.data(), out.data(), ldo);
-        // y contiguous: entry e's output (g * Cout_g + m, h) at y_rows[e] + m * H + h - h0
-        for (int64_t m = 0; m < cout_g; ++m) {
-          const acc_t b0v = bias ? static_cast<acc_t>(bias[conv.bias_offset(h, g * cout_g + m)]) : acc_t(0);
-          const acc_t* o = out.data() + m * ldo;
-          for (int64_t e = 0; e < n; ++e) y_rows[e][m * y_stride_c + h - h0] = static_cast<scalar_t>(b0v + o[e]);
-        }
-      }
-    }
-  });
 }
 
 // Channel mixing, few batch entries a step or many steps: per item (see
@@ -621,10 +544,10 @@ void update_by_dot_rows(const RowConvUpdateParams& p, const scalar_t* x, scalar_
             const scalar_t* x_row = x + conv.in_offset(entries[e], g * cin_g, h, 0);
             const scalar_t* s_row = state + p.state_row_offset(rows[e], g * cin_g, h);
             with_update_width(K, [&](auto width) {
-              pack_state_row_windows<width()>(cin_g, K, x_row, x_stride_c, s_row, s_stride_c, ss, col, 1);
+              pack_state_row_windows<width()>(cin_g, K, x_row, x_stride_c, s_row, s_stride_c, ss, col);
             });
           } else if (T == 1) {
-            pack_step_window(p, x, state, entries[e], rows[e], g, h, window_is_state_row, taps.data(), col, 1);
+            pack_step_window(p, x, state, entries[e], rows[e], g, h, window_is_state_row, taps.data(), col);
           } else {
             for (int64_t ci = 0; ci < cin_g; ++ci, col += K) {
               const scalar_t* x_row = x + conv.in_offset(entries[e], g * cin_g + ci, h, 0);
@@ -643,7 +566,7 @@ void update_by_dot_rows(const RowConvUpdateParams& p, const scalar_t* x, scalar_
             scalar_t* s_row = state + p.state_row_offset(rows[e], g * cin_g, h);
             const acc_t* col = cols_buf + ((h - h0) * count + e) * ld;
             with_update_width(K, [&](auto width) {
-              store_state_rows_from_windows<width()>(cin_g, K, col, 1, s_row, s_stride_c, ss);
+              store_state_rows_from_windows<width()>(cin_g, K, col, s_row, s_stride_c, ss);
             });
             continue;
           }
@@ -714,22 +637,7 @@ void row_conv1d_update(const RowConvUpdateParams& p, const scalar_t* x, scalar_t
     const int64_t lanes = micro_kernels<acc_t>().lanes;
     const int64_t ld = (R + lanes - 1) / lanes * lanes;
     const int64_t acc_bytes = sizeof(acc_t), weight_bytes = conv.rows * conv.out_channels * R * acc_bytes;
-    // the gemm form's vectors run along the entries: it pays from two
-    // vectors of them (a choice by the shape alone: the two forms sum in
-    // different orders, and results must not depend on the thread count),
-    // and its blocks keep that many where they can (threads then split rows)
-    if (conv.width == 1 && conv.batch >= 2 * lanes) {
-      // ... but where fewer entries than that a thread would make threads
-      // split rows, and their rows of an (entry, channel) would not fill a
-      // cache line (y's and the state's lines then written by both), blocks
-      // of one vector keep the threads on their own entries (forum shape,
-      // 10 rows: 0.76x the time; 100 rows, 50 a thread: 1.05x, so not there)
-      const int64_t threads = at::get_num_threads();
-      const bool rows_share_lines = (conv.rows + threads - 1) / threads * int64_t{sizeof(scalar_t)} < 64;
-      const UpdateBlocking blocking(conv, ld * acc_bytes, weight_bytes, rows_share_lines ? lanes : 2 * lanes);
-      return update_by_gemm_rows(p, x, state, weight, bias, cache_seqlens, state_indices, y, blocking);
-    }
-    const UpdateBlocking blocking(conv, ld * acc_bytes, weight_bytes, 1, micro_kernels<acc_t>().dot_rows_block);
+    const UpdateBlocking blocking(conv, ld * acc_bytes, weight_bytes, micro_kernels<acc_t>().dot_rows_block);
     return update_by_dot_rows(p, x, state, weight, bias, cache_seqlens, state_indices, y, blocking);
   }
   update_per_item(p, x, state, weight, bias, cache_seqlens, state_indices, y);
