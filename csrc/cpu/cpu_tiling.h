@@ -200,7 +200,8 @@ template <typename acc_t>
 struct InputRows {
   InputRows(const RowConvParams& p, int64_t tile)
       : p(p),
-        phase_len(tile + (p.kernel_size - 1) * p.dilation / p.stride + 1 + kRowSlack + kLineElements<acc_t>),
+        reach((p.kernel_size - 1) * p.dilation / p.stride + 1),
+        phase_len(tile + reach + kRowSlack + kLineElements<acc_t>),
         rows(p.in_per_group * p.kernel_size),
         tap_slot(p.kernel_size),
         tap_shift(p.kernel_size) {
@@ -221,8 +222,19 @@ struct InputRows {
               int64_t ci_begin = 0, int64_t ci_end = -1) {
     const int64_t start = p.input_position(t0, 0);
     // positions of a phase that some tap reads for outputs [t0, t0 + n)
-    const int64_t count = n + (p.kernel_size - 1) * p.dilation / p.stride + 1;
+    const int64_t count = n + reach;
     if (ci_end < 0) ci_end = p.in_per_group;
+    if constexpr (std::is_same_v<scalar_t, acc_t>) {
+      if (p.stride == 1 && p.in_stride_w == 1 && (p.prefix_width == 0 || p.pre_stride_w == 1)) {
+        for (int64_t ci = ci_begin; ci < ci_end; ++ci) {
+          const int64_t c = g * p.in_per_group + ci;
+          const acc_t* window = load_unit_window(x + p.in_offset(b, c, h, 0), start, count, phase(ci, 0),
+                                                 p.prefix_row<scalar_t>(b, c, h));
+          for (int64_t k = 0; k < p.kernel_size; ++k) rows[ci * p.kernel_size + k] = window + k * p.dilation;
+        }
+        return;
+      }
+    }
     for (int64_t ci = ci_begin; ci < ci_end; ++ci) {
       const int64_t c = g * p.in_per_group + ci;
       const scalar_t* row = x + p.in_offset(b, c, h, 0);
@@ -255,11 +267,36 @@ struct InputRows {
     return true;
   }
 
+  // load_window_line_aligned for stride 1, unit steps along the row and the
+  // prefix, no conversion: short windows (a tile's head, which reads the
+  // carried state) in plain loops, without its divisions, fills and calls
+  const acc_t* load_unit_window(const acc_t* row, int64_t start, int64_t count, acc_t* room,
+                                const acc_t* prefix_row) const {
+    const int64_t lo = std::clamp<int64_t>(-start, 0, count);
+    const int64_t hi = std::clamp<int64_t>(p.width - start, lo, count);
+    const auto first = reinterpret_cast<uintptr_t>(room + lo);
+    acc_t* dst = room + static_cast<int64_t>((64 - first % 64) % 64 / sizeof(acc_t));
+    // the carried state, a few elements a row: its lines fetched 4 ahead
+    if (prefix_row) __builtin_prefetch(prefix_row + 256 / sizeof(acc_t));
+    for (int64_t u = 0; u < lo; ++u) {  // the prefix, or zeros before it
+      const int64_t pos = start + u;
+      dst[u] = pos >= -p.prefix_width ? prefix_row[prefix_position(pos, p.prefix_width)] : acc_t(0);
+    }
+    const acc_t* src = row + (start + lo);  // (no pointer before the row: positions from lo on)
+    if (hi - lo <= 64) {
+      for (int64_t u = 0; u < hi - lo; ++u) dst[lo + u] = src[u];
+    } else {
+      load_run(src, hi - lo, dst + lo);
+    }
+    for (int64_t u = hi; u < count; ++u) dst[u] = acc_t(0);
+    return dst;
+  }
   acc_t* phase(int64_t ci, size_t slot) {
     return buffer.data() + (ci * static_cast<int64_t>(phases_used.size()) + slot) * phase_len;
   }
 
   const RowConvParams& p;
+  const int64_t reach;  // positions of a phase past a tile's own that its taps read
   const int64_t phase_len;
   std::vector<int64_t> phases_used;
   std::vector<acc_t> buffer;
