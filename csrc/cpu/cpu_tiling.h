@@ -134,6 +134,17 @@ void load_window(const scalar_t* row, int64_t length, int64_t step, int64_t star
 template <typename acc_t>
 constexpr int64_t kLineElements = 64 / static_cast<int64_t>(sizeof(acc_t));
 
+// Where p lies on its 64-byte cache line, in elements of T (p on a T
+// boundary): past the line's start, and up to the next line's (0 on a line).
+template <typename T>
+inline int64_t elements_past_line(const T* p) {
+  return static_cast<int64_t>(reinterpret_cast<uintptr_t>(p) % 64 / sizeof(T));
+}
+template <typename T>
+inline int64_t elements_to_next_line(const T* p) {
+  return (kLineElements<T> - elements_past_line(p)) % kLineElements<T>;
+}
+
 // load_window into room + shift, shift in [0, kLineElements) such that the
 // first element copied from the row (after any leading zeros or prefix)
 // lands on a 64-byte boundary; returns room + shift, the window's u = 0.
@@ -146,8 +157,7 @@ template <typename scalar_t, typename acc_t>
 acc_t* load_window_line_aligned(const scalar_t* row, int64_t length, int64_t step, int64_t start, int64_t span,
                                 acc_t* room, int64_t pos_step = 1, const scalar_t* prefix_row = nullptr,
                                 int64_t prefix_length = 0, int64_t prefix_step = 0) {
-  const auto first = reinterpret_cast<uintptr_t>(room + window_first_in_row(start, span, pos_step));
-  acc_t* dst = room + static_cast<int64_t>((64 - first % 64) % 64 / sizeof(acc_t));
+  acc_t* dst = room + elements_to_next_line(room + window_first_in_row(start, span, pos_step));
   load_window(row, length, step, start, span, dst, pos_step, prefix_row, prefix_length, prefix_step);
   return dst;
 }
@@ -175,11 +185,8 @@ inline InPlaceColumns in_place_columns(int64_t t0, int64_t n, int64_t inside_lo,
                                        const T* result_row) {
   int64_t lo = std::max(t0, inside_lo), hi = std::min(t0 + n, inside_hi);
   if (lo == t0 && hi == t0 + n) return {lo, hi};
-  const auto line_offset = [&](int64_t t) {
-    return static_cast<int64_t>(reinterpret_cast<uintptr_t>(result_row + t) % 64 / sizeof(T));
-  };
-  if (lo > t0) lo += (64 / static_cast<int64_t>(sizeof(T)) - line_offset(lo)) % (64 / static_cast<int64_t>(sizeof(T)));
-  if (hi < t0 + n) hi -= line_offset(hi);
+  if (lo > t0) lo += elements_to_next_line(result_row + lo);
+  if (hi < t0 + n) hi -= elements_past_line(result_row + hi);
   if (hi - lo < kMinInPlaceColumns) return {0, 0};
   return {lo, hi};
 }
@@ -274,8 +281,7 @@ struct InputRows {
                                 const acc_t* prefix_row) const {
     const int64_t lo = std::clamp<int64_t>(-start, 0, count);
     const int64_t hi = std::clamp<int64_t>(p.width - start, lo, count);
-    const auto first = reinterpret_cast<uintptr_t>(room + lo);
-    acc_t* dst = room + static_cast<int64_t>((64 - first % 64) % 64 / sizeof(acc_t));
+    acc_t* dst = room + elements_to_next_line(room + lo);
     // the carried state, a few elements a row: its lines fetched 4 ahead
     if (prefix_row) __builtin_prefetch(prefix_row + 256 / sizeof(acc_t));
     for (int64_t u = 0; u < lo; ++u) {  // the prefix, or zeros before it

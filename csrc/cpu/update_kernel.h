@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "../row_conv1d_update_params.h"
+#include "cpu_tiling.h"
 #include "microkernels.h"
 
 namespace rowconv::cpu {
@@ -341,12 +342,6 @@ inline void with_update_width(int64_t K, F&& f) {
   }
 }
 
-// p moved up to the next 64-byte boundary (its buffer holds 64 bytes more).
-template <typename T>
-inline T* on_cache_line(T* p) {
-  return reinterpret_cast<T*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t{63});
-}
-
 // Channel mixing needs this many terms an output for the packed forms to pay.
 constexpr int64_t kUpdateDotMinTaps = 8;
 
@@ -514,8 +509,8 @@ void update_by_dot_rows(const RowConvUpdateParams& p, const scalar_t* x, scalar_
     // the columns on 64-byte lines: their whole-vector loads then never split
     // a line (2-5% of the wide decode step, Zen 3)
     std::unique_ptr<acc_t[]> w_rows_buf(new acc_t[cout_g * ld]);
-    std::unique_ptr<acc_t[]> cols_room(new acc_t[tile * count_max * ld + 64 / sizeof(acc_t)]);
-    acc_t* const cols_buf = on_cache_line(cols_room.get());
+    std::unique_ptr<acc_t[]> cols_room(new acc_t[tile * count_max * ld + kLineElements<acc_t>]);
+    acc_t* const cols_buf = cols_room.get() + elements_to_next_line(cols_room.get());
     std::unique_ptr<acc_t[]> out(new acc_t[tile * cout_g * count_max]);  // every entry used is written
     std::vector<const acc_t*> w_rows(cout_g), cols(count_max);
     std::vector<int64_t> entries(blocking.per_block), rows(blocking.per_block), starts(blocking.per_block), taps(K);
