@@ -31,7 +31,7 @@ def test_default_is_the_best_the_cpu_runs():
 def test_lower_instruction_sets_pass_the_sweep(isa):
     code = ("import sys, pytest, torch, rowconv_ext; assert torch.ops.rowconv.cpu_isa() == sys.argv[1]; "
             "sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', 'test_against_pytorch.py', "
-            "'test_layouts_and_threads.py', 'test_autograd.py']))")
+            "'test_layouts_and_threads.py', 'test_autograd.py', 'test_streaming_update.py']))")
     env = dict(os.environ, ROWCONV_CPU_ISA=isa)
     done = subprocess.run([sys.executable, "-c", code, isa], env=env, capture_output=True, text=True, cwd=TESTS)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
