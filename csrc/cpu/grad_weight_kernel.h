@@ -149,7 +149,7 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
   // rows spread over every L1 set: at an even count, such as the 12 lines of
   // 64 + 128 floats, a column block's 256 rows fit in a quarter of the sets
   // and are read from L2 by every strip of rows)
-  const int64_t line = 64 / static_cast<int64_t>(sizeof(acc_t));
+  const int64_t line = kLineElements<acc_t>;
   const int64_t ld = channel_vectors ? ((cout_g + kRowSlack + line - 1) / line | 1) * line : tile + mk.lanes + line;
   const int64_t acc_size = channel_vectors ? block * K * ld : block * R;
   const int64_t partial_size = channel_vectors ? 0 : block * R * mk.lanes;
