@@ -273,7 +273,7 @@ struct InputRows {
           const acc_t* window = load_unit_window_line_aligned(x + p.in_offset(b, c, h, 0), p.width, start, count,
                                                               phase(ci, 0), p.prefix_row<scalar_t>(b, c, h),
                                                               p.prefix_width);
-          for (int64_t k = 0; k < p.kernel_size; ++k) rows[ci * p.kernel_size + k] = window + k * p.dilation;
+          for (int64_t k = 0; k < p.kernel_size; ++k) rows[ci * p.kernel_size + k] = window + tap_shift[k];
         }
         return;
       }
