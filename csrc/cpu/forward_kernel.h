@@ -31,7 +31,7 @@ namespace rowconv::cpu {
 // positions (a copy after the kernel would fetch a cache line per row from
 // far away: 6% of a 512-wide chunk of the forum shape).
 template <typename scalar_t>
-void copy_final_state_rows(const RowConvParams& p, const scalar_t* x, int64_t b, int64_t h, int64_t g,
+inline __attribute__((always_inline)) void copy_final_state_rows(const RowConvParams& p, const scalar_t* x, int64_t b, int64_t h, int64_t g,
                            scalar_t* final_state) {
   const int64_t S = p.pad_left;
   for (int64_t c = g * p.in_per_group; c < (g + 1) * p.in_per_group; ++c) {
@@ -136,6 +136,58 @@ void row_conv1d_forward_bf16_pairs(const RowConvParams& p, const scalar_t* x, co
   });
 }
 
+// The forward of one input and one output channel a group (depthwise) at
+// stride 1, float or double, unit steps along x's rows (and the carried
+// state's): one row of K taps an item, by taps_row_set, without InputRows'
+// channels, phases and row pointers. A tile's columns whose windows lie
+// inside the row read x in place; the others (a causal chunk's first ones,
+// which read the carried state) a window copied next to them. Zen 3, 2
+// threads, (64,1,1024,4096) K 4 causal, against the general path in the
+// same processes: one pass 0.73-0.92x the time, chunks of 512 with carried
+// state 0.72-0.88x (most of it the input fetched ahead, taps_row_impl).
+template <typename scalar_t>
+void row_conv1d_forward_depthwise(const RowConvParams& p, const scalar_t* x, const scalar_t* weight,
+                                  const scalar_t* bias, scalar_t* y, scalar_t* final_state, int64_t tile,
+                                  int64_t x_extent, bool streaming) {
+  const MicroKernels<scalar_t>& mk = micro_kernels<scalar_t>();
+  const auto taps_into_y = streaming ? mk.taps_row_set_streaming : mk.taps_row_set;
+  const int64_t K = p.kernel_size, d = p.dilation, reach = (K - 1) * d;
+  const int64_t tiles = tile_count(p.out_width, tile);
+  const int64_t items = p.batch * p.rows * p.groups * tiles;
+  parallel_chunks(items, grain_for(K * tile), [&](auto&& next) {
+    std::vector<scalar_t> room(tile + reach + kRowSlack + kLineElements<scalar_t>);
+    int64_t begin, end;
+    while (next(begin, end)) {
+      TiledItem it = tiled_item(p, begin, tiles, tile, p.out_width);
+      for (int64_t item = begin; item < end; ++item, next_tiled_item(p, tile, p.out_width, it)) {
+        const auto [b, h, g, t0, n] = it;
+        const scalar_t* w = weight + p.weight_offset(h, g, 0, 0);
+        const scalar_t* b0 = bias ? bias + p.bias_offset(h, g) : nullptr;
+        const int64_t x_row = p.in_offset(b, g, h, 0);
+        scalar_t* y_row = y + p.output_offset(b, g, h, 0);
+        // columns [c0, c0 + cn) from a copied window
+        const auto from_window = [&](int64_t c0, int64_t cn) {
+          const scalar_t* window = load_unit_window_line_aligned(x + x_row, p.width, c0 - p.pad_left, cn + reach,
+                                                                 room.data(), p.prefix_row<scalar_t>(b, g, h),
+                                                                 p.prefix_width);
+          taps_into_y(cn, K, d, w, window, b0, y_row + c0);
+        };
+        const auto [lo, hi] = in_place_columns(t0, n, p.pad_left, p.width + p.pad_left - reach, y_row);
+        // (the kernel reads whole blocks past the last column: within x?)
+        if (hi > lo && x_row + hi - p.pad_left + reach + kRowSlack <= x_extent) {
+          taps_into_y(hi - lo, K, d, w, x + x_row + (lo - p.pad_left), b0, y_row + lo);
+          if (lo > t0) from_window(t0, lo - t0);
+          if (t0 + n > hi) from_window(hi, t0 + n - hi);
+        } else {
+          from_window(t0, n);
+        }
+        if (final_state && t0 + n == p.out_width) copy_final_state_rows(p, x, b, h, g, final_state);
+      }
+    }
+    if (streaming) store_fence();
+  });
+}
+
 template <typename scalar_t>
 void row_conv1d_forward(const RowConvParams& p, const scalar_t* x, const scalar_t* weight,
                         const scalar_t* bias, scalar_t* y, scalar_t* final_state = nullptr) {
@@ -166,6 +218,10 @@ void row_conv1d_forward(const RowConvParams& p, const scalar_t* x, const scalar_
   const bool reads_in_place = !kConverts && items > 0 && p.stride == 1 && p.in_stride_w == 1 &&
                               cout_g <= kMaxInPlaceStrips * mk.gemm_rows_block;
   const int64_t x_extent = reads_in_place ? p.in_offset(p.batch - 1, p.in_channels - 1, p.rows - 1, p.width - 1) + 1 : 0;
+  if constexpr (!kConverts) {
+    if (reads_in_place && cin_g == 1 && cout_g == 1 && (p.prefix_width == 0 || p.pre_stride_w == 1))
+      return row_conv1d_forward_depthwise(p, x, weight, bias, y, final_state, tile, x_extent, streaming);
+  }
   parallel_chunks(items, grain_for(cout_g * R * tile), [&](auto&& next) {
     InputRows<acc_t> in(p, tile);
     std::vector<acc_t> w(kConverts ? cout_g * R : 0), acc(kConverts ? cout_g * ldc : 0), bias_acc(kConverts ? cout_g : 0);

@@ -36,6 +36,14 @@ struct MicroKernels {
   // another thread may read C.
   void (*gemm_rows_set_streaming)(int64_t M, int64_t N, int64_t R, const T* const* A_rows,
                                   const T* const* B_rows, const T* init, T* C, int64_t ldc);
+  // One row of K taps, `step` apart along one row x (a depthwise
+  // convolution at stride 1):
+  //   y[n] = init[0] + sum_{k < K} w[k] * x[n + k * step]     for n < N
+  // (init null: 0), the same bits as gemm_rows_set of one row with
+  // B_rows[k] = x + k * step, read and written as it reads and writes them;
+  // and with whole vectors stored non-temporally, as gemm_rows_set_streaming.
+  void (*taps_row_set)(int64_t N, int64_t K, int64_t step, const T* w, const T* x, const T* init, T* y);
+  void (*taps_row_set_streaming)(int64_t N, int64_t K, int64_t step, const T* w, const T* x, const T* init, T* y);
   // Dot products sum_{n < N} A_rows[m][n] * B_rows[r][n] (m < M, r < R),
   // kept as `lanes` partial sums each: lane l of P[(m * ldp + r) * lanes + l]
   // accumulates the terms with n % lanes == l, so that long reductions made
