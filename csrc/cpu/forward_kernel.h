@@ -7,6 +7,9 @@
 // channels read only the row), run by the gemm_rows micro-kernels: straight
 // into y from the bias for float and double, through float sums for the
 // half types.
+// Depthwise at stride 1 (one input and one output channel a group, float
+// and double): one row of taps an item, by taps_row_set
+// (row_conv1d_forward_depthwise).
 // With a final_state to fill (a causal convolution's carried state), the
 // item of each row's last tile copies it.
 #pragma once
