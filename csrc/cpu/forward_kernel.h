@@ -34,7 +34,7 @@ namespace rowconv::cpu {
 // positions (a copy after the kernel would fetch a cache line per row from
 // far away: 6% of a 512-wide chunk of the forum shape).
 template <typename scalar_t>
-inline __attribute__((always_inline)) void copy_final_state_rows(const RowConvParams& p, const scalar_t* x, int64_t b, int64_t h, int64_t g,
+void copy_final_state_rows(const RowConvParams& p, const scalar_t* x, int64_t b, int64_t h, int64_t g,
                            scalar_t* final_state) {
   const int64_t S = p.pad_left;
   for (int64_t c = g * p.in_per_group; c < (g + 1) * p.in_per_group; ++c) {
