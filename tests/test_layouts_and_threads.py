@@ -89,6 +89,52 @@ def test_results_do_not_depend_on_thread_count(cfg, dtype, restore_threads):
     assert_matches_reference(cfg, results[2], reference_results(cfg, x, w, b, gy), dtype)
 
 
+# Depthwise rows of many taps. The taps kernel (microkernels.cpp,
+# TapClasses) shares each loaded vector among the taps a whole vector apart
+# where the dilation divides the vector width (1, 2, 4 here), in blocks
+# whose middle and ends it sums by different loops, and takes the taps one
+# at a time otherwise (3): PyTorch's values, and the same bits in place and
+# through copied windows (strided views), on any thread count, and for a
+# causal sequence fed in chunks with its carried state.
+LONG_DEPTHWISE_CONFIGS = [
+    Conv(2, 3, 2, 300, 3, 20, padding="causal", groups=3),
+    Conv(1, 2, 3, 517, 2, 33, padding=(5, 40), dilation=2, groups=2),
+    Conv(2, 2, 2, 261, 2, 9, padding=(0, 3), dilation=4, groups=2),
+    Conv(1, 2, 2, 300, 2, 17, padding="causal", dilation=3, groups=2),
+    Conv(1, 1, 3, 1000, 1, 64, padding="causal"),
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize("cfg", LONG_DEPTHWISE_CONFIGS, ids=str)
+def test_long_depthwise_rows_match_pytorch_with_the_same_bits_in_every_layout(cfg, dtype, restore_threads):
+    torch.set_num_threads(2)
+    x, w, b, gy = make_inputs(cfg, dtype, seed=cfg.K + cfg.W)
+    ours = our_results(cfg, x, w, b, gy, method="direct")
+    assert_matches_reference(cfg, ours, reference_results(cfg, x, w, b, gy), dtype)
+    for layout in ("permuted", "sliced"):
+        views = make_inputs(cfg, dtype, seed=cfg.K + cfg.W, layout=layout)
+        strided = our_results(cfg, *views, method="direct")
+        dense = our_results(cfg, *(t.contiguous() for t in views), method="direct")
+        for name, o, d in zip(["output", "grad_x", "grad_weight", "grad_bias"], strided, dense):
+            assert torch.equal(o, d), f"{layout} {name}"
+    torch.set_num_threads(1)
+    for name, o, o2 in zip(["output", "grad_x", "grad_weight", "grad_bias"],
+                           our_results(cfg, x, w, b, gy, method="direct"), ours):
+        assert torch.equal(o, o2), f"1 thread against 2: {name}"
+    if cfg.padding == "causal":
+        # chunks of 7 (all of it copied windows), 129 and the rest: the
+        # outputs of one pass, bit for bit
+        kw = dict(padding="causal", dilation=cfg.dilation, groups=cfg.groups, method="direct")
+        state, outs, start = None, [], 0
+        for n in (7, 129, cfg.W - 136):
+            y, state = rowconv_ext.row_conv1d(x[..., start:start + n], w, b, **kw, initial_state=state,
+                                              return_final_state=True)
+            outs.append(y)
+            start += n
+        assert torch.equal(torch.cat(outs, -1), ours[0])
+
+
 def test_sweep_under_one_thread(restore_threads):
     torch.set_num_threads(1)
     for cfg in SWEEP[::8]:

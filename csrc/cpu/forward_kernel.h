@@ -212,6 +212,11 @@ void row_conv1d_forward(const RowConvParams& p, const scalar_t* x, const scalar_
   const bool streaming =
       !kConverts && streams_to_memory(p.batch * p.out_channels * p.rows * p.out_width * int64_t{sizeof(scalar_t)});
   const auto gemm_rows_into_y = streaming ? mk.gemm_rows_set_streaming : mk.gemm_rows_set;
+  // Depthwise at stride 1 where x is not read in place (strided rows): the
+  // rows are one window's shifted views, and the taps kernel sums them as
+  // row_conv1d_forward_depthwise does (the same bits in every layout).
+  const bool one_row_of_taps = cin_g == 1 && cout_g == 1 && p.stride == 1;
+  const auto taps_into_y = streaming ? mk.taps_row_set_streaming : mk.taps_row_set;
 
   // Few output channels (kMaxInPlaceStrips strips of the micro-kernel's rows
   // or fewer): the rows point straight into x, no copy, for the columns
@@ -253,7 +258,10 @@ void row_conv1d_forward(const RowConvParams& p, const scalar_t* x, const scalar_
           const scalar_t* b0 = bias ? bias + p.bias_offset(h, g * cout_g) : nullptr;
           scalar_t* y_row = y + p.output_offset(b, g * cout_g, h, 0);
           const auto into_y = [&](int64_t c0, int64_t cn) {
-            gemm_rows_into_y(cout_g, cn, R, w_rows.data(), in.rows.data(), b0, y_row + c0, p.rows * p.out_width);
+            if (one_row_of_taps)  // in.rows[k] = in.rows[0] + k * dilation
+              taps_into_y(cn, p.kernel_size, p.dilation, w_rows[0], in.rows[0], b0, y_row + c0);
+            else
+              gemm_rows_into_y(cout_g, cn, R, w_rows.data(), in.rows.data(), b0, y_row + c0, p.rows * p.out_width);
           };
           const auto [lo, hi] = in_place_columns(t0, n, p.pad_left, p.width + p.pad_left - (p.kernel_size - 1) * p.dilation, y_row);
           if (reads_in_place && hi > lo && in.point_into(x, x_extent, b, h, g, lo, hi - lo)) {

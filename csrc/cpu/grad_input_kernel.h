@@ -116,10 +116,11 @@ void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
   const int64_t gout_extent =
       reads_in_place ? p.gout_offset(p.batch - 1, p.out_channels - 1, p.rows - 1, p.out_width - 1) + 1 : 0;
   // One input and one output channel a group (depthwise): one row of taps
-  // by taps_row_set, as the forward's (forward_kernel.h), the taps in
-  // gemm_rows_set's order (the same bits). Zen 3, 2 threads, against
-  // gemm_rows_set in the same process: (64,1,1024,4096) K 4 causal 0.75x
-  // the time, (16,1,256,8192) K 64 0.92x, (1,1,4096,1024) K 20 0.86x.
+  // by taps_row_set, as the forward's (forward_kernel.h), in place and from
+  // copied windows alike (the same bits in every layout). Zen 3, 2 threads,
+  // against gemm_rows_set in the same process (before taps_row_set shared
+  // its loads among taps): (64,1,1024,4096) K 4 causal 0.75x the time,
+  // (16,1,256,8192) K 64 0.92x, (1,1,4096,1024) K 20 0.86x.
   const bool depthwise = reads_in_place && cin_g == 1 && cout_g == 1;
   const auto taps_into_grad_x = streaming ? mk.taps_row_set_streaming : mk.taps_row_set;
 
@@ -203,7 +204,10 @@ void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
         scalar_t* out0 = grad_x + p.grad_input_offset(b, g * cin_g, h, j0 + q);
         if constexpr (std::is_same_v<scalar_t, acc_t>) {
           if (direct_store) {  // the phase is the tile: straight into grad_x's rows, from zero
-            gemm_rows_into_grad_x(cin_g, count, taps, w_rows.data(), rows.data(), nullptr, out0, p.rows * p.width);
+            if (cin_g == 1 && cout_g == 1)  // rows[k] = rows[0] - k * dilation: as the in-place depthwise
+              taps_into_grad_x(count, K, -p.dilation, w.data(), rows[0], nullptr, out0);
+            else
+              gemm_rows_into_grad_x(cin_g, count, taps, w_rows.data(), rows.data(), nullptr, out0, p.rows * p.width);
             continue;
           }
         }

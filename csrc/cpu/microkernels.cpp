@@ -318,60 +318,6 @@ ROWCONV_INLINE void gemm_rows_impl(int64_t M, int64_t N, int64_t R, const T* con
                                               C + full * ldc, ldc, mode, full);
 }
 
-// One row of taps: y[n] = init + sum_{k < K} w[k] * x[n + k * step], in
-// blocks of NV vectors, each output the chain gemm_rows_block makes (the same
-// bits as gemm_rows_set of one row whose B rows are x + k * step).
-template <typename T, int Bytes, int NV, bool Streaming>
-ROWCONV_INLINE void taps_row_block(int64_t n0, int64_t N, int64_t K, int64_t step, const T* w, const T* x,
-                                   typename Vec<T, Bytes>::V from, T* y) {
-  using X = Vec<T, Bytes>;
-  typename X::V acc[1][NV];
-  for (int v = 0; v < NV; ++v) acc[0][v] = from;
-  for (int64_t k = 0; k < K; ++k) {
-    const T* b = x + n0 + k * step;
-    asm("" : "+r"(b));  // (gemm_rows_block: constant offsets from one register)
-    const typename X::V a = X::splat_load(w + k);
-    for (int v = 0; v < NV; ++v) acc[0][v] += a * X::load(b + v * X::kWidth);
-  }
-  store_block<T, Bytes, 1, NV, Streaming>(acc, y + n0, 0, N - n0);
-}
-// The last block, N - n0 < NV vectors of columns: only the vectors they need.
-template <typename T, int Bytes, int NV, bool Streaming>
-ROWCONV_INLINE void taps_row_last_block(int64_t n0, int64_t N, int64_t K, int64_t step, const T* w, const T* x,
-                                        typename Vec<T, Bytes>::V from, T* y) {
-  if constexpr (NV > 1) {
-    if (N - n0 <= (NV - 1) * Vec<T, Bytes>::kWidth) {
-      taps_row_last_block<T, Bytes, NV - 1, Streaming>(n0, N, K, step, w, x, from, y);
-      return;
-    }
-  }
-  taps_row_block<T, Bytes, NV, Streaming>(n0, N, K, step, w, x, from, y);
-}
-template <typename T, int Bytes, bool Streaming>
-ROWCONV_INLINE void taps_row_impl(int64_t N, int64_t K, int64_t step, const T* w, const T* x, const T* init,
-                                  T* y) {
-  using X = Vec<T, Bytes>;
-  constexpr int NV = 8;
-  constexpr int64_t kCols = NV * X::kWidth;
-  static_assert(kCols <= kRowSlack, "a block must fit in the row slack");
-  const typename X::V from = init ? X::splat_exact(init) : typename X::V{};
-  int64_t n0 = 0;
-  for (; n0 + kCols <= N; n0 += kCols) {
-    if constexpr (Streaming) {
-      // An output for memory has an input from memory (depthwise: as
-      // large): its lines fetched 2 KiB ahead, sooner than the hardware's
-      // prefetchers fetch them (Zen 3, 2 threads, a (64,1,1024,4096)
-      // forward: about 0.8x the time, one pass and chunks of 512; from L1
-      // 1.05-1.07x, so only here).
-      constexpr int64_t kAhead = 2048;
-      const char* line = reinterpret_cast<const char*>(x + n0) + kAhead;
-      for (int64_t l = 0; l < kCols * static_cast<int64_t>(sizeof(T)); l += 64) __builtin_prefetch(line + l);
-    }
-    taps_row_block<T, Bytes, NV, Streaming>(n0, N, K, step, w, x, from, y);
-  }
-  if (n0 < N) taps_row_last_block<T, Bytes, NV, Streaming>(n0, N, K, step, w, x, from, y);
-}
-
 // Keeps v in a register: each load of an operand used by several
 // multiply-adds then happens once (GCC would otherwise fold it into every
 // multiply-add as a memory operand, and the loads, not the multiply-adds,
@@ -381,6 +327,174 @@ ROWCONV_INLINE void in_register(V& v) {
 #if defined(__x86_64__)
   asm("" : "+v"(v));
 #endif
+}
+
+// One row of taps: y[n] = init + sum_{k < K} w[k] * x[n + k * step].
+//
+// Where |step| divides the vector width W, the taps fall into P = W / |step|
+// classes by k % P, and the taps of one class are whole vectors apart:
+// tap c + P * q of output vector j reads the vector at
+// x + n0 + c * step + W * (j + q) (step > 0; j - q for step < 0). So a
+// loaded vector serves every (output vector, tap) pair of its class whose
+// j +- q it is: a block of NV output vectors and a group of TG taps of one
+// class loads NV + TG - 1 vectors for NV * TG multiply-adds, where a tap at
+// a time loads NV (and, at odd offsets, half of them split across cache
+// lines: one row of 64 taps was bound by its loads at 57% of the FMA peak).
+// Other steps, and K <= P, make classes of one tap each (the taps in k's
+// order). Blocks share a class's loads where every class has two taps or
+// more (standalone, Zen 3, one thread, a row of 1024 from L1: K 12 shared
+// 0.6-0.85x the speed of a tap at a time, K 16 1.1x, 20 1.2x, 64 1.5x).
+//
+// Every output sums its taps in the same order whatever its block: class
+// by class, q upwards within a class (the blocks that take a tap at a time
+// keep it), so a row's bits do not depend on where its blocks start or end.
+struct TapClasses {
+  int64_t P;          // classes, tap k in class k % P (P == K: one tap each, no sharing)
+  int64_t big;        // classes [0, big) hold `taps + 1` taps, the others `taps`
+  int64_t taps;
+  int64_t per_group[2];  // taps a group: [0] for the big classes, [1] for the others
+  // (divisions once a call, not once a class a block)
+  template <int TG>
+  static TapClasses of(int64_t K, int64_t step, int64_t W) {
+    const int64_t d = step < 0 ? -step : step;
+    const int64_t P = d > 0 && W % d == 0 ? std::min(W / d, K) : K;
+    const auto even_groups = [](int64_t taps) {
+      const int64_t groups = std::max<int64_t>(1, (taps + TG - 1) / TG);
+      return (taps + groups - 1) / groups;
+    };
+    const int64_t taps = K / P, big = K % P;
+    return {P, big, taps, {even_groups(taps + 1), even_groups(taps)}};
+  }
+};
+
+// acc[j] += w[q * P] * x_q(j) for the TG taps q of one class from w, the
+// vectors loaded once each: the s-th from `first` (W * s on, or back where
+// Down, step < 0) serves output vector j' = s - t and tap t (j' counted from
+// the block's last vector where Down), so that each output still adds its
+// taps q upwards.
+template <typename T, int Bytes, int NV, int TG, bool Down>
+ROWCONV_INLINE void taps_class_group(typename Vec<T, Bytes>::V (&acc)[NV], const T* first, const T* w,
+                                     int64_t P) {
+  using X = Vec<T, Bytes>;
+  typename X::V wq[TG];
+  for (int t = 0; t < TG; ++t) wq[t] = X::splat_load(w + t * P);
+  asm("" : "+r"(first));  // (gemm_rows_block: constant offsets from one register)
+  // constant bounds, fully unrolled: GCC keeps a loop whose bounds depend on
+  // another loop's index, and its accumulators then live on the stack
+#pragma GCC unroll 64
+  for (int s = 0; s < NV + TG - 1; ++s) {
+    typename X::V xs = X::load(first + (Down ? -s : s) * X::kWidth);
+    in_register(xs);
+#pragma GCC unroll 64
+    for (int jj = 0; jj < NV; ++jj) {
+      if (jj >= s - TG + 1 && jj <= s) acc[Down ? NV - 1 - jj : jj] += wq[s - jj] * xs;
+    }
+  }
+}
+// taps_class_group of tg <= TG taps
+template <typename T, int Bytes, int NV, int TG, bool Down>
+ROWCONV_INLINE void taps_class_group_of(int64_t tg, typename Vec<T, Bytes>::V (&acc)[NV], const T* first,
+                                        const T* w, int64_t P) {
+  if constexpr (TG > 1) {
+    if (tg < TG) return taps_class_group_of<T, Bytes, NV, TG - 1, Down>(tg, acc, first, w, P);
+  }
+  taps_class_group<T, Bytes, NV, TG, Down>(acc, first, w, P);
+}
+
+// The block of NV vectors of outputs at n0, its taps shared by class
+// (TapClasses), in groups of at most TG taps (as even as they come) that
+// the registers hold next to the NV accumulators.
+template <typename T, int Bytes, int NV, int TG, bool Down, bool Streaming>
+ROWCONV_INLINE void taps_row_block(int64_t n0, int64_t N, int64_t step, const TapClasses& tc, const T* w,
+                                   const T* x, typename Vec<T, Bytes>::V from, T* y) {
+  using X = Vec<T, Bytes>;
+  constexpr int64_t W = X::kWidth;
+  typename X::V acc[NV];
+  for (int v = 0; v < NV; ++v) acc[v] = from;
+  for (int64_t c = 0; c < tc.P; ++c) {
+    const bool big = c < tc.big;
+    const int64_t taps = tc.taps + big, per_group = tc.per_group[big ? 0 : 1];
+    const T* base = x + n0 + c * step;
+    for (int64_t q0 = 0; q0 < taps; q0 += per_group) {
+      const T* first = Down ? base + W * (NV - 1 - q0) : base + W * q0;
+      taps_class_group_of<T, Bytes, NV, TG, Down>(std::min(per_group, taps - q0), acc, first, w + c + q0 * tc.P,
+                                                  tc.P);
+    }
+  }
+  typename X::V block[1][NV];
+  for (int v = 0; v < NV; ++v) block[0][v] = acc[v];
+  store_block<T, Bytes, 1, NV, Streaming>(block, y + n0, 0, N - n0);
+}
+// A block of up to NV vectors, N - n0 columns of it wanted, a tap at a time
+// in the same order (class by class): the last block, only the vectors its
+// columns need; and every block where no class has two taps.
+template <typename T, int Bytes, int NV, bool Streaming>
+ROWCONV_INLINE void taps_row_block_by_tap(int64_t n0, int64_t N, int64_t K, int64_t step, int64_t P,
+                                          const T* w, const T* x, typename Vec<T, Bytes>::V from, T* y) {
+  using X = Vec<T, Bytes>;
+  if constexpr (NV > 1) {
+    if (N - n0 <= (NV - 1) * X::kWidth)
+      return taps_row_block_by_tap<T, Bytes, NV - 1, Streaming>(n0, N, K, step, P, w, x, from, y);
+  }
+  typename X::V acc[1][NV];
+  for (int v = 0; v < NV; ++v) acc[0][v] = from;
+  for (int64_t c = 0; c < P; ++c) {
+    for (int64_t k = c; k < K; k += P) {
+      const T* b = x + n0 + k * step;
+      asm("" : "+r"(b));  // (gemm_rows_block: constant offsets from one register)
+      const typename X::V a = X::splat_load(w + k);
+      for (int v = 0; v < NV; ++v) acc[0][v] += a * X::load(b + v * X::kWidth);
+    }
+  }
+  store_block<T, Bytes, 1, NV, Streaming>(acc, y + n0, 0, N - n0);
+}
+// The streaming variant's prefetch: an output for memory has an input from
+// memory (depthwise: as large), its lines fetched 2 KiB ahead, sooner than
+// the hardware's prefetchers fetch them (Zen 3, 2 threads, a
+// (64,1,1024,4096) forward: about 0.8x the time, one pass and chunks of
+// 512; from L1 1.05-1.07x, so only there).
+template <typename T, int64_t Cols>
+ROWCONV_INLINE void fetch_ahead(const T* x) {
+  constexpr int64_t kAhead = 2048;
+  const char* line = reinterpret_cast<const char*>(x) + kAhead;
+  for (int64_t l = 0; l < Cols * static_cast<int64_t>(sizeof(T)); l += 64) __builtin_prefetch(line + l);
+}
+// NVS x TG: the shared blocks' accumulators and the taps a group holds in
+// registers next to them and the loaded vector.
+template <typename T, int Bytes, int NVS, int TG, bool Down, bool Streaming>
+ROWCONV_INLINE void taps_row_blocks(int64_t N, int64_t K, int64_t step, const T* w, const T* x, const T* init,
+                                    T* y) {
+  using X = Vec<T, Bytes>;
+  constexpr int NV = 8;
+  constexpr int64_t kCols = NV * X::kWidth, kSharedCols = NVS * X::kWidth;
+  static_assert(kCols <= kRowSlack && kSharedCols <= kRowSlack, "a block must fit in the row slack");
+  const TapClasses tc = TapClasses::of<TG>(K, step, X::kWidth);
+  const typename X::V from = init ? X::splat_exact(init) : typename X::V{};
+  int64_t n0 = 0;
+  if (tc.taps >= 2) {
+    for (; n0 + kSharedCols <= N; n0 += kSharedCols) {
+      if constexpr (Streaming) fetch_ahead<T, kSharedCols>(x + n0);
+      taps_row_block<T, Bytes, NVS, TG, Down, Streaming>(n0, N, step, tc, w, x, from, y);
+    }
+  }
+  for (; n0 + kCols <= N; n0 += kCols) {
+    if constexpr (Streaming) fetch_ahead<T, kCols>(x + n0);
+    taps_row_block_by_tap<T, Bytes, NV, Streaming>(n0, N, K, step, tc.P, w, x, from, y);
+  }
+  if (n0 < N) taps_row_block_by_tap<T, Bytes, NV, Streaming>(n0, N, K, step, tc.P, w, x, from, y);
+}
+template <typename T, int Bytes, bool Streaming>
+ROWCONV_INLINE void taps_row_impl(int64_t N, int64_t K, int64_t step, const T* w, const T* x, const T* init,
+                                  T* y) {
+  // 16 registers: 10 accumulators (more than the 8 that hide the FMA
+  // latency), 4 taps and the vector; standalone on Zen 3 (1024 columns, K
+  // 16-128, one thread) 10 x 4 ran at 63-94 GFLOP/s, 8 x 6 at 41-88, 12 x 3
+  // at 58-81, 11 x 4 at 53-84, 8 x 7 spilled. 32 registers (AVX-512): 8 x
+  // 16, not measured (no AVX-512 machine since this kernel).
+  constexpr int NVS = Bytes >= 64 ? 8 : 10;
+  constexpr int TG = Bytes >= 64 ? 16 : 4;
+  if (step < 0) return taps_row_blocks<T, Bytes, NVS, TG, true, Streaming>(N, K, step, w, x, init, y);
+  taps_row_blocks<T, Bytes, NVS, TG, false, Streaming>(N, K, step, w, x, init, y);
 }
 
 // One MR x NR block of dot products, added to its lane partials in P

@@ -39,9 +39,13 @@ struct MicroKernels {
   // One row of K taps, `step` apart along one row x (a depthwise
   // convolution at stride 1):
   //   y[n] = init[0] + sum_{k < K} w[k] * x[n + k * step]     for n < N
-  // (init null: 0), the same bits as gemm_rows_set of one row with
-  // B_rows[k] = x + k * step, read and written as it reads and writes them;
-  // and with whole vectors stored non-temporally, as gemm_rows_set_streaming.
+  // (init null: 0), read and written as gemm_rows_set of one row with
+  // B_rows[k] = x + k * step reads and writes them; and with whole vectors
+  // stored non-temporally, as gemm_rows_set_streaming. Each output adds its
+  // taps in one fixed order: class by class, k % P for P = (vector width) /
+  // |step| where |step| divides the width and K > P, k upwards within a
+  // class; in k's order otherwise, as gemm_rows_set. The same bits for a
+  // row whatever its N, its blocks, its alignment and the thread running it.
   void (*taps_row_set)(int64_t N, int64_t K, int64_t step, const T* w, const T* x, const T* init, T* y);
   void (*taps_row_set_streaming)(int64_t N, int64_t K, int64_t step, const T* w, const T* x, const T* init, T* y);
   // Dot products sum_{n < N} A_rows[m][n] * B_rows[r][n] (m < M, r < R),
