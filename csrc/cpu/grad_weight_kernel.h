@@ -192,6 +192,10 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
   const int64_t gout_extent =
       gout_in_place ? p.gout_offset(p.batch - 1, p.out_channels - 1, p.rows - 1, p.out_width - 1) + 1 : 0;
 
+  // Depthwise at stride 1: one row of grad_out against K taps of one row of
+  // x, by taps_dot_row (dot_rows' sums; the taps share x's loads).
+  const bool one_row_of_taps = !channel_vectors && cout_g == 1 && cin_g == 1 && p.stride == 1;
+
   at::parallel_for(0, row_groups * blocks, 1, [&](int64_t begin, int64_t end) {
     InputRows<acc_t> in(p, pairs ? 0 : tile);  // (the pair form reads its own tiles)
     // the pair form's tiles: grad_out transposed into (pair of t, co) and the
@@ -251,8 +255,10 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
               bool x_read_in_place = false;
               if constexpr (kSameType) x_read_in_place = x_in_place && in.point_into(x, x_extent, b, h, g, t0, n);
               if (!x_read_in_place) in.gather(x, b, h, g, t0, n);
-              mk.dot_rows(count, R, n, gout_rows.data(), in.rows.data(),
-                          partials.data() + slot * partial_size, R);
+              if (one_row_of_taps)  // in.rows[k] = in.rows[0] + k * dilation
+                mk.taps_dot_row(n, K, p.dilation, gout_rows[0], in.rows.data(), partials.data() + slot * partial_size);
+              else
+                mk.dot_rows(count, R, n, gout_rows.data(), in.rows.data(), partials.data() + slot * partial_size, R);
             }
           }
         }

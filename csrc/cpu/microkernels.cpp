@@ -578,6 +578,73 @@ ROWCONV_INLINE void dot_rows_impl(int64_t M, int64_t R, int64_t N, const T* cons
   dot_rows_short_strip<T, Bytes, MR - 1, NR, kSums>(M - m0, R, N, A_rows + m0, B_rows, P + m0 * ldp * W, ldp);
 }
 
+// One row's lane partials against K taps of x `step` apart (a depthwise
+// grad-weight at stride 1): dot_rows(1, K, N, {a}, B_rows, P, K) with
+// B_rows[k] = B_rows[0] + k * step, the same bits (each tap's lanes add
+// their terms n upwards, in one chain from P). Where every class of taps
+// (TapClasses) has 8 or more, the taps of a class share each loaded vector
+// of x: a group of TG taps over NA vectors of `a` loads NA + TG - 1 vectors
+// of x for NA * TG multiply-adds, where dot_rows loads NA * 8 for NA * 8
+// (its one row bound by its loads, as the forward's was); a group of TG
+// accumulators, TG >= 8 chains of latency 4 on two pipes. Else dot_rows.
+template <typename T, int Bytes, int NA, int TG>
+ROWCONV_INLINE void taps_dot_group(int64_t N, const T* a, const T* x_c, int64_t q0, int64_t P, T* partials) {
+  using X = Vec<T, Bytes>;
+  constexpr int64_t W = X::kWidth;
+  typename X::V acc[TG];
+  const auto tap_partials = [&](int t) { return partials + (q0 + t) * P * W; };
+  for (int t = 0; t < TG; ++t) acc[t] = X::load(tap_partials(t));
+  const T* x = x_c + q0 * W;  // tap q0 + t of a's vector i reads x's vector i + t
+  const int64_t full = N / W;
+  int64_t i0 = 0;
+  for (; i0 + NA <= full; i0 += NA) {
+    typename X::V av[NA];
+    for (int i = 0; i < NA; ++i) av[i] = X::load(a + (i0 + i) * W);
+    const T* xb = x + i0 * W;
+    asm("" : "+r"(xb));  // (gemm_rows_block: constant offsets from one register)
+#pragma GCC unroll 64
+    for (int s = 0; s < NA + TG - 1; ++s) {
+      typename X::V xs = X::load(xb + s * W);
+      in_register(xs);
+#pragma GCC unroll 64
+      for (int i = 0; i < NA; ++i)
+        if (s - i >= 0 && s - i < TG) acc[s - i] += av[i] * xs;
+    }
+  }
+  for (; i0 < full; ++i0) {
+    const typename X::V av = X::load(a + i0 * W);
+    for (int t = 0; t < TG; ++t) acc[t] += av * X::load(x + (i0 + t) * W);
+  }
+  if (full * W < N) {
+    const int64_t left = N - full * W;
+    const typename X::V av = X::load_first(a + full * W, left);
+    for (int t = 0; t < TG; ++t) acc[t] += av * X::load_first(x + (full + t) * W, left);
+  }
+  for (int t = 0; t < TG; ++t) X::store(tap_partials(t), acc[t]);
+}
+template <typename T, int Bytes, int NA, int TG>
+ROWCONV_INLINE void taps_dot_group_of(int64_t tg, int64_t N, const T* a, const T* x_c, int64_t q0, int64_t P,
+                                      T* partials) {
+  if constexpr (TG > 1) {
+    if (tg < TG) return taps_dot_group_of<T, Bytes, NA, TG - 1>(tg, N, a, x_c, q0, P, partials);
+  }
+  taps_dot_group<T, Bytes, NA, TG>(N, a, x_c, q0, P, partials);
+}
+template <typename T, int Bytes, int NA, int TG, int DOT_MR, int DOT_NR>
+ROWCONV_INLINE void taps_dot_row_impl(int64_t N, int64_t K, int64_t step, const T* a, const T* const* B_rows,
+                                      T* P) {
+  using X = Vec<T, Bytes>;
+  const TapClasses tc = TapClasses::of<TG>(K, step, X::kWidth);
+  if (step <= 0 || tc.taps < 8) return dot_rows_impl<T, Bytes, DOT_MR, DOT_NR>(1, K, N, &a, B_rows, P, K);
+  for (int64_t c = 0; c < tc.P; ++c) {
+    const bool big = c < tc.big;
+    const int64_t taps = tc.taps + big, per_group = tc.per_group[big ? 0 : 1];
+    for (int64_t q0 = 0; q0< taps; q0 += per_group)
+      taps_dot_group_of<T, Bytes, NA, TG>(std::min(per_group, taps - q0), N, a, B_rows[0] + c * step, q0, tc.P,
+                                          P + c * X::kWidth);
+  }
+}
+
 template <typename T, int Bytes>
 ROWCONV_INLINE void reduce_lanes_impl(int64_t count, const T* P, T* out) {
   using X = Vec<T, Bytes>;
@@ -660,7 +727,7 @@ ROWCONV_INLINE void transpose_impl(int64_t rows, int64_t cols, const T* src, int
 
 // One instantiation per instruction set: vector bytes and block shapes fitted
 // to its registers (AVX-512: 32 vector registers; AVX2 and SSE2: 16).
-#define ROWCONV_DEFINE_ISA(NAME, TARGET, BYTES, MR, NV, DOT_MR, DOT_NR)                         \
+#define ROWCONV_DEFINE_ISA(NAME, TARGET, BYTES, MR, NV, DOT_MR, DOT_NR, DOT_NA, DOT_TG)        \
   template <typename T>                                                                       \
   TARGET void gemm_rows_##NAME(int64_t M, int64_t N, int64_t R, const T* const* A_rows,      \
                                const T* const* B_rows, T* C, int64_t ldc) {                   \
@@ -697,6 +764,11 @@ ROWCONV_INLINE void transpose_impl(int64_t rows, int64_t cols, const T* src, int
     dot_rows_impl<T, BYTES, DOT_MR, DOT_NR, true>(M, R, N, A_rows, B_rows, out, ldo);        \
   }                                                                                           \
   template <typename T>                                                                       \
+  TARGET void taps_dot_row_##NAME(int64_t N, int64_t K, int64_t step, const T* a,            \
+                                  const T* const* B_rows, T* P) {                             \
+    taps_dot_row_impl<T, BYTES, DOT_NA, DOT_TG, DOT_MR, DOT_NR>(N, K, step, a, B_rows, P);   \
+  }                                                                                           \
+  template <typename T>                                                                       \
   TARGET void reduce_lanes_##NAME(int64_t count, const T* P, T* out) {                        \
     reduce_lanes_impl<T, BYTES>(count, P, out);                                               \
   }                                                                                           \
@@ -713,15 +785,15 @@ ROWCONV_INLINE void transpose_impl(int64_t rows, int64_t cols, const T* src, int
   MicroKernels<T> kernels_##NAME() {                                                          \
     return {&gemm_rows_##NAME<T>, &gemm_rows_set_##NAME<T>, &gemm_rows_set_streaming_##NAME<T>,         \
             &taps_row_set_##NAME<T>, &taps_row_set_streaming_##NAME<T>,                       \
-            &dot_rows_##NAME<T>, &dot_rows_sums_##NAME<T>,                                    \
+            &dot_rows_##NAME<T>, &dot_rows_sums_##NAME<T>, &taps_dot_row_##NAME<T>,           \
             &reduce_lanes_##NAME<T>, &transpose_##NAME<T>, &add_partials16_##NAME<T>,         \
             BYTES / static_cast<int64_t>(sizeof(T)), DOT_MR, MR};                             \
   }
 
-ROWCONV_DEFINE_ISA(baseline, , 16, 6, 2, 2, 4)
+ROWCONV_DEFINE_ISA(baseline, , 16, 6, 2, 2, 4, 3, 12)
 #if defined(__x86_64__)
-ROWCONV_DEFINE_ISA(avx2, __attribute__((target("arch=x86-64-v3"))), 32, 6, 2, 2, 4)
-ROWCONV_DEFINE_ISA(avx512, __attribute__((target("arch=x86-64-v4"))), 64, 8, 2, 4, 4)
+ROWCONV_DEFINE_ISA(avx2, __attribute__((target("arch=x86-64-v3"))), 32, 6, 2, 2, 4, 3, 12)
+ROWCONV_DEFINE_ISA(avx512, __attribute__((target("arch=x86-64-v4"))), 64, 8, 2, 4, 4, 8, 16)
 #endif
 
 #if defined(__x86_64__)

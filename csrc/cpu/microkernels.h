@@ -60,6 +60,10 @@ struct MicroKernels {
   // reduce_lanes sums them: out[m * ldo + r] (one call a reduction).
   void (*dot_rows_sums)(int64_t M, int64_t R, int64_t N, const T* const* A_rows,
                         const T* const* B_rows, T* out, int64_t ldo);
+  // dot_rows(1, K, N, {a}, B_rows, P, K) where B_rows[k] = B_rows[0] + k *
+  // step (a depthwise grad-weight at stride 1), the same bits; the taps a
+  // whole vector apart share their loads where there are many of them.
+  void (*taps_dot_row)(int64_t N, int64_t K, int64_t step, const T* a, const T* const* B_rows, T* P);
   // out[i] = the sum of the lanes of P[i * lanes ...], in a fixed order.
   void (*reduce_lanes)(int64_t count, const T* P, T* out);
   // dst[c * dst_ld + r] = src[r * src_ld + c]     for r < rows, c < cols
