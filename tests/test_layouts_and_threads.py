@@ -227,21 +227,25 @@ def _last_level_cache_bytes():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
 @pytest.mark.parametrize("padding", ["causal", 0])  # rows on 64-byte boundaries, and not
-@pytest.mark.parametrize("groups", [1, 8], ids=["dense", "depthwise"])
-def test_outputs_larger_than_the_cache_are_stored_past_it_unchanged(groups, padding, dtype, restore_threads):
+# (Cin, Cout, groups): 72 output channels are more rows than the streaming
+# store's buffer holds a stretch of (the gemm blocks store them themselves)
+@pytest.mark.parametrize("channels", [(8, 8, 1), (8, 8, 8), (2, 72, 1)], ids=["dense", "depthwise", "many-outputs"])
+def test_outputs_larger_than_the_cache_are_stored_past_it_unchanged(channels, padding, dtype, restore_threads):
     """An output (or grad_x) of the last-level cache's size or more is stored
-    non-temporally where its vectors are aligned (the depthwise forward's row
-    kernel also fetches its input ahead): the forward's and grad-input's
-    values still match PyTorch's, and the first batch entries have the same
-    bits as in a batch of two, whose outputs are stored plainly."""
-    C, H, W = 8, 4, 1024
-    B = -(-_last_level_cache_bytes() // (C * H * W * dtype.itemsize))  # y and grad_x >= the L3 size
-    cfg = Conv(B, C, H, W, C, 5, padding=padding, groups=groups)
+    non-temporally, whole lines of each row's stretch of columns in one run
+    (the depthwise forward's row kernel also fetches its input ahead): the
+    forward's and grad-input's values still match PyTorch's, and the first
+    batch entries have the same bits as in a batch of two, whose outputs are
+    stored plainly."""
+    Cin, Cout, groups = channels
+    H, W = 4, 1024
+    B = -(-_last_level_cache_bytes() // (Cout * H * W * dtype.itemsize))  # y (and grad_x where Cin = Cout) >= the L3
+    cfg = Conv(B, Cin, H, W, Cout, 5, padding=padding, groups=groups)
     x, w, b, gy = make_inputs(cfg, dtype, seed=31)
     torch.set_num_threads(2)
     ours = our_results(cfg, x, w, b, gy, method="direct")
     assert_matches_reference(cfg, ours, reference_results(cfg, x, w, b, gy), dtype)
-    small_cfg = Conv(2, C, H, W, C, 5, padding=padding, groups=groups)
+    small_cfg = Conv(2, Cin, H, W, Cout, 5, padding=padding, groups=groups)
     small = our_results(small_cfg, x[:2], w, b, gy[:2], method="direct")
     for name, big, few in zip(["output", "grad_x"], ours[:2], small[:2]):
         assert torch.equal(big[:2], few), f"{name}: batch entries 0-1 differ from a batch of two"
