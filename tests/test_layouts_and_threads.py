@@ -91,7 +91,7 @@ def test_results_do_not_depend_on_thread_count(cfg, dtype, restore_threads):
 
 # Depthwise rows of many taps. The taps kernel (microkernels.cpp,
 # TapClasses) shares each loaded vector among the taps a whole vector apart
-# where the dilation divides the vector width (1, 2, 4 here), in blocks
+# where the dilation divides the vector width (1, 2, 4, 8 here), in blocks
 # whose middle and ends it sums by different loops, and takes the taps one
 # at a time otherwise (3): PyTorch's values, and the same bits in place and
 # through copied windows (strided views), on any thread count, and for a
@@ -102,6 +102,9 @@ LONG_DEPTHWISE_CONFIGS = [
     Conv(2, 2, 2, 261, 2, 9, padding=(0, 3), dilation=4, groups=2),
     Conv(1, 2, 2, 300, 2, 17, padding="causal", dilation=3, groups=2),
     Conv(1, 1, 3, 1000, 1, 64, padding="causal"),
+    # 8 taps a class or more on AVX-512 too (16 floats a vector): the
+    # grad-weight's shared form there
+    Conv(1, 2, 2, 700, 2, 40, padding="causal", dilation=8, groups=2),
 ]
 
 
