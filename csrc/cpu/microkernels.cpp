@@ -623,68 +623,103 @@ ROWCONV_INLINE void dot_rows_impl(int64_t M, int64_t R, int64_t N, const T* cons
 // One row's lane partials against K taps of x `step` apart (a depthwise
 // grad-weight at stride 1): dot_rows(1, K, N, {a}, B_rows, P, K) with
 // B_rows[k] = B_rows[0] + k * step, the same bits (each tap's lanes add
-// their terms n upwards, in one chain from P). Where every class of taps
-// (TapClasses) has 8 or more, the taps of a class share each loaded vector
-// of x: a group of TG taps over NA vectors of `a` loads NA + TG - 1 vectors
-// of x for NA * TG multiply-adds, where dot_rows loads NA * 8 for NA * 8
-// (its one row bound by its loads, as the forward's was); a group of TG
-// accumulators, TG >= 8 chains of latency 4 on two pipes. Else dot_rows.
-template <typename T, int Bytes, int NA, int TG>
-ROWCONV_INLINE void taps_dot_group(int64_t N, const T* a, const T* x_c, int64_t q0, int64_t P, T* partials) {
+// their terms n upwards, in one chain from P, whatever group serves it).
+// The taps of a class (TapClasses) share each loaded vector of x: a group
+// of TC taps in each of G classes over NA vectors of `a` loads
+// NA + G * (NA + TC - 1) vectors for NA * G * TC multiply-adds, where
+// dot_rows loads 9 for 8 (its one row bound by its loads, as the forward's
+// was); G * TC accumulators, 8 or more (chains of latency 4 on two pipes)
+// wherever the classes have 2 taps or more. Else dot_rows.
+template <int TC>
+constexpr int taps_dot_classes() {  // G for TC: G * TC accumulators, 8-12 of them
+  return TC == 1 ? 8 : TC == 2 ? 4 : TC == 3 ? 3 : TC <= 6 ? 2 : 1;
+}
+inline int64_t taps_dot_classes_for(int64_t tc) { return tc == 1 ? 8 : tc == 2 ? 4 : tc == 3 ? 3 : tc <= 6 ? 2 : 1; }
+
+// Taps q0 .. q0 + TC - 1 of classes c .. c + G - 1 (x_c: class c's row,
+// partials_c: class c's tap 0): tap q0 + t of class c + g reads, for a's
+// vector i, the vector i + t of x_c + g * step + q0 * W.
+template <typename T, int Bytes, int NA, int G, int TC>
+ROWCONV_INLINE void taps_dot_group(int64_t N, const T* a, const T* x_c, int64_t step, int64_t q0, int64_t P,
+                                   T* partials_c) {
   using X = Vec<T, Bytes>;
   constexpr int64_t W = X::kWidth;
-  typename X::V acc[TG];
-  const auto tap_partials = [&](int t) { return partials + (q0 + t) * P * W; };
-  for (int t = 0; t < TG; ++t) acc[t] = X::load(tap_partials(t));
-  const T* x = x_c + q0 * W;  // tap q0 + t of a's vector i reads x's vector i + t
+  typename X::V acc[G][TC];
+  const auto tap_partials = [&](int g, int t) { return partials_c + (g + (q0 + t) * P) * W; };
+  for (int g = 0; g < G; ++g)
+    for (int t = 0; t < TC; ++t) acc[g][t] = X::load(tap_partials(g, t));
+  const T* x[G];
+  for (int g = 0; g < G; ++g) x[g] = x_c + g * step + q0 * W;
   const int64_t full = N / W;
   int64_t i0 = 0;
   for (; i0 + NA <= full; i0 += NA) {
     typename X::V av[NA];
     for (int i = 0; i < NA; ++i) av[i] = X::load(a + (i0 + i) * W);
-    const T* xb = x + i0 * W;
-    asm("" : "+r"(xb));  // (gemm_rows_block: constant offsets from one register)
 #pragma GCC unroll 64
-    for (int s = 0; s < NA + TG - 1; ++s) {
-      typename X::V xs = X::load(xb + s * W);
-      in_register(xs);
+    for (int s = 0; s < NA + TC - 1; ++s) {
+#pragma GCC unroll 16
+      for (int g = 0; g < G; ++g) {
+        typename X::V xs = X::load(x[g] + (i0 + s) * W);
+        in_register(xs);
 #pragma GCC unroll 64
-      for (int i = 0; i < NA; ++i)
-        if (s - i >= 0 && s - i < TG) acc[s - i] += av[i] * xs;
+        for (int i = 0; i < NA; ++i)
+          if (s - i >= 0 && s - i < TC) acc[g][s - i] += av[i] * xs;
+      }
     }
   }
   for (; i0 < full; ++i0) {
     const typename X::V av = X::load(a + i0 * W);
-    for (int t = 0; t < TG; ++t) acc[t] += av * X::load(x + (i0 + t) * W);
+    for (int g = 0; g < G; ++g)
+      for (int t = 0; t < TC; ++t) acc[g][t] += av * X::load(x[g] + (i0 + t) * W);
   }
   if (full * W < N) {
     const int64_t left = N - full * W;
     const typename X::V av = X::load_first(a + full * W, left);
-    for (int t = 0; t < TG; ++t) acc[t] += av * X::load_first(x + (full + t) * W, left);
+    for (int g = 0; g < G; ++g)
+      for (int t = 0; t < TC; ++t) acc[g][t] += av * X::load_first(x[g] + (full + t) * W, left);
   }
-  for (int t = 0; t < TG; ++t) X::store(tap_partials(t), acc[t]);
+  for (int g = 0; g < G; ++g)
+    for (int t = 0; t < TC; ++t) X::store(tap_partials(g, t), acc[g][t]);
 }
-template <typename T, int Bytes, int NA, int TG>
-ROWCONV_INLINE void taps_dot_group_of(int64_t tg, int64_t N, const T* a, const T* x_c, int64_t q0, int64_t P,
-                                      T* partials) {
-  if constexpr (TG > 1) {
-    if (tg < TG) return taps_dot_group_of<T, Bytes, NA, TG - 1>(tg, N, a, x_c, q0, P, partials);
+// taps_dot_group of tc <= TC taps in g <= taps_dot_classes<tc>() classes
+template <typename T, int Bytes, int NA, int TC, int G = taps_dot_classes<TC>()>
+ROWCONV_INLINE void taps_dot_group_of(int64_t tc, int64_t g, int64_t N, const T* a, const T* x_c, int64_t step,
+                                      int64_t q0, int64_t P, T* partials_c) {
+  if constexpr (TC > 1) {
+    if (tc < TC) return taps_dot_group_of<T, Bytes, NA, TC - 1>(tc, g, N, a, x_c, step, q0, P, partials_c);
   }
-  taps_dot_group<T, Bytes, NA, TG>(N, a, x_c, q0, P, partials);
+  if constexpr (G > 1) {
+    if (g < G) return taps_dot_group_of<T, Bytes, NA, TC, G - 1>(tc, g, N, a, x_c, step, q0, P, partials_c);
+  }
+  taps_dot_group<T, Bytes, NA, G, TC>(N, a, x_c, step, q0, P, partials_c);
 }
 template <typename T, int Bytes, int NA, int TG, int DOT_MR, int DOT_NR>
 ROWCONV_INLINE void taps_dot_row_impl(int64_t N, int64_t K, int64_t step, const T* a, const T* const* B_rows,
                                       T* P) {
   using X = Vec<T, Bytes>;
-  const TapClasses tc = TapClasses::of<TG>(K, step, X::kWidth);
-  if (step <= 0 || tc.taps < 8) return dot_rows_impl<T, Bytes, DOT_MR, DOT_NR>(1, K, N, &a, B_rows, P, K);
-  for (int64_t c = 0; c < tc.P; ++c) {
-    const bool big = c < tc.big;
-    const int64_t taps = tc.taps + big, per_group = tc.per_group[big ? 0 : 1];
-    for (int64_t q0 = 0; q0< taps; q0 += per_group)
-      taps_dot_group_of<T, Bytes, NA, TG>(std::min(per_group, taps - q0), N, a, B_rows[0] + c * step, q0, tc.P,
-                                          P + c * X::kWidth);
+  constexpr int64_t W = X::kWidth;
+  const TapClasses tc = TapClasses::of<TG>(K, step, W);
+  if (step <= 0 || tc.taps < 2) return dot_rows_impl<T, Bytes, DOT_MR, DOT_NR>(1, K, N, &a, B_rows, P, K);
+  const T* x = B_rows[0];
+  if (tc.taps >= 8) {  // a class at a time, in groups of up to TG taps
+    for (int64_t c = 0; c < tc.P; ++c) {
+      const bool big = c < tc.big;
+      const int64_t taps = tc.taps + big, per_group = tc.per_group[big ? 0 : 1];
+      for (int64_t q0 = 0; q0 < taps; q0 += per_group)
+        taps_dot_group_of<T, Bytes, NA, TG>(std::min(per_group, taps - q0), 1, N, a, x + c * step, step, q0, tc.P,
+                                            P + c * W);
+    }
+    return;
   }
+  // the first tc.taps taps of every class, several classes a group; then
+  // the big classes' last tap, up to 8 classes a group
+  const int64_t classes = taps_dot_classes_for(tc.taps);
+  for (int64_t c = 0; c < tc.P; c += classes)
+    taps_dot_group_of<T, Bytes, NA, 7>(tc.taps, std::min(classes, tc.P - c), N, a, x + c * step, step, 0, tc.P,
+                                       P + c * W);
+  for (int64_t c = 0; c < tc.big; c += 8)
+    taps_dot_group_of<T, Bytes, NA, 1>(1, std::min<int64_t>(8, tc.big - c), N, a, x + c * step, step, tc.taps,
+                                       tc.P, P + c * W);
 }
 
 template <typename T, int Bytes>
