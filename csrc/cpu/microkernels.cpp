@@ -630,11 +630,9 @@ ROWCONV_INLINE void dot_rows_impl(int64_t M, int64_t R, int64_t N, const T* cons
 // dot_rows loads 9 for 8 (its one row bound by its loads, as the forward's
 // was); G * TC accumulators, 8 or more (chains of latency 4 on two pipes)
 // wherever the classes have 2 taps or more. Else dot_rows.
-template <int TC>
-constexpr int taps_dot_classes() {  // G for TC: G * TC accumulators, 8-12 of them
-  return TC == 1 ? 8 : TC == 2 ? 4 : TC == 3 ? 3 : TC <= 6 ? 2 : 1;
-}
-inline int64_t taps_dot_classes_for(int64_t tc) { return tc == 1 ? 8 : tc == 2 ? 4 : tc == 3 ? 3 : tc <= 6 ? 2 : 1; }
+// G for TC taps a class: G * TC accumulators, 8-12 of them (a template
+// argument and the schedule's count alike)
+constexpr int taps_dot_classes(int64_t tc) { return tc == 1 ? 8 : tc == 2 ? 4 : tc == 3 ? 3 : tc <= 6 ? 2 : 1; }
 
 // Taps q0 .. q0 + TC - 1 of classes c .. c + G - 1 (x_c: class c's row,
 // partials_c: class c's tap 0): tap q0 + t of class c + g reads, for a's
@@ -681,8 +679,8 @@ ROWCONV_INLINE void taps_dot_group(int64_t N, const T* a, const T* x_c, int64_t 
   for (int g = 0; g < G; ++g)
     for (int t = 0; t < TC; ++t) X::store(tap_partials(g, t), acc[g][t]);
 }
-// taps_dot_group of tc <= TC taps in g <= taps_dot_classes<tc>() classes
-template <typename T, int Bytes, int NA, int TC, int G = taps_dot_classes<TC>()>
+// taps_dot_group of tc <= TC taps in g <= taps_dot_classes(tc) classes
+template <typename T, int Bytes, int NA, int TC, int G = taps_dot_classes(TC)>
 ROWCONV_INLINE void taps_dot_group_of(int64_t tc, int64_t g, int64_t N, const T* a, const T* x_c, int64_t step,
                                       int64_t q0, int64_t P, T* partials_c) {
   if constexpr (TC > 1) {
@@ -713,7 +711,7 @@ ROWCONV_INLINE void taps_dot_row_impl(int64_t N, int64_t K, int64_t step, const 
   }
   // the first tc.taps taps of every class, several classes a group; then
   // the big classes' last tap, up to 8 classes a group
-  const int64_t classes = taps_dot_classes_for(tc.taps);
+  const int64_t classes = taps_dot_classes(tc.taps);
   for (int64_t c = 0; c < tc.P; c += classes)
     taps_dot_group_of<T, Bytes, NA, 7>(tc.taps, std::min(classes, tc.P - c), N, a, x + c * step, step, 0, tc.P,
                                        P + c * W);
