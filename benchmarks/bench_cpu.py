@@ -136,6 +136,27 @@ def fwd_flops(s):
     return 2 * s.B * s.Cout * s.H * wout(s) * (s.Cin // s.groups) * s.K
 
 
+def min_bytes(s, direction, itemsize):
+    """The bytes a direction must move at least: each operand read once and
+    each result written once (grad_bias's pass over grad_out included in
+    fwd+bwd)."""
+    x, y = s.B * s.Cin * s.H * s.W, s.B * s.Cout * s.H * wout(s)
+    w, b = s.H * s.Cout * (s.Cin // s.groups) * s.K, s.H * s.Cout
+    elements = {"fwd": x + w + b + y, "grad_in": y + w + x, "grad_w": y + x + w}
+    elements["fwd+bwd"] = sum(elements.values()) + y + b
+    return elements[direction] * itemsize
+
+
+def roofline_ms(gflop, nbytes, fma_gflops, mem_gbps, llc_bytes):
+    """(the least time the FMA peak and the memory bandwidth allow, its
+    bound): where the bytes exceed the last-level cache they come from (and
+    go to) memory at mem_gbps, else from the caches (taken as free: the
+    compute bound alone)."""
+    compute = gflop / fma_gflops * 1e3
+    memory = nbytes / 1e9 / mem_gbps * 1e3 if nbytes > llc_bytes else 0.0
+    return (memory, "memory") if memory > compute else (compute, "compute")
+
+
 # ---------------------------------------------------------------- implementations
 # Each takes (x, weight, bias, spec) in its own layout: ours/loop/recipe get
 # x (B, Cin, H, W), weight (H, Cout, Cin/g, K), bias (H, Cout); native gets
@@ -384,7 +405,8 @@ def backward_calls(s, x, w, g, x2, w2, g2):
     }
 
 
-def bench_shape(s, min_time, peak, dtype=torch.float32):
+def bench_shape(s, min_time, peak, dtype=torch.float32, roof=None):
+    """roof: (memory GB/s, last-level cache bytes) for the roofline columns."""
     x, w, b, g = make_inputs(s, dtype)
     verify(s, x, w, b, g)
     x2, w2, b2, g2 = to_native(x, w, b, g, s)
@@ -404,6 +426,8 @@ def bench_shape(s, min_time, peak, dtype=torch.float32):
             ms, ratio = time_interleaved_ms({k: calls[k] for k in IMPLS if k in calls}, min_time)
         ms = {k: ms.get(k, float("nan")) for k in IMPLS}
         gflop = fwd_flops(s) * (3 if direction == "fwd+bwd" else 1) / 1e9
+        nbytes = min_bytes(s, direction, x.element_size())
+        roof_ms, bound = roofline_ms(gflop, nbytes, peak, *roof) if roof else (float("nan"), "")
         rows.append({
             "shape": s.name, "B": s.B, "Cin": s.Cin, "H": s.H, "W": s.W, "Cout": s.Cout,
             "K": s.K, "stride": s.stride, "padding": str(s.padding), "dilation": s.dilation,
@@ -413,6 +437,8 @@ def bench_shape(s, min_time, peak, dtype=torch.float32):
             "ours_gflops": gflop / (ms["ours"] / 1e3),
             "ours_pct_peak": 100 * gflop / (ms["ours"] / 1e3) / peak,
             "native_pct_peak": 100 * gflop / (ms["native"] / 1e3) / peak,
+            "min_mb": nbytes / 1e6, "roofline_ms": roof_ms, "bound": bound,
+            "ours_pct_roofline": 100 * roof_ms / ms["ours"],
             **{f"speedup_vs_{k}": ratio.get(k, float("nan")) for k in IMPLS[1:]},
             "ours_peak_mib": peak_extra_mib(calls["ours"]),
             "recipe_peak_mib": peak_extra_mib(calls["recipe"]) if "recipe" in calls else float("nan"),
@@ -428,16 +454,29 @@ ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "a
              "amx_tile")
 
 
+def cache_size(level, kind):
+    """CPU 0's cache of that level and type ("Data", "Unified") as sysfs writes
+    its size ("32K"), or None."""
+    for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
+        try:
+            if (index / "level").read_text().strip() == str(level) and (index / "type").read_text().strip() == kind:
+                return (index / "size").read_text().strip()
+        except OSError:
+            pass
+    return None
+
+
+def llc_bytes():
+    """The last-level cache (L3) in bytes; 32 MiB where sysfs does not say."""
+    size = cache_size(3, "Unified") or "32768K"
+    m = re.fullmatch(r"(\d+)([KMG]?)", size)
+    return int(m.group(1)) * {"": 1, "K": 2**10, "M": 2**20, "G": 2**30}[m.group(2)] if m else 32 * 2**20
+
+
 def cpu_cache_and_flags():
     """(L1d size per core, the SIMD flags of ISA_FLAGS the CPU has): the L1d tells
     Zen 4 (32 KiB) from Zen 5 (48 KiB) on our machines (BENCHMARKING.md)."""
-    l1d = "unknown"
-    for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
-        try:
-            if (index / "level").read_text().strip() == "1" and (index / "type").read_text().strip() == "Data":
-                l1d = (index / "size").read_text().strip()
-        except OSError:
-            pass
+    l1d = cache_size(1, "Data") or "unknown"
     try:
         m = re.search(r"^flags\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
         have = set(m.group(1).split()) if m else set()
@@ -536,13 +575,16 @@ def report(rows, header, out, tag):
             ("recipe_ms", "{:9.3f}", "recipe ms"), ("native_ms", "{:9.3f}", "native ms"),
             ("ours_gflops", "{:8.1f}", "GFLOP/s"), ("ours_pct_peak", "{:6.1f}", "%FMA"),
             ("native_pct_peak", "{:6.1f}", "%FMA native"),
+            ("ours_pct_roofline", "{:6.1f}", "%roof"), ("bound", "{:7s}", "bound"),
             ("speedup_vs_loop", "{:7.2f}", "x loop"), ("speedup_vs_recipe", "{:8.2f}", "x recipe"),
             ("speedup_vs_native", "{:8.2f}", "x native"),
             ("ours_peak_mib", "{:8.1f}", "ours MiB"), ("recipe_peak_mib", "{:8.1f}", "rcp MiB"),
             ("other_cpu_pct", "{:5.0f}", "busy%")]
     print(format_table(rows, cols))
     print("x <alt> = alt time / our time (> 1: ours is faster). %FMA = GFLOP/s over the measured fp32 FMA peak "
-          "(header). MiB = peak extra memory seen by torch.profiler (output included). busy% = CPU share other "
+          "(header). %roof = the roofline's least time (the FMA peak, or the measured memory bandwidth for the "
+          "bytes each operand and result must move once where they exceed the L3; bound: which) over our time. "
+          "MiB = peak extra memory seen by torch.profiler (output included). busy% = CPU share other "
           "processes took while timing.")
     warning = busy_warning([r["shape"] + " " + r["direction"] for r in rows if r["other_cpu_pct"] > 10])
     if warning:
@@ -636,11 +678,15 @@ def main():
     else:
         peak = fma["bfloat16"] if args.dtype == "bfloat16" and fma["bfloat16"] > 0 else fma["float32"]
     header["pct_fma_ceiling_gflops"] = f"{peak:.1f} (the %FMA columns' ceiling for {args.dtype})"
+    roof = (torch.ops.rowconv.cpu_memory_bandwidth_gbps(), llc_bytes())
+    header["memory_bandwidth_gbps"] = (f"{roof[0]:.1f} (measured: a copy of 2 x 4 L3 with non-temporal stores, "
+                                       f"{args.threads} threads, read + written bytes; the roofline's memory side "
+                                       f"for operands past the {roof[1] >> 20} MiB L3)")
     print_header(header)
 
     rows = []
     for s in specs:
-        rows += bench_shape(s, min_time, peak, DTYPES[args.dtype])
+        rows += bench_shape(s, min_time, peak, DTYPES[args.dtype], roof)
     report(rows, header, args.out, tag)
 
 

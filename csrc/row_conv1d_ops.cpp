@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cpu/fma_peak.h"
+#include "cpu/memory_bandwidth.h"
 #include "cpu/microkernels.h"
 #include "fft_plan.h"
 #include "row_conv1d.h"
@@ -107,4 +108,8 @@ TORCH_LIBRARY(rowconv, m) {
         [](const std::string& dtype, double seconds) {
           return rowconv::cpu::fma_peak_gflops(dtype, seconds);
         });
+  // The memory bandwidth in GB/s at the current thread count, a copy with
+  // non-temporal stores (cpu/memory_bandwidth.h): the benchmarks' roofline.
+  m.def("cpu_memory_bandwidth_gbps(float seconds=0.5) -> float",
+        [](double seconds) { return rowconv::cpu::memory_bandwidth_gbps(seconds); });
 }

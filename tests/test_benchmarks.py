@@ -125,8 +125,14 @@ def test_cpu_benchmark_runs_every_padding_form(tmp_path):
     table), and the CSV has a row per shape and direction."""
     run_benchmark(CPU_BENCH, ["--shapes", "same,causal,forum-stride2,forum-dil2", "--min-time", "0.01",
                               "--out", str(tmp_path), "--tag", "smoke"], tmp_path, timeout=600)
-    rows = [line for line in (tmp_path / "cpu_smoke.csv").read_text().splitlines() if not line.startswith("#")]
+    text = (tmp_path / "cpu_smoke.csv").read_text()
+    rows = [line.split(",") for line in text.splitlines() if not line.startswith("#")]
     assert len(rows) == 1 + 4 * 4  # column names + shapes x (fwd, fwd+bwd, grad_in, grad_w)
+    # the roofline: the measured bandwidth in the header, a bound and a
+    # percentage on every row
+    assert "# memory_bandwidth_gbps: " in text
+    bound, pct = rows[0].index("bound"), rows[0].index("ours_pct_roofline")
+    assert all(row[bound] in ("compute", "memory") and float(row[pct]) > 0 for row in rows[1:])
 
 
 def test_cpu_benchmark_bfloat16_table(tmp_path):

@@ -61,6 +61,13 @@ def test_fma_peak_is_measured_for_each_dtype():
     assert (bf16 > 0) == ("avx512_bf16" in _cpu_flags())
 
 
+def test_memory_bandwidth_is_measured():
+    # The roofline's memory side (bench_cpu.py): a positive, finite rate (the
+    # op checks its own copy); its size is a measurement, not a test.
+    gbps = torch.ops.rowconv.cpu_memory_bandwidth_gbps(0.01)
+    assert 0 < gbps < float("inf")
+
+
 def test_fma_peak_names_a_bad_dtype():
     with pytest.raises(ValueError, match="dtype must be float32, float64 or bfloat16, got 'int8'"):
         torch.ops.rowconv.cpu_fma_peak_gflops("int8", 0.01)
