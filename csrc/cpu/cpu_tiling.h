@@ -87,6 +87,21 @@ void parallel_chunks(int64_t items, int64_t grain, const Body& body) {
 // 0.91-0.93x).
 inline bool streams_to_memory(int64_t bytes) { return bytes >= l3_cache_bytes() / 4 * 3; }
 
+// Whether a kernel stores its result of `bytes` past the caches, given what
+// writes it: a row of taps (depthwise) or gemm products of `gemm_rows` rows.
+// Products of fewer than kMinStreamingGemmRows rows store plainly: Zen 3,
+// 2 threads, forward, plain stores over streaming ones, in alternating
+// processes: 4 rows (64,4,64,512) K 7 0.78-0.85x the time (grad-input
+// 0.82-0.90x), (64,4,64,1024) K 3 0.85x, 8 rows K 9 0.94x, 15 rows
+// (32,15,10,4096) K 3 0.85-0.90x; 16 rows K 5 0.95-1.05x, 32 rows K 3
+// 1.01-1.06x, 64 rows K 1 1.01-1.03x; depthwise (64,1,1024,4096) K 4
+// 1.03-1.41x. On Zen 4 (session 13, paired, the former streaming stores)
+// streaming gained nothing on 4 rows (0.99x), 0.91-0.93x on 64.
+constexpr int64_t kMinStreamingGemmRows = 16;
+inline bool streams_result(int64_t bytes, bool one_row_of_taps, int64_t gemm_rows) {
+  return (one_row_of_taps || gemm_rows >= kMinStreamingGemmRows) && streams_to_memory(bytes);
+}
+
 // Smallest number of work items worth handing to a thread, given the
 // multiply-adds of one item, so that tiny problems stay on one thread.
 inline int64_t grain_for(int64_t madds_per_item) {

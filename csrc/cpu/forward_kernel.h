@@ -209,13 +209,14 @@ void row_conv1d_forward(const RowConvParams& p, const scalar_t* x, const scalar_
 
   // the half types only: weights converted, sums before the rounding into y
   constexpr bool kConverts = !std::is_same_v<scalar_t, acc_t>;
-  const bool streaming =
-      !kConverts && streams_to_memory(p.batch * p.out_channels * p.rows * p.out_width * int64_t{sizeof(scalar_t)});
-  const auto gemm_rows_into_y = streaming ? mk.gemm_rows_set_streaming : mk.gemm_rows_set;
   // Depthwise at stride 1 where x is not read in place (strided rows): the
   // rows are one window's shifted views, and the taps kernel sums them as
   // row_conv1d_forward_depthwise does (the same bits in every layout).
   const bool one_row_of_taps = cin_g == 1 && cout_g == 1 && p.stride == 1;
+  const bool streaming =
+      !kConverts &&
+      streams_result(p.batch * p.out_channels * p.rows * p.out_width * int64_t{sizeof(scalar_t)}, one_row_of_taps, cout_g);
+  const auto gemm_rows_into_y = streaming ? mk.gemm_rows_set_streaming : mk.gemm_rows_set;
   const auto taps_into_y = streaming ? mk.taps_row_set_streaming : mk.taps_row_set;
 
   // Few output channels (kMaxInPlaceStrips strips of the micro-kernel's rows

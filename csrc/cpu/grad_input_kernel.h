@@ -102,8 +102,16 @@ void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
   // gemm_rows_set writes straight into grad_x (stride 1, float and double),
   // past the caches where grad_x is large
   const bool direct_store = s == 1 && std::is_same_v<scalar_t, acc_t>;
+  // One input and one output channel a group (depthwise): one row of taps
+  // by taps_row_set, as the forward's (forward_kernel.h), in place and from
+  // copied windows alike (the same bits in every layout). Zen 3, 2 threads,
+  // against gemm_rows_set in the same process (before taps_row_set shared
+  // its loads among taps): (64,1,1024,4096) K 4 causal 0.75x the time,
+  // (16,1,256,8192) K 64 0.92x, (1,1,4096,1024) K 20 0.86x.
+  const bool one_row_of_taps = cin_g == 1 && cout_g == 1;
   const bool streaming =
-      direct_store && streams_to_memory(p.batch * p.in_channels * p.rows * p.width * int64_t{sizeof(scalar_t)});
+      direct_store &&
+      streams_result(p.batch * p.in_channels * p.rows * p.width * int64_t{sizeof(scalar_t)}, one_row_of_taps, cin_g);
   const auto gemm_rows_into_grad_x = streaming ? mk.gemm_rows_set_streaming : mk.gemm_rows_set;
 
   // Few input channels (one strip of the micro-kernel's rows: each element
@@ -115,13 +123,7 @@ void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
   const bool reads_in_place = direct_store && items > 0 && p.gout_stride_w == 1 && cin_g <= mk.gemm_rows_block;
   const int64_t gout_extent =
       reads_in_place ? p.gout_offset(p.batch - 1, p.out_channels - 1, p.rows - 1, p.out_width - 1) + 1 : 0;
-  // One input and one output channel a group (depthwise): one row of taps
-  // by taps_row_set, as the forward's (forward_kernel.h), in place and from
-  // copied windows alike (the same bits in every layout). Zen 3, 2 threads,
-  // against gemm_rows_set in the same process (before taps_row_set shared
-  // its loads among taps): (64,1,1024,4096) K 4 causal 0.75x the time,
-  // (16,1,256,8192) K 64 0.92x, (1,1,4096,1024) K 20 0.86x.
-  const bool depthwise = reads_in_place && cin_g == 1 && cout_g == 1;
+  const bool depthwise = reads_in_place && one_row_of_taps;
   const auto taps_into_grad_x = streaming ? mk.taps_row_set_streaming : mk.taps_row_set;
 
   parallel_chunks(items, grain_for(cout_g * cin_g * K * tile), [&](auto&& next) {
@@ -204,7 +206,7 @@ void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
         scalar_t* out0 = grad_x + p.grad_input_offset(b, g * cin_g, h, j0 + q);
         if constexpr (std::is_same_v<scalar_t, acc_t>) {
           if (direct_store) {  // the phase is the tile: straight into grad_x's rows, from zero
-            if (cin_g == 1 && cout_g == 1)  // rows[k] = rows[0] - k * dilation: as the in-place depthwise
+            if (one_row_of_taps)  // rows[k] = rows[0] - k * dilation: as the in-place depthwise
               taps_into_grad_x(count, K, -p.dilation, w.data(), rows[0], nullptr, out0);
             else
               gemm_rows_into_grad_x(cin_g, count, taps, w_rows.data(), rows.data(), nullptr, out0, p.rows * p.width);
