@@ -4,7 +4,8 @@
 // over b and tiles in a fixed order by the work item that owns the slice of
 // grad_w, so the result does not depend on the thread count. Two forms:
 //  - many output channels (at least one vector): gemm_rows with the
-//    reduction over t and vectors over co, grad_w^T accumulated in registers;
+//    reduction over t and vectors over co, grad_w^T accumulated in registers
+//    (grad_out's tile transposed, x's rows in place where they can be);
 //    items are (group, block of input channels, h);
 //  - few (depthwise): dot_rows, vectors over t, lane partials summed once at
 //    the end; items are (group, block of output channels, h); its rows are
@@ -180,13 +181,16 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
   const int64_t pair_count = (tile + 1) / 2;         // pairs of positions in a tile
   const int64_t x_row = 2 * pair_count + kRowSlack;  // bf16 a row of x's pair rows
 
-  // The dot form reads x's windows and grad_out's rows in place where they
-  // lie inside their rows (float and double, stride 1 for x, unit steps;
-  // the micro-kernel's whole-vector reads inside the tensors), as the
-  // forward reads x: narrow and depthwise grad-weights 0.70-0.84x the time
-  // (Zen 3).
+  // Both forms read x's windows in place where they lie inside their rows
+  // (float and double, stride 1, unit steps; the micro-kernels' reads
+  // inside the tensor), as the forward reads x, and the dot form grad_out's
+  // rows too: narrow and depthwise grad-weights 0.70-0.84x the time (Zen 3);
+  // the gemm form's x (its rows are broadcast, one element a time) against
+  // the copied windows, in-process A/B, same bits: (32,15,10,4096) K 3
+  // 0.81x, (16,64,16,1024) K 1 0.82x, (16,32,16,2048) K 3 0.93x, (8,64,16,
+  // 1024) K 5 0.98x, (8,128,8,2048) K 1 0.97x, three others 1.00-1.01x.
   constexpr bool kSameType = std::is_same_v<scalar_t, acc_t>;
-  const bool x_in_place = kSameType && !channel_vectors && p.stride == 1 && p.in_stride_w == 1 && p.out_width > 0;
+  const bool x_in_place = kSameType && p.stride == 1 && p.in_stride_w == 1 && p.out_width > 0;
   const bool gout_in_place = kSameType && !channel_vectors && p.gout_stride_w == 1 && p.out_width > 0;
   const int64_t x_extent = x_in_place ? p.in_offset(p.batch - 1, p.in_channels - 1, p.rows - 1, p.width - 1) + 1 : 0;
   const int64_t gout_extent =
@@ -237,7 +241,9 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
             if (channel_vectors) {
               // acc[(ci, k), co] += sum_t x_rows[(ci, k)][t] * gout[t][co]
               transpose_gout_tile(p, mk, grad_out + p.gout_offset(b, g * cout_g, h, t0), n, gout.data(), ld);
-              in.gather(x, b, h, g, t0, n, first, first + count);
+              bool x_read_in_place = false;
+              if constexpr (kSameType) x_read_in_place = x_in_place && in.point_into(x, x_extent, b, h, g, t0, n);
+              if (!x_read_in_place) in.gather(x, b, h, g, t0, n, first, first + count);
               mk.gemm_rows(count * K, cout_g, n, in.rows.data() + first * K, gout_rows.data(),
                            acc.data() + slot * acc_size, ld);
             } else {
