@@ -230,9 +230,10 @@ def _last_level_cache_bytes():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
 @pytest.mark.parametrize("padding", ["causal", 0])  # rows on 64-byte boundaries, and not
-# (Cin, Cout, groups): 16 channels, the fewest rows whose products stream
-# (fewer store plainly); 72 output channels are more rows than the streaming
-# store's buffer holds a stretch of (the gemm blocks store them themselves)
+# (Cin, Cout, groups): 16 channels, the fewest rows of 8 terms or more whose
+# products stream (3-15 store plainly; streams_result); 72 output channels
+# are more rows than the streaming store's buffer holds a stretch of (the
+# gemm blocks store them themselves), and grad-input's 2 rows stream
 @pytest.mark.parametrize("channels", [(16, 16, 1), (8, 8, 8), (2, 72, 1)], ids=["dense", "depthwise", "many-outputs"])
 def test_outputs_larger_than_the_cache_are_stored_past_it_unchanged(channels, padding, dtype, restore_threads):
     """An output (or grad_x) of the last-level cache's size or more is stored

@@ -87,19 +87,26 @@ void parallel_chunks(int64_t items, int64_t grain, const Body& body) {
 // 0.91-0.93x).
 inline bool streams_to_memory(int64_t bytes) { return bytes >= l3_cache_bytes() / 4 * 3; }
 
-// Whether a kernel stores its result of `bytes` past the caches, given what
-// writes it: a row of taps (depthwise) or gemm products of `gemm_rows` rows.
-// Products of fewer than kMinStreamingGemmRows rows store plainly: Zen 3,
-// 2 threads, forward, plain stores over streaming ones, in alternating
-// processes: 4 rows (64,4,64,512) K 7 0.78-0.85x the time (grad-input
-// 0.82-0.90x), (64,4,64,1024) K 3 0.85x, 8 rows K 9 0.94x, 15 rows
-// (32,15,10,4096) K 3 0.85-0.90x; 16 rows K 5 0.95-1.05x, 32 rows K 3
-// 1.01-1.06x, 64 rows K 1 1.01-1.03x; depthwise (64,1,1024,4096) K 4
-// 1.03-1.41x. On Zen 4 (session 13, paired, the former streaming stores)
-// streaming gained nothing on 4 rows (0.99x), 0.91-0.93x on 64.
-constexpr int64_t kMinStreamingGemmRows = 16;
-inline bool streams_result(int64_t bytes, bool one_row_of_taps, int64_t gemm_rows) {
-  return (one_row_of_taps || gemm_rows >= kMinStreamingGemmRows) && streams_to_memory(bytes);
+// Whether a kernel stores its result of `bytes` past the caches
+// (streams_to_memory), given the products that write it: `rows` result rows
+// of `terms` multiply-adds each (a row of taps: one row). Products of 3-15
+// rows of 8 terms or more store plainly. Zen 3, 2 threads, forward, plain
+// stores over streaming ones, alternated in one process (same bits), as
+// (B,C,H,W) K, C in = out, rows x terms:
+//   plainly: (64,4,64,512) K 7, 4 x 28: 0.73x the time (grad-input 0.82-0.90x
+//   in alternating processes); (64,4,64,2048) K 2, 4 x 8: 0.81x; K 3, 4 x 12:
+//   0.97x; (64,6,32,2048) K 2, 6 x 12: 0.92x; (32,8,64,2048) K 2, 8 x 16:
+//   0.93x; (32,15,10,4096) K 3, 15 x 45: 0.90x;
+//   streaming: (64,4,64,2048) K 1, 4 x 4: plainly 1.08x; (64,2,64,4096) K 3,
+//   K 5, K 7, 2 rows: 1.03x, 1.08x, 1.01x; (32,8,64,2048) K 1, 8 x 8: 1.02x
+//   (the one loss of the rule); 16 rows K 5 0.95-1.05x, 32 rows K 3
+//   1.01-1.06x, 64 rows K 1 1.01-1.03x (alternating processes); a row of
+//   taps (64,1,1024,4096) K 4 1.03-1.41x.
+// On Zen 4 (session 13, paired, the former streaming stores) streaming had
+// gained nothing on 4 x 28 (0.99x), 0.91-0.93x on 64 x 320.
+inline bool streams_result(int64_t bytes, int64_t rows, int64_t terms) {
+  const bool few_rows_of_many_terms = rows > 2 && rows < 16 && terms >= 8;
+  return !few_rows_of_many_terms && streams_to_memory(bytes);
 }
 
 // Smallest number of work items worth handing to a thread, given the
