@@ -3,11 +3,11 @@
 // A (Cout_g x tile) by (tile x Cin_g*K) product per (b, width tile), summed
 // over b and tiles in a fixed order by the work item that owns the slice of
 // grad_w, so the result does not depend on the thread count. Two forms:
-//  - many output channels (at least one vector): gemm_rows with the
+//  - many output channels (two vectors or more, or one on short rows): gemm_rows with the
 //    reduction over t and vectors over co, grad_w^T accumulated in registers
 //    (grad_out's tile transposed, x's rows in place where they can be);
 //    items are (group, block of input channels, h);
-//  - few (depthwise): dot_rows, vectors over t, lane partials summed once at
+//  - fewer (depthwise among them): dot_rows, vectors over t, lane partials summed once at
 //    the end; items are (group, block of output channels, h); its rows are
 //    x and grad_out themselves where they can be (no copy).
 // Blocks keep both cores busy when H * groups is small, and the partials in cache.
@@ -123,7 +123,19 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
   // The tile fixes the order of the reduction, so it depends on the shape only.
   const int64_t tile = tile_width(cout_g + cin_g, p.out_width);
   const int64_t tiles = tile_count(p.out_width, tile);
-  const bool channel_vectors = cout_g >= mk.lanes;
+  // The gemm form (vectors over co) where there are at least two vectors of
+  // output channels, or one on short rows. With fewer, its column block is
+  // one vector (6 accumulators on AVX2), and on long rows the dot form
+  // (vectors over t) is faster: Zen 3, 2 threads, in-process A/B, dot over
+  // gemm: (32,8,32,2048) K 9 0.68x the time, (64,8,32,1024) K 3 0.68x,
+  // (32,10,16,1000) K 5 0.61x, (16,12,16,2048) K 7 0.73x, (32,8,10,400) K 3
+  // 0.79x, (32,15,10,4096) K 3 1.00x; on rows of 100: C 8 1.00x, C 12 1.03x,
+  // C 15 (forum) 1.33x; two vectors or more: C 16 0.98x, C 32 1.02x, 24 in
+  // 40 out 1.00x. (The half types keep the gemm form: bf16's pair kernels.)
+  constexpr bool kSameType = std::is_same_v<scalar_t, acc_t>;
+  constexpr int64_t kLongRow = 256;
+  const bool channel_vectors =
+      cout_g >= mk.lanes && (cout_g >= 2 * mk.lanes || p.out_width < kLongRow || !kSameType);
 
   // Work items split the input channels (gemm form) or the output channels
   // (dot form, whose lane partials stay within about 256 KiB).
@@ -189,7 +201,6 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
   // the copied windows, in-process A/B, same bits: (32,15,10,4096) K 3
   // 0.81x, (16,64,16,1024) K 1 0.82x, (16,32,16,2048) K 3 0.93x, (8,64,16,
   // 1024) K 5 0.98x, (8,128,8,2048) K 1 0.97x, three others 1.00-1.01x.
-  constexpr bool kSameType = std::is_same_v<scalar_t, acc_t>;
   const bool x_in_place = kSameType && p.stride == 1 && p.in_stride_w == 1 && p.out_width > 0;
   const bool gout_in_place = kSameType && !channel_vectors && p.gout_stride_w == 1 && p.out_width > 0;
   const int64_t x_extent = x_in_place ? p.in_offset(p.batch - 1, p.in_channels - 1, p.rows - 1, p.width - 1) + 1 : 0;
