@@ -131,11 +131,14 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
   // (32,10,16,1000) K 5 0.61x, (16,12,16,2048) K 7 0.73x, (32,8,10,400) K 3
   // 0.79x, (32,15,10,4096) K 3 1.00x; on rows of 100: C 8 1.00x, C 12 1.03x,
   // C 15 (forum) 1.33x; two vectors or more: C 16 0.98x, C 32 1.02x, 24 in
-  // 40 out 1.00x. (The half types keep the gemm form: bf16's pair kernels.)
+  // 40 out 1.00x. Stride 1 only (x read in place): at stride 3 the dot form
+  // took 3.2x the time ((2,32,1,4096) K 3, 8 outputs, dilation 2: 0.43 ms
+  // against 0.13).
+  // (The half types keep the gemm form: bf16's pair kernels.)
   constexpr bool kSameType = std::is_same_v<scalar_t, acc_t>;
   constexpr int64_t kLongRow = 256;
   const bool channel_vectors =
-      cout_g >= mk.lanes && (cout_g >= 2 * mk.lanes || p.out_width < kLongRow || !kSameType);
+      cout_g >= mk.lanes && (cout_g >= 2 * mk.lanes || p.out_width < kLongRow || p.stride != 1 || !kSameType);
 
   // Work items split the input channels (gemm form) or the output channels
   // (dot form, whose lane partials stay within about 256 KiB).
