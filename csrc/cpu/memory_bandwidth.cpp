@@ -6,6 +6,7 @@
 #include "memory_bandwidth.h"
 
 #include <ATen/Parallel.h>
+#include <c10/util/Exception.h>
 
 #if defined(__x86_64__)
 #include <emmintrin.h>
@@ -14,6 +15,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 
@@ -69,8 +71,8 @@ double memory_bandwidth_gbps(double seconds) {
   const int64_t count = bytes / sizeof(float) / 16 * 16;
   Buffer src = aligned_buffer(count), dst = aligned_buffer(count);
   TORCH_CHECK(src && dst, "memory_bandwidth_gbps: could not allocate 2 x ", bytes, " bytes");
-  // fresh random-looking values (not zeros: pages of zeros may be shared);
-  // writing both buffers once also maps their pages before the timing
+  // values that are not zeros in the source; writing both buffers once maps
+  // their pages before the timing
   at::parallel_for(0, count, 1 << 16, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       src[i] = static_cast<float>((i * 2654435761u) % 1000003) * 1e-6f;
