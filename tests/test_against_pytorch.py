@@ -114,12 +114,15 @@ def test_rows_read_in_place(Cin, Cout, groups, K, padding, dilation, where, dtyp
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
 @pytest.mark.parametrize("layout", ["contiguous", "sliced"])
-@pytest.mark.parametrize("cout_g,W", [(8, 12), (13, 5), (21, 71), (32, 300)])
-def test_grad_weight_with_vectors_of_output_channels(cout_g, W, layout, dtype):
-    """Grad-weight's gemm form (at least one vector of output channels a
-    group) transposes tiles of grad_out: whole register tiles, ragged rows
-    and positions, and grad_out with and without contiguous rows (sliced:
+@pytest.mark.parametrize("cout_g,W,stride", [(8, 12, 1), (13, 5, 1), (21, 71, 1), (32, 300, 1), (13, 300, 1),
+                                             (8, 600, 3)])
+def test_grad_weight_with_vectors_of_output_channels(cout_g, W, stride, layout, dtype):
+    """Grad-weight with a vector of output channels a group or more: the gemm
+    form (two vectors or more, or one on short rows or at a stride)
+    transposes tiles of grad_out: whole register tiles, ragged rows (zero
+    padded) and positions; one vector on long rows at stride 1 (13 x 300)
+    takes the dot form. grad_out with and without contiguous rows (sliced:
     every other position), against PyTorch."""
-    cfg = Conv(2, 6, 3, W, 2 * cout_g, 3, padding=1, groups=2)
+    cfg = Conv(2, 6, 3, W, 2 * cout_g, 3, stride=stride, padding=1, groups=2)
     x, w, b, gy = make_inputs(cfg, dtype, seed=cout_g * W, layout=layout)
     assert_matches_reference(cfg, our_results(cfg, x, w, b, gy), reference_results(cfg, x, w, b, gy), dtype)
