@@ -70,7 +70,7 @@ struct MicroKernels {
   // (square blocks of 32-byte vectors shuffled in registers; grad-weight's
   // tile of grad_out, output channels along its rows). dst's rows are dst_ld
   // long: where dst_ld leaves room, the lanes from `rows` up to a whole
-  // vector are written too (zeros).
+  // vector may be written too (zeros).
   void (*transpose)(int64_t rows, int64_t cols, const T* src, int64_t src_ld, T* dst, int64_t dst_ld);
   // part[j] += the row's elements t < n with t % 16 == j, each added in
   // order of t: exactly the loop `for t: part[t % 16] += row[t]`, in vectors
