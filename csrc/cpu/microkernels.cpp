@@ -727,17 +727,40 @@ ROWCONV_INLINE void reduce_lanes_impl(int64_t count, const T* P, T* out) {
 }
 
 template <typename T, int Bytes>
-ROWCONV_INLINE void add_partials16_impl(int64_t n, const T* row, T* part) {
+ROWCONV_INLINE void add_partials16_impl(int64_t n, const T* row, double* part) {
   using X = Vec<T, Bytes>;
-  constexpr int kVectors = 16 / X::kWidth;  // the 16 partial sums in registers
+  constexpr int kVectors = 16 / X::kWidth;  // 16 lanes of T
   static_assert(kVectors * X::kWidth == 16);
-  typename X::V p[kVectors];
-  for (int v = 0; v < kVectors; ++v) p[v] = X::load(part + v * X::kWidth);
+  constexpr int kWide = Bytes / static_cast<int>(sizeof(double));  // doubles a vector
+  typedef double D __attribute__((vector_size(Bytes)));
+  typedef T S __attribute__((vector_size(kWide * sizeof(T))));  // the Ts widened into one D
+  D wide[16 / kWide];
+  std::memcpy(wide, part, sizeof(wide));
+  const int64_t whole = n / 16 * 16;
   int64_t t = 0;
-  for (; t + 16 <= n; t += 16)
-    for (int v = 0; v < kVectors; ++v) p[v] += X::load(row + t + v * X::kWidth);
-  for (int v = 0; v < kVectors; ++v) X::store(part + v * X::kWidth, p[v]);
-  for (; t < n; ++t) part[t % 16] += row[t];
+  while (t < whole) {
+    const int64_t end = std::min(whole, t + kPartialsBlock);
+    typename X::V even[kVectors] = {}, odd[kVectors] = {};  // two chains of adds, not one
+    for (; t + 32 <= end; t += 32) {
+      for (int v = 0; v < kVectors; ++v) {
+        even[v] += X::load(row + t + v * X::kWidth);
+        odd[v] += X::load(row + t + 16 + v * X::kWidth);
+      }
+    }
+    if (t < end) {
+      for (int v = 0; v < kVectors; ++v) even[v] += X::load(row + t + v * X::kWidth);
+      t += 16;
+    }
+    T lanes[16];
+    for (int v = 0; v < kVectors; ++v) X::store(lanes + v * X::kWidth, even[v] + odd[v]);
+    for (int v = 0; v < 16 / kWide; ++v) {
+      S s;
+      std::memcpy(&s, lanes + v * kWide, sizeof(S));
+      wide[v] += __builtin_convertvector(s, D);
+    }
+  }
+  std::memcpy(part, wide, sizeof(wide));
+  for (; t < n; ++t) part[t % 16] += static_cast<double>(row[t]);
 }
 
 // The transpose of one square tile of 32-byte vectors: v[i] (row i) becomes
@@ -859,7 +882,7 @@ ROWCONV_INLINE void transpose_impl(int64_t rows, int64_t cols, const T* src, int
     transpose_impl<T>(rows, cols, src, src_ld, dst, dst_ld);                                  \
   }                                                                                           \
   template <typename T>                                                                       \
-  TARGET void add_partials16_##NAME(int64_t n, const T* row, T* part) {                       \
+  TARGET void add_partials16_##NAME(int64_t n, const T* row, double* part) {                  \
     add_partials16_impl<T, BYTES>(n, row, part);                                              \
   }                                                                                           \
   template <typename T>                                                                       \

@@ -16,6 +16,9 @@ namespace rowconv::cpu {
 // as long as the memory is initialised.
 constexpr int64_t kRowSlack = 128;
 
+// add_partials16's blocks (a multiple of 32)
+constexpr int64_t kPartialsBlock = 256;
+
 template <typename T>
 struct MicroKernels {
   // C[m * ldc + n] += sum_{r < R} A_rows[m][r] * B_rows[r][n]     for m < M, n < N
@@ -72,11 +75,14 @@ struct MicroKernels {
   // long: where dst_ld leaves room, the lanes from `rows` up to a whole
   // vector may be written too (zeros).
   void (*transpose)(int64_t rows, int64_t cols, const T* src, int64_t src_ld, T* dst, int64_t dst_ld);
-  // part[j] += the row's elements t < n with t % 16 == j, each added in
-  // order of t: exactly the loop `for t: part[t % 16] += row[t]`, in vectors
-  // (IEEE additions lane by lane; the tail of n % 16 scalar, so nothing is
-  // read past row[n - 1]). grad-bias's partial sums.
-  void (*add_partials16)(int64_t n, const T* row, T* part);
+  // grad-bias's partial sums, part[j] for the elements t % 16 == j, in a
+  // fixed order: per block of kPartialsBlock elements (from row[0]), lane j's
+  // elements summed in T (the even chunks of 16 and the odd ones apart, then
+  // together) and that sum added to part[j] in double; the last n % 16
+  // elements added one by one in double. So float's rounding grows with a
+  // block's 16 terms a lane, not with all B * W terms, and nothing is read
+  // past row[n - 1].
+  void (*add_partials16)(int64_t n, const T* row, double* part);
   int64_t lanes;
   int64_t dot_rows_block;   // dot_rows is fastest on a multiple of this many rows
   int64_t gemm_rows_block;  // gemm_rows reads B once (per column block) for M up to this
