@@ -2,7 +2,8 @@
 //   grad_w[h, co, ci, k] = sum_b sum_t grad_out[b, co, h, t] * x[b, ci, h, t*stride - pad_left + k*dilation]
 // A (Cout_g x tile) by (tile x Cin_g*K) product per (b, width tile), summed
 // over b and tiles in a fixed order by the work item that owns the slice of
-// grad_w, so the result does not depend on the thread count. Two forms:
+// grad_w (running sums added to totals every kFlushTerms positions), so the
+// result does not depend on the thread count. Two forms:
 //  - many output channels (two vectors or more, or one on short rows): gemm_rows with the
 //    reduction over t and vectors over co, grad_w^T accumulated in registers
 //    (grad_out's tile transposed, x's rows in place where they can be);
@@ -214,6 +215,17 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
   // x, by taps_dot_row (dot_rows' sums; the taps share x's loads).
   const bool one_row_of_taps = !channel_vectors && cout_g == 1 && cin_g == 1 && p.stride == 1;
 
+  // Each item's running sums (acc, partials) take kFlushTerms positions
+  // (whole tiles, counted over b and the tiles) and are then added to its
+  // totals: float's rounding grows with those positions and with the number
+  // of flushes, not with all B * W terms. Zen 3, 2 threads, in-process A/B,
+  // norm-wise error against float64 and time: flushed at 4096, narrow 1.1e-6
+  // -> 4.1e-7 at 1.011x the time, forum-long 2.3e-6 -> 4.2e-7 1.013x, wide
+  // 1.6e-6 -> 1.1e-6 1.003x, dw-long 2.3e-6 -> 4.2e-7 1.021x, forum 1.0e-6
+  // -> 1.0e-6 1.018x (PyTorch's grouped conv: 3.5e-7, 4.1e-7, 4.6e-6 and
+  // 4.1e-7 on shapes of that kind); at 1024 narrow 2.3e-7 but 1.055x.
+  constexpr int64_t kFlushTerms = 4096;
+  const int64_t flush_tiles = std::max<int64_t>(1, kFlushTerms / tile);
   at::parallel_for(0, row_groups * blocks, 1, [&](int64_t begin, int64_t end) {
     InputRows<acc_t> in(p, pairs ? 0 : tile);  // (the pair form reads its own tiles)
     // the pair form's tiles: grad_out transposed into (pair of t, co) and the
@@ -229,12 +241,25 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
     std::vector<const acc_t*> gout_rows(pairs ? 0 : channel_vectors ? tile : block);
     for (size_t i = 0; i < gout_rows.size(); ++i) gout_rows[i] = gout.data() + i * ld;
     std::vector<acc_t> acc(run * acc_size), partials(run * partial_size);
+    std::vector<acc_t> acc_total(run * acc_size), partials_total(run * partial_size);
     std::vector<acc_t> sums(channel_vectors ? 0 : block * R);
+    // a slot's running sums (acc or partials) added to its totals and zeroed
+    const auto flush = [&](int64_t slot) {
+      std::vector<acc_t>& inner = channel_vectors || pairs ? acc : partials;
+      std::vector<acc_t>& total = channel_vectors || pairs ? acc_total : partials_total;
+      const int64_t size = channel_vectors || pairs ? acc_size : partial_size;
+      for (int64_t i = slot * size; i < (slot + 1) * size; ++i) {
+        total[i] += inner[i];
+        inner[i] = acc_t(0);
+      }
+    };
 
     for (int64_t first_item = begin; first_item < end; first_item += run) {
       const int64_t run_end = std::min(end, first_item + run);
       std::fill(acc.begin(), acc.end(), acc_t(0));
       std::fill(partials.begin(), partials.end(), acc_t(0));
+      std::fill(acc_total.begin(), acc_total.end(), acc_t(0));
+      std::fill(partials_total.begin(), partials_total.end(), acc_t(0));
       for (int64_t b = 0; b < p.batch; ++b) {
         for (int64_t item = first_item; item < run_end; ++item) {
           const auto [h, g, first, count] = slice_of(item);
@@ -249,10 +274,10 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
                 pack_x_pair_rows(p, x, b, h, g, t0, n, first, count, x_window.data(), x_pairs.data(), x_row);
                 pairs->gemm_pairs_add(count * K, cout_g, (n + 1) / 2, x_pair_rows.data(), gout_pair_rows.data(),
                                       acc.data() + slot * acc_size, ld);
-                continue;
               }
             }
-            if (channel_vectors) {
+            if (pairs) {
+            } else if (channel_vectors) {
               // acc[(ci, k), co] += sum_t x_rows[(ci, k)][t] * gout[t][co]
               transpose_gout_tile(p, mk, grad_out + p.gout_offset(b, g * cout_g, h, t0), n, gout.data(), ld);
               bool x_read_in_place = false;
@@ -280,22 +305,24 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
               else
                 mk.dot_rows(count, R, n, gout_rows.data(), in.rows.data(), partials.data() + slot * partial_size, R);
             }
+            if ((b * tiles + tile_idx + 1) % flush_tiles == 0) flush(slot);
           }
         }
       }
       for (int64_t item = first_item; item < run_end; ++item) {
         const auto [h, g, first, count] = slice_of(item);
         const int64_t slot = item - first_item;
+        flush(slot);
         if (channel_vectors) {
           for (int64_t ci = first; ci < first + count; ++ci) {
             for (int64_t k = 0; k < K; ++k) {
-              const acc_t* a = acc.data() + slot * acc_size + ((ci - first) * K + k) * ld;
+              const acc_t* a = acc_total.data() + slot * acc_size + ((ci - first) * K + k) * ld;
               for (int64_t co = 0; co < cout_g; ++co)
                 grad_w[p.weight_offset(h, g * cout_g + co, ci, k)] = static_cast<scalar_t>(a[co]);
             }
           }
         } else {
-          mk.reduce_lanes(count * R, partials.data() + slot * partial_size, sums.data());
+          mk.reduce_lanes(count * R, partials_total.data() + slot * partial_size, sums.data());
           for (int64_t co = 0; co < count; ++co) {
             scalar_t* out = grad_w + p.weight_offset(h, g * cout_g + first + co, 0, 0);
             for (int64_t r = 0; r < R; ++r) out[r] = static_cast<scalar_t>(sums[co * R + r]);
