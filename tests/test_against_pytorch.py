@@ -178,3 +178,17 @@ def test_grad_weight_is_as_accurate_as_the_grouped_conv_recipe(B, Cin, Cout, H, 
     want = recipe_grad(torch.float64)
     error = lambda got: ((got.double() - want).norm() / want.norm()).item()  # noqa: E731
     assert error(ours) <= 2 * error(recipe_grad(torch.float32)), (error(ours), error(recipe_grad(torch.float32)))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize("W", [9, 10, 17, 34, 1001])
+@pytest.mark.parametrize("padding", [0, (1, 2), 3])
+def test_stride_two_phases_of_awkward_lengths(W, padding, dtype):
+    """At stride 2 the forward and grad-weight copy every other element of
+    x's rows into phases, in vectors where the rows are contiguous: windows
+    of every length around the vector width (tails of 0-3 elements), starting
+    at even and odd positions (paddings), zeros past the row; against PyTorch."""
+    cfg = Conv(2, 3, 2, W, 4, 3, stride=2, padding=padding)
+    x, w, b, gy = make_inputs(cfg, dtype, seed=W)
+    assert x.stride(-1) == 1
+    assert_matches_reference(cfg, our_results(cfg, x, w, b, gy), reference_results(cfg, x, w, b, gy), dtype)
