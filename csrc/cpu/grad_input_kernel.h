@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 #include <vector>
 
@@ -76,6 +77,43 @@ void row_conv1d_grad_input_bf16_pairs(const RowConvParams& p, const scalar_t* gr
   });
 }
 
+// out[j] = phase j % s's element j / s, for j < n: the phases of a tile
+// (phase q at phases + q * phase_step) into one run of out. Stride 2 in
+// float or double: the two phases interleaved in 16-byte vectors; stride 1 a
+// rounding copy; else phase by phase, every s-th element.
+template <typename scalar_t, typename acc_t>
+inline void store_phases(const acc_t* phases, int64_t phase_step, int64_t s, int64_t n, scalar_t* out) {
+  if (s == 1) return store_run(phases, n, out);
+  int64_t j = 0;
+  if constexpr (std::is_same_v<scalar_t, acc_t> && (std::is_same_v<acc_t, float> || std::is_same_v<acc_t, double>)) {
+    if (s == 2) {
+      typedef acc_t V __attribute__((vector_size(16)));
+      constexpr int64_t kWidth = 16 / sizeof(acc_t);
+      const acc_t* even = phases;
+      const acc_t* odd = phases + phase_step;
+      for (; j + 2 * kWidth <= n; j += 2 * kWidth) {  // positions j .. j + 2 kWidth - 1
+        V a, b, lo, hi;
+        std::memcpy(&a, even + j / 2, sizeof(V));
+        std::memcpy(&b, odd + j / 2, sizeof(V));
+        if constexpr (kWidth == 4) {
+          lo = __builtin_shufflevector(a, b, 0, 4, 1, 5);
+          hi = __builtin_shufflevector(a, b, 2, 6, 3, 7);
+        } else {
+          lo = __builtin_shufflevector(a, b, 0, 2);
+          hi = __builtin_shufflevector(a, b, 1, 3);
+        }
+        std::memcpy(out + j, &lo, sizeof(V));
+        std::memcpy(out + j + kWidth, &hi, sizeof(V));
+      }
+    }
+  }
+  // the rest phase by phase (positions j .. n - 1; j is a multiple of s)
+  for (int64_t q = 0; q < std::min(s, n - j); ++q) {
+    const acc_t* phase = phases + q * phase_step + j / s;
+    for (int64_t i = j + q, m = 0; i < n; i += s, ++m) out[i] = static_cast<scalar_t>(phase[m]);
+  }
+}
+
 template <typename scalar_t>
 void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
                            const scalar_t* weight, scalar_t* grad_x) {
@@ -126,10 +164,37 @@ void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
   const bool depthwise = reads_in_place && one_row_of_taps;
   const auto taps_into_grad_x = streaming ? mk.taps_row_set_streaming : mk.taps_row_set;
 
+  // At stride s > 1 the taps of position j are those with j + pad_left -
+  // k * dilation divisible by s: they depend on j's residue mod s. Their
+  // weights are packed once a call, per (h, group, residue), not once a
+  // phase of every tile (1350 elements an item on the forum shape at
+  // stride 2, a third of its product's time).
+  const int64_t pack_size = cin_g * cout_g * K;
+  std::vector<acc_t> residue_packs(s > 1 ? p.rows * p.groups * s * pack_size : 0);
+  std::vector<int64_t> residue_taps(s > 1 ? s * K : 0), residue_tap_count(s > 1 ? s : 0);
+  if (s > 1) {
+    for (int64_t r = 0; r < s; ++r)
+      for (int64_t k = 0; k < K; ++k)
+        if (floor_mod(p.grad_numerator(r, k), s) == 0) residue_taps[r * K + residue_tap_count[r]++] = k;
+    for (int64_t hg = 0; hg < p.rows * p.groups; ++hg) {
+      const int64_t h = hg / p.groups, g = hg % p.groups;
+      for (int64_t r = 0; r < s; ++r) {
+        acc_t* pack = residue_packs.data() + (hg * s + r) * pack_size;
+        for (int64_t i = 0, taps = 0; i < residue_tap_count[r]; ++i)
+          for (int64_t co = 0; co < cout_g; ++co, ++taps)
+            for (int64_t ci = 0; ci < cin_g; ++ci)
+              pack[ci * cout_g * K + taps] =
+                  static_cast<acc_t>(weight[p.weight_offset(h, g * cout_g + co, ci, residue_taps[r * K + i])]);
+      }
+    }
+  }
+
   parallel_chunks(items, grain_for(cout_g * cin_g * K * tile), [&](auto&& next) {
-    std::vector<acc_t> gout(cout_g * span), w(cin_g * cout_g * K), acc(direct_store ? 0 : cin_g * ldc);
+    std::vector<acc_t> gout(cout_g * span), w(s > 1 ? 0 : cin_g * cout_g * K),
+        acc(direct_store ? 0 : std::min(s, tile) * cin_g * ldc);
     std::vector<const acc_t*> rows(cout_g * K), w_rows(cin_g), gout_window(cout_g);
-    for (int64_t ci = 0; ci < cin_g; ++ci) w_rows[ci] = w.data() + ci * cout_g * K;
+    if (s == 1)
+      for (int64_t ci = 0; ci < cin_g; ++ci) w_rows[ci] = w.data() + ci * cout_g * K;
     // At stride 1 every tap contributes to every position, so the packed
     // weights depend on (h, group) alone: this one is in w (-1: none).
     int64_t packed = -1;
@@ -186,26 +251,36 @@ void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
         gout_window[co] = load_window_line_aligned(grad_out + p.gout_offset(b, g * cout_g + co, h, 0), p.out_width,
                                                    p.gout_stride_w, t_lo, span_for(n), gout.data() + co * span);
       }
-      const bool pack = s != 1 || packed != h * p.groups + g;
-      packed = s == 1 ? h * p.groups + g : -1;
-      for (int64_t q = 0; q < std::min(s, n); ++q) {
+      const bool pack = s == 1 && packed != h * p.groups + g;
+      if (s == 1) packed = h * p.groups + g;
+      const int64_t phases = std::min(s, n);
+      for (int64_t q = 0; q < phases; ++q) {
         const int64_t count = (n - q + s - 1) / s;  // positions of this phase in the tile
         int64_t taps = 0;
-        for (int64_t k = 0; k < K; ++k) {
-          const int64_t e = p.grad_numerator(j0 + q, k);
-          if (floor_mod(e, s) != 0) continue;
-          const int64_t offset = floor_div(e, s) - t_lo;
-          for (int64_t co = 0; co < cout_g; ++co, ++taps) {
-            rows[taps] = gout_window[co] + offset;
-            if (!pack) continue;
-            const scalar_t* wk = weight + p.weight_offset(h, g * cout_g + co, 0, k);
-            for (int64_t ci = 0; ci < cin_g; ++ci)
-              w[ci * cout_g * K + taps] = static_cast<acc_t>(wk[ci * K]);
+        if (s > 1) {  // the residue's taps and their packed weights
+          const int64_t r = floor_mod(j0 + q, s);
+          const acc_t* packed_w = residue_packs.data() + ((h * p.groups + g) * s + r) * pack_size;
+          for (int64_t ci = 0; ci < cin_g; ++ci) w_rows[ci] = packed_w + ci * cout_g * K;
+          for (int64_t i = 0; i < residue_tap_count[r]; ++i) {
+            const int64_t k = residue_taps[r * K + i];
+            const int64_t offset = floor_div(p.grad_numerator(j0 + q, k), s) - t_lo;
+            for (int64_t co = 0; co < cout_g; ++co, ++taps) rows[taps] = gout_window[co] + offset;
+          }
+        } else {
+          for (int64_t k = 0; k < K; ++k) {
+            const int64_t offset = p.grad_numerator(j0, k) - t_lo;
+            for (int64_t co = 0; co < cout_g; ++co, ++taps) {
+              rows[taps] = gout_window[co] + offset;
+              if (!pack) continue;
+              const scalar_t* wk = weight + p.weight_offset(h, g * cout_g + co, 0, k);
+              for (int64_t ci = 0; ci < cin_g; ++ci)
+                w[ci * cout_g * K + taps] = static_cast<acc_t>(wk[ci * K]);
+            }
           }
         }
-        scalar_t* out0 = grad_x + p.grad_input_offset(b, g * cin_g, h, j0 + q);
         if constexpr (std::is_same_v<scalar_t, acc_t>) {
           if (direct_store) {  // the phase is the tile: straight into grad_x's rows, from zero
+            scalar_t* out0 = grad_x + p.grad_input_offset(b, g * cin_g, h, j0);
             if (one_row_of_taps)  // rows[k] = rows[0] - k * dilation: as the in-place depthwise
               taps_into_grad_x(count, K, -p.dilation, w.data(), rows[0], nullptr, out0);
             else
@@ -213,18 +288,13 @@ void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
             continue;
           }
         }
-        // sums from zero, then stored strided or rounded
-        mk.gemm_rows_set(cin_g, count, taps, w_rows.data(), rows.data(), nullptr, acc.data(), ldc);
-        for (int64_t ci = 0; ci < cin_g; ++ci) {
-          scalar_t* out = out0 + ci * p.rows * p.width;
-          const acc_t* a = acc.data() + ci * ldc;
-          if (s == 1) {
-            store_run(a, count, out);
-            continue;
-          }
-          for (int64_t m = 0; m < count; ++m) out[m * s] = static_cast<scalar_t>(a[m]);
-        }
+        // sums from zero (each phase its own rows of acc), then stored
+        mk.gemm_rows_set(cin_g, count, taps, w_rows.data(), rows.data(), nullptr, acc.data() + q * cin_g * ldc, ldc);
       }
+      if (direct_store) continue;
+      // the phases' sums into the tile's positions j0 + q + s * m, in order of position
+      for (int64_t ci = 0; ci < cin_g; ++ci)
+        store_phases(acc.data() + ci * ldc, cin_g * ldc, s, n, grad_x + p.grad_input_offset(b, g * cin_g + ci, h, j0));
     }
     if (streaming) store_fence();
   });
