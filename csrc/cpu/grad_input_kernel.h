@@ -164,40 +164,39 @@ void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
   const bool depthwise = reads_in_place && one_row_of_taps;
   const auto taps_into_grad_x = streaming ? mk.taps_row_set_streaming : mk.taps_row_set;
 
-  // At stride s > 1 the taps of position j are those with j + pad_left -
-  // k * dilation divisible by s: they depend on j's residue mod s. Their
-  // weights are packed once a call, per (h, group, residue), not once a
-  // phase of every tile (1350 elements an item on the forum shape at
-  // stride 2, a third of its product's time).
+  // The taps of position j are those with j + pad_left - k * dilation
+  // divisible by s (every tap at stride 1): they depend on j's residue mod s.
+  // Their weights, (Cin_g) rows of (tap, co), are packed once a call per
+  // (h, group, residue), in parallel, rather than per item (or per phase of
+  // every tile): 675 elements an item on the forum shape, 1350 at stride 2,
+  // a sixth and a third of the items' products.
   const int64_t pack_size = cin_g * cout_g * K;
-  std::vector<acc_t> residue_packs(s > 1 ? p.rows * p.groups * s * pack_size : 0);
-  std::vector<int64_t> residue_taps(s > 1 ? s * K : 0), residue_tap_count(s > 1 ? s : 0);
-  if (s > 1) {
-    for (int64_t r = 0; r < s; ++r)
-      for (int64_t k = 0; k < K; ++k)
-        if (floor_mod(p.grad_numerator(r, k), s) == 0) residue_taps[r * K + residue_tap_count[r]++] = k;
-    for (int64_t hg = 0; hg < p.rows * p.groups; ++hg) {
-      const int64_t h = hg / p.groups, g = hg % p.groups;
-      for (int64_t r = 0; r < s; ++r) {
-        acc_t* pack = residue_packs.data() + (hg * s + r) * pack_size;
-        for (int64_t i = 0, taps = 0; i < residue_tap_count[r]; ++i)
-          for (int64_t co = 0; co < cout_g; ++co, ++taps)
-            for (int64_t ci = 0; ci < cin_g; ++ci)
-              pack[ci * cout_g * K + taps] =
-                  static_cast<acc_t>(weight[p.weight_offset(h, g * cout_g + co, ci, residue_taps[r * K + i])]);
-      }
+  std::vector<acc_t> residue_packs(p.rows * p.groups * s * pack_size);
+  std::vector<int64_t> residue_taps(s * K), residue_tap_count(s);
+  for (int64_t r = 0; r < s; ++r)
+    for (int64_t k = 0; k < K; ++k)
+      if (floor_mod(p.grad_numerator(r, k), s) == 0) residue_taps[r * K + residue_tap_count[r]++] = k;
+  at::parallel_for(0, p.rows * p.groups * s, grain_for(pack_size), [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t h = i / s / p.groups, g = i / s % p.groups, r = i % s;
+      acc_t* pack = residue_packs.data() + i * pack_size;
+      for (int64_t co = 0; co < cout_g; ++co)
+        for (int64_t ci = 0; ci < cin_g; ++ci)
+          for (int64_t t = 0; t < residue_tap_count[r]; ++t)
+            pack[ci * cout_g * K + t * cout_g + co] =
+                static_cast<acc_t>(weight[p.weight_offset(h, g * cout_g + co, ci, residue_taps[r * K + t])]);
     }
-  }
+  });
+  const auto packed_weights = [&](int64_t h, int64_t g, int64_t r) {
+    return residue_packs.data() + ((h * p.groups + g) * s + r) * pack_size;
+  };
 
   parallel_chunks(items, grain_for(cout_g * cin_g * K * tile), [&](auto&& next) {
-    std::vector<acc_t> gout(cout_g * span), w(s > 1 ? 0 : cin_g * cout_g * K),
-        acc(direct_store ? 0 : std::min(s, tile) * cin_g * ldc);
+    std::vector<acc_t> gout(cout_g * span), acc(direct_store ? 0 : std::min(s, tile) * cin_g * ldc);
     std::vector<const acc_t*> rows(cout_g * K), w_rows(cin_g), gout_window(cout_g);
-    if (s == 1)
-      for (int64_t ci = 0; ci < cin_g; ++ci) w_rows[ci] = w.data() + ci * cout_g * K;
-    // At stride 1 every tap contributes to every position, so the packed
-    // weights depend on (h, group) alone: this one is in w (-1: none).
-    int64_t packed = -1;
+    const auto point_w_rows = [&](const acc_t* pack) {
+      for (int64_t ci = 0; ci < cin_g; ++ci) w_rows[ci] = pack + ci * cout_g * K;
+    };
     int64_t begin, end;
     while (next(begin, end)) for (int64_t item = begin; item < end; ++item) {
       const auto [b, h, g, j0, n] = tiled_item(p, item, tiles, tile, p.width);
@@ -213,18 +212,13 @@ void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
               std::max(p.gout_offset(b, g * cout_g, h, t_first), p.gout_offset(b, g * cout_g + cout_g - 1, h, t_first)) +
               (hi - lo) + reach + kRowSlack;
           if (hi > lo && last_read <= gout_extent) {
-            if (packed != h * p.groups + g) {
-              for (int64_t k = 0, taps = 0; k < K; ++k)
-                for (int64_t co = 0; co < cout_g; ++co, ++taps)
-                  for (int64_t ci = 0; ci < cin_g; ++ci)
-                    w[ci * cout_g * K + taps] = weight[p.weight_offset(h, g * cout_g + co, ci, k)];
-              packed = h * p.groups + g;
-            }
+            const acc_t* w = packed_weights(h, g, 0);
+            point_w_rows(w);
             // positions [j1, j1 + m), their windows from grad_out position
             // j1 + pad_left - reach at window(co)
             const auto product = [&](int64_t j1, int64_t m, const auto& window) {
               if (depthwise) {  // w[k] = weight[k], tap k reading from (K - 1 - k) * dilation on
-                taps_into_grad_x(m, K, -p.dilation, w.data(), window(0) + reach, nullptr, gx_row + j1);
+                taps_into_grad_x(m, K, -p.dilation, w, window(0) + reach, nullptr, gx_row + j1);
                 return;
               }
               for (int64_t k = 0, taps = 0; k < K; ++k)
@@ -251,38 +245,23 @@ void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
         gout_window[co] = load_window_line_aligned(grad_out + p.gout_offset(b, g * cout_g + co, h, 0), p.out_width,
                                                    p.gout_stride_w, t_lo, span_for(n), gout.data() + co * span);
       }
-      const bool pack = s == 1 && packed != h * p.groups + g;
-      if (s == 1) packed = h * p.groups + g;
       const int64_t phases = std::min(s, n);
       for (int64_t q = 0; q < phases; ++q) {
         const int64_t count = (n - q + s - 1) / s;  // positions of this phase in the tile
+        // the residue's taps, their packed weights and grad_out's rows
+        const int64_t r = floor_mod(j0 + q, s);
+        const acc_t* w = packed_weights(h, g, r);
+        point_w_rows(w);
         int64_t taps = 0;
-        if (s > 1) {  // the residue's taps and their packed weights
-          const int64_t r = floor_mod(j0 + q, s);
-          const acc_t* packed_w = residue_packs.data() + ((h * p.groups + g) * s + r) * pack_size;
-          for (int64_t ci = 0; ci < cin_g; ++ci) w_rows[ci] = packed_w + ci * cout_g * K;
-          for (int64_t i = 0; i < residue_tap_count[r]; ++i) {
-            const int64_t k = residue_taps[r * K + i];
-            const int64_t offset = floor_div(p.grad_numerator(j0 + q, k), s) - t_lo;
-            for (int64_t co = 0; co < cout_g; ++co, ++taps) rows[taps] = gout_window[co] + offset;
-          }
-        } else {
-          for (int64_t k = 0; k < K; ++k) {
-            const int64_t offset = p.grad_numerator(j0, k) - t_lo;
-            for (int64_t co = 0; co < cout_g; ++co, ++taps) {
-              rows[taps] = gout_window[co] + offset;
-              if (!pack) continue;
-              const scalar_t* wk = weight + p.weight_offset(h, g * cout_g + co, 0, k);
-              for (int64_t ci = 0; ci < cin_g; ++ci)
-                w[ci * cout_g * K + taps] = static_cast<acc_t>(wk[ci * K]);
-            }
-          }
+        for (int64_t t = 0; t < residue_tap_count[r]; ++t) {
+          const int64_t offset = floor_div(p.grad_numerator(j0 + q, residue_taps[r * K + t]), s) - t_lo;
+          for (int64_t co = 0; co < cout_g; ++co, ++taps) rows[taps] = gout_window[co] + offset;
         }
         if constexpr (std::is_same_v<scalar_t, acc_t>) {
           if (direct_store) {  // the phase is the tile: straight into grad_x's rows, from zero
             scalar_t* out0 = grad_x + p.grad_input_offset(b, g * cin_g, h, j0);
             if (one_row_of_taps)  // rows[k] = rows[0] - k * dilation: as the in-place depthwise
-              taps_into_grad_x(count, K, -p.dilation, w.data(), rows[0], nullptr, out0);
+              taps_into_grad_x(count, K, -p.dilation, w, rows[0], nullptr, out0);
             else
               gemm_rows_into_grad_x(cin_g, count, taps, w_rows.data(), rows.data(), nullptr, out0, p.rows * p.width);
             continue;
