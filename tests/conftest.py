@@ -150,6 +150,7 @@ def _edge_configs():
         # a vector of output channels per group (grad-weight's gemm form), odd geometry
         Conv(2, 6, 2, 77, 48, 4, stride=2, padding=(3, 1), dilation=2, groups=3),
         Conv(3, 15, 10, 100, 15, 3),  # the forum shape, shrunk in batch
+        Conv(1, 2, 1, 5, 2, 2, stride=2**32, padding=1),  # a stride past int32: one output, residues past the row
     ]
     return c
 

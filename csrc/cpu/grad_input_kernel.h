@@ -165,37 +165,62 @@ void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
   const auto taps_into_grad_x = streaming ? mk.taps_row_set_streaming : mk.taps_row_set;
 
   // The taps of position j are those with j + pad_left - k * dilation
-  // divisible by s (every tap at stride 1): they depend on j's residue mod s.
-  // Their weights, (Cin_g) rows of (tap, co), are packed once a call per
-  // (h, group, residue), in parallel, rather than per item (or per phase of
-  // every tile): 675 elements an item on the forum shape, 1350 at stride 2,
-  // a sixth and a third of the items' products.
-  const int64_t pack_size = cin_g * cout_g * K;
-  std::vector<acc_t> residue_packs(p.rows * p.groups * s * pack_size);
-  std::vector<int64_t> residue_taps(s * K), residue_tap_count(s);
-  for (int64_t r = 0; r < s; ++r)
-    for (int64_t k = 0; k < K; ++k)
-      if (floor_mod(p.grad_numerator(r, k), s) == 0) residue_taps[r * K + residue_tap_count[r]++] = k;
-  at::parallel_for(0, p.rows * p.groups * s, grain_for(pack_size), [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      const int64_t h = i / s / p.groups, g = i / s % p.groups, r = i % s;
-      acc_t* pack = residue_packs.data() + i * pack_size;
-      for (int64_t co = 0; co < cout_g; ++co)
-        for (int64_t ci = 0; ci < cin_g; ++ci)
-          for (int64_t t = 0; t < residue_tap_count[r]; ++t)
-            pack[ci * cout_g * K + t * cout_g + co] =
-                static_cast<acc_t>(weight[p.weight_offset(h, g * cout_g + co, ci, residue_taps[r * K + t])]);
+  // divisible by s (every tap at stride 1): tap k serves the positions of
+  // residue (k * dilation - pad_left) mod s, so the taps fall into at most K
+  // classes by residue (one at stride 1), in order of k within each. Their
+  // weights, per class (Cin_g) rows of (tap, co), are packed once a call per
+  // (h, group), in parallel, rather than per item (or per phase of every
+  // tile): 675 elements an item on the forum shape, 1350 at stride 2, a
+  // sixth and a third of the items' products. All classes together hold the
+  // weights once, whatever the stride.
+  std::vector<int64_t> class_residue, class_first, class_taps;  // class c: taps class_taps[class_first[c] ...]
+  {
+    std::vector<std::vector<int64_t>> members;
+    for (int64_t k = 0; k < K; ++k) {
+      const int64_t r = floor_mod(k * p.dilation - p.pad_left, s);
+      const size_t c = std::find(class_residue.begin(), class_residue.end(), r) - class_residue.begin();
+      if (c == class_residue.size()) {
+        class_residue.push_back(r);
+        members.emplace_back();
+      }
+      members[c].push_back(k);
+    }
+    for (const auto& m : members) {
+      class_first.push_back(static_cast<int64_t>(class_taps.size()));
+      class_taps.insert(class_taps.end(), m.begin(), m.end());
+    }
+    class_first.push_back(K);
+  }
+  const int64_t classes = static_cast<int64_t>(class_residue.size()), pack_size = cin_g * cout_g * K;
+  std::vector<acc_t> packs(p.rows * p.groups * pack_size);
+  at::parallel_for(0, p.rows * p.groups, grain_for(pack_size), [&](int64_t begin, int64_t end) {
+    for (int64_t hg = begin; hg < end; ++hg) {
+      const int64_t h = hg / p.groups, g = hg % p.groups;
+      for (int64_t c = 0; c < classes; ++c) {
+        const int64_t first = class_first[c], taps = class_first[c + 1] - first;
+        acc_t* pack = packs.data() + hg * pack_size + first * cout_g * cin_g;
+        for (int64_t co = 0; co < cout_g; ++co)
+          for (int64_t ci = 0; ci < cin_g; ++ci)
+            for (int64_t t = 0; t < taps; ++t)
+              pack[ci * cout_g * taps + t * cout_g + co] =
+                  static_cast<acc_t>(weight[p.weight_offset(h, g * cout_g + co, ci, class_taps[first + t])]);
+      }
     }
   });
-  const auto packed_weights = [&](int64_t h, int64_t g, int64_t r) {
-    return residue_packs.data() + ((h * p.groups + g) * s + r) * pack_size;
+  // the class of taps serving residue r (-1: none) and its packed weights
+  const auto class_of = [&](int64_t r) {
+    const auto at = std::find(class_residue.begin(), class_residue.end(), r);
+    return at == class_residue.end() ? int64_t{-1} : static_cast<int64_t>(at - class_residue.begin());
+  };
+  const auto packed_weights = [&](int64_t h, int64_t g, int64_t c) {
+    return packs.data() + (h * p.groups + g) * pack_size + (c < 0 ? 0 : class_first[c] * cout_g * cin_g);
   };
 
   parallel_chunks(items, grain_for(cout_g * cin_g * K * tile), [&](auto&& next) {
     std::vector<acc_t> gout(cout_g * span), acc(direct_store ? 0 : std::min(s, tile) * cin_g * ldc);
     std::vector<const acc_t*> rows(cout_g * K), w_rows(cin_g), gout_window(cout_g);
-    const auto point_w_rows = [&](const acc_t* pack) {
-      for (int64_t ci = 0; ci < cin_g; ++ci) w_rows[ci] = pack + ci * cout_g * K;
+    const auto point_w_rows = [&](const acc_t* pack, int64_t taps) {
+      for (int64_t ci = 0; ci < cin_g; ++ci) w_rows[ci] = pack + ci * cout_g * taps;
     };
     int64_t begin, end;
     while (next(begin, end)) for (int64_t item = begin; item < end; ++item) {
@@ -212,8 +237,8 @@ void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
               std::max(p.gout_offset(b, g * cout_g, h, t_first), p.gout_offset(b, g * cout_g + cout_g - 1, h, t_first)) +
               (hi - lo) + reach + kRowSlack;
           if (hi > lo && last_read <= gout_extent) {
-            const acc_t* w = packed_weights(h, g, 0);
-            point_w_rows(w);
+            const acc_t* w = packed_weights(h, g, 0);  // stride 1: one class, every tap
+            point_w_rows(w, K);
             // positions [j1, j1 + m), their windows from grad_out position
             // j1 + pad_left - reach at window(co)
             const auto product = [&](int64_t j1, int64_t m, const auto& window) {
@@ -248,13 +273,14 @@ void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
       const int64_t phases = std::min(s, n);
       for (int64_t q = 0; q < phases; ++q) {
         const int64_t count = (n - q + s - 1) / s;  // positions of this phase in the tile
-        // the residue's taps, their packed weights and grad_out's rows
-        const int64_t r = floor_mod(j0 + q, s);
-        const acc_t* w = packed_weights(h, g, r);
-        point_w_rows(w);
+        // the taps serving this phase's residue, their packed weights and grad_out's rows
+        const int64_t c = class_of(floor_mod(j0 + q, s));
+        const int64_t class_size = c < 0 ? 0 : class_first[c + 1] - class_first[c];
+        const acc_t* w = packed_weights(h, g, c);
+        point_w_rows(w, class_size);
         int64_t taps = 0;
-        for (int64_t t = 0; t < residue_tap_count[r]; ++t) {
-          const int64_t offset = floor_div(p.grad_numerator(j0 + q, residue_taps[r * K + t]), s) - t_lo;
+        for (int64_t t = 0; t < class_size; ++t) {
+          const int64_t offset = floor_div(p.grad_numerator(j0 + q, class_taps[class_first[c] + t]), s) - t_lo;
           for (int64_t co = 0; co < cout_g; ++co, ++taps) rows[taps] = gout_window[co] + offset;
         }
         if constexpr (std::is_same_v<scalar_t, acc_t>) {
