@@ -222,8 +222,8 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
   // norm-wise error against float64 and time: flushed at 4096, narrow 1.1e-6
   // -> 4.1e-7 at 1.011x the time, forum-long 2.3e-6 -> 4.2e-7 1.013x, wide
   // 1.6e-6 -> 1.1e-6 1.003x, dw-long 2.3e-6 -> 4.2e-7 1.021x, forum 1.0e-6
-  // -> 1.0e-6 1.018x (PyTorch's grouped conv: 3.5e-7, 4.1e-7, 4.6e-6 and
-  // 4.1e-7 on shapes of that kind); at 1024 narrow 2.3e-7 but 1.055x.
+  // -> 1.0e-6 1.018x (PyTorch's grouped conv on the same values: narrow
+  // 3.5e-7, forum-long 4.1e-7); at 1024 narrow 2.3e-7 but 1.055x.
   constexpr int64_t kFlushTerms = 4096;
   const int64_t flush_tiles = std::max<int64_t>(1, kFlushTerms / tile);
   at::parallel_for(0, row_groups * blocks, 1, [&](int64_t begin, int64_t end) {
@@ -277,6 +277,7 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
               }
             }
             if (pairs) {
+              // (summed above, into acc)
             } else if (channel_vectors) {
               // acc[(ci, k), co] += sum_t x_rows[(ci, k)][t] * gout[t][co]
               transpose_gout_tile(p, mk, grad_out + p.gout_offset(b, g * cout_g, h, t0), n, gout.data(), ld);
