@@ -49,15 +49,11 @@ void row_conv1d_grad_bias(const RowConvParams& p, const scalar_t* grad_out, scal
             }
           }
           // other rows (the half types, strided rows) a block at a time,
-          // converted into acc_t: the same blocks, so the same sums
+          // converted into acc_t by load_window: the same blocks, so the same sums
           acc_t block[kPartialsBlock];
           for (int64_t t = 0, m = 0; t < n; t += m) {
             m = std::min(kPartialsBlock, n - t);
-            if (step == 1) {
-              load_run(row + t, m, block);
-            } else {
-              for (int64_t i = 0; i < m; ++i) block[i] = static_cast<acc_t>(row[(t + i) * step]);
-            }
+            load_window(row, n, step, t, m, block);
             mk.add_partials16(m, block, sum);
           }
         }

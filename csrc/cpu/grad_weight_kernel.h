@@ -243,11 +243,12 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
     std::vector<acc_t> acc(run * acc_size), partials(run * partial_size);
     std::vector<acc_t> acc_total(run * acc_size), partials_total(run * partial_size);
     std::vector<acc_t> sums(channel_vectors ? 0 : block * R);
-    // a slot's running sums (acc or partials) added to its totals and zeroed
+    // a slot's running sums (acc, the gemm and pair forms'; partials, the
+    // dot form's) added to its totals and zeroed
     const auto flush = [&](int64_t slot) {
-      std::vector<acc_t>& inner = channel_vectors || pairs ? acc : partials;
-      std::vector<acc_t>& total = channel_vectors || pairs ? acc_total : partials_total;
-      const int64_t size = channel_vectors || pairs ? acc_size : partial_size;
+      std::vector<acc_t>& inner = channel_vectors ? acc : partials;
+      std::vector<acc_t>& total = channel_vectors ? acc_total : partials_total;
+      const int64_t size = channel_vectors ? acc_size : partial_size;
       for (int64_t i = slot * size; i < (slot + 1) * size; ++i) {
         total[i] += inner[i];
         inner[i] = acc_t(0);
