@@ -285,9 +285,27 @@ ROWCONV_INLINE void gemm_rows_column_block(int64_t M, int64_t N, int64_t R, cons
   }
 }
 
+// Vectors a block of a short strip's `rows` spans. AVX2 (16 registers): at
+// least 8 accumulators, the FMA latency (4) times its pipes (2). AVX-512 (32
+// registers; Zen 5: two full-width pipes): at least 16 where the registers
+// hold them with the block's B vectors and its broadcast A value, doubling
+// (a power of two: the unit of gemm_rows_streaming_impl's stretches). Zen 5,
+// 2 threads, forwards from L2 against 8: 4 rows x 28 terms 0.86x the time
+// ((64,4,64,512) K 7 from memory 0.91x), 5 rows 0.87x, 3 rows 0.94x, 6 rows
+// 0.94x, 2 rows 0.97x (7 rows: 2 vectors as before, 1.0x); their backwards
+// 0.97-1.0x. Not measured on Zen 4 (one 512-bit FMA a cycle: its latency
+// needs 4 of them; more only lower the loads per FMA).
+constexpr int short_strip_vectors(int bytes, int rows, int nv) {
+  if (bytes < 64) return std::max(nv, std::min(8, (8 + rows - 1) / rows));
+  int v = nv;
+  while (v < 8 && rows * v < 16 && rows * 2 * v + 2 * v + 1 <= 32) v *= 2;
+  return v;
+}
+
 // A strip of `rows` < MR rows over all N, as blocks of exactly that many
-// rows. Few rows get more vectors per block, so that at least 8 independent
-// accumulators hide the FMA latency (one row: a depthwise convolution).
+// rows. Few rows get more vectors per block, so that enough independent
+// accumulators hide the FMA latency (short_strip_vectors; one row: a
+// depthwise convolution).
 template <typename T, int Bytes, int MR, int NV, typename Mode>
 ROWCONV_INLINE void gemm_rows_short_strip(int64_t rows, int64_t N, int64_t R, const T* const* A_rows,
                                           const T* const* B_rows, T* C, int64_t ldc, const Mode& mode,
@@ -297,7 +315,7 @@ ROWCONV_INLINE void gemm_rows_short_strip(int64_t rows, int64_t N, int64_t R, co
       gemm_rows_short_strip<T, Bytes, MR - 1, NV>(rows, N, R, A_rows, B_rows, C, ldc, mode, m0, n_begin);
       return;
     }
-    constexpr int kNV = std::max(NV, std::min(8, (8 + MR - 1) / MR));
+    constexpr int kNV = short_strip_vectors(Bytes, MR, NV);
     constexpr int64_t step = kNV * Vec<T, Bytes>::kWidth;
     for (int64_t n0 = n_begin; n0 < N; n0 += step)
       gemm_rows_column_block<T, Bytes, MR, kNV>(MR, N, R, A_rows, B_rows, n0, C, ldc, mode, m0);
@@ -509,7 +527,7 @@ ROWCONV_INLINE void taps_row_blocks(int64_t N, int64_t K, int64_t step, const T*
   using X = Vec<T, Bytes>;
   constexpr int NV = 8;
   constexpr int64_t kCols = NV * X::kWidth, kSharedCols = NVS * X::kWidth;
-  static_assert(kCols <= kRowSlack && kSharedCols <= kRowSlack, "a block must fit in the row slack");
+  static_assert(kCols <= kRowSlack, "a block must fit in the row slack");
   const TapClasses tc = TapClasses::of<TG>(K, step, X::kWidth);
   const typename X::V from = init ? X::splat_exact(init) : typename X::V{};
   int64_t n0 = 0;
@@ -531,10 +549,15 @@ ROWCONV_INLINE void taps_row_impl(int64_t N, int64_t K, int64_t step, const T* w
   // 16 registers: 10 accumulators (more than the 8 that hide the FMA
   // latency), 4 taps and the vector; standalone on Zen 3 (1024 columns, K
   // 16-128, one thread) 10 x 4 ran at 63-94 GFLOP/s, 8 x 6 at 41-88, 12 x 3
-  // at 58-81, 11 x 4 at 53-84, 8 x 7 spilled. 32 registers (AVX-512): 8 x
-  // 16, not measured (no AVX-512 machine since this kernel).
-  constexpr int NVS = Bytes >= 64 ? 8 : 10;
-  constexpr int TG = Bytes >= 64 ? 16 : 4;
+  // at 58-81, 11 x 4 at 53-84, 8 x 7 spilled. 32 registers (AVX-512): 16 x
+  // 12 (29 registers, no spills); Zen 5 (two 512-bit FMA pipes, latency 4:
+  // 8 accumulators left no slack), 2 threads, against 8 x 16: (1,1,256,8192)
+  // K 64 from L2 0.69x the time (50% -> 72% of the FMA peak), (16,1,256,8192)
+  // from memory 0.86x, its backward 0.90x; K 4-20 (a tap at a time) 1.0x.
+  // Not measured on Zen 4. The shared blocks (256 columns) pass the row
+  // slack: they run only where all their columns are wanted.
+  constexpr int NVS = Bytes >= 64 ? 16 : 10;
+  constexpr int TG = Bytes >= 64 ? 12 : 4;
   if (step < 0) return taps_row_blocks<T, Bytes, NVS, TG, true, Streaming>(N, K, step, w, x, init, y);
   taps_row_blocks<T, Bytes, NVS, TG, false, Streaming>(N, K, step, w, x, init, y);
 }
