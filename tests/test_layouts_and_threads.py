@@ -254,3 +254,23 @@ def test_outputs_larger_than_the_cache_are_stored_past_it_unchanged(channels, pa
     small = our_results(small_cfg, x[:2], w, b, gy[:2], method="direct")
     for name, big, few in zip(["output", "grad_x"], ours[:2], small[:2]):
         assert torch.equal(big[:2], few), f"{name}: batch entries 0-1 differ from a batch of two"
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_grad_weight_of_inputs_larger_than_the_cache_at_every_thread_count(dtype, restore_threads):
+    """x and grad_out of the last-level cache's size or more, few output
+    channels (grad-weight's dot form, one strip of rows): the next tile's
+    lines are fetched ahead between parts of each tile's product over the
+    rows of x. Its grad-weight matches PyTorch's and has the same bits at 1
+    and 2 threads (other runs of items, so other next tiles)."""
+    H, W, C, K = 4, 1024, 4, 5
+    B = -(-_last_level_cache_bytes() // (C * H * W * dtype.itemsize))  # x (and grad_out) >= the L3
+    cfg = Conv(B, C, H, W, C, K, padding=(1, 2))
+    x, w, b, gy = make_inputs(cfg, dtype, seed=33)
+    ref = reference_results(cfg, x, w, b, gy)
+    found = {}
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        found[threads] = our_results(cfg, x, w, b, gy, method="direct")
+    assert_matches_reference(cfg, found[2], ref, dtype)
+    assert torch.equal(found[1][2], found[2][2]), "grad_weight: 1 and 2 threads differ"
