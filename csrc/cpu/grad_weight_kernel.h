@@ -258,12 +258,11 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
     std::vector<acc_t> acc_total(run * acc_size), partials_total(run * partial_size);
     std::vector<acc_t> sums(channel_vectors ? 0 : block * R);
     // the rows of the tile after (b, item, tile_idx) in this run's order
-    // (grad_out's, then x's), each ahead_lines lines from ahead[i]
-    std::vector<const char*> ahead;
-    int64_t ahead_lines = 0;
+    // (grad_out's, then x's)
+    RowsAhead ahead;
     int64_t cur_first = 0, cur_end = 0;  // the run being served
     const auto next_rows = [&](int64_t b, int64_t item, int64_t tile_idx) {
-      ahead.clear();
+      ahead.rows.clear();
       if (++tile_idx == tiles) {
         tile_idx = 0;
         if (++item == cur_end) {
@@ -275,15 +274,9 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
       const int64_t t0 = tile_idx * tile, n = std::min(tile, p.out_width - t0);
       const int64_t start = std::max<int64_t>(0, p.input_position(t0, 0));
       const int64_t reach = std::min(p.width - start, n + (K - 1) * p.dilation);
-      ahead_lines = (std::max(n, reach) * int64_t{sizeof(acc_t)} + 63) / 64 + 1;
-      for (int64_t co = first; co < first + count; ++co)
-        ahead.push_back(reinterpret_cast<const char*>(grad_out + p.gout_offset(b, g * cout_g + co, h, t0)));
-      for (int64_t ci = 0; ci < cin_g; ++ci)
-        ahead.push_back(reinterpret_cast<const char*>(x + p.in_offset(b, g * cin_g + ci, h, start)));
-    };
-    // lines [lo, hi) of them, row by row
-    const auto fetch_ahead = [&](int64_t lo, int64_t hi) {
-      for (int64_t i = lo; i < hi; ++i) __builtin_prefetch(ahead[i / ahead_lines] + i % ahead_lines * 64);
+      ahead.start<scalar_t>(std::max(n, reach));
+      for (int64_t co = first; co < first + count; ++co) ahead.add(grad_out + p.gout_offset(b, g * cout_g + co, h, t0));
+      for (int64_t ci = 0; ci < cin_g; ++ci) ahead.add(x + p.in_offset(b, g * cin_g + ci, h, start));
     };
     // a slot's running sums (acc, the gemm and pair forms'; partials, the
     // dot form's) added to its totals and zeroed
@@ -351,10 +344,9 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
                 // the next tile's lines, fetched a part between parts of this one's product
                 next_rows(b, item, tile_idx);
                 const int64_t parts = (R + kFetchPart - 1) / kFetchPart;
-                const int64_t lines = static_cast<int64_t>(ahead.size()) * ahead_lines;
                 for (int64_t part = 0; part < parts; ++part) {
                   const int64_t r0 = part * kFetchPart;
-                  fetch_ahead(lines * part / parts, lines * (part + 1) / parts);
+                  ahead.fetch(part, parts);
                   mk.dot_rows(count, std::min(kFetchPart, R - r0), n, gout_rows.data(), in.rows.data() + r0,
                               partials.data() + slot * partial_size + r0 * mk.lanes, R);
                 }
