@@ -256,21 +256,16 @@ def test_outputs_larger_than_the_cache_are_stored_past_it_unchanged(channels, pa
         assert torch.equal(big[:2], few), f"{name}: batch entries 0-1 differ from a batch of two"
 
 
-# (C, H, W, K, padding): grad-weight's dot form with one strip of rows (4
-# output channels); the forward reading rows of several tiles of 6 input
-# channels in place (and its grad-weight's two strips)
-@pytest.mark.parametrize("case", [(4, 4, 1024, 5, (1, 2)), (6, 2, 2048, 3, (1, 1))], ids=["dot-form", "long-rows"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
-def test_inputs_larger_than_the_cache_are_fetched_ahead_unchanged(case, dtype, restore_threads):
-    """x (and grad_out) of the last-level cache's size or more: the forward
-    (6+ input channels, rows of several tiles) and grad-weight's dot form
-    (one strip of rows) fetch the next work item's lines ahead between parts
-    of the current item's product. The results match PyTorch's and have the
-    same bits at 1 and 2 threads (other chunks of items, so other next
-    items)."""
-    C, H, W, K, padding = case
+def test_grad_weight_of_inputs_larger_than_the_cache_at_every_thread_count(dtype, restore_threads):
+    """x and grad_out of the last-level cache's size or more, 4 output
+    channels (grad-weight's dot form, one strip of rows): the next tile's
+    lines are fetched ahead between parts of each tile's product over the
+    rows of x. The results match PyTorch's and have the same bits at 1 and 2
+    threads (other runs of items, so other next tiles)."""
+    C, H, W, K = 4, 4, 1024, 5
     B = -(-_last_level_cache_bytes() // (C * H * W * dtype.itemsize))  # x (and grad_out) >= the L3
-    cfg = Conv(B, C, H, W, C, K, padding=padding)
+    cfg = Conv(B, C, H, W, C, K, padding=(1, 2))
     x, w, b, gy = make_inputs(cfg, dtype, seed=33)
     ref = reference_results(cfg, x, w, b, gy)
     found = {}

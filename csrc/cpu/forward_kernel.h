@@ -231,20 +231,8 @@ void row_conv1d_forward(const RowConvParams& p, const scalar_t* x, const scalar_
     if (reads_in_place && cin_g == 1 && cout_g == 1 && (p.prefix_width == 0 || p.pre_stride_w == 1))
       return row_conv1d_forward_depthwise(p, x, weight, bias, y, final_state, tile, x_extent, streaming);
   }
-  // x from memory, read in place, rows of several tiles and 6 input
-  // channels or more: the next item's rows fetched ahead (RowsAhead), a part
-  // before each 128 columns of the product (the same sums: the same bits).
-  // Zen 5, 2 threads, in-process A/B: (32,C,H,4096) K 3, C 6, 8, 15, 32:
-  // 0.63x, 0.53x, 0.66x, 0.68x the time (forum-long 45% -> 64% of the FMA
-  // peak); (16,4,64,2048) K 7 1.00x; one tile a row: (64,15,10,512) 1.01x,
-  // (64,4,64,512) K 7 1.21x (its small items split into calls). Not
-  // measured on Zen 3 or 4.
-  constexpr int64_t kFetchColumns = 128;
-  const bool fetches_ahead = reads_in_place && !one_row_of_taps && tiles > 1 && cin_g >= 6 &&
-                             streams_to_memory(p.batch * p.in_channels * p.rows * p.width * int64_t{sizeof(scalar_t)});
   parallel_chunks(items, grain_for(cout_g * R * tile), [&](auto&& next) {
     InputRows<acc_t> in(p, tile);
-    RowsAhead ahead;
     std::vector<acc_t> w(kConverts ? cout_g * R : 0), acc(kConverts ? cout_g * ldc : 0), bias_acc(kConverts ? cout_g : 0);
     std::vector<const acc_t*> w_rows(cout_g);
     for (int64_t co = 0; co < cout_g; ++co) w_rows[co] = w.data() + co * R;
@@ -278,22 +266,7 @@ void row_conv1d_forward(const RowConvParams& p, const scalar_t* x, const scalar_
           };
           const auto [lo, hi] = in_place_columns(t0, n, p.pad_left, p.width + p.pad_left - (p.kernel_size - 1) * p.dilation, y_row);
           if (reads_in_place && hi > lo && in.point_into(x, x_extent, b, h, g, lo, hi - lo)) {
-            if (fetches_ahead && item + 1 < end) {
-              // the next item's rows of x, a part ahead of each part of columns
-              TiledItem next = it;
-              next_tiled_item(p, tile, p.out_width, next);
-              const int64_t start = std::max<int64_t>(0, p.input_position(next.t0, 0));
-              ahead.start<scalar_t>(std::min(p.width - start, next.n + (p.kernel_size - 1) * p.dilation));
-              for (int64_t ci = 0; ci < cin_g; ++ci) ahead.add(x + p.in_offset(next.b, next.g * cin_g + ci, next.h, start));
-              const int64_t parts = (hi - lo + kFetchColumns - 1) / kFetchColumns;
-              for (int64_t part = 0; part < parts; ++part) {
-                ahead.fetch(part, parts);
-                const int64_t c0 = lo + part * kFetchColumns;
-                into_y(c0, std::min(kFetchColumns, hi - c0));
-              }
-            } else {
-              into_y(lo, hi - lo);
-            }
+            into_y(lo, hi - lo);
             if (lo > t0) in.gather(x, b, h, g, t0, lo - t0), into_y(t0, lo - t0);
             if (t0 + n > hi) in.gather(x, b, h, g, hi, t0 + n - hi), into_y(hi, t0 + n - hi);
           } else {

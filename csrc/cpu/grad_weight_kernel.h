@@ -234,6 +234,9 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
   // -> 32.5-35.6% of the FMA peak); from the caches it lost (1.3x the time,
   // unfetched lines: hence from memory only), as it did with 15 rows (forum-
   // long, 1.07x: the strips re-read every part). Not measured on Zen 3 or 4.
+  // (The forward's x fetched ahead alike, before each 128 columns of rows
+  // of several tiles read in place, gained nothing: 0.95-1.32x the time on
+  // (32,C,H,4096) K 3, C 6-32.)
   const bool fetches_ahead = !channel_vectors && !one_row_of_taps && x_in_place && gout_in_place &&
                              block <= mk.dot_rows_block &&
                              streams_to_memory((p.batch * p.in_channels * p.rows * p.width +
