@@ -259,10 +259,11 @@ def test_outputs_larger_than_the_cache_are_stored_past_it_unchanged(channels, pa
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
 def test_grad_weight_of_inputs_larger_than_the_cache_at_every_thread_count(dtype, restore_threads):
     """x and grad_out of the last-level cache's size or more, 4 output
-    channels (grad-weight's dot form, one strip of rows): the next tile's
-    lines are fetched ahead between parts of each tile's product over the
-    rows of x. The results match PyTorch's and have the same bits at 1 and 2
-    threads (other runs of items, so other next tiles)."""
+    channels (grad-weight's dot form, one strip of rows, its runs of items
+    split differently at 1 and 2 threads): the results match PyTorch's and
+    have the same bits at 1 and 2 threads. (It caught a fetch-ahead of the
+    forward's rows that computed the wrong columns past the cache, where
+    no other test looked; see docs/design.md, Zen 5.)"""
     C, H, W, K = 4, 4, 1024, 5
     B = -(-_last_level_cache_bytes() // (C * H * W * dtype.itemsize))  # x (and grad_out) >= the L3
     cfg = Conv(B, C, H, W, C, K, padding=(1, 2))

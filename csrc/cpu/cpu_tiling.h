@@ -89,30 +89,6 @@ void parallel_chunks(int64_t items, int64_t grain, const Body& body) {
 // 0.91-0.93x).
 inline bool streams_to_memory(int64_t bytes) { return bytes >= l3_cache_bytes() / 4 * 3; }
 
-// The rows of the next work item, fetched ahead a part at a time between
-// parts of the current item's product: a product that starts on a fresh
-// item's rows reads them all at once, faster than memory serves them, and
-// then computes from the caches while memory idles. Each row `lines` cache
-// lines from its start.
-struct RowsAhead {
-  std::vector<const char*> rows;
-  int64_t lines = 0;
-
-  template <typename T>
-  void start(int64_t elements) {
-    rows.clear();
-    lines = (elements * static_cast<int64_t>(sizeof(T)) + 63) / 64 + 1;  // +1: rows start anywhere in a line
-  }
-  template <typename T>
-  void add(const T* row) { rows.push_back(reinterpret_cast<const char*>(row)); }
-  // part `part` of `parts` of all the rows' lines
-  void fetch(int64_t part, int64_t parts) const {
-    const int64_t total = static_cast<int64_t>(rows.size()) * lines;
-    for (int64_t i = total * part / parts; i < total * (part + 1) / parts; ++i)
-      __builtin_prefetch(rows[i / lines] + i % lines * 64);
-  }
-};
-
 // Whether a kernel stores its result of `bytes` past the caches
 // (streams_to_memory), given the products that write it: `rows` result rows
 // of `terms` multiply-adds each (a row of taps: one row). Products of 3-15

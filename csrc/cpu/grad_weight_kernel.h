@@ -225,23 +225,6 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
   // -> 1.0e-6 1.018x (PyTorch's grouped conv on the same values: narrow
   // 3.5e-7, forum-long 4.1e-7); at 1024 narrow 2.3e-7 but 1.055x.
   constexpr int64_t kFlushTerms = 4096;
-  // The dot form with one strip of rows, x and grad_out from memory: the
-  // next tile's lines fetched ahead, a part between each part of the
-  // product (dot_rows over 4 of its R rows at a time: the same sums, so the
-  // same bits). The product reads a fresh tile's rows all at once, faster
-  // than memory serves them, then computes from the caches while memory
-  // idles. Zen 5, 2 threads, (64,4,64,512) K 7: 0.82-0.85x the time (27.7%
-  // -> 32.5-35.6% of the FMA peak); from the caches it lost (1.3x the time,
-  // unfetched lines: hence from memory only), as it did with 15 rows (forum-
-  // long, 1.07x: the strips re-read every part). Not measured on Zen 3 or 4.
-  // (The forward's x fetched ahead alike, before each 128 columns of rows
-  // of several tiles read in place, gained nothing: 0.95-1.32x the time on
-  // (32,C,H,4096) K 3, C 6-32.)
-  const bool fetches_ahead = !channel_vectors && !one_row_of_taps && x_in_place && gout_in_place &&
-                             block <= mk.dot_rows_block &&
-                             streams_to_memory((p.batch * p.in_channels * p.rows * p.width +
-                                                p.batch * p.out_channels * p.rows * p.out_width) * int64_t{sizeof(scalar_t)});
-  constexpr int64_t kFetchPart = 4;
   const int64_t flush_tiles = std::max<int64_t>(1, kFlushTerms / tile);
   at::parallel_for(0, row_groups * blocks, 1, [&](int64_t begin, int64_t end) {
     InputRows<acc_t> in(p, pairs ? 0 : tile);  // (the pair form reads its own tiles)
@@ -260,27 +243,6 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
     std::vector<acc_t> acc(run * acc_size), partials(run * partial_size);
     std::vector<acc_t> acc_total(run * acc_size), partials_total(run * partial_size);
     std::vector<acc_t> sums(channel_vectors ? 0 : block * R);
-    // the rows of the tile after (b, item, tile_idx) in this run's order
-    // (grad_out's, then x's)
-    RowsAhead ahead;
-    int64_t cur_first = 0, cur_end = 0;  // the run being served
-    const auto next_rows = [&](int64_t b, int64_t item, int64_t tile_idx) {
-      ahead.rows.clear();
-      if (++tile_idx == tiles) {
-        tile_idx = 0;
-        if (++item == cur_end) {
-          item = cur_first;
-          if (++b == p.batch) return;
-        }
-      }
-      const auto [h, g, first, count] = slice_of(item);
-      const int64_t t0 = tile_idx * tile, n = std::min(tile, p.out_width - t0);
-      const int64_t start = std::max<int64_t>(0, p.input_position(t0, 0));
-      const int64_t reach = std::min(p.width - start, n + (K - 1) * p.dilation);
-      ahead.start<scalar_t>(std::max(n, reach));
-      for (int64_t co = first; co < first + count; ++co) ahead.add(grad_out + p.gout_offset(b, g * cout_g + co, h, t0));
-      for (int64_t ci = 0; ci < cin_g; ++ci) ahead.add(x + p.in_offset(b, g * cin_g + ci, h, start));
-    };
     // a slot's running sums (acc, the gemm and pair forms'; partials, the
     // dot form's) added to its totals and zeroed
     const auto flush = [&](int64_t slot) {
@@ -295,7 +257,6 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
 
     for (int64_t first_item = begin; first_item < end; first_item += run) {
       const int64_t run_end = std::min(end, first_item + run);
-      cur_first = first_item, cur_end = run_end;
       std::fill(acc.begin(), acc.end(), acc_t(0));
       std::fill(partials.begin(), partials.end(), acc_t(0));
       std::fill(acc_total.begin(), acc_total.end(), acc_t(0));
@@ -341,21 +302,10 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
               bool x_read_in_place = false;
               if constexpr (kSameType) x_read_in_place = x_in_place && in.point_into(x, x_extent, b, h, g, t0, n);
               if (!x_read_in_place) in.gather(x, b, h, g, t0, n);
-              if (one_row_of_taps) {  // in.rows[k] = in.rows[0] + k * dilation
+              if (one_row_of_taps)  // in.rows[k] = in.rows[0] + k * dilation
                 mk.taps_dot_row(n, K, p.dilation, gout_rows[0], in.rows.data(), partials.data() + slot * partial_size);
-              } else if (fetches_ahead) {
-                // the next tile's lines, fetched a part between parts of this one's product
-                next_rows(b, item, tile_idx);
-                const int64_t parts = (R + kFetchPart - 1) / kFetchPart;
-                for (int64_t part = 0; part < parts; ++part) {
-                  const int64_t r0 = part * kFetchPart;
-                  ahead.fetch(part, parts);
-                  mk.dot_rows(count, std::min(kFetchPart, R - r0), n, gout_rows.data(), in.rows.data() + r0,
-                              partials.data() + slot * partial_size + r0 * mk.lanes, R);
-                }
-              } else {
+              else
                 mk.dot_rows(count, R, n, gout_rows.data(), in.rows.data(), partials.data() + slot * partial_size, R);
-              }
             }
             if ((b * tiles + tile_idx + 1) % flush_tiles == 0) flush(slot);
           }
