@@ -84,11 +84,12 @@ def test_output_is_contiguous_and_has_the_contract_shape():
 @pytest.mark.parametrize("where", ["own", "offset", "at_the_end"])
 @pytest.mark.parametrize("padding,dilation", [(0, 1), ("same", 1), ("causal", 2), ((5, 2), 1), ((0, 9), 3)], ids=str)
 @pytest.mark.parametrize("Cin,Cout,groups,K", [(1, 1, 1, 4), (6, 6, 6, 3), (8, 3, 1, 1), (3, 6, 1, 7), (2, 9, 1, 3),
-                                               (4, 16, 2, 5), (2, 40, 1, 3)], ids=str)
+                                               (4, 16, 2, 5), (2, 40, 1, 3), (5, 5, 1, 3)], ids=str)
 def test_rows_read_in_place(Cin, Cout, groups, K, padding, dilation, where, dtype):
     """The forward reads x's rows in place (no window copy) where a group has
     few output channels (up to 4 strips of the micro-kernel's rows: 24 on
-    AVX2, 32 on AVX-512; 40 here is past it) and a tile's columns read only
+    AVX2, 32 on AVX-512; 40 here is past it; 2-6 rows, a strip shorter than
+    the micro-kernel's, in blocks of 4-8 vectors) and a tile's columns read only
     the row: whole tiles (padding 0), or a tile's middle on whole 64-byte lines
     of y with its padded ends copied (rows of 2100: tiles of up to 1024, a
     middle of 128 or more columns). Grad-input reads grad_out the same way
