@@ -654,8 +654,17 @@ ROWCONV_INLINE void dot_rows_impl(int64_t M, int64_t R, int64_t N, const T* cons
 // was); G * TC accumulators, 8 or more (chains of latency 4 on two pipes)
 // wherever the classes have 2 taps or more. Else dot_rows.
 // G for TC taps a class: G * TC accumulators, 8-12 of them (a template
-// argument and the schedule's count alike)
-constexpr int taps_dot_classes(int64_t tc) { return tc == 1 ? 8 : tc == 2 ? 4 : tc == 3 ? 3 : tc <= 6 ? 2 : 1; }
+// argument and the schedule's count alike). AVX-512 with 4 taps a class (64
+// taps at dilation 1, 16 classes): 4 classes, 16 accumulators (Zen 5's two
+// 512-bit pipes of latency 4 left 8 no slack; 32 registers hold them, the 8
+// vectors of `a` and the loaded one). Same bits. Zen 5, 2 threads,
+// in-process A/B against 2 classes: (1,1,256,8192) K 64 0.94x the time,
+// (16,1,256,8192) 0.96x, K 66 0.98x, K 32 dilation 2 0.92x. (Every count
+// doubled, for every tap count, took the compiler past the machine's memory.)
+constexpr int taps_dot_classes(int64_t tc, int bytes) {
+  if (bytes >= 64 && tc == 4) return 4;
+  return tc == 1 ? 8 : tc == 2 ? 4 : tc == 3 ? 3 : tc <= 6 ? 2 : 1;
+}
 
 // Taps q0 .. q0 + TC - 1 of classes c .. c + G - 1 (x_c: class c's row,
 // partials_c: class c's tap 0): tap q0 + t of class c + g reads, for a's
@@ -702,8 +711,8 @@ ROWCONV_INLINE void taps_dot_group(int64_t N, const T* a, const T* x_c, int64_t 
   for (int g = 0; g < G; ++g)
     for (int t = 0; t < TC; ++t) X::store(tap_partials(g, t), acc[g][t]);
 }
-// taps_dot_group of tc <= TC taps in g <= taps_dot_classes(tc) classes
-template <typename T, int Bytes, int NA, int TC, int G = taps_dot_classes(TC)>
+// taps_dot_group of tc <= TC taps in g <= taps_dot_classes(tc, Bytes) classes
+template <typename T, int Bytes, int NA, int TC, int G = taps_dot_classes(TC, Bytes)>
 ROWCONV_INLINE void taps_dot_group_of(int64_t tc, int64_t g, int64_t N, const T* a, const T* x_c, int64_t step,
                                       int64_t q0, int64_t P, T* partials_c) {
   if constexpr (TC > 1) {
@@ -734,25 +743,7 @@ ROWCONV_INLINE void taps_dot_row_impl(int64_t N, int64_t K, int64_t step, const 
   }
   // the first tc.taps taps of every class, several classes a group; then
   // the big classes' last tap, up to 8 classes a group
-  // AVX-512 with 4 taps a class (64 taps at dilation 1, 16 classes): 4
-  // classes a group, 16 accumulators (Zen 5's two 512-bit pipes of latency 4
-  // left 8 no slack; 32 registers hold them, the 8 vectors of `a` and the
-  // loaded one). Same bits. Zen 5, 2 threads, in-process A/B against 2
-  // classes: (1,1,256,8192) K 64 0.94x the time, (16,1,256,8192) 0.96x, K 66
-  // 0.98x, K 32 dilation 2 0.92x. (Every class count doubled instead took
-  // the compiler past the machine's memory.)
-  if constexpr (Bytes >= 64) {
-    if (tc.taps == 4) {
-      for (int64_t c = 0; c < tc.P; c += 4)
-        taps_dot_group_of<T, Bytes, NA, 4, 4>(4, std::min<int64_t>(4, tc.P - c), N, a, x + c * step, step, 0, tc.P,
-                                              P + c * W);
-      for (int64_t c = 0; c < tc.big; c += 8)
-        taps_dot_group_of<T, Bytes, NA, 1>(1, std::min<int64_t>(8, tc.big - c), N, a, x + c * step, step, tc.taps,
-                                           tc.P, P + c * W);
-      return;
-    }
-  }
-  const int64_t classes = taps_dot_classes(tc.taps);
+  const int64_t classes = taps_dot_classes(tc.taps, Bytes);
   for (int64_t c = 0; c < tc.P; c += classes)
     taps_dot_group_of<T, Bytes, NA, 7>(tc.taps, std::min(classes, tc.P - c), N, a, x + c * step, step, 0, tc.P,
                                        P + c * W);
