@@ -75,15 +75,17 @@ def _extension():
     # ROWCONV_DEBUG_INFO=1 keeps it.
     cxx = ["-std=c++20", "-O3", "-fvisibility=hidden", "-fopenmp", "-ffp-contract=fast"] + _no_debug_info()
     link = ["-fopenmp"]
+    fast_calls = [("ROWCONV_FAST_CALLS", "1")]  # python_module.cpp: python_fast_calls.cpp's entries
     if not _want_cuda():
         return cpp_extension.CppExtension(
-            "rowconv_ext._C", sources, extra_compile_args={"cxx": cxx}, extra_link_args=link)
+            "rowconv_ext._C", sources, define_macros=fast_calls, extra_compile_args={"cxx": cxx},
+            extra_link_args=link)
     os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0+PTX")
     nvcc = ["-O3", "--expt-relaxed-constexpr", "-lineinfo", "-Xptxas=-v"]
     return cpp_extension.CUDAExtension(
         "rowconv_ext._C",
         sources + _sources("csrc/cuda/*.cu"),
-        define_macros=[("ROWCONV_WITH_CUDA", "1")],
+        define_macros=[("ROWCONV_WITH_CUDA", "1")] + fast_calls,
         extra_compile_args={"cxx": cxx, "nvcc": nvcc},
         extra_link_args=link,
     )

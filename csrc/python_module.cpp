@@ -12,9 +12,16 @@
 #define ROWCONV_STRING_(a) #a
 #define ROWCONV_STRING(a) ROWCONV_STRING_(a)
 
+#ifdef ROWCONV_FAST_CALLS
+extern PyMethodDef rowconv_fast_methods[];  // python_fast_calls.cpp
+#define ROWCONV_METHODS rowconv_fast_methods
+#else
+#define ROWCONV_METHODS nullptr
+#endif
+
 // PyMODINIT_FUNC: extern "C" and exported despite -fvisibility=hidden.
 PyMODINIT_FUNC ROWCONV_CONCAT(PyInit_, ROWCONV_MODULE)(void) {
   static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, ROWCONV_STRING(ROWCONV_MODULE),
-                                          nullptr, -1, nullptr};
+                                          nullptr, -1, ROWCONV_METHODS};
   return PyModule_Create(&module_def);
 }

@@ -57,4 +57,12 @@ RowConvUpdateParams check_update(const at::Tensor& x, const at::Tensor& conv_sta
                                  const std::optional<at::Tensor>& cache_seqlens,
                                  const std::optional<at::Tensor>& state_indices);
 
+// row_conv1d_update's C++ signature, as its schema (row_conv1d_ops.cpp)
+// declares it: for typed calls through the dispatcher (its Autograd kernel,
+// the eager Python entry of python_fast_calls.cpp).
+using UpdateSignature = at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                   const std::optional<at::Tensor>&, int64_t, int64_t,
+                                   const std::optional<at::Tensor>&,
+                                   const std::optional<at::Tensor>&);
+
 }  // namespace rowconv

@@ -13,13 +13,10 @@
 
 #include <optional>
 
+#include "row_conv1d.h"
+
 namespace rowconv {
 namespace {
-
-using UpdateSignature = at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&,
-                                   const std::optional<at::Tensor>&, int64_t, int64_t,
-                                   const std::optional<at::Tensor>&,
-                                   const std::optional<at::Tensor>&);
 
 void refuse_derivative(const char* name, const at::Tensor& t, bool grad_mode) {
   if (!t.defined()) return;

@@ -122,6 +122,9 @@ def row_conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
 
 
 _update_op = torch.ops.rowconv.row_conv1d_update.default
+from torch.compiler import is_compiling as _is_compiling
+from torch._C import _has_torch_function
+from ._C import _update_fast
 
 
 def row_conv1d_update(x, conv_state, weight, bias=None, dilation=1, groups=1, *, cache_seqlens=None,
@@ -140,4 +143,11 @@ def row_conv1d_update(x, conv_state, weight, bias=None, dilation=1, groups=1, *,
     """
     # Thin on purpose: a decode step's time is mostly call overhead, and the
     # op's C++ checks name the argument, the expected and the actual value.
+    # Eager calls take the op's direct entry (python_fast_calls.cpp: the same
+    # dispatch without torch.ops' boxing); torch.compile and __torch_function__
+    # overrides see the op itself.
+    if not _is_compiling() and not _has_torch_function((x, conv_state, weight, bias, cache_seqlens, state_indices)):
+        y = _update_fast(x, conv_state, weight, bias, dilation, groups, cache_seqlens, state_indices)
+        if y is not None:
+            return y
     return _update_op(x, conv_state, weight, bias, dilation, groups, cache_seqlens, state_indices)

@@ -443,6 +443,94 @@ def test_version_counter_of_the_state_advances():
     assert a["conv_state"]._version > v
 
 
+# The eager entry (python_fast_calls.cpp, the decode step's hot path) and
+# torch.ops' path are one op: __torch_function__ modes and subclasses see the
+# op, dispatch modes and fake tensors see it through the dispatcher, and
+# arguments of other types meet torch.ops' own rules.
+def _stock_step(a):
+    """y of one step of _good()'s arguments: the valid stock convolution of
+    the held inputs followed by the new one (fp32, 7 terms an output)."""
+    seq = torch.cat([a["conv_state"], a["x"]], dim=-1).cpu()
+    bias = None if a["bias"] is None else a["bias"].cpu()
+    return stock_valid_conv(seq, a["weight"].cpu(), bias, a["dilation"], a["groups"])[..., -1:]
+
+
+def test_eager_entry_takes_plain_arguments():
+    from rowconv_ext._C import _update_fast
+    a = _good()
+    want = _stock_step(a)
+    state = a["conv_state"].clone()
+    y = _update_fast(a["x"], state, a["weight"], a["bias"], 2, 2, None, None)
+    assert y is not None
+    torch.testing.assert_close(y.cpu(), want, rtol=1e-5, atol=1e-5)
+    assert torch.equal(state[..., :3], a["conv_state"][..., 1:]) and torch.equal(state[..., 3:], a["x"])
+    # what it does not take as given it leaves to torch.ops (None)
+    assert _update_fast(a["x"], state, a["weight"], a["bias"], 2.0, 2, None, None) is None
+    assert _update_fast(a["x"], state, a["weight"], 1, 2, 2, None, None) is None
+    assert _update_fast(a["x"], state) is None
+
+
+@pytest.mark.parametrize("kind", ["torch_function", "torch_dispatch"])
+def test_modes_see_the_op(kind):
+    from torch.overrides import TorchFunctionMode
+    from torch.utils._python_dispatch import TorchDispatchMode
+    a = _good()
+    seen = []
+
+    def record(self, func, types, args=(), kwargs=None):
+        seen.append(func)
+        return func(*args, **(kwargs or {}))
+
+    base = TorchFunctionMode if kind == "torch_function" else TorchDispatchMode
+    with type("Record", (base,), {f"__{kind}__": record})():
+        y = update(a["x"], a["conv_state"].clone(), a["weight"], a["bias"], 2, 2)
+    assert torch.ops.rowconv.row_conv1d_update.default in seen
+    torch.testing.assert_close(y.cpu(), _stock_step(a), rtol=1e-5, atol=1e-5)
+
+
+def test_subclasses_and_fake_tensors_see_the_op():
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    a = _good()
+
+    class Logged(torch.Tensor):
+        calls = []
+
+        @classmethod
+        def __torch_function__(cls, func, types, args=(), kwargs=None):
+            cls.calls.append(func)
+            with torch._C.DisableTorchFunctionSubclass():
+                return func(*args, **(kwargs or {}))
+
+    y = update(a["x"].as_subclass(Logged), a["conv_state"].clone(), a["weight"], a["bias"], 2, 2)
+    assert torch.ops.rowconv.row_conv1d_update.default in Logged.calls
+    torch.testing.assert_close(y.as_subclass(torch.Tensor).cpu(), _stock_step(a), rtol=1e-5, atol=1e-5)
+    with FakeTensorMode() as mode:
+        fake = {k: mode.from_tensor(v) if isinstance(v, torch.Tensor) else v for k, v in a.items()}
+        y = update(**fake)
+        assert y.shape == (2, 6, 3, 1) and y.dtype == torch.float32
+
+
+@pytest.mark.parametrize("dilation", [2, 2.0, True, torch.tensor(2)], ids=["int", "float", "bool", "tensor"])
+def test_arguments_of_other_types_meet_torch_ops_rules(dilation):
+    op = torch.ops.rowconv.row_conv1d_update.default
+    a = _good()
+
+    def outcome(f):
+        try:
+            return f()
+        except Exception as e:  # the exception's type and first line
+            return type(e), str(e).splitlines()[0]
+
+    ours = outcome(lambda: update(a["x"], a["conv_state"].clone(), a["weight"], a["bias"], dilation, 2))
+    theirs = outcome(lambda: op(a["x"], a["conv_state"].clone(), a["weight"], a["bias"], dilation, 2, None, None))
+    if isinstance(theirs, torch.Tensor):  # taken as the integer it stands for (True: 1)
+        want = _stock_step(a | {"dilation": int(dilation)})
+        torch.testing.assert_close(ours.cpu(), want, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(theirs.cpu(), want, rtol=1e-5, atol=1e-5)
+    else:
+        assert ours == theirs
+
+
 def test_opcheck():
     a = _good()
     idx = torch.tensor([1, -1], device=DEVICE)

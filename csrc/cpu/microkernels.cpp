@@ -563,10 +563,10 @@ ROWCONV_INLINE void taps_row_impl(int64_t N, int64_t K, int64_t step, const T* w
 }
 
 // One MR x NR block of dot products, added to its lane partials in P
-// (kSums: from zero, and their lanes summed into P[m * ldp + r] instead).
+// (kSums: from zero, and their lanes summed into P[m * ldp + r * ldr] instead).
 template <typename T, int Bytes, int MR, int NR, bool kSums = false>
 ROWCONV_INLINE void dot_rows_block(int64_t N, const T* const* A_rows, const T* const* B_rows,
-                                   T* P, int64_t ldp) {
+                                   T* P, int64_t ldp, int64_t ldr) {
   using X = Vec<T, Bytes>;
   typename X::V acc[MR][NR];
   for (int m = 0; m < MR; ++m)
@@ -593,7 +593,7 @@ ROWCONV_INLINE void dot_rows_block(int64_t N, const T* const* A_rows, const T* c
     T sum[MR * NR];
     X::template sums<MR * NR>(&acc[0][0], sum);
     for (int m = 0; m < MR; ++m)
-      for (int r = 0; r < NR; ++r) P[m * ldp + r] = sum[m * NR + r];
+      for (int r = 0; r < NR; ++r) P[m * ldp + r * ldr] = sum[m * NR + r];
   } else {
     for (int m = 0; m < MR; ++m)
       for (int r = 0; r < NR; ++r) X::store(P + (m * ldp + r) * X::kWidth, acc[m][r]);
@@ -605,10 +605,10 @@ ROWCONV_INLINE void dot_rows_block(int64_t N, const T* const* A_rows, const T* c
 // the columns allow, to hide the multiply-add latency.
 template <typename T, int Bytes, int MR, int NR, bool kSums>
 ROWCONV_INLINE void dot_rows_strip(int64_t R, int64_t N, const T* const* A_rows, const T* const* B_rows, T* P,
-                                   int64_t ldp, int64_t r0 = 0) {
-  constexpr int64_t W = kSums ? 1 : Vec<T, Bytes>::kWidth;
-  for (; r0 + NR <= R; r0 += NR) dot_rows_block<T, Bytes, MR, NR, kSums>(N, A_rows, B_rows + r0, P + r0 * W, ldp);
-  if constexpr (NR > 1) dot_rows_strip<T, Bytes, MR, NR / 2, kSums>(R, N, A_rows, B_rows, P, ldp, r0);
+                                   int64_t ldp, int64_t ldr, int64_t r0 = 0) {
+  const int64_t W = kSums ? ldr : Vec<T, Bytes>::kWidth;
+  for (; r0 + NR <= R; r0 += NR) dot_rows_block<T, Bytes, MR, NR, kSums>(N, A_rows, B_rows + r0, P + r0 * W, ldp, ldr);
+  if constexpr (NR > 1) dot_rows_strip<T, Bytes, MR, NR / 2, kSums>(R, N, A_rows, B_rows, P, ldp, ldr, r0);
 }
 
 // A strip of `rows` < MR rows (the last of M) at once. One row (a
@@ -618,29 +618,30 @@ ROWCONV_INLINE void dot_rows_strip(int64_t R, int64_t N, const T* const* A_rows,
 // AVX2).
 template <typename T, int Bytes, int MR, int NR, bool kSums>
 ROWCONV_INLINE void dot_rows_short_strip(int64_t rows, int64_t R, int64_t N, const T* const* A_rows,
-                                         const T* const* B_rows, T* P, int64_t ldp) {
+                                         const T* const* B_rows, T* P, int64_t ldp, int64_t ldr) {
   if constexpr (MR > 0) {
-    if (rows != MR) return dot_rows_short_strip<T, Bytes, MR - 1, NR, kSums>(rows, R, N, A_rows, B_rows, P, ldp);
-    dot_rows_strip<T, Bytes, MR, MR == 1 ? std::max(NR, 8) : NR, kSums>(R, N, A_rows, B_rows, P, ldp);
+    if (rows != MR) return dot_rows_short_strip<T, Bytes, MR - 1, NR, kSums>(rows, R, N, A_rows, B_rows, P, ldp, ldr);
+    dot_rows_strip<T, Bytes, MR, MR == 1 ? std::max(NR, 8) : NR, kSums>(R, N, A_rows, B_rows, P, ldp, ldr);
   }
 }
 
-// kSums: P holds sums (ldp apart), not lane partials (ldp * lanes apart).
+// kSums: P holds sums (rows ldp apart, columns ldr), not lane partials
+// (ldp * lanes apart).
 // Fewer than NR columns (a decode step of one or two batch entries): blocks
 // of twice the rows and half the columns, the same number of accumulators,
 // so that each loaded B vector still serves several multiply-adds. (Each dot
 // product is summed alike in every block shape: the results do not change.)
 template <typename T, int Bytes, int MR, int NR, bool kSums = false>
 ROWCONV_INLINE void dot_rows_impl(int64_t M, int64_t R, int64_t N, const T* const* A_rows,
-                                  const T* const* B_rows, T* P, int64_t ldp) {
+                                  const T* const* B_rows, T* P, int64_t ldp, int64_t ldr = 1) {
   if constexpr (NR > 1) {
-    if (R < NR) return dot_rows_impl<T, Bytes, MR * 2, NR / 2, kSums>(M, R, N, A_rows, B_rows, P, ldp);
+    if (R < NR) return dot_rows_impl<T, Bytes, MR * 2, NR / 2, kSums>(M, R, N, A_rows, B_rows, P, ldp, ldr);
   }
   constexpr int64_t W = kSums ? 1 : Vec<T, Bytes>::kWidth;
   int64_t m0 = 0;
   for (; m0 + MR <= M; m0 += MR)
-    dot_rows_strip<T, Bytes, MR, NR, kSums>(R, N, A_rows + m0, B_rows, P + m0 * ldp * W, ldp);
-  dot_rows_short_strip<T, Bytes, MR - 1, NR, kSums>(M - m0, R, N, A_rows + m0, B_rows, P + m0 * ldp * W, ldp);
+    dot_rows_strip<T, Bytes, MR, NR, kSums>(R, N, A_rows + m0, B_rows, P + m0 * ldp * W, ldp, ldr);
+  dot_rows_short_strip<T, Bytes, MR - 1, NR, kSums>(M - m0, R, N, A_rows + m0, B_rows, P + m0 * ldp * W, ldp, ldr);
 }
 
 // One row's lane partials against K taps of x `step` apart (a depthwise
@@ -896,8 +897,8 @@ ROWCONV_INLINE void transpose_impl(int64_t rows, int64_t cols, const T* src, int
   }                                                                                           \
   template <typename T>                                                                       \
   TARGET void dot_rows_sums_##NAME(int64_t M, int64_t R, int64_t N, const T* const* A_rows,   \
-                                   const T* const* B_rows, T* out, int64_t ldo) {             \
-    dot_rows_impl<T, BYTES, DOT_MR, DOT_NR, true>(M, R, N, A_rows, B_rows, out, ldo);        \
+                                   const T* const* B_rows, T* out, int64_t ldo, int64_t ldr) { \
+    dot_rows_impl<T, BYTES, DOT_MR, DOT_NR, true>(M, R, N, A_rows, B_rows, out, ldo, ldr);   \
   }                                                                                           \
   template <typename T>                                                                       \
   TARGET void taps_dot_row_##NAME(int64_t N, int64_t K, int64_t step, const T* a,            \
@@ -1166,6 +1167,61 @@ __attribute__((target("arch=x86-64-v4"))) void copy_bytes_avx512(int64_t n, cons
   }
 }
 #endif
+
+#if defined(__x86_64__)
+// S = K - 1 floats at p, read or written exactly (the state rows of two
+// threads may share a cache line: a wider access, even one masked off past
+// the row, made the lines travel between the cores, the wide decode step
+// 1.44x slower on Zen 5)
+template <int S>
+__attribute__((target("arch=x86-64-v4"))) ROWCONV_INLINE __m128 load_held(const float* p) {
+  if constexpr (S == 4) return _mm_loadu_ps(p);
+  if constexpr (S == 3) return _mm_insert_ps(_mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(p))),
+                                            _mm_load_ss(p + 2), 0x20);
+  if constexpr (S == 2) return _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(p)));
+  if constexpr (S == 1) return _mm_load_ss(p);
+}
+template <int S>
+__attribute__((target("arch=x86-64-v4"))) ROWCONV_INLINE void store_held(float* p, __m128 v) {
+  if constexpr (S == 4) _mm_storeu_ps(p, v);
+  if constexpr (S == 3 || S == 2) _mm_store_sd(reinterpret_cast<double*>(p), _mm_castps_pd(v));
+  if constexpr (S == 3) _mm_store_ss(p + 2, _mm_movehl_ps(v, v));
+  if constexpr (S == 1) _mm_store_ss(p, v);
+}
+
+template <int K>
+__attribute__((target("arch=x86-64-v4"))) void pack_step_windows_avx512(int64_t cin_g, const float* x_row,
+                                                                      int64_t x_stride_c, float* s_row,
+                                                                      int64_t s_stride_c, float* col) {
+  constexpr int S = K - 1;
+  for (int64_t ci = 0; ci < cin_g; ++ci, col += K, x_row += x_stride_c, s_row += s_stride_c) {
+    // window [held..., new] in lanes 0..K-1 of v (lanes past K junk-free zeros)
+    const __m128 held = load_held<S>(s_row);
+    __m256 v;
+    if constexpr (S == 4) {
+      v = _mm256_insertf128_ps(_mm256_castps128_ps256(held), _mm_load_ss(x_row), 1);
+    } else {
+      v = _mm256_castps128_ps256(_mm_insert_ps(held, _mm_load_ss(x_row), S << 4));
+    }
+    _mm256_mask_storeu_ps(col, static_cast<__mmask8>((1u << K) - 1), v);  // col: this thread's buffer
+    const __m256 moved = _mm256_permutexvar_ps(_mm256_setr_epi32(1, 2, 3, 4, 5, 6, 7, 0), v);
+    store_held<S>(s_row, _mm256_castps256_ps128(moved));
+  }
+}
+#endif
+
+PackStepWindows pack_step_windows(int64_t K) {
+#if defined(__x86_64__)
+  if (selected_isa() == Isa::avx512) {
+    switch (K) {
+      case 3: return &pack_step_windows_avx512<3>;
+      case 5: return &pack_step_windows_avx512<5>;
+      default: break;
+    }
+  }
+#endif
+  return nullptr;
+}
 
 CopyBytes copy_bytes() {
 #if defined(__x86_64__)

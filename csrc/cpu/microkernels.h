@@ -60,9 +60,9 @@ struct MicroKernels {
   void (*dot_rows)(int64_t M, int64_t R, int64_t N, const T* const* A_rows,
                    const T* const* B_rows, T* P, int64_t ldp);
   // The same dot products from zero, each with its lanes summed as
-  // reduce_lanes sums them: out[m * ldo + r] (one call a reduction).
+  // reduce_lanes sums them: out[m * ldo + r * ldr] (one call a reduction).
   void (*dot_rows_sums)(int64_t M, int64_t R, int64_t N, const T* const* A_rows,
-                        const T* const* B_rows, T* out, int64_t ldo);
+                        const T* const* B_rows, T* out, int64_t ldo, int64_t ldr);
   // dot_rows(1, K, N, {a}, B_rows, P, K) where B_rows[k] = B_rows[0] + k *
   // step (a depthwise grad-weight at stride 1), the same bits; the taps a
   // whole vector apart share their loads where there are many of them.
@@ -129,6 +129,19 @@ const HalfConversions* half_conversions();
 // forward, Zen 4.) Null below AVX-512: the callers' cast loops serve there.
 using CopyBytes = void (*)(int64_t n, const void* src, void* dst);
 CopyBytes copy_bytes();
+
+// The usual decode step's packing (update_kernel.h), float, K the taps:
+// per channel ci < cin_g (x_row, s_row and col advanced by x_stride_c,
+// s_stride_c and K), the window of K - 1 held inputs s_row[0 .. K - 1) and
+// the new input x_row[0] into col[0 .. K), and the state row moved down by
+// one, the new input last: each row loaded once, in registers, stored twice
+// (the scalar form loads its elements one by one to shift them). The state
+// rows are read and written exactly; col's row may be written up to 8
+// floats past its K (masked off, so never changed). Null below AVX-512 and
+// for K outside 2..5.
+using PackStepWindows = void (*)(int64_t cin_g, const float* x_row, int64_t x_stride_c, float* s_row,
+                                 int64_t s_stride_c, float* col);
+PackStepWindows pack_step_windows(int64_t K);
 
 // The kernels of the instruction set in use (float and double).
 template <typename T>

@@ -502,6 +502,8 @@ void update_by_dot_rows(const RowConvUpdateParams& p, const scalar_t* x, scalar_
   // (no other part reads the rows after), the common widths, float types
   const bool packs_and_shifts = usual_step && parts == 1 && ss == 1 && K >= 2 && K <= 5 &&
                                 std::is_same_v<scalar_t, acc_t>;
+  // AVX-512's packing for the usual step (float, K 3 and 5; null otherwise)
+  const PackStepWindows vector_pack = std::is_same_v<scalar_t, float> ? pack_step_windows(K) : nullptr;
   const int64_t work = std::max<int64_t>(1, (part_len + 1) * R * count_max * tile);  // Cout may be 0
   at::parallel_for(0, blocking.items * parts, std::max<int64_t>(1, 32768 / work), [&](int64_t begin, int64_t end) {
     // left uninitialised: dot_rows masks the terms past R out of its reads
@@ -513,6 +515,7 @@ void update_by_dot_rows(const RowConvUpdateParams& p, const scalar_t* x, scalar_
     acc_t* const cols_buf = cols_room.get() + elements_to_next_line(cols_room.get());
     std::unique_ptr<acc_t[]> out(new acc_t[tile * cout_g * count_max]);  // every entry used is written
     std::vector<const acc_t*> w_rows(cout_g), cols(count_max);
+    std::vector<acc_t> bias_rows(bias && T == 1 ? cout_g * tile : 0);
     std::vector<int64_t> entries(blocking.per_block), rows(blocking.per_block), starts(blocking.per_block), taps(K);
     for (int64_t i = begin; i < end; ++i) {
       const int64_t item = i / parts, m0 = i % parts * part_len, m1 = std::min(cout_g, m0 + part_len);
@@ -528,7 +531,12 @@ void update_by_dot_rows(const RowConvUpdateParams& p, const scalar_t* x, scalar_
         if (T == 1) step_tap_offsets(p, starts[e], taps.data());
         for (int64_t h = h0; h < h1; ++h) {
           acc_t* col = cols_buf + ((h - h0) * count + e * T) * ld;
-          if (packs_and_shifts) {
+          if (packs_and_shifts && vector_pack) {
+            const scalar_t* x_row = x + conv.in_offset(entries[e], g * cin_g, h, 0);
+            scalar_t* s_row = state + p.state_row_offset(rows[e], g * cin_g, h);
+            if constexpr (std::is_same_v<scalar_t, float>)
+              vector_pack(cin_g, x_row, x_stride_c, s_row, s_stride_c, col);
+          } else if (packs_and_shifts) {
             const scalar_t* x_row = x + conv.in_offset(entries[e], g * cin_g, h, 0);
             scalar_t* s_row = state + p.state_row_offset(rows[e], g * cin_g, h);
             with_update_width(K, [&](auto width) {
@@ -572,11 +580,35 @@ void update_by_dot_rows(const RowConvUpdateParams& p, const scalar_t* x, scalar_
         update_weight_rows(conv, weight, h, g, m0, m1, ld, w_rows_buf.get(), ld, w_rows.data());
         const acc_t* h_cols = cols_buf + (h - h0) * count * ld;
         for (int64_t j = 0; j < count; ++j) cols[j] = h_cols + j * ld;
-        mk.dot_rows_sums(m1 - m0, count, R, w_rows.data() + m0, cols.data(),
-                         out.get() + ((h - h0) * cout_g + m0) * count, count);
+        // one step: (channel, entry, row), the rows of a y row together
+        if (T == 1) {
+          mk.dot_rows_sums(m1 - m0, count, R, w_rows.data() + m0, cols.data(),
+                           out.get() + m0 * count * nh + (h - h0), count * nh, nh);
+        } else {
+          mk.dot_rows_sums(m1 - m0, count, R, w_rows.data() + m0, cols.data(),
+                           out.get() + ((h - h0) * cout_g + m0) * count, count, 1);
+        }
       }
       // y is contiguous: (b, co, h, t) with h then t innermost, so each
       // (entry, channel) writes nh * T consecutive outputs
+      if (T == 1) {  // the decode step: the bias as (channel, row), the outputs whole runs
+        for (int64_t m = m0; m < m1 && bias; ++m)
+          for (int64_t i = 0; i < nh; ++i)
+            bias_rows[m * nh + i] = static_cast<acc_t>(bias[conv.bias_offset(h0 + i, g * cout_g + m)]);
+        for (int64_t e = 0; e < n; ++e) {
+          for (int64_t m = m0; m < m1; ++m) {
+            scalar_t* y_row = y + conv.output_offset(entries[e], g * cout_g + m, h0, 0);
+            const acc_t* o = out.get() + (m * count + e) * nh;
+            if (bias) {
+              const acc_t* b_row = bias_rows.data() + m * nh;
+              for (int64_t i = 0; i < nh; ++i) y_row[i] = static_cast<scalar_t>(b_row[i] + o[i]);
+            } else {
+              for (int64_t i = 0; i < nh; ++i) y_row[i] = static_cast<scalar_t>(o[i]);
+            }
+          }
+        }
+        continue;
+      }
       for (int64_t e = 0; e < n; ++e) {
         for (int64_t m = m0; m < m1; ++m) {
           const int64_t co = g * cout_g + m;
@@ -584,11 +616,6 @@ void update_by_dot_rows(const RowConvUpdateParams& p, const scalar_t* x, scalar_
           const acc_t* o = out.get() + m * count + e * T;
           const scalar_t* b_row = bias ? bias + conv.bias_offset(h0, co) : nullptr;
           const int64_t b_stride = conv.out_channels, o_stride = cout_g * count;
-          if (T == 1) {  // the decode step: no loop over steps
-            for (int64_t i = 0; i < nh; ++i)
-              y_row[i] = static_cast<scalar_t>((b_row ? static_cast<acc_t>(b_row[i * b_stride]) : acc_t(0)) + o[i * o_stride]);
-            continue;
-          }
           for (int64_t i = 0; i < nh; ++i, y_row += T, o += o_stride) {
             const acc_t b0v = b_row ? static_cast<acc_t>(b_row[i * b_stride]) : acc_t(0);
             for (int64_t t = 0; t < T; ++t) y_row[t] = static_cast<scalar_t>(b0v + o[t]);
