@@ -4,6 +4,7 @@
 // Blocks (rows x vectors of accumulators) are sized to the register file of
 // each instruction set.
 #include "microkernels.h"
+#include "update_depthwise_run.h"
 
 #include <c10/util/Exception.h>
 
@@ -1218,6 +1219,40 @@ PackStepWindows pack_step_windows(int64_t K) {
       case 5: return &pack_step_windows_avx512<5>;
       default: break;
     }
+  }
+#endif
+  return nullptr;
+}
+
+#if defined(__x86_64__)
+// update_depthwise_unit_run's loop compiled for AVX2 and AVX-512
+#define ROWCONV_DEPTHWISE_RUN(NAME, TARGET)                                                          \
+  template <int kK, bool kBias>                                                                     \
+  TARGET void depthwise_unit_run_##NAME(int64_t n, const float* x, float* state, const float* w,    \
+                                        const float* bias, float* y) {                              \
+    update_depthwise_unit_run<kK, kBias>(n, x, state, w, bias, y);                                  \
+  }                                                                                                 \
+  DepthwiseUnitRun depthwise_unit_run_##NAME##_of(int64_t K, bool bias) {                           \
+    switch (K) {                                                                                    \
+      case 2: return bias ? &depthwise_unit_run_##NAME<2, true> : &depthwise_unit_run_##NAME<2, false>; \
+      case 3: return bias ? &depthwise_unit_run_##NAME<3, true> : &depthwise_unit_run_##NAME<3, false>; \
+      case 4: return bias ? &depthwise_unit_run_##NAME<4, true> : &depthwise_unit_run_##NAME<4, false>; \
+      default: return nullptr;                                                                      \
+    }                                                                                               \
+  }
+ROWCONV_DEPTHWISE_RUN(avx2, __attribute__((target("arch=x86-64-v3"))))
+ROWCONV_DEPTHWISE_RUN(avx512, __attribute__((target("arch=x86-64-v4"))))
+#endif
+
+DepthwiseUnitRun depthwise_unit_run(int64_t K, bool bias) {
+#if defined(__x86_64__)
+  switch (selected_isa()) {
+    case Isa::avx512:
+      return depthwise_unit_run_avx512_of(K, bias);
+    case Isa::avx2:
+      return depthwise_unit_run_avx2_of(K, bias);
+    default:
+      break;
   }
 #endif
   return nullptr;

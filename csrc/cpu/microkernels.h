@@ -143,6 +143,14 @@ using PackStepWindows = void (*)(int64_t cin_g, const float* x_row, int64_t x_st
                                  int64_t s_stride_c, float* col);
 PackStepWindows pack_step_windows(int64_t K);
 
+// update_depthwise_unit_run<K, bias> (update_depthwise_run.h) for float,
+// compiled for the instruction set in use (the baseline build's SSE2 moves
+// the state's rows of K - 1 one element at a time). Null on the baseline
+// instruction set and for K outside 2..4.
+using DepthwiseUnitRun = void (*)(int64_t n, const float* x, float* state, const float* w, const float* bias,
+                                  float* y);
+DepthwiseUnitRun depthwise_unit_run(int64_t K, bool bias);
+
 // The kernels of the instruction set in use (float and double).
 template <typename T>
 const MicroKernels<T>& micro_kernels();

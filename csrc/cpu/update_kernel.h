@@ -28,6 +28,7 @@
 #include "../row_conv1d_update_params.h"
 #include "cpu_tiling.h"
 #include "microkernels.h"
+#include "update_depthwise_run.h"
 
 namespace rowconv::cpu {
 
@@ -164,26 +165,6 @@ void update_per_item(const RowConvUpdateParams& p, const scalar_t* x, scalar_t* 
   });
 }
 
-// The depthwise step over a run of n (row, channel) pairs laid out at unit
-// steps: x and y one element each, the state K - 1 (rows exactly the held
-// inputs, shifted, dilation 1), the weights K and the bias one. Written so
-// that the compiler vectorises it across the run (each pair's sum in tap
-// order, as the scalar form): the step streams the state, and this keeps
-// many of its loads in flight.
-template <int kK, bool kBias, typename T>
-inline void update_depthwise_unit_run(int64_t n, const T* __restrict x, T* __restrict state,
-                                      const T* __restrict w, const T* __restrict bias, T* __restrict y) {
-  for (int64_t i = 0; i < n; ++i) {
-    T v[kK];
-    for (int k = 0; k + 1 < kK; ++k) v[k] = state[i * (kK - 1) + k];
-    v[kK - 1] = x[i];
-    T acc = kBias ? bias[i] : T(0);
-    for (int k = 0; k < kK; ++k) acc += w[i * kK + k] * v[k];
-    for (int k = 0; k + 1 < kK; ++k) state[i * (kK - 1) + k] = v[k + 1];
-    y[i] = acc;
-  }
-}
-
 // Depthwise, one step: per (b, channel, row) the K - 1 held inputs its taps
 // read (at offsets `taps` in the state row), the new input, and the row's
 // update; the (row, channel) pairs of one batch entry walked in order (the
@@ -197,6 +178,8 @@ void update_depthwise_step(const RowConvUpdateParams& p, const scalar_t* x, scal
   const int64_t K = kK > 0 ? kK : conv.kernel_size, C = conv.groups, H = conv.rows, S = p.state_len;
   const int64_t per_entry = H * C, ss = p.state_stride_s;
   const bool circular = cache_seqlens != nullptr;
+  // the unit-step run compiled for the instruction set in use (float)
+  const DepthwiseUnitRun vector_run = std::is_same_v<scalar_t, float> ? depthwise_unit_run(K, bias != nullptr) : nullptr;
   at::parallel_for(0, conv.batch * per_entry, 4096, [&](int64_t begin, int64_t end) {
     std::vector<int64_t> taps(K);  // one allocation a chunk of 4096 or more
     for (int64_t b = begin / per_entry; b * per_entry < end; ++b) {
@@ -229,6 +212,12 @@ void update_depthwise_step(const RowConvUpdateParams& p, const scalar_t* x, scal
         const int64_t x_walk = C == 1 ? conv.in_stride_h : (H == 1 ? conv.in_stride_c : 0);
         const int64_t s_walk = C == 1 ? p.state_stride_h : (H == 1 ? p.state_stride_c : 0);
         if (whole_row && x_walk == 1 && s_walk == K - 1 && ss == 1) {
+          if constexpr (std::is_same_v<scalar_t, float>) {
+            if (vector_run) {
+              vector_run(last - first, x_ptr, s_ptr, w_ptr, b_ptr, y_ptr);
+              continue;
+            }
+          }
           if (b_ptr) {
             update_depthwise_unit_run<kK, true>(last - first, x_ptr, s_ptr, w_ptr, b_ptr, y_ptr);
           } else {
