@@ -1170,24 +1170,24 @@ __attribute__((target("arch=x86-64-v4"))) void copy_bytes_avx512(int64_t n, cons
 #endif
 
 #if defined(__x86_64__)
-// S = K - 1 floats at p, read or written exactly (the state rows of two
-// threads may share a cache line: a wider access, even one masked off past
-// the row, made the lines travel between the cores, the wide decode step
-// 1.44x slower on Zen 5)
+// S = K - 1 floats at p (S = 2 or 4), read or written exactly: the state
+// rows of two threads may share a cache line, and a wider access, even one
+// masked off past the row, made the lines travel between the cores (the
+// wide decode step 1.44x slower on Zen 5)
 template <int S>
 __attribute__((target("arch=x86-64-v4"))) ROWCONV_INLINE __m128 load_held(const float* p) {
+  static_assert(S == 2 || S == 4);
   if constexpr (S == 4) return _mm_loadu_ps(p);
-  if constexpr (S == 3) return _mm_insert_ps(_mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(p))),
-                                            _mm_load_ss(p + 2), 0x20);
-  if constexpr (S == 2) return _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(p)));
-  if constexpr (S == 1) return _mm_load_ss(p);
+  return _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(p)));
 }
 template <int S>
 __attribute__((target("arch=x86-64-v4"))) ROWCONV_INLINE void store_held(float* p, __m128 v) {
-  if constexpr (S == 4) _mm_storeu_ps(p, v);
-  if constexpr (S == 3 || S == 2) _mm_store_sd(reinterpret_cast<double*>(p), _mm_castps_pd(v));
-  if constexpr (S == 3) _mm_store_ss(p + 2, _mm_movehl_ps(v, v));
-  if constexpr (S == 1) _mm_store_ss(p, v);
+  static_assert(S == 2 || S == 4);
+  if constexpr (S == 4) {
+    _mm_storeu_ps(p, v);
+  } else {
+    _mm_store_sd(reinterpret_cast<double*>(p), _mm_castps_pd(v));
+  }
 }
 
 template <int K>
@@ -1196,7 +1196,7 @@ __attribute__((target("arch=x86-64-v4"))) void pack_step_windows_avx512(int64_t 
                                                                       int64_t s_stride_c, float* col) {
   constexpr int S = K - 1;
   for (int64_t ci = 0; ci < cin_g; ++ci, col += K, x_row += x_stride_c, s_row += s_stride_c) {
-    // window [held..., new] in lanes 0..K-1 of v (lanes past K junk-free zeros)
+    // the window [held..., new] in lanes 0..K-1 of v (the lanes past it unused)
     const __m128 held = load_held<S>(s_row);
     __m256 v;
     if constexpr (S == 4) {

@@ -15,8 +15,9 @@ namespace rowconv::cpu {
 // order, as the scalar form): the step streams the state, and this keeps
 // many of its loads in flight.
 template <int kK, bool kBias, typename T>
-__attribute__((always_inline)) inline void update_depthwise_unit_run(int64_t n, const T* __restrict x, T* __restrict state,
-                                      const T* __restrict w, const T* __restrict bias, T* __restrict y) {
+__attribute__((always_inline)) inline void update_depthwise_unit_run(int64_t n, const T* __restrict x,
+                                                                     T* __restrict state, const T* __restrict w,
+                                                                     const T* __restrict bias, T* __restrict y) {
   for (int64_t i = 0; i < n; ++i) {
     T v[kK];
     for (int k = 0; k + 1 < kK; ++k) v[k] = state[i * (kK - 1) + k];
