@@ -91,6 +91,7 @@ STEP_CONFIGS = [
     (2, 1, 5, 1, 3, 2, 1),  # one channel, K = 3, dilation 2
     (2, 2, 2, 2, 2, 1, 2),  # depthwise K = 2
     (40, 4, 3, 6, 3, 1, 1),  # many entries a step: the CPU kernel's blocks of entries
+    (3, 4, 5, 6, 5, 1, 2),  # K = 5 at dilation 1, two channels a group: AVX-512's packing of 4 held floats
     (36, 6, 2, 4, 3, 2, 2),  # the same with dilation 2 and groups: its general windows
 ]
 
