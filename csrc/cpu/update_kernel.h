@@ -569,14 +569,11 @@ void update_by_dot_rows(const RowConvUpdateParams& p, const scalar_t* x, scalar_
         update_weight_rows(conv, weight, h, g, m0, m1, ld, w_rows_buf.get(), ld, w_rows.data());
         const acc_t* h_cols = cols_buf + (h - h0) * count * ld;
         for (int64_t j = 0; j < count; ++j) cols[j] = h_cols + j * ld;
-        // one step: (channel, entry, row), the rows of a y row together
-        if (T == 1) {
-          mk.dot_rows_sums(m1 - m0, count, R, w_rows.data() + m0, cols.data(),
-                           out.get() + m0 * count * nh + (h - h0), count * nh, nh);
-        } else {
-          mk.dot_rows_sums(m1 - m0, count, R, w_rows.data() + m0, cols.data(),
-                           out.get() + ((h - h0) * cout_g + m0) * count, count, 1);
-        }
+        // sums as (channel, entry, row) for one step, the rows of a y row
+        // together; else as (row, channel, column)
+        const int64_t column_stride = T == 1 ? nh : 1, channel_stride = count * column_stride;
+        acc_t* const sums = out.get() + (T == 1 ? m0 * channel_stride + (h - h0) : ((h - h0) * cout_g + m0) * count);
+        mk.dot_rows_sums(m1 - m0, count, R, w_rows.data() + m0, cols.data(), sums, channel_stride, column_stride);
       }
       // y is contiguous: (b, co, h, t) with h then t innermost, so each
       // (entry, channel) writes nh * T consecutive outputs
