@@ -1,7 +1,9 @@
-// An empty Python module, so that importing it (rowconv_ext._C, or the test
+// The Python module, so that importing it (rowconv_ext._C, or the test
 // module rowconv_ext._cuda_emulation) loads the shared library and with it
 // its TORCH_LIBRARY registrations. The ops themselves are reached through
-// torch.ops; no pybind11 is needed. ROWCONV_MODULE names the module.
+// torch.ops; _C also holds the decode step's eager entry
+// (python_fast_calls.cpp, where ROWCONV_FAST_CALLS is defined). ROWCONV_MODULE
+// names the module.
 #include <Python.h>
 
 #ifndef ROWCONV_MODULE

@@ -5,7 +5,10 @@ argument, the expected and the actual value of anything that is wrong."""
 import operator
 
 import torch
+from torch._C import _has_torch_function
+from torch.compiler import is_compiling as _is_compiling
 
+from ._C import _update_fast
 from .method import fft_block_arg
 
 PADDING_STRINGS = ("valid", "same", "causal")
@@ -122,9 +125,6 @@ def row_conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
 
 
 _update_op = torch.ops.rowconv.row_conv1d_update.default
-from torch.compiler import is_compiling as _is_compiling
-from torch._C import _has_torch_function
-from ._C import _update_fast
 
 
 def row_conv1d_update(x, conv_state, weight, bias=None, dilation=1, groups=1, *, cache_seqlens=None,
