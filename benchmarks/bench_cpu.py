@@ -285,6 +285,12 @@ def warm_up_in_turn(fns, min_seconds=0.0, max_rounds=8):
             fn()
 
 
+# Page faults taken inside the timed calls of time_in_turn, over the run (the
+# warm-up settles the heap first; a fault here is a fresh page a timed call
+# paid for, which the "stable allocator" is meant to rule out).
+TIMED_PAGE_FAULTS = {"faults": 0, "calls": 0}
+
+
 def time_in_turn(calls, seconds, min_rounds, reference="ours", warm_seconds=0.0, batches=None,
                  untimed_first=False):
     """Times each of calls ({name: fn}, `reference` among them) in turn, round
@@ -307,10 +313,13 @@ def time_in_turn(calls, seconds, min_rounds, reference="ours", warm_seconds=0.0,
             if untimed_first:
                 fn()
             n = batches.get(k, 1)
+            faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             t0 = time.perf_counter()
             for _ in range(n):
                 fn()
             times[k].append((time.perf_counter() - t0) / n)
+            TIMED_PAGE_FAULTS["faults"] += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
+            TIMED_PAGE_FAULTS["calls"] += n
     seconds_each = {k: statistics.median(v) for k, v in times.items()}
     ratios = {k: statistics.median(a / o for a, o in zip(v, times[reference])) for k, v in times.items()}
     return seconds_each, ratios
@@ -687,6 +696,10 @@ def main():
     rows = []
     for s in specs:
         rows += bench_shape(s, min_time, peak, DTYPES[args.dtype], roof)
+    header["page_faults_in_timed_calls"] = (f"{TIMED_PAGE_FAULTS['faults']} in {TIMED_PAGE_FAULTS['calls']} "
+                                            "timed calls of every implementation (after each measurement's "
+                                            "warm-up; 0: no timed call paid for fresh pages)")
+    print(f"# page_faults_in_timed_calls: {header['page_faults_in_timed_calls']}")
     report(rows, header, args.out, tag)
 
 
