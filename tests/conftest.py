@@ -151,6 +151,11 @@ def _edge_configs():
         Conv(2, 6, 2, 77, 48, 4, stride=2, padding=(3, 1), dilation=2, groups=3),
         Conv(3, 15, 10, 100, 15, 3),  # the forum shape, shrunk in batch
         Conv(1, 2, 1, 5, 2, 2, stride=2**32, padding=1),  # a stride past int32: one output, residues past the row
+        # rows of the result a multiple of 2 KiB apart, several strips of rows:
+        # the micro-kernels' blocks in panels (forward; grad-input, 24 rows)
+        Conv(2, 2, 2, 256, 32, 4, padding="same"),
+        Conv(1, 4, 4, 1024, 24, 3, padding="causal"),
+        Conv(1, 24, 2, 512, 2, 3, padding="same"),
     ]
     return c
 

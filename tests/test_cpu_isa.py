@@ -105,6 +105,8 @@ def _per_row_reference(x, w, b, pad_left, pad_right, dilation, groups):
     (2, 4, 3, 300, 4, 6, 2, 2, 4),      # depthwise: the forward pairs taps (K even, dilation 2)
     (2, 3, 2, 1100, 6, 5, 2, 1, 3),     # depthwise, two outputs a channel, K odd (last tap with zeros), two tiles
     (3, 2, 2, 70, 2, 9, 8, 3, 2),       # depthwise, K 9, dilation 3, padding past the taps
+    (2, 4, 4, 256, 32, 3, 1, 1, 1),     # rows of y 2 KiB apart, 4 strips: blocks in panels
+    (1, 32, 4, 256, 4, 3, 1, 1, 1),     # ... of grad_x
 ])
 def test_bfloat16_pairs_match_pytorch(B, Cin, H, W, Cout, K, pad, dilation, groups):
     torch.manual_seed(B * 1000 + Cin * 10 + K)
