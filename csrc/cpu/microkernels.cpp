@@ -325,9 +325,9 @@ ROWCONV_INLINE void gemm_rows_short_strip(int64_t rows, int64_t N, int64_t R, co
 
 // The order of a product's blocks (MR rows by `step` columns, over its
 // full strips of rows): panels of columns outer; in each, the strips, each
-// along its blocks. The panel is one column block (column blocks outer,
-// strips inner: a block of B stays in L1 while every strip uses it),
-// except where C's rows are a multiple of 2 KiB apart (a power-of-two
+// along its blocks. The panel is one column block (gemm_rows_impl's order:
+// column blocks outer, strips inner, a block of B in L1 while every strip
+// uses it), except where C's rows are a multiple of 2 KiB apart (a power-of-two
 // H * W: 'same' and causal convolutions of rows of 256, 512, 1024, ...):
 // their lines at one column fall into one or two sets of the L1 cache, and
 // all strips storing one column block's lines in turn filled those sets
@@ -347,21 +347,40 @@ inline int64_t block_panel(int64_t full, int64_t MR, int64_t step, int64_t b_col
   return std::max<int64_t>(1, kPanelBytes / std::max<int64_t>(b_column_bytes, 1) / step) * step;
 }
 
-// Columns [n_begin, N): the full strips in block_panel's order, then the
-// rows left.
+// Column blocks outer, strips of MR rows inner: a block of B stays in L1
+// while every strip uses it. Columns [n_begin, N).
 template <typename T, int Bytes, int MR, int NV, typename Mode>
 ROWCONV_INLINE void gemm_rows_impl(int64_t M, int64_t N, int64_t R, const T* const* A_rows,
                                    const T* const* B_rows, T* C, int64_t ldc, const Mode& mode,
                                    int64_t n_begin = 0) {
   constexpr int64_t step = NV * Vec<T, Bytes>::kWidth;
   const int64_t full = M / MR * MR;
-  const int64_t panel = block_panel(full, MR, step, R * int64_t{sizeof(T)}, ldc * int64_t{sizeof(T)});
-  for (int64_t p0 = n_begin; p0 < N; p0 += panel)
+  if (full > 0) {
+    for (int64_t n0 = n_begin; n0 < N; n0 += step)
+      gemm_rows_column_block<T, Bytes, MR, NV>(full, N, R, A_rows, B_rows, n0, C, ldc, mode, 0);
+  }
+  gemm_rows_short_strip<T, Bytes, MR - 1, NV>(M - full, N, R, A_rows + full, B_rows,
+                                              C + full * ldc, ldc, mode, full, n_begin);
+}
+
+// gemm_rows_impl with its full strips in panels of `panel` columns
+// (block_panel), each strip along its blocks within a panel. (gemm_rows_set
+// calls it or gemm_rows_impl, each compiled as a function of its own: with
+// both loop nests in one function, the compiler's registers and layout cost
+// other shapes' blocks 5-6%: a causal (32,15,10,512) K 5 forward, the
+// narrow one from memory.)
+template <typename T, int Bytes, int MR, int NV, typename Mode>
+ROWCONV_INLINE void gemm_rows_panels_impl(int64_t M, int64_t N, int64_t R, const T* const* A_rows,
+                                          const T* const* B_rows, T* C, int64_t ldc, const Mode& mode,
+                                          int64_t panel) {
+  constexpr int64_t step = NV * Vec<T, Bytes>::kWidth;
+  const int64_t full = M / MR * MR;
+  for (int64_t p0 = 0; p0 < N; p0 += panel)
     for (int64_t m0 = 0; m0 < full; m0 += MR)
       for (int64_t n0 = p0; n0 < std::min(N, p0 + panel); n0 += step)
         gemm_rows_column_block<T, Bytes, MR, NV>(MR, N, R, A_rows + m0, B_rows, n0, C + m0 * ldc, ldc, mode, m0);
-  gemm_rows_short_strip<T, Bytes, MR - 1, NV>(M - full, N, R, A_rows + full, B_rows,
-                                              C + full * ldc, ldc, mode, full, n_begin);
+  gemm_rows_short_strip<T, Bytes, MR - 1, NV>(M - full, N, R, A_rows + full, B_rows, C + full * ldc, ldc, mode,
+                                              full, 0);
 }
 
 // Stores count elements of src at dst, the whole 64-byte lines of dst
@@ -897,9 +916,24 @@ ROWCONV_INLINE void transpose_impl(int64_t rows, int64_t cols, const T* src, int
     gemm_rows_impl<T, BYTES, MR, NV>(M, N, R, A_rows, B_rows, C, ldc, AddToC{});             \
   }                                                                                           \
   template <typename T>                                                                       \
+  TARGET __attribute__((noinline)) void gemm_rows_set_panels_##NAME(                          \
+      int64_t M, int64_t N, int64_t R, const T* const* A_rows, const T* const* B_rows,        \
+      const T* init, T* C, int64_t ldc, int64_t panel) {                                      \
+    gemm_rows_panels_impl<T, BYTES, MR, NV>(M, N, R, A_rows, B_rows, C, ldc, SetC<T>{init, N}, panel); \
+  }                                                                                           \
+  template <typename T>                                                                       \
+  TARGET __attribute__((noinline)) void gemm_rows_set_columns_##NAME(                         \
+      int64_t M, int64_t N, int64_t R, const T* const* A_rows, const T* const* B_rows,        \
+      const T* init, T* C, int64_t ldc) {                                                     \
+    gemm_rows_impl<T, BYTES, MR, NV>(M, N, R, A_rows, B_rows, C, ldc, SetC<T>{init, N});     \
+  }                                                                                           \
+  template <typename T>                                                                       \
   TARGET void gemm_rows_set_##NAME(int64_t M, int64_t N, int64_t R, const T* const* A_rows,  \
                                    const T* const* B_rows, const T* init, T* C, int64_t ldc) { \
-    gemm_rows_impl<T, BYTES, MR, NV>(M, N, R, A_rows, B_rows, C, ldc, SetC<T>{init, N});     \
+    constexpr int64_t step = NV * (BYTES / static_cast<int64_t>(sizeof(T)));                  \
+    const int64_t panel = block_panel(M / MR * MR, MR, step, R * int64_t{sizeof(T)}, ldc * int64_t{sizeof(T)}); \
+    if (panel != step) return gemm_rows_set_panels_##NAME<T>(M, N, R, A_rows, B_rows, init, C, ldc, panel); \
+    gemm_rows_set_columns_##NAME<T>(M, N, R, A_rows, B_rows, init, C, ldc);                   \
   }                                                                                           \
   template <typename T>                                                                       \
   TARGET void gemm_rows_set_streaming_##NAME(int64_t M, int64_t N, int64_t R, const T* const* A_rows, \
