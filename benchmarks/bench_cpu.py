@@ -97,6 +97,8 @@ SHAPES = [
     Spec("grouped", 16, 16, 8, 1024, 32, 5, groups=4),
     Spec("same", 32, 15, 10, 100, 15, 4, padding="same"),
     Spec("causal", 32, 15, 10, 512, 15, 5, padding="causal", dilation=2),
+    # rows of the result a power of two apart (H * W), few terms an output
+    Spec("same-pow2", 16, 4, 8, 1024, 32, 3, padding="same"),
 ]
 QUICK = ["forum", "forum-stride2", "forum-dil2"]
 IMPLS = ["ours", "loop", "recipe", "native"]
