@@ -72,6 +72,9 @@ THREAD_CONFIGS = [
     # batch entry, runs that the thread split cuts at different rows
     Conv(3, 4, 37, 300, 4, 3, padding="causal", groups=4),  # dot form (one output channel a group)
     Conv(2, 8, 21, 200, 16, 3, padding=2, dilation=2),  # gemm form
+    # one row, gemm form: blocks of input channels share each transposed
+    # tile of grad_out, several tiles a row
+    Conv(2, 16, 1, 3000, 32, 5, padding="same"),
 ]
 
 

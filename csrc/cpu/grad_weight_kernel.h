@@ -178,14 +178,22 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
   const int64_t run = std::clamp<int64_t>(
       l2_cache_bytes() / 2 / static_cast<int64_t>((acc_size + partial_size) * sizeof(acc_t)), 1, kMaxRun);
 
-  // Item -> the slice of grad_w it owns: row h (fastest), block of channels, group.
+  // Item -> the slice of grad_w it owns. Dot form: row h (fastest), block
+  // of channels, group. Gemm and pair forms: the block fastest, then h and
+  // the group, so that the blocks of one (h, group), which read the same
+  // tiles of grad_out, are neighbours: a run serves each (b, tile) to all
+  // its items in turn and transposes (or packs) grad_out's tile once for
+  // the items of one (h, group), not once an item. (Blocks of input
+  // channels exist where H * groups is below 4 a thread: (4,16,1,2048)
+  // Cout 64 K 5 had 8 blocks, and the 8 transposes of each tile took 38%
+  // of the op's samples.)
   struct Slice {
     int64_t h, g, first, count;
   };
   const auto slice_of = [&](int64_t item) {
-    const int64_t first = item / p.rows % blocks * block;
-    return Slice{item % p.rows, item / p.rows / blocks, first,
-                 std::min(block, channels - first)};  // count >= 1: first < channels
+    const int64_t first = (channel_vectors ? item % blocks : item / p.rows % blocks) * block;
+    const int64_t hg = channel_vectors ? item / blocks : item % p.rows + item / p.rows / blocks * p.rows;
+    return Slice{hg % p.rows, hg / p.rows, first, std::min(block, channels - first)};  // count >= 1
   };
 
   // bfloat16 at stride 1 in the gemm form: pairs of positions t summed by
@@ -262,53 +270,66 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
       std::fill(acc_total.begin(), acc_total.end(), acc_t(0));
       std::fill(partials_total.begin(), partials_total.end(), acc_t(0));
       for (int64_t b = 0; b < p.batch; ++b) {
-        for (int64_t item = first_item; item < run_end; ++item) {
+        // the (h, group) and tile whose grad_out the gemm and pair forms
+        // hold transposed (packed) for this b
+        int64_t made_hg = -1, made_tile = -1;
+        // Each item's terms of each tile (each item's order: b, then its
+        // tiles): where blocks share a tile of grad_out, tiles outer (a
+        // tile's transpose serves the items of its (h, group)); else items
+        // outer, each item's row in one stretch. (One loop, not a lambda
+        // called from two: that cost the bf16 wide grad-weight 2-3%.)
+        const bool tiles_outer = channel_vectors && blocks > 1;
+        const int64_t run_items = run_end - first_item;
+        for (int64_t step = 0; step < run_items * tiles; ++step) {
+          const int64_t item = first_item + (tiles_outer ? step % run_items : step / tiles);
+          const int64_t tile_idx = tiles_outer ? step / run_items : step % tiles;
           const auto [h, g, first, count] = slice_of(item);
           const int64_t slot = item - first_item;
-          for (int64_t tile_idx = 0; tile_idx < tiles; ++tile_idx) {
-            const int64_t t0 = tile_idx * tile, n = std::min(tile, p.out_width - t0);
-            if constexpr (std::is_same_v<scalar_t, c10::BFloat16>) {
-              if (pairs) {
-                // acc[(ci, k), co] += sum over pairs (t, t + 1) of x_rows[(ci, k)] . gout[co]
-                // (an odd tile's last pair: (t, 0) on both sides)
-                pack_gout_pairs(p, grad_out + p.gout_offset(b, g * cout_g, h, t0), n, gout_pairs.data(), ld);
-                pack_x_pair_rows(p, x, b, h, g, t0, n, first, count, x_window.data(), x_pairs.data(), x_row);
-                pairs->gemm_pairs_add(count * K, cout_g, (n + 1) / 2, x_pair_rows.data(), gout_pair_rows.data(),
-                                      acc.data() + slot * acc_size, ld);
-              }
-            }
+          const int64_t t0 = tile_idx * tile, n = std::min(tile, p.out_width - t0);
+          const bool made = made_hg == h * p.groups + g && made_tile == tile_idx;
+          made_hg = h * p.groups + g;
+          made_tile = tile_idx;
+          if constexpr (std::is_same_v<scalar_t, c10::BFloat16>) {
             if (pairs) {
-              // (summed above, into acc)
-            } else if (channel_vectors) {
-              // acc[(ci, k), co] += sum_t x_rows[(ci, k)][t] * gout[t][co]
-              transpose_gout_tile(p, mk, grad_out + p.gout_offset(b, g * cout_g, h, t0), n, gout.data(), ld);
-              bool x_read_in_place = false;
-              if constexpr (kSameType) x_read_in_place = x_in_place && in.point_into(x, x_extent, b, h, g, t0, n);
-              if (!x_read_in_place) in.gather(x, b, h, g, t0, n, first, first + count);
-              mk.gemm_rows(count * K, cout_g, n, in.rows.data() + first * K, gout_rows.data(),
-                           acc.data() + slot * acc_size, ld);
-            } else {
-              for (int64_t co = 0; co < count; ++co) {
-                const int64_t at = p.gout_offset(b, g * cout_g + first + co, h, t0);
-                if constexpr (kSameType) {
-                  if (gout_in_place && at + n + kRowSlack <= gout_extent) {
-                    gout_rows[co] = grad_out + at;
-                    continue;
-                  }
-                }
-                gout_rows[co] = load_window_line_aligned(grad_out + p.gout_offset(b, g * cout_g + first + co, h, 0),
-                                                         p.out_width, p.gout_stride_w, t0, n, gout.data() + co * ld);
-              }
-              bool x_read_in_place = false;
-              if constexpr (kSameType) x_read_in_place = x_in_place && in.point_into(x, x_extent, b, h, g, t0, n);
-              if (!x_read_in_place) in.gather(x, b, h, g, t0, n);
-              if (one_row_of_taps)  // in.rows[k] = in.rows[0] + k * dilation
-                mk.taps_dot_row(n, K, p.dilation, gout_rows[0], in.rows.data(), partials.data() + slot * partial_size);
-              else
-                mk.dot_rows(count, R, n, gout_rows.data(), in.rows.data(), partials.data() + slot * partial_size, R);
+              // acc[(ci, k), co] += sum over pairs (t, t + 1) of x_rows[(ci, k)] . gout[co]
+              // (an odd tile's last pair: (t, 0) on both sides)
+              if (!made) pack_gout_pairs(p, grad_out + p.gout_offset(b, g * cout_g, h, t0), n, gout_pairs.data(), ld);
+              pack_x_pair_rows(p, x, b, h, g, t0, n, first, count, x_window.data(), x_pairs.data(), x_row);
+              pairs->gemm_pairs_add(count * K, cout_g, (n + 1) / 2, x_pair_rows.data(), gout_pair_rows.data(),
+                                    acc.data() + slot * acc_size, ld);
             }
-            if ((b * tiles + tile_idx + 1) % flush_tiles == 0) flush(slot);
           }
+          if (pairs) {
+            // (summed above, into acc)
+          } else if (channel_vectors) {
+            // acc[(ci, k), co] += sum_t x_rows[(ci, k)][t] * gout[t][co]
+            if (!made) transpose_gout_tile(p, mk, grad_out + p.gout_offset(b, g * cout_g, h, t0), n, gout.data(), ld);
+            bool x_read_in_place = false;
+            if constexpr (kSameType) x_read_in_place = x_in_place && in.point_into(x, x_extent, b, h, g, t0, n);
+            if (!x_read_in_place) in.gather(x, b, h, g, t0, n, first, first + count);
+            mk.gemm_rows(count * K, cout_g, n, in.rows.data() + first * K, gout_rows.data(),
+                         acc.data() + slot * acc_size, ld);
+          } else {
+            for (int64_t co = 0; co < count; ++co) {
+              const int64_t at = p.gout_offset(b, g * cout_g + first + co, h, t0);
+              if constexpr (kSameType) {
+                if (gout_in_place && at + n + kRowSlack <= gout_extent) {
+                  gout_rows[co] = grad_out + at;
+                  continue;
+                }
+              }
+              gout_rows[co] = load_window_line_aligned(grad_out + p.gout_offset(b, g * cout_g + first + co, h, 0),
+                                                       p.out_width, p.gout_stride_w, t0, n, gout.data() + co * ld);
+            }
+            bool x_read_in_place = false;
+            if constexpr (kSameType) x_read_in_place = x_in_place && in.point_into(x, x_extent, b, h, g, t0, n);
+            if (!x_read_in_place) in.gather(x, b, h, g, t0, n);
+            if (one_row_of_taps)  // in.rows[k] = in.rows[0] + k * dilation
+              mk.taps_dot_row(n, K, p.dilation, gout_rows[0], in.rows.data(), partials.data() + slot * partial_size);
+            else
+              mk.dot_rows(count, R, n, gout_rows.data(), in.rows.data(), partials.data() + slot * partial_size, R);
+          }
+          if ((b * tiles + tile_idx + 1) % flush_tiles == 0) flush(slot);
         }
       }
       for (int64_t item = first_item; item < run_end; ++item) {

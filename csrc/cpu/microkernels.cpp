@@ -1009,7 +1009,6 @@ struct PairsAddFloat {
   static constexpr bool kAdd = true;
   float* C;
   int64_t ldc;
-  int64_t row_bytes() const { return ldc * int64_t{sizeof(float)}; }
 };
 
 // One MR x (NV vectors of 16 columns) block from column n0 and row m0:
@@ -1078,8 +1077,9 @@ ROWCONV_TARGET_BF16 ROWCONV_INLINE void gemm_pairs_block(int64_t P, const uint32
 }
 
 // Strips of MR rows (then of fewer: one block shape per remaining count, with
-// more vectors each), in gemm_rows_impl's order of blocks.
-template <int MR, int NV, typename Out>
+// more vectors each) inside column blocks, as gemm_rows_impl; with Panels,
+// in block_panel's order (gemm_rows_panels_impl: a function of its own).
+template <int MR, int NV, bool Panels, typename Out>
 ROWCONV_TARGET_BF16 ROWCONV_INLINE void gemm_pairs_strips(int64_t M, int64_t N, int64_t P,
                                                           const uint32_t* const* A_rows,
                                                           const uint32_t* const* B_rows, int64_t m0,
@@ -1088,26 +1088,40 @@ ROWCONV_TARGET_BF16 ROWCONV_INLINE void gemm_pairs_strips(int64_t M, int64_t N, 
     const int64_t full = M / MR * MR;
     constexpr int64_t step = NV * 16;
     static_assert(step <= kRowSlack, "a column block must fit in the row slack");
-    const int64_t panel = block_panel(full, MR, step, P * int64_t{sizeof(uint32_t)}, out.row_bytes());
-    for (int64_t p0 = 0; p0 < N; p0 += panel)
-      for (int64_t m = 0; m < full; m += MR)
-        for (int64_t n0 = p0; n0 < std::min(N, p0 + panel); n0 += step)
-          gemm_pairs_block<MR, NV>(P, A_rows + m, B_rows, n0, m0 + m, out);
+    if constexpr (Panels) {
+      const int64_t panel = block_panel(full, MR, step, P * int64_t{sizeof(uint32_t)}, out.row_bytes());
+      for (int64_t p0 = 0; p0 < N; p0 += panel)
+        for (int64_t m = 0; m < full; m += MR)
+          for (int64_t n0 = p0; n0 < std::min(N, p0 + panel); n0 += step)
+            gemm_pairs_block<MR, NV>(P, A_rows + m, B_rows, n0, m0 + m, out);
+    } else if (full > 0) {
+      for (int64_t n0 = 0; n0 < N; n0 += step)
+        for (int64_t m = 0; m < full; m += MR) gemm_pairs_block<MR, NV>(P, A_rows + m, B_rows, n0, m0 + m, out);
+    }
     if (full == M) return;
     // what is left (< MR rows): blocks of half the rows and twice the vectors, down to one row
-    gemm_pairs_strips<MR / 2, std::min(8, NV * 2)>(M - full, N, P, A_rows + full, B_rows, m0 + full, out);
+    gemm_pairs_strips<MR / 2, std::min(8, NV * 2), Panels>(M - full, N, P, A_rows + full, B_rows, m0 + full, out);
   }
+}
+
+ROWCONV_TARGET_BF16 __attribute__((noinline)) void gemm_pairs_set_panels_avx512(
+    int64_t M, int64_t N, int64_t P, const uint32_t* const* A_rows, const uint32_t* const* B_rows, const float* init,
+    uint16_t* C, int64_t ldc) {
+  gemm_pairs_strips<8, 2, true>(M, N, P, A_rows, B_rows, 0, PairsToBf16{init, C, ldc, N});
 }
 
 ROWCONV_TARGET_BF16 void gemm_pairs_set_avx512(int64_t M, int64_t N, int64_t P, const uint32_t* const* A_rows,
                                               const uint32_t* const* B_rows, const float* init, uint16_t* C,
                                               int64_t ldc) {
-  gemm_pairs_strips<8, 2>(M, N, P, A_rows, B_rows, 0, PairsToBf16{init, C, ldc, N});
+  const PairsToBf16 out{init, C, ldc, N};
+  if (block_panel(M / 8 * 8, 8, 32, P * int64_t{sizeof(uint32_t)}, out.row_bytes()) != 32)
+    return gemm_pairs_set_panels_avx512(M, N, P, A_rows, B_rows, init, C, ldc);
+  gemm_pairs_strips<8, 2, false>(M, N, P, A_rows, B_rows, 0, out);
 }
 
 ROWCONV_TARGET_BF16 void gemm_pairs_add_avx512(int64_t M, int64_t N, int64_t P, const uint32_t* const* A_rows,
                                               const uint32_t* const* B_rows, float* C, int64_t ldc) {
-  gemm_pairs_strips<8, 2>(M, N, P, A_rows, B_rows, 0, PairsAddFloat{C, ldc});
+  gemm_pairs_strips<8, 2, false>(M, N, P, A_rows, B_rows, 0, PairsAddFloat{C, ldc});
 }
 
 ROWCONV_TARGET_BF16 void interleave_pairs_avx512(int64_t count, const uint16_t* even, const uint16_t* odd,
