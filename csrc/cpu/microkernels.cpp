@@ -1113,8 +1113,9 @@ ROWCONV_TARGET_BF16 __attribute__((noinline)) void gemm_pairs_set_panels_avx512(
 ROWCONV_TARGET_BF16 void gemm_pairs_set_avx512(int64_t M, int64_t N, int64_t P, const uint32_t* const* A_rows,
                                               const uint32_t* const* B_rows, const float* init, uint16_t* C,
                                               int64_t ldc) {
+  constexpr int64_t kStep = 2 * 16;  // gemm_pairs_strips<8, 2>'s column block
   const PairsToBf16 out{init, C, ldc, N};
-  if (block_panel(M / 8 * 8, 8, 32, P * int64_t{sizeof(uint32_t)}, out.row_bytes()) != 32)
+  if (block_panel(M / 8 * 8, 8, kStep, P * int64_t{sizeof(uint32_t)}, out.row_bytes()) != kStep)
     return gemm_pairs_set_panels_avx512(M, N, P, A_rows, B_rows, init, C, ldc);
   gemm_pairs_strips<8, 2, false>(M, N, P, A_rows, B_rows, 0, out);
 }
