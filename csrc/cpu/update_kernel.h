@@ -520,18 +520,18 @@ void update_by_dot_rows(const RowConvUpdateParams& p, const scalar_t* x, scalar_
         if (T == 1) step_tap_offsets(p, starts[e], taps.data());
         for (int64_t h = h0; h < h1; ++h) {
           acc_t* col = cols_buf + ((h - h0) * count + e * T) * ld;
-          if (packs_and_shifts && vector_pack) {
+          if (packs_and_shifts) {
             const scalar_t* x_row = x + conv.in_offset(entries[e], g * cin_g, h, 0);
             scalar_t* s_row = state + p.state_row_offset(rows[e], g * cin_g, h);
-            if constexpr (std::is_same_v<scalar_t, float>)
-              vector_pack(cin_g, x_row, x_stride_c, s_row, s_stride_c, col);
-          } else if (packs_and_shifts) {
-            const scalar_t* x_row = x + conv.in_offset(entries[e], g * cin_g, h, 0);
-            scalar_t* s_row = state + p.state_row_offset(rows[e], g * cin_g, h);
-            with_update_width(K, [&](auto width) {
-              if constexpr (width() > 0 && std::is_same_v<scalar_t, acc_t>)
-                pack_windows_and_shift_state_rows<width()>(cin_g, x_row, x_stride_c, s_row, s_stride_c, col);
-            });
+            if (vector_pack) {  // (null but for float)
+              if constexpr (std::is_same_v<scalar_t, float>)
+                vector_pack(cin_g, x_row, x_stride_c, s_row, s_stride_c, col);
+            } else {
+              with_update_width(K, [&](auto width) {
+                if constexpr (width() > 0 && std::is_same_v<scalar_t, acc_t>)
+                  pack_windows_and_shift_state_rows<width()>(cin_g, x_row, x_stride_c, s_row, s_stride_c, col);
+              });
+            }
           } else if (usual_step) {  // without the branches of the general form
             const scalar_t* x_row = x + conv.in_offset(entries[e], g * cin_g, h, 0);
             const scalar_t* s_row = state + p.state_row_offset(rows[e], g * cin_g, h);
