@@ -278,6 +278,26 @@ inline InPlaceColumns in_place_columns(int64_t t0, int64_t n, int64_t inside_lo,
   return {lo, hi};
 }
 
+// f(c0, cn) for the columns [lo, hi) of a result row, in two parts where
+// the result is stored non-temporally and an output has at most
+// kSplitMaxTerms terms: the columns before the row's first line boundary
+// (plain stores, less than a line), then the rest, whose vectors then start
+// on lines. Non-temporal stores need whole aligned vectors: a tile starting
+// off a line had every store plain, each line read from memory first (a
+// depthwise forward from memory with rows of 4100, K 4: 1.75x the time of
+// the split, Zen 5). The first part's vector is a chain of `terms`
+// dependent multiply-adds: with many terms the product, not memory, bounds
+// the row, and the split cost more than the stores saved (dw-long, K 64:
+// 1.10x the time; K 8-32 0.86-0.98x). The sums do not depend on where the
+// columns split.
+constexpr int64_t kSplitMaxTerms = 32;
+template <typename T, typename F>
+inline void split_at_first_line(int64_t lo, int64_t hi, const T* result_row, bool streaming, int64_t terms, F&& f) {
+  const int64_t head = streaming && terms <= kSplitMaxTerms ? std::min(hi - lo, elements_to_next_line(result_row + lo)) : 0;
+  if (head > 0) f(lo, head);
+  if (hi > lo + head) f(lo + head, hi - lo - head);
+}
+
 // The input that output positions [t0, t0 + n) of one (b, h, group) read, as
 // Cin_g * K rows contiguous in t (an im2col matrix that is never built):
 //   rows[ci * K + k][t] = x[b, g * Cin_g + ci, h, (t0 + t) * stride - pad_left + k * dilation]

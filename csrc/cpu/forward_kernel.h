@@ -178,11 +178,13 @@ void row_conv1d_forward_depthwise(const RowConvParams& p, const scalar_t* x, con
         const auto [lo, hi] = in_place_columns(t0, n, p.pad_left, p.width + p.pad_left - reach, y_row);
         // (the kernel reads whole blocks past the last column: within x?)
         if (hi > lo && x_row + hi - p.pad_left + reach + kRowSlack <= x_extent) {
-          taps_into_y(hi - lo, K, d, w, x + x_row + (lo - p.pad_left), b0, y_row + lo);
+          split_at_first_line(lo, hi, y_row, streaming, K, [&](int64_t c0, int64_t cn) {
+            taps_into_y(cn, K, d, w, x + x_row + (c0 - p.pad_left), b0, y_row + c0);
+          });
           if (lo > t0) from_window(t0, lo - t0);
           if (t0 + n > hi) from_window(hi, t0 + n - hi);
         } else {
-          from_window(t0, n);
+          split_at_first_line(t0, t0 + n, y_row, streaming, K, from_window);
         }
         if (final_state && t0 + n == p.out_width) copy_final_state_rows(p, x, b, h, g, final_state);
       }
@@ -266,7 +268,14 @@ void row_conv1d_forward(const RowConvParams& p, const scalar_t* x, const scalar_
           };
           const auto [lo, hi] = in_place_columns(t0, n, p.pad_left, p.width + p.pad_left - (p.kernel_size - 1) * p.dilation, y_row);
           if (reads_in_place && hi > lo && in.point_into(x, x_extent, b, h, g, lo, hi - lo)) {
-            into_y(lo, hi - lo);
+            if (streaming) {
+              split_at_first_line(lo, hi, y_row, streaming, R, [&](int64_t c0, int64_t cn) {
+                in.point_into(x, x_extent, b, h, g, c0, cn);
+                into_y(c0, cn);
+              });
+            } else {
+              into_y(lo, hi - lo);
+            }
             if (lo > t0) in.gather(x, b, h, g, t0, lo - t0), into_y(t0, lo - t0);
             if (t0 + n > hi) in.gather(x, b, h, g, hi, t0 + n - hi), into_y(hi, t0 + n - hi);
           } else {

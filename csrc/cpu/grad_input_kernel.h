@@ -264,7 +264,9 @@ void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
                                                            gout.data() + co * span);
               product(j1, m, [&](int64_t co) { return gout_window[co]; });
             };
-            product(lo, hi - lo, [&](int64_t co) { return grad_out + p.gout_offset(b, g * cout_g + co, h, t_first); });
+            split_at_first_line(lo, hi, gx_row, streaming, cout_g * K, [&](int64_t j1, int64_t m) {
+              product(j1, m, [&](int64_t co) { return grad_out + p.gout_offset(b, g * cout_g + co, h, t_first + (j1 - lo)); });
+            });
             if (lo > j0) copied(j0, lo - j0);
             if (j0 + n > hi) copied(hi, j0 + n - hi);
             continue;

@@ -187,10 +187,39 @@ struct SetC {
   int64_t col0 = 0;  // column n at C + n - col0 (a buffer holding columns from col0)
 };
 
+// The first `columns` of each of `rows` rows of `block` (block_ld apart)
+// into C's rows (ldc apart): the whole 64-byte lines of each destination row
+// non-temporally (in 16-byte pieces: any instruction set), the partial
+// lines at its ends plainly. A row's last block of a result stored past the
+// caches: through a buffer with plain stores only, up to 127 columns a row
+// were each line read from memory first (a 509-wide depthwise forward from
+// memory took 2x the time an output of a 512-wide one, Zen 5). Out of line:
+// the micro-kernels that inline store_block run it once a row.
+template <typename T>
+__attribute__((noinline)) void store_rows_partly_streaming(const T* block, int64_t rows, int64_t block_ld, T* C,
+                                                           int64_t ldc, int64_t columns) {
+  for (int64_t m = 0; m < rows; ++m) {
+    const char* src = reinterpret_cast<const char*>(block + m * block_ld);
+    char* dst = reinterpret_cast<char*>(C + m * ldc);
+    const int64_t bytes = columns * int64_t{sizeof(T)};
+    const int64_t head = std::min<int64_t>(bytes, (64 - reinterpret_cast<uintptr_t>(dst) % 64) % 64);
+    const int64_t lines_end = head + (bytes - head) / 64 * 64;
+    std::memcpy(dst, src, head);
+#if defined(__x86_64__)
+    for (int64_t i = head; i < lines_end; i += 16)
+      _mm_stream_si128(reinterpret_cast<__m128i*>(dst + i), _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i)));
+#else
+    std::memcpy(dst + head, src + head, lines_end - head);
+#endif
+    std::memcpy(dst + lines_end, src + lines_end, bytes - lines_end);
+  }
+}
+
 // Stores an MR x (NV vectors) block of results at C (rows ldc apart), of
 // whose columns the first `columns` are wanted: whole vectors (non-temporal
 // ones where Streaming) when they all are, else through a buffer, the first
-// `columns` of each row only (C has no slack).
+// `columns` of each row only (C has no slack; where Streaming, their whole
+// lines non-temporally).
 template <typename T, int Bytes, int MR, int NV, bool Streaming>
 ROWCONV_INLINE void store_block(const typename Vec<T, Bytes>::V (&acc)[MR][NV], T* C, int64_t ldc,
                                 int64_t columns) {
@@ -200,6 +229,7 @@ ROWCONV_INLINE void store_block(const typename Vec<T, Bytes>::V (&acc)[MR][NV], 
     T block[MR][kCols];
     for (int m = 0; m < MR; ++m)
       for (int v = 0; v < NV; ++v) X::store(block[m] + v * X::kWidth, acc[m][v]);
+    if constexpr (Streaming) return store_rows_partly_streaming(&block[0][0], MR, kCols, C, ldc, columns);
     for (int m = 0; m < MR; ++m) std::memcpy(C + m * ldc, block[m], columns * sizeof(T));
     return;
   }
