@@ -587,7 +587,10 @@ ROWCONV_INLINE void taps_row_block_by_tap(int64_t n0, int64_t N, int64_t K, int6
 // memory (depthwise: as large), its lines fetched 2 KiB ahead, sooner than
 // the hardware's prefetchers fetch them (Zen 3, 2 threads, a
 // (64,1,1024,4096) forward: about 0.8x the time, one pass and chunks of
-// 512; from L1 1.05-1.07x, so only there).
+// 512; from L1 1.05-1.07x, so only there). Every block fetches, the row's
+// last one too (until session 26 it did not: on rows of 512 a quarter of the
+// next row's lines came unfetched; Zen 5, (64,1,1024,512) K 4 chunks with
+// carried state, in-process: 0.90-0.92x the time on 2 threads, 0.78x on one).
 template <typename T, int64_t Cols>
 ROWCONV_INLINE void fetch_ahead(const T* x) {
   constexpr int64_t kAhead = 2048;
@@ -616,7 +619,10 @@ ROWCONV_INLINE void taps_row_blocks(int64_t N, int64_t K, int64_t step, const T*
     if constexpr (Streaming) fetch_ahead<T, kCols>(x + n0);
     taps_row_block_by_tap<T, Bytes, NV, Streaming>(n0, N, K, step, tc.P, w, x, from, y);
   }
-  if (n0 < N) taps_row_block_by_tap<T, Bytes, NV, Streaming>(n0, N, K, step, tc.P, w, x, from, y);
+  if (n0 < N) {  // the last block fetches ahead too: the next row's input where rows are short
+    if constexpr (Streaming) fetch_ahead<T, kCols>(x + n0);
+    taps_row_block_by_tap<T, Bytes, NV, Streaming>(n0, N, K, step, tc.P, w, x, from, y);
+  }
 }
 template <typename T, int Bytes, bool Streaming>
 ROWCONV_INLINE void taps_row_impl(int64_t N, int64_t K, int64_t step, const T* w, const T* x, const T* init,
