@@ -238,11 +238,13 @@ def _last_level_cache_bytes():
 # are more rows than the streaming store's buffer holds a stretch of (the
 # gemm blocks store them themselves), and grad-input's 2 rows stream
 @pytest.mark.parametrize("channels", [(16, 16, 1), (8, 8, 8), (2, 72, 1)], ids=["dense", "depthwise", "many-outputs"])
-# rows of 2100 (2096 'valid'): every row starts at another place in a line,
-# its second and third tiles too, and its last vector is partial (the
-# non-temporal stores split off each part's first partial line)
-@pytest.mark.parametrize("W", [1024, 2100])
-def test_outputs_larger_than_the_cache_are_stored_past_it_unchanged(channels, padding, dtype, W, restore_threads):
+# 3 rows of 2101 (2097 'valid'): every row, and every output channel's row
+# (3 * 2101 elements apart), starts at another place in a line, and so do
+# the rows' second and third tiles; the last vectors are partial (the
+# stores split off each tile's first partial line and carry a line cut by
+# a stretch of columns to the next)
+@pytest.mark.parametrize("H, W", [(4, 1024), (3, 2101)], ids=["4x1024", "3x2101"])
+def test_outputs_larger_than_the_cache_are_stored_past_it_unchanged(channels, padding, dtype, H, W, restore_threads):
     """An output (or grad_x) of the last-level cache's size or more is stored
     non-temporally, whole lines of each row's stretch of columns in one run
     (the depthwise forward's row kernel also fetches its input ahead): the
@@ -250,7 +252,6 @@ def test_outputs_larger_than_the_cache_are_stored_past_it_unchanged(channels, pa
     batch entries have the same bits as in a batch of two, whose outputs are
     stored plainly."""
     Cin, Cout, groups = channels
-    H = 4
     B = -(-_last_level_cache_bytes() // (Cout * H * W * dtype.itemsize))  # y (and grad_x where Cin = Cout) >= the L3
     cfg = Conv(B, Cin, H, W, Cout, 5, padding=padding, groups=groups)
     x, w, b, gy = make_inputs(cfg, dtype, seed=31)
