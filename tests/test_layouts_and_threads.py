@@ -236,8 +236,11 @@ def _last_level_cache_bytes():
 # (Cin, Cout, groups): 16 channels, the fewest rows of 8 terms or more whose
 # products stream (3-15 store plainly; streams_result); 72 output channels
 # are more rows than the streaming store's buffer holds a stretch of (the
-# gemm blocks store them themselves), and grad-input's 2 rows stream
-@pytest.mark.parametrize("channels", [(16, 16, 1), (8, 8, 8), (2, 72, 1)], ids=["dense", "depthwise", "many-outputs"])
+# gemm blocks store them themselves); (4, 16): the forward's rows in place
+# (16 output rows, 20 terms an output) and (2, 4): grad-input's (2 rows, 20
+# terms), whose tiles split off a first partial line where they start off one
+@pytest.mark.parametrize("channels", [(16, 16, 1), (8, 8, 8), (2, 72, 1), (4, 16, 1), (2, 4, 1)],
+                         ids=["dense", "depthwise", "many-outputs", "few-terms", "few-inputs"])
 # 3 rows of 2101 (2097 'valid'): every row, and every output channel's row
 # (3 * 2101 elements apart), starts at another place in a line, and so do
 # the rows' second and third tiles; the last vectors are partial (the
@@ -252,7 +255,8 @@ def test_outputs_larger_than_the_cache_are_stored_past_it_unchanged(channels, pa
     batch entries have the same bits as in a batch of two, whose outputs are
     stored plainly."""
     Cin, Cout, groups = channels
-    B = -(-_last_level_cache_bytes() // (Cout * H * W * dtype.itemsize))  # y (and grad_x where Cin = Cout) >= the L3
+    sized = Cin if Cout <= 2 * Cin else Cout  # y, and grad_x where Cout <= 2 Cin, >= the L3
+    B = -(-_last_level_cache_bytes() // (sized * H * W * dtype.itemsize))
     cfg = Conv(B, Cin, H, W, Cout, 5, padding=padding, groups=groups)
     x, w, b, gy = make_inputs(cfg, dtype, seed=31)
     torch.set_num_threads(2)

@@ -268,14 +268,10 @@ void row_conv1d_forward(const RowConvParams& p, const scalar_t* x, const scalar_
           };
           const auto [lo, hi] = in_place_columns(t0, n, p.pad_left, p.width + p.pad_left - (p.kernel_size - 1) * p.dilation, y_row);
           if (reads_in_place && hi > lo && in.point_into(x, x_extent, b, h, g, lo, hi - lo)) {
-            if (streaming) {
-              split_at_first_line(lo, hi, y_row, streaming, R, [&](int64_t c0, int64_t cn) {
-                in.point_into(x, x_extent, b, h, g, c0, cn);
-                into_y(c0, cn);
-              });
-            } else {
-              into_y(lo, hi - lo);
-            }
+            split_at_first_line(lo, hi, y_row, streaming, R, [&](int64_t c0, int64_t cn) {
+              if (c0 > lo) in.point_into(x, x_extent, b, h, g, c0, cn);  // the rows from the second part on
+              into_y(c0, cn);
+            });
             if (lo > t0) in.gather(x, b, h, g, t0, lo - t0), into_y(t0, lo - t0);
             if (t0 + n > hi) in.gather(x, b, h, g, hi, t0 + n - hi), into_y(hi, t0 + n - hi);
           } else {
