@@ -595,6 +595,54 @@ def test_module_step_needs_a_causal_module_and_no_grad():
         assert m.step(torch.randn(1, 3, 2, 1, device=DEVICE), state).shape == (1, 3, 2, 1)
 
 
+# The usual step (float32, one new input, a state of exactly K - 1, x and the
+# state contiguous): the CPU kernel packs a group of neighbouring rows at once
+# on AVX-512 (16 / (K - 1) rows; 4 at K = 4) and the rows past a multiple of
+# it one at a time; with weights over 256 KiB the threads split the rows
+# where the rows' held inputs fill whole cache lines between them (K 3, 5),
+# else the batch entries (K 2, 4), or the rows all the same with one entry.
+USUAL_STEP_CASES = [  # (B, C, H, K), Cin = Cout
+    (5, 4, 19, 2), (5, 4, 10, 3), (5, 4, 6, 4), (5, 4, 7, 5),  # a group of rows and a tail
+    (3, 64, 16, 2), (3, 64, 16, 3), (3, 64, 16, 4), (3, 64, 16, 5),  # weights over 256 KiB
+    (1, 64, 16, 4),  # one entry: the rows split, their held inputs sharing lines
+]
+
+
+@pytest.mark.parametrize("pooled", [False, True], ids=["state", "pool"])
+@pytest.mark.parametrize("cfg", USUAL_STEP_CASES, ids=lambda c: "B{}-C{}-H{}-K{}".format(*c))
+def test_usual_steps_of_contiguous_rows_at_any_thread_count(cfg, pooled, restore_threads):
+    B, C, H, K = cfg
+    w, b, seq, S = problem(B, C, H, C, K, 1, 1, torch.float32, seed=sum(cfg), length=3)
+    want, bound = expected_and_tolerance(seq, w, b, 1, 1)
+    gen = torch.Generator().manual_seed(7)
+    rows = torch.randperm(2 * B + 1, generator=gen)[:B].to(DEVICE)  # entry e's state: pool row rows[e]
+    results = {}
+    for n in (1, 2, 3):
+        torch.set_num_threads(n)
+        if pooled:
+            state = randn((2 * B + 1, C, H, S), torch.float32, gen)
+            state[rows] = seq[..., :S]
+            before = state.clone()
+        else:
+            state = seq[..., :S].contiguous()
+        ys = []
+        for t in range(3):
+            x = seq[..., S + t:S + t + 1].contiguous()  # rows contiguous, as the grouped packing needs
+            y = update(x, state, w, b, state_indices=rows if pooled else None)
+            assert_close_bound(y, want[..., t:t + 1], bound[..., t:t + 1])  # valid-conv position t
+            ys.append(y)
+        held = state[rows] if pooled else state
+        assert torch.equal(held, seq[..., 3:S + 3])  # the last S inputs, copied exactly
+        if pooled:
+            others = torch.ones(2 * B + 1, dtype=torch.bool, device=DEVICE)
+            others[rows] = False
+            assert torch.equal(state[others], before[others])
+        results[n] = ys
+    for n in (2, 3):
+        for got, want_bits in zip(results[n], results[1]):
+            assert torch.equal(got, want_bits)
+
+
 @pytest.mark.parametrize("cfg", KERNEL_FORMS, ids=_ids)
 def test_steps_do_not_depend_on_the_thread_count(cfg, restore_threads):
     """The CPU kernels split batch entries between threads by the thread count;

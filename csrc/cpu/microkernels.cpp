@@ -1354,7 +1354,99 @@ __attribute__((target("arch=x86-64-v4"))) void pack_step_windows_avx512(int64_t 
     store_held<S>(s_row, _mm256_castps256_ps128(moved));
   }
 }
+// n floats (4, 8, 12 or 16) at p into the low lanes of a register, and
+// back: exact accesses, as load_held (a state's rows of two threads).
+template <int n>
+__attribute__((target("arch=x86-64-v4"))) ROWCONV_INLINE __m512 load_exact(const float* p) {
+  static_assert(n == 4 || n == 8 || n == 12 || n == 16);
+  if constexpr (n == 16) return _mm512_loadu_ps(p);
+  if constexpr (n == 8) return _mm512_castps256_ps512(_mm256_loadu_ps(p));
+  if constexpr (n == 4) return _mm512_castps128_ps512(_mm_loadu_ps(p));
+  return _mm512_insertf32x4(_mm512_castps256_ps512(_mm256_loadu_ps(p)), _mm_loadu_ps(p + 8), 2);
+}
+template <int n>
+__attribute__((target("arch=x86-64-v4"))) ROWCONV_INLINE void store_exact(float* p, __m512 v) {
+  static_assert(n == 4 || n == 8 || n == 12 || n == 16);
+  if constexpr (n == 16) {
+    _mm512_storeu_ps(p, v);
+  } else if constexpr (n == 4) {
+    _mm_storeu_ps(p, _mm512_castps512_ps128(v));
+  } else {
+    _mm256_storeu_ps(p, _mm512_castps512_ps256(v));
+    if constexpr (n == 12) _mm_storeu_ps(p + 8, _mm512_extractf32x4_ps(v, 2));
+  }
+}
+
+// pack_step_windows over neighbouring rows: per channel, the held inputs of
+// G rows (16 / S of them; 4 for S = 3), one run of G * S floats in the state
+// (a state of exactly S = K - 1 a row, rows contiguous), are loaded at once,
+// as are those rows' new inputs (x contiguous along rows); each row's window
+// is permuted out of the two and stored with a K-lane mask into its own
+// column (col_stride_h apart), and the rows moved down by one are stored
+// back as one run. Rows past a multiple of G: one at a time.
+template <int K>
+__attribute__((target("arch=x86-64-v4"))) void pack_step_windows_rows_avx512(
+    int64_t cin_g, int64_t rows, const float* x_row, int64_t x_stride_c, float* s_row, int64_t s_stride_c,
+    float* col, int64_t col_stride_h) {
+  constexpr int S = K - 1, G = S == 3 ? 4 : 16 / S;
+  constexpr __mmask8 kWindow = static_cast<__mmask8>((1u << K) - 1);
+  // lanes of the held run (< 16) and of the new inputs (16 + row)
+  alignas(64) int32_t moved_lanes[16] = {};  // lane S*j + k: S*j + k + 1, a row's last its new input
+  alignas(64) int32_t window_lanes[G][16] = {};  // the window of row j in lanes 0..K-1
+  for (int j = 0; j < G; ++j) {
+    for (int k = 0; k < S; ++k) moved_lanes[S * j + k] = k + 1 < S ? S * j + k + 1 : 16 + j;
+    for (int k = 0; k < K; ++k) window_lanes[j][k] = k < S ? S * j + k : 16 + j;
+  }
+  const __m512i moved_index = _mm512_load_si512(moved_lanes);
+  const int64_t full = rows / G * G;
+  // a group of rows over every channel, then the next group: one line of
+  // each channel's state at a time (with a channel's two lines in turn, the
+  // wide step took 1.23x the time on 2 threads, Zen 5: the neighbouring
+  // lines of the other thread's rows are then fetched)
+  for (int64_t h = 0; h < full; h += G) {
+    const float* x_c = x_row + h;
+    float* s_c = s_row + h * S;
+    float* c_c = col + h * col_stride_h;
+    for (int64_t ci = 0; ci < cin_g; ++ci, x_c += x_stride_c, s_c += s_stride_c, c_c += K) {
+      const __m512 held = load_exact<G * S>(s_c), fresh = load_exact<G>(x_c);
+      float* c = c_c;
+      for (int j = 0; j < G; ++j, c += col_stride_h)
+        _mm256_mask_storeu_ps(
+            c, kWindow, _mm512_castps512_ps256(_mm512_permutex2var_ps(held, _mm512_load_si512(window_lanes[j]), fresh)));
+      store_exact<G * S>(s_c, _mm512_permutex2var_ps(held, moved_index, fresh));
+    }
+  }
+  for (int64_t h = full; h < rows; ++h) {
+    if constexpr (S == 2 || S == 4) {
+      pack_step_windows_avx512<K>(cin_g, x_row + h, x_stride_c, s_row + h * S, s_stride_c, col + h * col_stride_h);
+    } else {
+      const float* x_c = x_row + h;
+      float* s_c = s_row + h * S;
+      float* c = col + h * col_stride_h;
+      for (int64_t ci = 0; ci < cin_g; ++ci, x_c += x_stride_c, s_c += s_stride_c, c += K) {
+        for (int k = 0; k < S; ++k) c[k] = s_c[k];
+        c[S] = x_c[0];
+        for (int k = 0; k < S; ++k) s_c[k] = c[k + 1];
+      }
+    }
+  }
+}
 #endif
+
+PackStepWindowsRows pack_step_windows_rows(int64_t K) {
+#if defined(__x86_64__)
+  if (selected_isa() == Isa::avx512) {
+    switch (K) {
+      case 2: return {&pack_step_windows_rows_avx512<2>, 16};
+      case 3: return {&pack_step_windows_rows_avx512<3>, 8};
+      case 4: return {&pack_step_windows_rows_avx512<4>, 4};
+      case 5: return {&pack_step_windows_rows_avx512<5>, 4};
+      default: break;
+    }
+  }
+#endif
+  return {nullptr, 0};
+}
 
 PackStepWindows pack_step_windows(int64_t K) {
 #if defined(__x86_64__)

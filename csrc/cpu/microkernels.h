@@ -144,6 +144,18 @@ using PackStepWindows = void (*)(int64_t cin_g, const float* x_row, int64_t x_st
                                  int64_t s_stride_c, float* col);
 PackStepWindows pack_step_windows(int64_t K);
 
+// The same for `rows` neighbouring rows at once (the state's rows exactly
+// K - 1 floats and contiguous, x contiguous along rows): x_row, s_row and
+// col at the first row, the rows' columns col_stride_h apart. `group` rows
+// share a register (16 / (K - 1); 4 at K = 4); the rows past a multiple of
+// it go one at a time. Null below AVX-512 and for K outside 2..5.
+struct PackStepWindowsRows {
+  void (*pack)(int64_t cin_g, int64_t rows, const float* x_row, int64_t x_stride_c, float* s_row,
+               int64_t s_stride_c, float* col, int64_t col_stride_h);
+  int64_t group;
+};
+PackStepWindowsRows pack_step_windows_rows(int64_t K);
+
 // update_depthwise_unit_run<K, bias> (update_depthwise_run.h) for float,
 // compiled for the instruction set in use (the baseline build's SSE2 moves
 // the state's rows of K - 1 one element at a time). Null on the baseline

@@ -343,22 +343,23 @@ constexpr int64_t kUpdateDotMinTaps = 8;
 // for the other's). Larger weights are streamed from L3 at every step, by
 // every thread that needs them: then threads own rows (a thread streams its
 // rows' weights only), as they do when there are fewer entries than
-// threads. Rows a tile: the tile's columns stay in L2 (256 KiB). Where
-// large weights still leave fewer items than threads (one row, few
-// entries), the output channels are also split into `out_parts` parts of
-// `part_len` (a multiple of out_unit; out_unit 0: no split).
+// threads; but where the tiles' state rows (`state_row_bytes` apart) would
+// share cache lines, threads own entries after all (Zen 5, (8,64,16), 2
+// threads: K 4 0.81x the time, K 2 0.41x). Rows a tile: the tile's columns
+// stay in L2 (256 KiB). Where large weights still leave fewer items than
+// threads (one row, few entries), the output channels are also split into
+// `out_parts` parts of `part_len` (a multiple of out_unit; out_unit 0: no
+// split).
 struct UpdateBlocking {
   int64_t per_block, blocks, tile, tiles, items, out_parts = 1, part_len;
-  UpdateBlocking(const RowConvParams& conv, int64_t column_bytes, int64_t weight_bytes, int64_t out_unit = 0) {
-    const int64_t threads = at::get_num_threads(), T = conv.width, H = conv.rows;
+  UpdateBlocking(const RowConvParams& conv, int64_t column_bytes, int64_t weight_bytes, int64_t state_row_bytes,
+                 int64_t out_unit = 0) {
+    const int64_t threads = at::get_num_threads();
     const int64_t per_thread = (conv.batch + threads - 1) / threads;
-    const int64_t split = weight_bytes > (int64_t{1} << 18) ? conv.batch : per_thread;
-    per_block = std::clamp<int64_t>(
-        std::min({int64_t{256} / T, (int64_t{1} << 16) / (column_bytes * T), split}), 1, conv.batch);
-    blocks = (conv.batch + per_block - 1) / per_block;
-    const int64_t row_parts = blocks >= threads ? 1 : (threads + blocks - 1) / blocks;
-    tile = std::clamp<int64_t>((int64_t{1} << 18) / (column_bytes * T * per_block), 1, (H + row_parts - 1) / row_parts);
-    tiles = (H + tile - 1) / tile;
+    const bool large_weights = weight_bytes > (int64_t{1} << 18);
+    split_entries(conv, column_bytes, large_weights ? conv.batch : per_thread, threads);
+    if (large_weights && tiles > 1 && (tile * state_row_bytes) % 64 != 0 && conv.batch >= threads)
+      split_entries(conv, column_bytes, per_thread, threads);
     items = blocks * conv.groups * tiles;
     const int64_t cout_g = conv.out_per_group;
     part_len = cout_g;
@@ -367,6 +368,16 @@ struct UpdateBlocking {
       part_len = ((cout_g + want - 1) / want + out_unit - 1) / out_unit * out_unit;
       out_parts = (cout_g + part_len - 1) / part_len;
     }
+  }
+  // blocks of at most `split` entries, then tiles of rows
+  void split_entries(const RowConvParams& conv, int64_t column_bytes, int64_t split, int64_t threads) {
+    const int64_t T = conv.width, H = conv.rows;
+    per_block = std::clamp<int64_t>(
+        std::min({int64_t{256} / T, (int64_t{1} << 16) / (column_bytes * T), split}), 1, conv.batch);
+    blocks = (conv.batch + per_block - 1) / per_block;
+    const int64_t row_parts = blocks >= threads ? 1 : (threads + blocks - 1) / blocks;
+    tile = std::clamp<int64_t>((int64_t{1} << 18) / (column_bytes * T * per_block), 1, (H + row_parts - 1) / row_parts);
+    tiles = (H + tile - 1) / tile;
   }
   // the item's batch entries [b0, b1), group and rows [h0, h1)
   void unpack(const RowConvParams& conv, int64_t item, int64_t& b0, int64_t& b1, int64_t& g, int64_t& h0,
@@ -486,6 +497,11 @@ void update_by_dot_rows(const RowConvUpdateParams& p, const scalar_t* x, scalar_
   const bool window_is_state_row = T == 1 && !circular && S == K - 1 && d == 1;
   const bool usual_step = window_is_state_row && p.channel_parts == 1;
   const int64_t count_max = blocking.per_block * T, tile = blocking.tile;
+  // rows' columns an odd number of cache lines apart: a row group's windows
+  // (pack_step_windows_rows), one store a row, then fall into different
+  // sets of L1 (rows 4 KiB apart: (64,8,64) K 3's step 1.67x slower)
+  const int64_t h_stride = (count_max * ld + kLineElements<acc_t> - 1) / kLineElements<acc_t> / 2 * 2 *
+                               kLineElements<acc_t> + kLineElements<acc_t>;
   const int64_t parts = blocking.out_parts, part_len = blocking.part_len;
   // one pass reads each state row into the window and shifts it: one part
   // (no other part reads the rows after), the common widths, float types
@@ -493,6 +509,16 @@ void update_by_dot_rows(const RowConvUpdateParams& p, const scalar_t* x, scalar_
                                 std::is_same_v<scalar_t, acc_t>;
   // AVX-512's packing for the usual step (float, K 3 and 5; null otherwise)
   const PackStepWindows vector_pack = std::is_same_v<scalar_t, float> ? pack_step_windows(K) : nullptr;
+  // and over a group of neighbouring rows at once (rows contiguous in x and
+  // the state), where a tile has that many rows, and where the group's held
+  // inputs are whole cache lines or no other item shares the rows' lines
+  // (K = 4: the wide step 1.16x slower with rows split between threads)
+  const PackStepWindowsRows rows_pack = std::is_same_v<scalar_t, float> && packs_and_shifts &&
+                                                conv.in_stride_h == 1 && p.state_stride_h == K - 1
+                                            ? pack_step_windows_rows(K)
+                                            : PackStepWindowsRows{nullptr, 0};
+  const bool packs_rows = rows_pack.pack && std::min(tile, conv.rows) >= rows_pack.group &&
+                          (rows_pack.group * (K - 1) == 16 || blocking.tiles == 1);
   const int64_t work = std::max<int64_t>(1, (part_len + 1) * R * count_max * tile);  // Cout may be 0
   at::parallel_for(0, blocking.items * parts, std::max<int64_t>(1, 32768 / work), [&](int64_t begin, int64_t end) {
     // left uninitialised: dot_rows masks the terms past R out of its reads
@@ -500,7 +526,7 @@ void update_by_dot_rows(const RowConvUpdateParams& p, const scalar_t* x, scalar_
     // the columns on 64-byte lines: their whole-vector loads then never split
     // a line (2-5% of the wide decode step, Zen 3)
     std::unique_ptr<acc_t[]> w_rows_buf(new acc_t[cout_g * ld]);
-    std::unique_ptr<acc_t[]> cols_room(new acc_t[tile * count_max * ld + kLineElements<acc_t>]);
+    std::unique_ptr<acc_t[]> cols_room(new acc_t[tile * h_stride + kLineElements<acc_t>]);
     acc_t* const cols_buf = cols_room.get() + elements_to_next_line(cols_room.get());
     std::unique_ptr<acc_t[]> out(new acc_t[tile * cout_g * count_max]);  // every entry used is written
     std::vector<const acc_t*> w_rows(cout_g), cols(count_max);
@@ -515,11 +541,17 @@ void update_by_dot_rows(const RowConvUpdateParams& p, const scalar_t* x, scalar_
       if (n == 0) continue;
       const int64_t count = n * T, nh = h1 - h0;
       // every read of the state rows before any write: row h's columns at
-      // cols_buf[(h - h0) * count * ld], entry e's at e * T * ld in them
+      // cols_buf[(h - h0) * h_stride], entry e's at e * T * ld in them
       for (int64_t e = 0; e < n; ++e) {
+        if (packs_rows) {  // (only for float)
+          if constexpr (std::is_same_v<scalar_t, float>)
+            rows_pack.pack(cin_g, nh, x + conv.in_offset(entries[e], g * cin_g, h0, 0), x_stride_c,
+                      state + p.state_row_offset(rows[e], g * cin_g, h0), s_stride_c, cols_buf + e * ld, h_stride);
+          continue;
+        }
         if (T == 1) step_tap_offsets(p, starts[e], taps.data());
         for (int64_t h = h0; h < h1; ++h) {
-          acc_t* col = cols_buf + ((h - h0) * count + e * T) * ld;
+          acc_t* col = cols_buf + (h - h0) * h_stride + e * T * ld;
           if (packs_and_shifts) {
             const scalar_t* x_row = x + conv.in_offset(entries[e], g * cin_g, h, 0);
             scalar_t* s_row = state + p.state_row_offset(rows[e], g * cin_g, h);
@@ -556,7 +588,7 @@ void update_by_dot_rows(const RowConvUpdateParams& p, const scalar_t* x, scalar_
         for (int64_t h = h0; h < h1; ++h) {
           if (usual_step) {  // the column from its second element
             scalar_t* s_row = state + p.state_row_offset(rows[e], g * cin_g, h);
-            const acc_t* col = cols_buf + ((h - h0) * count + e) * ld;
+            const acc_t* col = cols_buf + (h - h0) * h_stride + e * ld;
             with_update_width(K, [&](auto width) {
               store_state_rows_from_windows<width()>(cin_g, K, col, s_row, s_stride_c, ss);
             });
@@ -567,7 +599,7 @@ void update_by_dot_rows(const RowConvUpdateParams& p, const scalar_t* x, scalar_
       }
       for (int64_t h = h0; h < h1; ++h) {
         update_weight_rows(conv, weight, h, g, m0, m1, ld, w_rows_buf.get(), ld, w_rows.data());
-        const acc_t* h_cols = cols_buf + (h - h0) * count * ld;
+        const acc_t* h_cols = cols_buf + (h - h0) * h_stride;
         for (int64_t j = 0; j < count; ++j) cols[j] = h_cols + j * ld;
         // sums as (channel, entry, row) for one step, the rows of a y row
         // together; else as (row, channel, column)
@@ -645,7 +677,8 @@ void row_conv1d_update(const RowConvUpdateParams& p, const scalar_t* x, scalar_t
     const int64_t lanes = micro_kernels<acc_t>().lanes;
     const int64_t ld = (R + lanes - 1) / lanes * lanes;
     const int64_t acc_bytes = sizeof(acc_t), weight_bytes = conv.rows * conv.out_channels * R * acc_bytes;
-    const UpdateBlocking blocking(conv, ld * acc_bytes, weight_bytes, micro_kernels<acc_t>().dot_rows_block);
+    const UpdateBlocking blocking(conv, ld * acc_bytes, weight_bytes, p.state_stride_h * int64_t{sizeof(scalar_t)},
+                                  micro_kernels<acc_t>().dot_rows_block);
     return update_by_dot_rows(p, x, state, weight, bias, cache_seqlens, state_indices, y, blocking);
   }
   update_per_item(p, x, state, weight, bias, cache_seqlens, state_indices, y);
