@@ -239,6 +239,9 @@ KERNEL_FORMS = [
     (4, 4, 2, 5, 3, 1, 1),  # channel mixing: packed windows, dot rows
     (300, 2, 1, 3, 4, 1, 1),  # many entries: several blocks of entries a thread
     (40, 6, 2, 4, 3, 2, 2),  # many entries, general windows (dilation 2, groups)
+    # (the two above are small steps: one thread; these two split between threads)
+    (600, 32, 1, 8, 4, 1, 1),  # many entries of long windows: several blocks of entries a thread
+    (200, 12, 4, 8, 3, 2, 2),  # many entries, general windows
     (3, 64, 7, 64, 3, 1, 1),  # weights over 256 KiB: threads split the rows (dot form), a short last tile
     (32, 64, 7, 64, 3, 1, 1),  # the same with many entries: blocks of entries and tiles of rows
     (2, 128, 1, 130, 4, 1, 1),  # weights over 256 KiB in one row: threads split the output channels (dot form)

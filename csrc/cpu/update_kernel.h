@@ -334,6 +334,14 @@ inline void with_update_width(int64_t K, F&& f) {
 // Channel mixing needs this many terms an output for the packed forms to pay.
 constexpr int64_t kUpdateDotMinTaps = 8;
 
+// A decode step of the channel-mixing form runs on one thread below this
+// much work: its multiply-adds plus kUpdatePackCost for each packed window
+// element and output. Zen 5, 2 threads, one thread's time over two's:
+// (2,64,1) K 5 0.75x, (4,64,1) 0.80x, (2,32,8) K 4 0.86x; the crossing
+// near (8,64,1) K 5 (170 K); forum (32,15,4) K 3 (147 K) is 1.15x slower
+// on one, (32,15,2) K 3 (74 K) 1.04x.
+constexpr int64_t kUpdatePackCost = 8, kUpdateMinParallelWork = 96 * 1024;
+
 // How the channel-mixing form splits the work: items of (block of batch
 // entries, group, tile of rows), tiles fastest. Batch entries a block: about
 // 256 columns, at most 64 KiB of them (a row's product keeps them in L1).
@@ -351,10 +359,16 @@ constexpr int64_t kUpdateDotMinTaps = 8;
 // `out_parts` parts of `part_len` (a multiple of out_unit; out_unit 0: no
 // split).
 struct UpdateBlocking {
-  int64_t per_block, blocks, tile, tiles, items, out_parts = 1, part_len;
+  int64_t threads, per_block, blocks, tile, tiles, items, out_parts = 1, part_len;
   UpdateBlocking(const RowConvParams& conv, int64_t column_bytes, int64_t weight_bytes, int64_t state_row_bytes,
                  int64_t out_unit = 0) {
-    const int64_t threads = at::get_num_threads();
+    // one thread for a small step: its blocks then serve all its entries
+    // (with two, (2,64,1) K 5 read the weights once an entry) and no parallel
+    // region starts
+    const int64_t R = conv.in_per_group * conv.kernel_size, T = conv.width;
+    const int64_t outputs = conv.batch * conv.rows * conv.out_channels * T;
+    const int64_t work = outputs * R + kUpdatePackCost * (conv.batch * conv.rows * conv.groups * T * R + outputs);
+    threads = work < kUpdateMinParallelWork ? 1 : at::get_num_threads();
     const int64_t per_thread = (conv.batch + threads - 1) / threads;
     const bool large_weights = weight_bytes > (int64_t{1} << 18);
     split_entries(conv, column_bytes, large_weights ? conv.batch : per_thread, threads);
@@ -520,7 +534,8 @@ void update_by_dot_rows(const RowConvUpdateParams& p, const scalar_t* x, scalar_
   const bool packs_rows = rows_pack.pack && std::min(tile, conv.rows) >= rows_pack.group &&
                           (rows_pack.group * (K - 1) == 16 || blocking.tiles == 1);
   const int64_t work = std::max<int64_t>(1, (part_len + 1) * R * count_max * tile);  // Cout may be 0
-  at::parallel_for(0, blocking.items * parts, std::max<int64_t>(1, 32768 / work), [&](int64_t begin, int64_t end) {
+  const int64_t grain = blocking.threads == 1 ? blocking.items * parts : std::max<int64_t>(1, 32768 / work);
+  at::parallel_for(0, blocking.items * parts, grain, [&](int64_t begin, int64_t end) {
     // left uninitialised: dot_rows masks the terms past R out of its reads
     // (a select, so junk there does not matter)
     // the columns on 64-byte lines: their whole-vector loads then never split
