@@ -28,18 +28,20 @@ struct ChannelPairRows {
         even(row_length), odd(row_length) {}
 
   // Row cp = interleaved windows of channels 2cp and 2cp + 1, where
-  // load(channel, count, dst) writes `count` bf16 values of that channel's window.
-  template <typename Load>
-  void fill(const Bf16PairKernels& bk, int64_t count, const Load& load) {
+  // window(channel, count, room) returns `count` bf16 values of that
+  // channel's window: in place where they lie in the tensor as they are,
+  // else written into room.
+  template <typename Window>
+  void fill(const Bf16PairKernels& bk, int64_t count, const Window& window) {
     for (int64_t cp = 0; cp < (channels + 1) / 2; ++cp) {
-      load(2 * cp, count, even.data());
+      const c10::BFloat16* e = window(2 * cp, count, even.data());
+      const c10::BFloat16* o = odd.data();
       if (2 * cp + 1 < channels) {
-        load(2 * cp + 1, count, odd.data());
+        o = window(2 * cp + 1, count, odd.data());
       } else {
         std::fill_n(odd.data(), count, c10::BFloat16(0));
       }
-      bk.interleave_pairs(count, reinterpret_cast<const uint16_t*>(even.data()),
-                          reinterpret_cast<const uint16_t*>(odd.data()), row(cp));
+      bk.interleave_pairs(count, reinterpret_cast<const uint16_t*>(e), reinterpret_cast<const uint16_t*>(o), row(cp));
     }
   }
   uint32_t* row(int64_t cp) { return pairs.data() + cp * row_length; }

@@ -153,6 +153,14 @@ inline void copy_every_other(const scalar_t* src, int64_t n, acc_t* out) {
   for (; u < n; ++u) out[u] = static_cast<acc_t>(src[2 * u]);
 }
 
+// Whether load_window's positions [start, start + span) of a row of
+// `length` (unit steps) lie inside it: then the window is the row itself,
+// read in place (the bf16 pair forms: one copy of the input fewer; the wide
+// bf16 forward 0.91x the time, its backward 0.95x, Zen 5).
+inline bool window_in_row(int64_t step, int64_t start, int64_t span, int64_t length) {
+  return step == 1 && start >= 0 && start + span <= length;
+}
+
 // dst[u] = row[(start + u * pos_step) * step] for u in [0, span), zero where
 // the position falls outside [0, length): a window of a row of x or grad_out
 // (every pos_step-th position), converted to the accumulation type. With a

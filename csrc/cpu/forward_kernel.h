@@ -129,7 +129,12 @@ void row_conv1d_forward_bf16_pairs(const RowConvParams& p, const scalar_t* x, co
           bk.interleave_pairs(n, bits + (K - 1) * d, reinterpret_cast<const uint16_t*>(zeros.data()),
                               last_pairs.data());
       } else {
-        in.fill(bk, count, load);
+        in.fill(bk, count, [&](int64_t ci, int64_t span, scalar_t* room) -> const scalar_t* {
+          if (window_in_row(p.in_stride_w, start, span, p.width))
+            return x + p.in_offset(b, g * cin_g + ci, h, start);
+          load(ci, span, room);
+          return room;
+        });
       }
       if (final_state && t0 + n == p.out_width) copy_final_state_rows(p, x, b, h, g, final_state);
       // straight into y's rows (Cout_g of them), from the bias, rounded as c10 rounds

@@ -66,9 +66,12 @@ void row_conv1d_grad_input_bf16_pairs(const RowConvParams& p, const scalar_t* gr
         packed = h * p.groups + g;
       }
       const int64_t t_lo = p.grad_numerator(j0, K - 1);
-      gout.fill(bk, n + (K - 1) * p.dilation, [&](int64_t co, int64_t count, scalar_t* dst) {
+      gout.fill(bk, n + (K - 1) * p.dilation, [&](int64_t co, int64_t count, scalar_t* room) -> const scalar_t* {
+        if (window_in_row(p.gout_stride_w, t_lo, count, p.out_width))
+          return grad_out + p.gout_offset(b, g * cout_g + co, h, t_lo);
         load_window(grad_out + p.gout_offset(b, g * cout_g + co, h, 0), p.out_width, p.gout_stride_w, t_lo,
-                    count, dst);
+                    count, room);
+        return room;
       });
       // straight into grad_x's rows (Cin_g of them), from zero, rounded as c10 rounds
       bk.gemm_pairs_set(cin_g, n, P, w_rows.data(), rows.data(), nullptr,

@@ -98,15 +98,20 @@ void pack_gout_pairs(const RowConvParams& p, const scalar_t* src, int64_t n, uin
 template <typename scalar_t>
 void pack_x_pair_rows(const RowConvParams& p, const scalar_t* x, int64_t b, int64_t h, int64_t g, int64_t t0,
                       int64_t n, int64_t first, int64_t count, scalar_t* window, scalar_t* rows, int64_t row_length) {
-  const int64_t K = p.kernel_size;
+  const int64_t K = p.kernel_size, start = p.input_position(t0, 0), span = n + (K - 1) * p.dilation;
+  const bool in_place = window_in_row(p.in_stride_w, start, span, p.width);
   for (int64_t ci = first; ci < first + count; ++ci) {
     const int64_t c = g * p.in_per_group + ci;
-    load_window(x + p.in_offset(b, c, h, 0), p.width, p.in_stride_w, p.input_position(t0, 0),
-                n + (K - 1) * p.dilation, window, 1, p.prefix_row<scalar_t>(b, c, h), p.prefix_width,
-                p.pre_stride_w);
+    const scalar_t* src = window;
+    if (in_place) {
+      src = x + p.in_offset(b, c, h, start);
+    } else {
+      load_window(x + p.in_offset(b, c, h, 0), p.width, p.in_stride_w, start, span, window, 1,
+                  p.prefix_row<scalar_t>(b, c, h), p.prefix_width, p.pre_stride_w);
+    }
     for (int64_t k = 0; k < K; ++k) {
       scalar_t* row = rows + ((ci - first) * K + k) * row_length;
-      std::copy_n(window + k * p.dilation, n, row);
+      std::copy_n(src + k * p.dilation, n, row);
       if (n % 2) row[n] = scalar_t(0);
     }
   }
