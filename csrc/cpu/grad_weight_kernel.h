@@ -92,14 +92,23 @@ void pack_gout_pairs(const RowConvParams& p, const scalar_t* src, int64_t n, uin
   }
 }
 
-// The pair form's rows of x (stride 1): row (ci - first) * K + k holds
-// x[b, g * Cin_g + ci, h, t0 + t - pad_left + k * dilation] for t < n (of the
-// prefix ++ x), then a zero where n is odd (the partner of the last position).
+// The pair form's rows of x (stride 1): row (ci - first) * K + k, at
+// pair_rows[(ci - first) * K + k], holds x[b, g * Cin_g + ci, h, t0 + t -
+// pad_left + k * dilation] for t < n (of the prefix ++ x), then a zero where
+// n is odd (the partner of the last position). Each channel owns K rows of
+// row_length bf16 at rows + (ci - first) * K * row_length. Where n is even
+// (no partner to zero) and they fit there, a channel's window is copied
+// twice, as it is and from its second position, and tap k's row points into
+// the first at k * dilation where that is even, else into the second: two
+// copies a channel instead of K.
 template <typename scalar_t>
 void pack_x_pair_rows(const RowConvParams& p, const scalar_t* x, int64_t b, int64_t h, int64_t g, int64_t t0,
-                      int64_t n, int64_t first, int64_t count, scalar_t* window, scalar_t* rows, int64_t row_length) {
-  const int64_t K = p.kernel_size, start = p.input_position(t0, 0), span = n + (K - 1) * p.dilation;
+                      int64_t n, int64_t first, int64_t count, scalar_t* window, scalar_t* rows, int64_t row_length,
+                      const uint32_t** pair_rows) {
+  const int64_t K = p.kernel_size, d = p.dilation, start = p.input_position(t0, 0), span = n + (K - 1) * d;
   const bool in_place = window_in_row(p.in_stride_w, start, span, p.width);
+  const int64_t even_span = (span + 1) / 2 * 2;  // the second copy on a pair boundary
+  const bool two_copies = n % 2 == 0 && even_span + span <= K * row_length;
   for (int64_t ci = first; ci < first + count; ++ci) {
     const int64_t c = g * p.in_per_group + ci;
     const scalar_t* src = window;
@@ -109,10 +118,21 @@ void pack_x_pair_rows(const RowConvParams& p, const scalar_t* x, int64_t b, int6
       load_window(x + p.in_offset(b, c, h, 0), p.width, p.in_stride_w, start, span, window, 1,
                   p.prefix_row<scalar_t>(b, c, h), p.prefix_width, p.pre_stride_w);
     }
+    scalar_t* own = rows + (ci - first) * K * row_length;
+    const uint32_t** tap_rows = pair_rows + (ci - first) * K;
+    if (two_copies) {
+      scalar_t* moved = own + even_span;  // moved[u] = src[u + 1]
+      std::copy_n(src, span, own);
+      if (d % 2 && K > 1) std::copy_n(src + 1, span - 1, moved);
+      for (int64_t k = 0; k < K; ++k)
+        tap_rows[k] = reinterpret_cast<const uint32_t*>(k * d % 2 ? moved + k * d - 1 : own + k * d);
+      continue;
+    }
     for (int64_t k = 0; k < K; ++k) {
-      scalar_t* row = rows + ((ci - first) * K + k) * row_length;
-      std::copy_n(src + k * p.dilation, n, row);
+      scalar_t* row = own + k * row_length;
+      std::copy_n(src + k * d, n, row);
       if (n % 2) row[n] = scalar_t(0);
+      tap_rows[k] = reinterpret_cast<const uint32_t*>(row);
     }
   }
 }
@@ -248,8 +268,6 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
     for (int64_t i = 0; i < static_cast<int64_t>(gout_pair_rows.size()); ++i) gout_pair_rows[i] = gout_pairs.data() + i * ld;
     std::vector<scalar_t> x_pairs(pairs ? block * K * x_row : 0, scalar_t(0)),
         x_window(pairs ? tile + (K - 1) * p.dilation : 0);
-    for (int64_t r = 0; r < static_cast<int64_t>(x_pair_rows.size()); ++r)
-      x_pair_rows[r] = reinterpret_cast<const uint32_t*>(x_pairs.data() + r * x_row);
     std::vector<acc_t> gout(pairs ? 0 : (channel_vectors ? tile : block) * ld);
     std::vector<const acc_t*> gout_rows(pairs ? 0 : channel_vectors ? tile : block);
     for (size_t i = 0; i < gout_rows.size(); ++i) gout_rows[i] = gout.data() + i * ld;
@@ -299,7 +317,8 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
               // acc[(ci, k), co] += sum over pairs (t, t + 1) of x_rows[(ci, k)] . gout[co]
               // (an odd tile's last pair: (t, 0) on both sides)
               if (!made) pack_gout_pairs(p, grad_out + p.gout_offset(b, g * cout_g, h, t0), n, gout_pairs.data(), ld);
-              pack_x_pair_rows(p, x, b, h, g, t0, n, first, count, x_window.data(), x_pairs.data(), x_row);
+              pack_x_pair_rows(p, x, b, h, g, t0, n, first, count, x_window.data(), x_pairs.data(), x_row,
+                               x_pair_rows.data());
               pairs->gemm_pairs_add(count * K, cout_g, (n + 1) / 2, x_pair_rows.data(), gout_pair_rows.data(),
                                     acc.data() + slot * acc_size, ld);
             }
