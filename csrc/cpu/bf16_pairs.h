@@ -4,6 +4,7 @@
 // matching pairs. A missing partner (an odd channel count) reads zeros.
 #pragma once
 
+#include <ATen/Parallel.h>
 #include <c10/util/BFloat16.h>
 
 #include <algorithm>
@@ -17,6 +18,21 @@ namespace rowconv::cpu {
 // (lo, hi) as one 32-bit pair, lo in the low half (the term order vdpbf16ps reads).
 inline uint32_t bf16_pair(c10::BFloat16 lo, c10::BFloat16 hi) {
   return static_cast<uint32_t>(lo.x) | static_cast<uint32_t>(hi.x) << 16;
+}
+
+// The weights of every (h, group) packed into pairs once a call, `per_group`
+// pairs each, by pack(h, g, dst), the row groups split between threads. (Per
+// work item, where (h, group) changed, the wide bf16 grad-input packed them
+// once a batch entry and row: 11% of its time, Zen 5.)
+template <typename Pack>
+std::vector<uint32_t> pack_weight_pairs(int64_t rows, int64_t groups, int64_t per_group, const Pack& pack) {
+  std::vector<uint32_t> pairs(rows * groups * per_group);
+  at::parallel_for(0, rows * groups, std::max<int64_t>(1, 16384 / std::max<int64_t>(per_group, 1)),
+                   [&](int64_t begin, int64_t end) {
+                     for (int64_t hg = begin; hg < end; ++hg)
+                       pack(hg / groups, hg % groups, pairs.data() + hg * per_group);
+                   });
+  return pairs;
 }
 
 // Rows of channel pairs, `row_length` pairs each (the window and the

@@ -77,6 +77,21 @@ void row_conv1d_forward_bf16_pairs(const RowConvParams& p, const scalar_t* x, co
   const int64_t items = p.batch * p.rows * p.groups * tiles;
   const int64_t window = tile + (K - 1) * d;  // input positions a tile reads
 
+  // per (h, group): Cout_g rows of P pairs
+  const std::vector<uint32_t> w_pairs =
+      pack_weight_pairs(p.rows, p.groups, cout_g * P, [&](int64_t h, int64_t g, uint32_t* dst) {
+        for (int64_t co = 0; co < cout_g; ++co, dst += P) {
+          const scalar_t* wc = weight + p.weight_offset(h, g * cout_g + co, 0, 0);
+          if (tap_pairs) {
+            for (int64_t j = 0; j < P; ++j) dst[j] = bf16_pair(wc[2 * j], 2 * j + 1 < K ? wc[2 * j + 1] : scalar_t(0));
+          } else {
+            for (int64_t cp = 0; cp < channel_pairs; ++cp)
+              for (int64_t k = 0; k < K; ++k)
+                dst[cp * K + k] = bf16_pair(wc[2 * cp * K + k], 2 * cp + 1 < cin_g ? wc[(2 * cp + 1) * K + k] : scalar_t(0));
+          }
+        }
+      });
+
   parallel_chunks(items, grain_for(cout_g * cin_g * K * tile), [&](auto&& next) {
     ChannelPairRows in(tap_pairs ? 0 : cin_g, tap_pairs ? 0 : window + kRowSlack);
     // tap pairs: the window (and d more positions: the last partners), its
@@ -84,9 +99,7 @@ void row_conv1d_forward_bf16_pairs(const RowConvParams& p, const scalar_t* x, co
     std::vector<scalar_t> win(tap_pairs ? window + d : 0), zeros(tap_pairs ? tile : 0, scalar_t(0));
     std::vector<uint32_t> self_pairs(tap_pairs ? window + kRowSlack : 0, 0),
         last_pairs(tap_pairs ? tile + kRowSlack : 0, 0);
-    std::vector<uint32_t> w_pairs(cout_g * P);
     std::vector<const uint32_t*> w_rows(cout_g), rows(P);
-    for (int64_t co = 0; co < cout_g; ++co) w_rows[co] = w_pairs.data() + co * P;
     if (tap_pairs) {
       for (int64_t j = 0; j < K / 2; ++j) rows[j] = self_pairs.data() + 2 * j * d;
       if (K % 2) rows[K / 2] = last_pairs.data();
@@ -95,22 +108,13 @@ void row_conv1d_forward_bf16_pairs(const RowConvParams& p, const scalar_t* x, co
         for (int64_t k = 0; k < K; ++k) rows[cp * K + k] = in.row(cp) + k * d;
     }
     std::vector<float> bias_f(cout_g);
-    int64_t packed = -1;  // the (h, group) whose weights are in w_pairs
+    int64_t packed = -1;  // the (h, group) of w_rows and bias_f
     int64_t begin, end;
     while (next(begin, end)) for (int64_t item = begin; item < end; ++item) {
       const auto [b, h, g, t0, n] = tiled_item(p, item, tiles, tile, p.out_width);
       if (packed != h * p.groups + g) {
         for (int64_t co = 0; co < cout_g; ++co) {
-          const scalar_t* wc = weight + p.weight_offset(h, g * cout_g + co, 0, 0);
-          if (tap_pairs) {
-            for (int64_t j = 0; j < P; ++j)
-              w_pairs[co * P + j] = bf16_pair(wc[2 * j], 2 * j + 1 < K ? wc[2 * j + 1] : scalar_t(0));
-          } else {
-            for (int64_t cp = 0; cp < channel_pairs; ++cp)
-              for (int64_t k = 0; k < K; ++k)
-                w_pairs[co * P + cp * K + k] =
-                    bf16_pair(wc[2 * cp * K + k], 2 * cp + 1 < cin_g ? wc[(2 * cp + 1) * K + k] : scalar_t(0));
-          }
+          w_rows[co] = w_pairs.data() + ((h * p.groups + g) * cout_g + co) * P;
           bias_f[co] = bias ? static_cast<float>(bias[p.bias_offset(h, g * cout_g + co)]) : 0.f;
         }
         packed = h * p.groups + g;

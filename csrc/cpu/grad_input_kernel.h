@@ -44,27 +44,28 @@ void row_conv1d_grad_input_bf16_pairs(const RowConvParams& p, const scalar_t* gr
   const int64_t window = tile + (K - 1) * p.dilation;  // grad_out positions a tile reads
   const int64_t ldx = p.rows * p.width;
 
+  // per (h, group): Cin_g rows of P pairs, (w[2cp][ci][k], w[2cp+1][ci][k]) at k * channel_pairs + cp
+  const std::vector<uint32_t> w_pairs =
+      pack_weight_pairs(p.rows, p.groups, cin_g * P, [&](int64_t h, int64_t g, uint32_t* dst) {
+        for (int64_t cp = 0; cp < channel_pairs; ++cp) {
+          const scalar_t* even = weight + p.weight_offset(h, g * cout_g + 2 * cp, 0, 0);
+          const scalar_t* odd = 2 * cp + 1 < cout_g ? weight + p.weight_offset(h, g * cout_g + 2 * cp + 1, 0, 0) : nullptr;
+          for (int64_t ci = 0; ci < cin_g; ++ci)
+            for (int64_t k = 0; k < K; ++k)
+              dst[ci * P + k * channel_pairs + cp] =
+                  bf16_pair(even[ci * K + k], odd ? odd[ci * K + k] : scalar_t(0));
+        }
+      });
+
   parallel_chunks(items, grain_for(cout_g * cin_g * K * tile), [&](auto&& next) {
     ChannelPairRows gout(cout_g, window + kRowSlack);
-    std::vector<uint32_t> w_pairs(cin_g * P);
     std::vector<const uint32_t*> w_rows(cin_g), rows(P);
-    for (int64_t ci = 0; ci < cin_g; ++ci) w_rows[ci] = w_pairs.data() + ci * P;
     for (int64_t k = 0; k < K; ++k)
       for (int64_t cp = 0; cp < channel_pairs; ++cp) rows[k * channel_pairs + cp] = gout.row(cp) + (K - 1 - k) * p.dilation;
-    int64_t packed = -1;  // the (h, group) whose weights are in w_pairs
     int64_t begin, end;
     while (next(begin, end)) for (int64_t item = begin; item < end; ++item) {
       const auto [b, h, g, j0, n] = tiled_item(p, item, tiles, tile, p.width);
-      if (packed != h * p.groups + g) {
-        const auto w_at = [&](int64_t co, int64_t ci, int64_t k) {
-          return co < cout_g ? weight[p.weight_offset(h, g * cout_g + co, ci, k)] : scalar_t(0);
-        };
-        for (int64_t ci = 0; ci < cin_g; ++ci)
-          for (int64_t k = 0; k < K; ++k)
-            for (int64_t cp = 0; cp < channel_pairs; ++cp)
-              w_pairs[ci * P + k * channel_pairs + cp] = bf16_pair(w_at(2 * cp, ci, k), w_at(2 * cp + 1, ci, k));
-        packed = h * p.groups + g;
-      }
+      for (int64_t ci = 0; ci < cin_g; ++ci) w_rows[ci] = w_pairs.data() + ((h * p.groups + g) * cin_g + ci) * P;
       const int64_t t_lo = p.grad_numerator(j0, K - 1);
       gout.fill(bk, n + (K - 1) * p.dilation, [&](int64_t co, int64_t count, scalar_t* room) -> const scalar_t* {
         if (window_in_row(p.gout_stride_w, t_lo, count, p.out_width))
