@@ -1383,7 +1383,7 @@ __attribute__((target("arch=x86-64-v4"))) ROWCONV_INLINE void store_exact(float*
 // as are those rows' new inputs (x contiguous along rows); each row's window
 // is permuted out of the two and stored with a K-lane mask into its own
 // column (col_stride_h apart), and the rows moved down by one are stored
-// back as one run. Rows past a multiple of G: one at a time.
+// back as one run. `rows`: a multiple of G.
 template <int K>
 __attribute__((target("arch=x86-64-v4"))) void pack_step_windows_rows_avx512(
     int64_t cin_g, int64_t rows, const float* x_row, int64_t x_stride_c, float* s_row, int64_t s_stride_c,
@@ -1398,12 +1398,11 @@ __attribute__((target("arch=x86-64-v4"))) void pack_step_windows_rows_avx512(
     for (int k = 0; k < K; ++k) window_lanes[j][k] = k < S ? S * j + k : 16 + j;
   }
   const __m512i moved_index = _mm512_load_si512(moved_lanes);
-  const int64_t full = rows / G * G;
   // a group of rows over every channel, then the next group: one line of
   // each channel's state at a time (with a channel's two lines in turn, the
   // wide step took 1.23x the time on 2 threads, Zen 5: the neighbouring
   // lines of the other thread's rows are then fetched)
-  for (int64_t h = 0; h < full; h += G) {
+  for (int64_t h = 0; h < rows; h += G) {
     const float* x_c = x_row + h;
     float* s_c = s_row + h * S;
     float* c_c = col + h * col_stride_h;
@@ -1414,20 +1413,6 @@ __attribute__((target("arch=x86-64-v4"))) void pack_step_windows_rows_avx512(
         _mm256_mask_storeu_ps(
             c, kWindow, _mm512_castps512_ps256(_mm512_permutex2var_ps(held, _mm512_load_si512(window_lanes[j]), fresh)));
       store_exact<G * S>(s_c, _mm512_permutex2var_ps(held, moved_index, fresh));
-    }
-  }
-  for (int64_t h = full; h < rows; ++h) {
-    if constexpr (S == 2 || S == 4) {
-      pack_step_windows_avx512<K>(cin_g, x_row + h, x_stride_c, s_row + h * S, s_stride_c, col + h * col_stride_h);
-    } else {
-      const float* x_c = x_row + h;
-      float* s_c = s_row + h * S;
-      float* c = col + h * col_stride_h;
-      for (int64_t ci = 0; ci < cin_g; ++ci, x_c += x_stride_c, s_c += s_stride_c, c += K) {
-        for (int k = 0; k < S; ++k) c[k] = s_c[k];
-        c[S] = x_c[0];
-        for (int k = 0; k < S; ++k) s_c[k] = c[k + 1];
-      }
     }
   }
 }

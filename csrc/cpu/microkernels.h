@@ -145,10 +145,10 @@ using PackStepWindows = void (*)(int64_t cin_g, const float* x_row, int64_t x_st
 PackStepWindows pack_step_windows(int64_t K);
 
 // The same for `rows` neighbouring rows at once (the state's rows exactly
-// K - 1 floats and contiguous, x contiguous along rows): x_row, s_row and
-// col at the first row, the rows' columns col_stride_h apart. `group` rows
-// share a register (16 / (K - 1); 4 at K = 4); the rows past a multiple of
-// it go one at a time. Null below AVX-512 and for K outside 2..5.
+// K - 1 floats and contiguous, x contiguous along rows), `group` rows a
+// register (16 / (K - 1); 4 at K = 4) and `rows` a multiple of it: x_row,
+// s_row and col at the first row, the rows' columns col_stride_h apart.
+// Null below AVX-512 and for K outside 2..5.
 struct PackStepWindowsRows {
   void (*pack)(int64_t cin_g, int64_t rows, const float* x_row, int64_t x_stride_c, float* s_row,
                int64_t s_stride_c, float* col, int64_t col_stride_h);

@@ -558,14 +558,16 @@ void update_by_dot_rows(const RowConvUpdateParams& p, const scalar_t* x, scalar_
       // every read of the state rows before any write: row h's columns at
       // cols_buf[(h - h0) * h_stride], entry e's at e * T * ld in them
       for (int64_t e = 0; e < n; ++e) {
-        if (packs_rows) {  // (only for float)
+        int64_t h_first = h0;  // rows from here on: one at a time
+        if (packs_rows) {  // (only for float) groups of rows, then the rest as below
+          h_first += nh / rows_pack.group * rows_pack.group;
           if constexpr (std::is_same_v<scalar_t, float>)
-            rows_pack.pack(cin_g, nh, x + conv.in_offset(entries[e], g * cin_g, h0, 0), x_stride_c,
-                      state + p.state_row_offset(rows[e], g * cin_g, h0), s_stride_c, cols_buf + e * ld, h_stride);
-          continue;
+            rows_pack.pack(cin_g, h_first - h0, x + conv.in_offset(entries[e], g * cin_g, h0, 0), x_stride_c,
+                           state + p.state_row_offset(rows[e], g * cin_g, h0), s_stride_c, cols_buf + e * ld,
+                           h_stride);
         }
         if (T == 1) step_tap_offsets(p, starts[e], taps.data());
-        for (int64_t h = h0; h < h1; ++h) {
+        for (int64_t h = h_first; h < h1; ++h) {
           acc_t* col = cols_buf + (h - h0) * h_stride + e * T * ld;
           if (packs_and_shifts) {
             const scalar_t* x_row = x + conv.in_offset(entries[e], g * cin_g, h, 0);
