@@ -111,18 +111,20 @@ void pack_x_pair_rows(const RowConvParams& p, const scalar_t* x, int64_t b, int6
   const bool two_copies = n % 2 == 0 && even_span + span <= K * row_length;
   for (int64_t ci = first; ci < first + count; ++ci) {
     const int64_t c = g * p.in_per_group + ci;
-    const scalar_t* src = window;
-    if (in_place) {
-      src = x + p.in_offset(b, c, h, start);
-    } else {
-      load_window(x + p.in_offset(b, c, h, 0), p.width, p.in_stride_w, start, span, window, 1,
-                  p.prefix_row<scalar_t>(b, c, h), p.prefix_width, p.pre_stride_w);
-    }
     scalar_t* own = rows + (ci - first) * K * row_length;
     const uint32_t** tap_rows = pair_rows + (ci - first) * K;
+    const scalar_t* src;
+    if (in_place) {
+      src = x + p.in_offset(b, c, h, start);
+    } else {  // (with two copies, the first is the loaded window itself)
+      scalar_t* dst = two_copies ? own : window;
+      load_window(x + p.in_offset(b, c, h, 0), p.width, p.in_stride_w, start, span, dst, 1,
+                  p.prefix_row<scalar_t>(b, c, h), p.prefix_width, p.pre_stride_w);
+      src = dst;
+    }
     if (two_copies) {
       scalar_t* moved = own + even_span;  // moved[u] = src[u + 1]
-      std::copy_n(src, span, own);
+      if (src != own) std::copy_n(src, span, own);
       if (d % 2 && K > 1) std::copy_n(src + 1, span - 1, moved);
       for (int64_t k = 0; k < K; ++k)
         tap_rows[k] = reinterpret_cast<const uint32_t*>(k * d % 2 ? moved + k * d - 1 : own + k * d);
