@@ -136,6 +136,10 @@ void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
   const int64_t ldc = phase_width + kRowSlack;
   // The grad_out a tile reads: outputs t_lo .. t_lo + span(n) - 1 (zero
   // outside [0, Wout)), plus the micro-kernel's slack.
+  // (fetch_window_ahead: grad_out's rows, where they come from memory)
+  const bool fetch_windows_ahead =
+      p.gout_stride_w == 1 &&
+      streams_to_memory(p.batch * p.out_channels * p.rows * p.out_width * static_cast<int64_t>(sizeof(scalar_t)));
   const auto span_for = [&](int64_t n) {
     return (n + s - 1) / s + ((K - 1) * p.dilation + s - 1) / s + 2 + kRowSlack;
   };
@@ -279,6 +283,11 @@ void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
       }
       const int64_t t_lo = floor_div(p.grad_numerator(j0, K - 1), s);
       for (int64_t co = 0; co < cout_g; ++co) {
+        if (fetch_windows_ahead)
+          fetch_window_ahead(co, 0, cout_g, span_for(n), [&](int64_t ahead, bool next_tile) {
+            const int64_t at = std::max<int64_t>(0, next_tile ? t_lo + n / s : t_lo);
+            return grad_out + p.gout_offset(b, g * cout_g + ahead, h, at);
+          });
         gout_window[co] = load_window_line_aligned(grad_out + p.gout_offset(b, g * cout_g + co, h, 0), p.out_width,
                                                    p.gout_stride_w, t_lo, span_for(n), gout.data() + co * span);
       }
