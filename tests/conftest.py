@@ -263,6 +263,16 @@ _OUT_EPS = {torch.float64: 2.0**-52, torch.float32: 2.0**-23, torch.float16: 2.0
             torch.bfloat16: 2.0**-7, torch.complex128: 2.0**-52, torch.complex64: 2.0**-23}
 
 
+def last_level_cache_bytes():
+    """The L3 size as the library reads it (sysfs; 32 MiB where unknown)."""
+    try:
+        size = open("/sys/devices/system/cpu/cpu0/cache/index3/size").read().strip()
+        kib = int(size[:-1]) if size.endswith("K") else 0
+    except (OSError, ValueError):
+        kib = 0
+    return kib * 1024 if 1024 <= kib <= 1024 * 1024 else 32 * 2**20
+
+
 def tolerance(dtype, reduction_length):
     """(atol, rtol) against a float64 reference on the same input values.
     A sum of R products of standard normals accumulated in precision eps is off

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import rowconv_ext  # noqa: F401
+from conftest import last_level_cache_bytes
 
 TESTS = pathlib.Path(__file__).resolve().parent
 ORDER = ["baseline", "avx2", "avx512"]
@@ -112,6 +113,28 @@ def test_bfloat16_pairs_match_pytorch(B, Cin, H, W, Cout, K, pad, dilation, grou
     torch.manual_seed(B * 1000 + Cin * 10 + K)
     # sliced (non-contiguous) input: the kernel reads x's strides
     x = torch.randn(B, Cin, H, W + 3, dtype=torch.bfloat16)[..., 2:-1]
+    _check_bfloat16_pairs(x, Cout, K, pad, dilation, groups, other_threads=(1, 3))
+
+
+@pytest.mark.skipif(not BF16_PAIRS, reason="the CPU has no AVX-512 BF16 (the float kernels run bfloat16 here)")
+def test_bfloat16_pairs_with_operands_past_the_cache():
+    """x and y (grad_out) of the last-level cache's size together: the pair
+    kernels fetch each channel's window ahead (fetch_window_ahead), 8
+    channels on and past the last channel into the next tile; the values and
+    their bits on other thread counts as in the small cases."""
+    # rows of several tiles; 12 input and 20 output channels: windows fetched
+    # past the last channel into the next tile, grad-weight's pair form
+    Cin, H, W, Cout, K = 12, 2, 3000, 20, 3
+    B = -(-last_level_cache_bytes() // ((Cin + Cout) * H * W * 2))
+    torch.manual_seed(41)
+    x = torch.randn(B, Cin, H, W, dtype=torch.bfloat16)
+    _check_bfloat16_pairs(x, Cout, K, 1, 1, 1, other_threads=(1,))
+
+
+def _check_bfloat16_pairs(x, Cout, K, pad, dilation, groups, other_threads):
+    """Forward, grad-input and grad-weight of bfloat16 x against float64
+    PyTorch, and the same bits on `other_threads`."""
+    B, Cin, H, W = x.shape
     w = torch.randn(H, Cout, Cin // groups, K, dtype=torch.bfloat16)
     b = torch.randn(H, Cout, dtype=torch.bfloat16)
     y = rowconv_ext.row_conv1d(x, w, b, padding=pad, dilation=dilation, groups=groups)
@@ -150,7 +173,7 @@ def test_bfloat16_pairs_match_pytorch(B, Cin, H, W, Cout, K, pad, dilation, grou
     # and the same bits on any thread count (each output summed by one work item)
     threads = torch.get_num_threads()
     try:
-        for t in (1, 3):
+        for t in other_threads:
             torch.set_num_threads(t)
             assert torch.equal(rowconv_ext.row_conv1d(x, w, b, padding=pad, dilation=dilation, groups=groups), y)
             assert torch.equal(torch.ops.rowconv.row_conv1d_grad_input(go, w, W, 1, pad, pad, dilation, groups), gx)

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 import rowconv_ext
-from conftest import SWEEP, Conv, assert_matches_reference, make_inputs, our_results, reference_results
+from conftest import (SWEEP, Conv, assert_matches_reference, last_level_cache_bytes, make_inputs, our_results,
+                      reference_results)
 
 LAYOUT_CONFIGS = [
     Conv(2, 4, 3, 37, 6, 3, stride=2, padding=(2, 1), dilation=2, groups=2),
@@ -221,16 +222,6 @@ def test_large_results_are_marked_for_huge_pages(method):
         assert "hg" in seen[name][1:], f"{name}: not advised for huge pages: {seen[name]}"
 
 
-def _last_level_cache_bytes():
-    """The L3 size as the library reads it (sysfs; 32 MiB where unknown)."""
-    try:
-        size = open("/sys/devices/system/cpu/cpu0/cache/index3/size").read().strip()
-        kib = int(size[:-1]) if size.endswith("K") else 0
-    except (OSError, ValueError):
-        kib = 0
-    return kib * 1024 if 1024 <= kib <= 1024 * 1024 else 32 * 2**20
-
-
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
 @pytest.mark.parametrize("padding", ["causal", 0])  # rows on 64-byte boundaries, and not
 # (Cin, Cout, groups): 16 channels, the fewest rows of 8 terms or more whose
@@ -256,7 +247,7 @@ def test_outputs_larger_than_the_cache_are_stored_past_it_unchanged(channels, pa
     stored plainly."""
     Cin, Cout, groups = channels
     sized = Cin if Cout <= 2 * Cin else Cout  # y, and grad_x where Cout <= 2 Cin, >= the L3
-    B = -(-_last_level_cache_bytes() // (sized * H * W * dtype.itemsize))
+    B = -(-last_level_cache_bytes() // (sized * H * W * dtype.itemsize))
     cfg = Conv(B, Cin, H, W, Cout, 5, padding=padding, groups=groups)
     x, w, b, gy = make_inputs(cfg, dtype, seed=31)
     torch.set_num_threads(2)
@@ -277,7 +268,7 @@ def test_grad_weight_of_inputs_larger_than_the_cache_at_every_thread_count(dtype
     forward's rows that computed the wrong columns past the cache, where
     no other test looked; see docs/design.md, Zen 5.)"""
     C, H, W, K = 4, 4, 1024, 5
-    B = -(-_last_level_cache_bytes() // (C * H * W * dtype.itemsize))  # x (and grad_out) >= the L3
+    B = -(-last_level_cache_bytes() // (C * H * W * dtype.itemsize))  # x (and grad_out) >= the L3
     cfg = Conv(B, C, H, W, C, K, padding=(1, 2))
     x, w, b, gy = make_inputs(cfg, dtype, seed=33)
     ref = reference_results(cfg, x, w, b, gy)

@@ -89,6 +89,13 @@ void parallel_chunks(int64_t items, int64_t grain, const Body& body) {
 // 0.91-0.93x).
 inline bool streams_to_memory(int64_t bytes) { return bytes >= l3_cache_bytes() / 4 * 3; }
 
+// Whether a kernel's operands come from memory at each call: x and grad_out
+// (or y), which each direction reads or writes, take 3/4 of the last-level
+// cache or more together (streams_to_memory).
+inline bool operands_from_memory(const RowConvParams& p, int64_t element_bytes) {
+  return streams_to_memory(p.batch * p.rows * (p.in_channels * p.width + p.out_channels * p.out_width) * element_bytes);
+}
+
 // Fetches the line of p into L1. (An asm statement, not __builtin_prefetch:
 // GCC deleted prefetch_run's loop of nothing but __builtin_prefetch calls
 // as a loop without side effects.)
@@ -115,8 +122,8 @@ inline void prefetch_run(const T* first, int64_t count) {
 // a kernel fetches the window kWindowsAhead channels on, past the last
 // channel the next tile's (the same channels, one tile further along the
 // row): window(channel, next_tile) is its first element, `count` elements.
-// Operands that fit in the caches are not fetched (the fetches' instructions
-// took the forum grad-input 1.06x the time).
+// Operands that stay in the caches are not fetched (operands_from_memory;
+// the fetches' instructions took the forum grad-input 1.06x the time).
 constexpr int64_t kWindowsAhead = 8;
 template <typename Window>
 inline void fetch_window_ahead(int64_t c, int64_t first, int64_t end, int64_t count, const Window& window) {
@@ -364,7 +371,7 @@ struct InputRows {
         rows(p.in_per_group * p.kernel_size),
         tap_slot(p.kernel_size),
         tap_shift(p.kernel_size),
-        fetch_ahead(streams_to_memory(p.batch * p.in_channels * p.rows * p.width * static_cast<int64_t>(sizeof(acc_t)))) {
+        fetch_ahead(operands_from_memory(p, sizeof(acc_t))) {
     for (int64_t k = 0; k < p.kernel_size; ++k) {
       const int64_t q = k * p.dilation % p.stride;
       if (std::find(phases_used.begin(), phases_used.end(), q) == phases_used.end())

@@ -76,6 +76,8 @@ void row_conv1d_forward_bf16_pairs(const RowConvParams& p, const scalar_t* x, co
   const int64_t tiles = tile_count(p.out_width, tile);
   const int64_t items = p.batch * p.rows * p.groups * tiles;
   const int64_t window = tile + (K - 1) * d;  // input positions a tile reads
+  // (fetch_window_ahead: x's rows, where they come from memory)
+  const bool fetch_ahead = p.in_stride_w == 1 && operands_from_memory(p, sizeof(scalar_t));
 
   // per (h, group): Cout_g rows of P pairs
   const std::vector<uint32_t> w_pairs =
@@ -134,6 +136,11 @@ void row_conv1d_forward_bf16_pairs(const RowConvParams& p, const scalar_t* x, co
                               last_pairs.data());
       } else {
         in.fill(bk, count, [&](int64_t ci, int64_t span, scalar_t* room) -> const scalar_t* {
+          if (fetch_ahead)
+            fetch_window_ahead(ci, 0, cin_g, span, [&](int64_t ahead, bool next_tile) {
+              const int64_t at = std::max<int64_t>(0, next_tile ? start + n * p.stride : start);
+              return x + p.in_offset(b, g * cin_g + ahead, h, at);
+            });
           if (window_in_row(p.in_stride_w, start, span, p.width))
             return x + p.in_offset(b, g * cin_g + ci, h, start);
           load(ci, span, room);

@@ -42,6 +42,8 @@ void row_conv1d_grad_input_bf16_pairs(const RowConvParams& p, const scalar_t* gr
   const int64_t tiles = tile_count(p.width, tile);
   const int64_t items = p.batch * p.rows * p.groups * tiles;
   const int64_t window = tile + (K - 1) * p.dilation;  // grad_out positions a tile reads
+  // (fetch_window_ahead: grad_out's rows, where they come from memory)
+  const bool fetch_ahead = p.gout_stride_w == 1 && operands_from_memory(p, sizeof(scalar_t));
   const int64_t ldx = p.rows * p.width;
 
   // per (h, group): Cin_g rows of P pairs, (w[2cp][ci][k], w[2cp+1][ci][k]) at k * channel_pairs + cp
@@ -68,6 +70,11 @@ void row_conv1d_grad_input_bf16_pairs(const RowConvParams& p, const scalar_t* gr
       for (int64_t ci = 0; ci < cin_g; ++ci) w_rows[ci] = w_pairs.data() + ((h * p.groups + g) * cin_g + ci) * P;
       const int64_t t_lo = p.grad_numerator(j0, K - 1);
       gout.fill(bk, n + (K - 1) * p.dilation, [&](int64_t co, int64_t count, scalar_t* room) -> const scalar_t* {
+        if (fetch_ahead)
+          fetch_window_ahead(co, 0, cout_g, count, [&](int64_t ahead, bool next_tile) {
+            const int64_t at = std::max<int64_t>(0, next_tile ? t_lo + n : t_lo);
+            return grad_out + p.gout_offset(b, g * cout_g + ahead, h, at);
+          });
         if (window_in_row(p.gout_stride_w, t_lo, count, p.out_width))
           return grad_out + p.gout_offset(b, g * cout_g + co, h, t_lo);
         load_window(grad_out + p.gout_offset(b, g * cout_g + co, h, 0), p.out_width, p.gout_stride_w, t_lo,
@@ -134,12 +141,10 @@ void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
   const int64_t items = p.batch * p.rows * p.groups * tiles;
   const int64_t phase_width = (tile + s - 1) / s;
   const int64_t ldc = phase_width + kRowSlack;
+  // (fetch_window_ahead: grad_out's rows, where they come from memory)
+  const bool fetch_windows_ahead = p.gout_stride_w == 1 && operands_from_memory(p, sizeof(scalar_t));
   // The grad_out a tile reads: outputs t_lo .. t_lo + span(n) - 1 (zero
   // outside [0, Wout)), plus the micro-kernel's slack.
-  // (fetch_window_ahead: grad_out's rows, where they come from memory)
-  const bool fetch_windows_ahead =
-      p.gout_stride_w == 1 &&
-      streams_to_memory(p.batch * p.out_channels * p.rows * p.out_width * static_cast<int64_t>(sizeof(scalar_t)));
   const auto span_for = [&](int64_t n) {
     return (n + s - 1) / s + ((K - 1) * p.dilation + s - 1) / s + 2 + kRowSlack;
   };

@@ -109,8 +109,15 @@ void pack_x_pair_rows(const RowConvParams& p, const scalar_t* x, int64_t b, int6
   const bool in_place = window_in_row(p.in_stride_w, start, span, p.width);
   const int64_t even_span = (span + 1) / 2 * 2;  // the second copy on a pair boundary
   const bool two_copies = n % 2 == 0 && even_span + span <= K * row_length;
+  // (fetch_window_ahead: x's rows, where they come from memory)
+  const bool fetch_ahead = p.in_stride_w == 1 && operands_from_memory(p, sizeof(scalar_t));
   for (int64_t ci = first; ci < first + count; ++ci) {
     const int64_t c = g * p.in_per_group + ci;
+    if (fetch_ahead)
+      fetch_window_ahead(ci, first, first + count, span, [&](int64_t ahead, bool next_tile) {
+        const int64_t at = std::max<int64_t>(0, next_tile ? start + n : start);
+        return x + p.in_offset(b, g * p.in_per_group + ahead, h, at);
+      });
     scalar_t* own = rows + (ci - first) * K * row_length;
     const uint32_t** tap_rows = pair_rows + (ci - first) * K;
     const scalar_t* src;
