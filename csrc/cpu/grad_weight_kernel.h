@@ -46,7 +46,7 @@ void transpose_gout_tile(const RowConvParams& p, const MicroKernels<acc_t>& mk, 
                          acc_t* dst, int64_t ld) {
   const int64_t gs = p.gout_stride_w, cout_g = p.out_per_group;
   if constexpr (std::is_same_v<scalar_t, acc_t>) {
-    if (gs == 1) return mk.transpose(cout_g, n, src, p.gout_stride_c, dst, ld);
+    if (gs == 1) return mk.transpose(cout_g, n, src, p.gout_stride_c, dst, ld, operands_from_memory(p, sizeof(scalar_t)));
   } else {
     // the half types: a block of positions of every row converted (vectors),
     // then transposed through registers
@@ -57,7 +57,7 @@ void transpose_gout_tile(const RowConvParams& p, const MicroKernels<acc_t>& mk, 
       for (int64_t t = 0; t < n; t += block) {
         const int64_t m = std::min(block, n - t);
         for (int64_t co = 0; co < cout_g; ++co) load_run(src + co * p.gout_stride_c + t, m, scratch + co * block);
-        mk.transpose(cout_g, m, scratch, block, dst + t * ld, ld);
+        mk.transpose(cout_g, m, scratch, block, dst + t * ld, ld, false);
       }
       return;
     }
@@ -83,7 +83,8 @@ void pack_gout_pairs(const RowConvParams& p, const scalar_t* src, int64_t n, uin
     // never computed on)
     whole = n / 2;
     micro_kernels<float>().transpose(p.out_per_group, whole, reinterpret_cast<const float*>(src),
-                                     p.gout_stride_c / 2, reinterpret_cast<float*>(dst), ld);
+                                     p.gout_stride_c / 2, reinterpret_cast<float*>(dst), ld,
+                                     operands_from_memory(p, sizeof(scalar_t)));
   }
   for (int64_t co = 0; co < p.out_per_group; ++co) {
     const scalar_t* row = src + co * p.gout_stride_c;

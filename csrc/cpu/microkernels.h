@@ -73,8 +73,11 @@ struct MicroKernels {
   // (square blocks of 32-byte vectors shuffled in registers; grad-weight's
   // tile of grad_out, output channels along its rows). dst's rows are dst_ld
   // long: where dst_ld leaves room, the lanes from `rows` up to a whole
-  // vector may be written too (zeros).
-  void (*transpose)(int64_t rows, int64_t cols, const T* src, int64_t src_ld, T* dst, int64_t dst_ld);
+  // vector may be written too (zeros). With fetch_ahead, each strip of rows
+  // fetches the next strip's (after the last, the strip `cols` further along
+  // the same rows) into L1: for src coming from memory.
+  void (*transpose)(int64_t rows, int64_t cols, const T* src, int64_t src_ld, T* dst, int64_t dst_ld,
+                    bool fetch_ahead);
   // grad-bias's partial sums, part[j] for the elements t % 16 == j, in a
   // fixed order: per block of kPartialsBlock elements (from row[0]), lane j's
   // elements summed in T (the even chunks of 16 and the odd ones apart, then
