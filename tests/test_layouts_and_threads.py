@@ -260,7 +260,8 @@ def test_outputs_larger_than_the_cache_are_stored_past_it_unchanged(channels, pa
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
-def test_grad_weight_of_inputs_larger_than_the_cache_at_every_thread_count(dtype, restore_threads):
+@pytest.mark.parametrize("stride", [1, 2])  # 2: the copied windows of every phase, fetched ahead
+def test_grad_weight_of_inputs_larger_than_the_cache_at_every_thread_count(dtype, stride, restore_threads):
     """x and grad_out of the last-level cache's size or more, 4 output
     channels (grad-weight's dot form, one strip of rows, its runs of items
     split differently at 1 and 2 threads): the results match PyTorch's and
@@ -269,7 +270,7 @@ def test_grad_weight_of_inputs_larger_than_the_cache_at_every_thread_count(dtype
     no other test looked; see docs/design.md, Zen 5.)"""
     C, H, W, K = 4, 4, 1024, 5
     B = -(-last_level_cache_bytes() // (C * H * W * dtype.itemsize))  # x (and grad_out) >= the L3
-    cfg = Conv(B, C, H, W, C, K, padding=(1, 2))
+    cfg = Conv(B, C, H, W, C, K, stride=stride, padding=(1, 2))
     x, w, b, gy = make_inputs(cfg, dtype, seed=33)
     ref = reference_results(cfg, x, w, b, gy)
     found = {}

@@ -370,8 +370,7 @@ struct InputRows {
         phase_len(tile + reach + kRowSlack + kLineElements<acc_t>),
         rows(p.in_per_group * p.kernel_size),
         tap_slot(p.kernel_size),
-        tap_shift(p.kernel_size),
-        fetch_ahead(operands_from_memory(p, sizeof(acc_t))) {
+        tap_shift(p.kernel_size) {
     for (int64_t k = 0; k < p.kernel_size; ++k) {
       const int64_t q = k * p.dilation % p.stride;
       if (std::find(phases_used.begin(), phases_used.end(), q) == phases_used.end())
@@ -391,6 +390,14 @@ struct InputRows {
     // positions of a phase that some tap reads for outputs [t0, t0 + n)
     const int64_t count = n + reach;
     if (ci_end < 0) ci_end = p.in_per_group;
+    // (fetch_window_ahead: x's rows along unit steps, where they come from memory)
+    const bool fetch = p.in_stride_w == 1 && operands_from_memory(p, sizeof(scalar_t));
+    const auto fetch_ahead_of = [&](int64_t ci) {
+      fetch_window_ahead(ci, ci_begin, ci_end, count * p.stride, [&](int64_t ahead, bool next_tile) {
+        const int64_t at = std::max<int64_t>(0, next_tile ? start + n * p.stride : start);
+        return x + p.in_offset(b, g * p.in_per_group + ahead, h, at);
+      });
+    };
     if constexpr (std::is_same_v<scalar_t, acc_t>) {
       // (load_window_line_aligned's own test of this case, here once a tile:
       // through it, the copy of every channel was a call, 3% of the forum
@@ -398,11 +405,7 @@ struct InputRows {
       if (p.stride == 1 && p.in_stride_w == 1 && (p.prefix_width == 0 || p.pre_stride_w == 1)) {
         for (int64_t ci = ci_begin; ci < ci_end; ++ci) {
           const int64_t c = g * p.in_per_group + ci;
-          if (fetch_ahead)
-            fetch_window_ahead(ci, ci_begin, ci_end, count, [&](int64_t ahead, bool next_tile) {
-              const int64_t at = std::max<int64_t>(0, next_tile ? start + n : start);
-              return x + p.in_offset(b, g * p.in_per_group + ahead, h, at);
-            });
+          if (fetch) fetch_ahead_of(ci);
           const acc_t* window = load_unit_window_line_aligned(x + p.in_offset(b, c, h, 0), p.width, start, count,
                                                               phase(ci, 0), p.prefix_row<scalar_t>(b, c, h),
                                                               p.prefix_width);
@@ -413,6 +416,7 @@ struct InputRows {
     }
     for (int64_t ci = ci_begin; ci < ci_end; ++ci) {
       const int64_t c = g * p.in_per_group + ci;
+      if (fetch) fetch_ahead_of(ci);
       const scalar_t* row = x + p.in_offset(b, c, h, 0);
       const scalar_t* prefix_row = p.prefix_row<scalar_t>(b, c, h);
       // Past `count` a phase keeps what an earlier tile left (zeros at
@@ -450,7 +454,6 @@ struct InputRows {
   const RowConvParams& p;
   const int64_t reach;  // positions of a phase past a tile's own that its taps read
   const int64_t phase_len;
-  const bool fetch_ahead;  // the stride-1 copies fetch their windows ahead (fetch_window_ahead)
   std::vector<int64_t> phases_used;
   std::vector<acc_t> buffer;
   std::vector<const acc_t*> rows;

@@ -1049,7 +1049,7 @@ ROWCONV_INLINE void transpose_impl(int64_t rows, int64_t cols, const T* src, int
   template <typename T>                                                                       \
   TARGET void transpose_##NAME(int64_t rows, int64_t cols, const T* src, int64_t src_ld, T* dst, \
                                int64_t dst_ld, bool fetch_ahead) {                            \
-    transpose_impl<T>(rows, cols, src, src_ld, dst, dst_ld, fetch_ahead);                                  \
+    transpose_impl<T>(rows, cols, src, src_ld, dst, dst_ld, fetch_ahead);                    \
   }                                                                                           \
   template <typename T>                                                                       \
   TARGET void add_partials16_##NAME(int64_t n, const T* row, double* part) {                  \
