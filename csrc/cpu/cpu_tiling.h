@@ -121,16 +121,18 @@ inline void prefetch_run(const T* first, int64_t count) {
 // grad-input's samples, Zen 5). So before copying channel c of [first, end),
 // a kernel fetches the window kWindowsAhead channels on, past the last
 // channel the next tile's (the same channels, one tile further along the
-// row): window(channel, next_tile) is its first element, `count` elements.
+// row): row(channel) is a channel's row (unit steps along it), the window
+// `count` elements from position `at`, the next tile's from `next_at`.
 // Operands that stay in the caches are not fetched (operands_from_memory;
 // the fetches' instructions took the forum grad-input 1.06x the time).
 constexpr int64_t kWindowsAhead = 8;
-template <typename Window>
-inline void fetch_window_ahead(int64_t c, int64_t first, int64_t end, int64_t count, const Window& window) {
+template <typename Row>
+inline void fetch_window_ahead(int64_t c, int64_t first, int64_t end, int64_t at, int64_t next_at, int64_t count,
+                               const Row& row) {
   int64_t ahead = c + std::min(kWindowsAhead, end - first);  // (few channels: the next tile's same channel)
   const bool next_tile = ahead >= end;
   if (next_tile) ahead = first + (ahead - end);
-  if (ahead < end) prefetch_run(window(ahead, next_tile), count);
+  if (ahead < end) prefetch_run(row(ahead) + std::max<int64_t>(0, next_tile ? next_at : at), count);
 }
 
 // Whether a kernel stores its result of `bytes` past the caches
@@ -393,10 +395,8 @@ struct InputRows {
     // (fetch_window_ahead: x's rows along unit steps, where they come from memory)
     const bool fetch = p.in_stride_w == 1 && operands_from_memory(p, sizeof(scalar_t));
     const auto fetch_ahead_of = [&](int64_t ci) {
-      fetch_window_ahead(ci, ci_begin, ci_end, count * p.stride, [&](int64_t ahead, bool next_tile) {
-        const int64_t at = std::max<int64_t>(0, next_tile ? start + n * p.stride : start);
-        return x + p.in_offset(b, g * p.in_per_group + ahead, h, at);
-      });
+      fetch_window_ahead(ci, ci_begin, ci_end, start, start + n * p.stride, count * p.stride,
+                         [&](int64_t ch) { return x + p.in_offset(b, g * p.in_per_group + ch, h, 0); });
     };
     if constexpr (std::is_same_v<scalar_t, acc_t>) {
       // (load_window_line_aligned's own test of this case, here once a tile:

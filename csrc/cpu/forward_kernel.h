@@ -137,10 +137,8 @@ void row_conv1d_forward_bf16_pairs(const RowConvParams& p, const scalar_t* x, co
       } else {
         in.fill(bk, count, [&](int64_t ci, int64_t span, scalar_t* room) -> const scalar_t* {
           if (fetch_ahead)
-            fetch_window_ahead(ci, 0, cin_g, span, [&](int64_t ahead, bool next_tile) {
-              const int64_t at = std::max<int64_t>(0, next_tile ? start + n * p.stride : start);
-              return x + p.in_offset(b, g * cin_g + ahead, h, at);
-            });
+            fetch_window_ahead(ci, 0, cin_g, start, start + n * p.stride, span,
+                               [&](int64_t ch) { return x + p.in_offset(b, g * cin_g + ch, h, 0); });
           if (window_in_row(p.in_stride_w, start, span, p.width))
             return x + p.in_offset(b, g * cin_g + ci, h, start);
           load(ci, span, room);

@@ -71,10 +71,8 @@ void row_conv1d_grad_input_bf16_pairs(const RowConvParams& p, const scalar_t* gr
       const int64_t t_lo = p.grad_numerator(j0, K - 1);
       gout.fill(bk, n + (K - 1) * p.dilation, [&](int64_t co, int64_t count, scalar_t* room) -> const scalar_t* {
         if (fetch_ahead)
-          fetch_window_ahead(co, 0, cout_g, count, [&](int64_t ahead, bool next_tile) {
-            const int64_t at = std::max<int64_t>(0, next_tile ? t_lo + n : t_lo);
-            return grad_out + p.gout_offset(b, g * cout_g + ahead, h, at);
-          });
+          fetch_window_ahead(co, 0, cout_g, t_lo, t_lo + n, count,
+                             [&](int64_t ch) { return grad_out + p.gout_offset(b, g * cout_g + ch, h, 0); });
         if (window_in_row(p.gout_stride_w, t_lo, count, p.out_width))
           return grad_out + p.gout_offset(b, g * cout_g + co, h, t_lo);
         load_window(grad_out + p.gout_offset(b, g * cout_g + co, h, 0), p.out_width, p.gout_stride_w, t_lo,
@@ -289,10 +287,8 @@ void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
       const int64_t t_lo = floor_div(p.grad_numerator(j0, K - 1), s);
       for (int64_t co = 0; co < cout_g; ++co) {
         if (fetch_windows_ahead)
-          fetch_window_ahead(co, 0, cout_g, span_for(n), [&](int64_t ahead, bool next_tile) {
-            const int64_t at = std::max<int64_t>(0, next_tile ? t_lo + n / s : t_lo);
-            return grad_out + p.gout_offset(b, g * cout_g + ahead, h, at);
-          });
+          fetch_window_ahead(co, 0, cout_g, t_lo, t_lo + n / s, span_for(n),
+                             [&](int64_t ch) { return grad_out + p.gout_offset(b, g * cout_g + ch, h, 0); });
         gout_window[co] = load_window_line_aligned(grad_out + p.gout_offset(b, g * cout_g + co, h, 0), p.out_width,
                                                    p.gout_stride_w, t_lo, span_for(n), gout.data() + co * span);
       }

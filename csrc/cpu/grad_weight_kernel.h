@@ -119,10 +119,8 @@ void pack_x_pair_rows(const RowConvParams& p, const scalar_t* x, int64_t b, int6
   for (int64_t ci = first; ci < first + count; ++ci) {
     const int64_t c = g * p.in_per_group + ci;
     if (fetch_ahead)
-      fetch_window_ahead(ci, first, first + count, span, [&](int64_t ahead, bool next_tile) {
-        const int64_t at = std::max<int64_t>(0, next_tile ? start + n : start);
-        return x + p.in_offset(b, g * p.in_per_group + ahead, h, at);
-      });
+      fetch_window_ahead(ci, first, first + count, start, start + n, span,
+                         [&](int64_t ch) { return x + p.in_offset(b, g * p.in_per_group + ch, h, 0); });
     scalar_t* own = rows + (ci - first) * K * row_length;
     const uint32_t** tap_rows = pair_rows + (ci - first) * K;
     const scalar_t* src;
