@@ -96,17 +96,6 @@ inline bool operands_from_memory(const RowConvParams& p, int64_t element_bytes) 
   return streams_to_memory(p.batch * p.rows * (p.in_channels * p.width + p.out_channels * p.out_width) * element_bytes);
 }
 
-// Fetches the line of p into L1. (An asm statement, not __builtin_prefetch:
-// GCC deleted prefetch_run's loop of nothing but __builtin_prefetch calls
-// as a loop without side effects.)
-inline void prefetch_line(const void* p) {
-#if defined(__x86_64__) || defined(__i386__)
-  asm volatile("prefetcht0 %0" : : "m"(*static_cast<const char*>(p)));
-#else
-  __builtin_prefetch(p, 0, 3);
-#endif
-}
-
 // Fetches the lines of a run of `count` elements (count >= 1) into L1.
 template <typename T>
 inline void prefetch_run(const T* first, int64_t count) {

@@ -263,6 +263,28 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
   // x, by taps_dot_row (dot_rows' sums; the taps share x's loads).
   const bool one_row_of_taps = !channel_vectors && cout_g == 1 && cin_g == 1 && p.stride == 1;
 
+  // The dot form reads its rows of x and grad_out in place, each a stream
+  // that the hardware's prefetchers meet cold, and from memory it waited on
+  // them: its samples sat on the loads, and it read 16-20 GB/s where a plain
+  // read of two threads runs at 41-49 (Zen 5). So where they come from
+  // memory, each step's product fetches the next step's rows as it goes,
+  // spread over its loop (LineFetch: a line or two every 16 multiply-adds).
+  // Products of few multiply-adds a line (more than 4.5 lines a step:
+  // depthwise K 4, Cin = Cout = 2 K 3) are bound by memory's rate, which
+  // the hardware's prefetchers reach on their own; there the fetches cost
+  // up to 1.25x the time, so they are not issued. In-process A/B, same bits,
+  // Zen 5, 2 threads: (64,4,64,512) K 7 0.62x the time, (8,4,64,4096) K 7
+  // 0.64x, (32,15,10,4096) K 3 0.75x, (16,1,256,8192) K 64 0.75x, (32,8,32,
+  // 2048) K 9 0.75x, (64,1,1024,4096) K 8 0.76x. Tried: two or three steps
+  // ahead (forum-long 0.92x, 0.98x: worse than one); into L2 only
+  // (prefetcht1, t2: 1.0-1.05x the time of t0); the addresses as a list
+  // built each step (its loop cost the cheap products 1.15-1.4x); the product
+  // split into parts over positions, each part fetching its share first (the
+  // same bits): narrow 0.81x, but forum-long and dw-long 1.3-1.6x (each
+  // part loads and stores every block's partials again).
+  const bool fetch_next_step = !channel_vectors && p.stride == 1 && p.in_stride_w == 1 && p.gout_stride_w == 1 &&
+                               operands_from_memory(p, sizeof(scalar_t));
+
   // Each item's running sums (acc, partials) take kFlushTerms positions
   // (whole tiles, counted over b and the tiles) and are then added to its
   // totals: float's rounding grows with those positions and with the number
@@ -289,6 +311,7 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
     std::vector<acc_t> acc(run * acc_size), partials(run * partial_size);
     std::vector<acc_t> acc_total(run * acc_size), partials_total(run * partial_size);
     std::vector<acc_t> sums(channel_vectors ? 0 : block * R);
+    std::vector<const char*> next_rows;  // the dot form's next step, fetched as it computes
     // a slot's running sums (acc, the gemm and pair forms'; partials, the
     // dot form's) added to its totals and zeroed
     const auto flush = [&](int64_t slot) {
@@ -363,10 +386,37 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
             bool x_read_in_place = false;
             if constexpr (kSameType) x_read_in_place = x_in_place && in.point_into(x, x_extent, b, h, g, t0, n);
             if (!x_read_in_place) in.gather(x, b, h, g, t0, n);
+            LineFetch fetch{nullptr, nullptr, 0, 0, 0};
+            if (fetch_next_step) {
+              // the next step: the run's next (item, tile), or b + 1's first
+              const int64_t ahead = step + 1;
+              const int64_t next_b = b + ahead / (run_items * tiles);
+              const Slice next = slice_of(first_item + ahead % (run_items * tiles) / tiles);
+              const int64_t next_t0 = ahead % tiles * tile, next_n = std::min(tile, p.out_width - next_t0);
+              const int64_t start = std::clamp<int64_t>(p.input_position(next_t0, 0), 0, p.width);
+              const int64_t stop = std::clamp<int64_t>(p.input_position(next_t0 + next_n - 1, K - 1) + 1, 0, p.width);
+              // its rows' lines (x's window, the longest, for every row), and
+              // the product's steps of 16 multiply-adds (dot_rows' 4 x 4 blocks)
+              const int64_t row_bytes = std::max(next_n, stop - start) * int64_t{sizeof(scalar_t)} + 63;
+              const int64_t lines = (next.count + cin_g) * (row_bytes / 64);
+              const int64_t steps = std::max<int64_t>(1, count * R * ((n + mk.lanes - 1) / mk.lanes) / 16);
+              if (next_b < p.batch && 2 * lines <= 9 * steps) {
+                next_rows.clear();
+                for (int64_t co = next.first; co < next.first + next.count; ++co)
+                  next_rows.push_back(reinterpret_cast<const char*>(
+                      grad_out + p.gout_offset(next_b, next.g * cout_g + co, next.h, next_t0)));
+                for (int64_t ci = 0; ci < cin_g; ++ci)
+                  next_rows.push_back(
+                      reinterpret_cast<const char*>(x + p.in_offset(next_b, next.g * cin_g + ci, next.h, start)));
+                fetch = {next_rows.data(), next_rows.data() + next_rows.size(), 0, row_bytes, (lines + steps - 1) / steps};
+              }
+            }
             if (one_row_of_taps)  // in.rows[k] = in.rows[0] + k * dilation
-              mk.taps_dot_row(n, K, p.dilation, gout_rows[0], in.rows.data(), partials.data() + slot * partial_size);
+              mk.taps_dot_row(n, K, p.dilation, gout_rows[0], in.rows.data(), partials.data() + slot * partial_size,
+                              &fetch);
             else
-              mk.dot_rows(count, R, n, gout_rows.data(), in.rows.data(), partials.data() + slot * partial_size, R);
+              mk.dot_rows(count, R, n, gout_rows.data(), in.rows.data(), partials.data() + slot * partial_size, R,
+                          &fetch);
           }
           if ((b * tiles + tile_idx + 1) % flush_tiles == 0) flush(slot);
         }

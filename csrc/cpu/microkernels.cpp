@@ -675,17 +675,31 @@ ROWCONV_INLINE void taps_row_impl(int64_t N, int64_t K, int64_t step, const T* w
   taps_row_blocks<T, Bytes, NVS, TG, false, Streaming>(N, K, step, w, x, init, y);
 }
 
+// The next `count` lines of a LineFetch (its cursor: row, offset, in registers).
+ROWCONV_INLINE void fetch_lines(const char* const*& row, int64_t& offset, const LineFetch& f, int64_t count) {
+  for (int64_t i = 0; i < count && row < f.rows_end; ++i) {
+    prefetch_line(*row + offset);
+    offset += 64;
+    if (offset >= f.row_bytes) offset = 0, ++row;
+  }
+}
+
 // One MR x NR block of dot products, added to its lane partials in P
 // (kSums: from zero, and their lanes summed into P[m * ldp + r * ldr] instead).
 template <typename T, int Bytes, int MR, int NR, bool kSums = false>
 ROWCONV_INLINE void dot_rows_block(int64_t N, const T* const* A_rows, const T* const* B_rows,
-                                   T* P, int64_t ldp, int64_t ldr) {
+                                   T* P, int64_t ldp, int64_t ldr, LineFetch* fetch) {
   using X = Vec<T, Bytes>;
   typename X::V acc[MR][NR];
   for (int m = 0; m < MR; ++m)
     for (int r = 0; r < NR; ++r) acc[m][r] = kSums ? typename X::V{} : X::load(P + (m * ldp + r) * X::kWidth);
+  static constexpr LineFetch kNone{nullptr, nullptr, 0, 0, 0};
+  const LineFetch& f = fetch ? *fetch : kNone;
+  const char* const* f_row = f.row;
+  int64_t f_offset = f.offset;
   int64_t n = 0;
   for (; n + X::kWidth <= N; n += X::kWidth) {
+    fetch_lines(f_row, f_offset, f, f.per_step);
     typename X::V a[MR], b[NR];
     for (int m = 0; m < MR; ++m) a[m] = X::load(A_rows[m] + n);
     for (int r = 0; r < NR; ++r) {
@@ -702,6 +716,7 @@ ROWCONV_INLINE void dot_rows_block(int64_t N, const T* const* A_rows, const T* c
     for (int m = 0; m < MR; ++m)
       for (int r = 0; r < NR; ++r) acc[m][r] += a[m] * b[r];
   }
+  if (fetch) fetch->row = f_row, fetch->offset = f_offset;
   if constexpr (kSums) {
     T sum[MR * NR];
     X::template sums<MR * NR>(&acc[0][0], sum);
@@ -718,10 +733,11 @@ ROWCONV_INLINE void dot_rows_block(int64_t N, const T* const* A_rows, const T* c
 // the columns allow, to hide the multiply-add latency.
 template <typename T, int Bytes, int MR, int NR, bool kSums>
 ROWCONV_INLINE void dot_rows_strip(int64_t R, int64_t N, const T* const* A_rows, const T* const* B_rows, T* P,
-                                   int64_t ldp, int64_t ldr, int64_t r0 = 0) {
+                                   int64_t ldp, int64_t ldr, LineFetch* fetch, int64_t r0 = 0) {
   const int64_t W = kSums ? ldr : Vec<T, Bytes>::kWidth;
-  for (; r0 + NR <= R; r0 += NR) dot_rows_block<T, Bytes, MR, NR, kSums>(N, A_rows, B_rows + r0, P + r0 * W, ldp, ldr);
-  if constexpr (NR > 1) dot_rows_strip<T, Bytes, MR, NR / 2, kSums>(R, N, A_rows, B_rows, P, ldp, ldr, r0);
+  for (; r0 + NR <= R; r0 += NR)
+    dot_rows_block<T, Bytes, MR, NR, kSums>(N, A_rows, B_rows + r0, P + r0 * W, ldp, ldr, fetch);
+  if constexpr (NR > 1) dot_rows_strip<T, Bytes, MR, NR / 2, kSums>(R, N, A_rows, B_rows, P, ldp, ldr, fetch, r0);
 }
 
 // A strip of `rows` < MR rows (the last of M) at once. One row (a
@@ -731,10 +747,11 @@ ROWCONV_INLINE void dot_rows_strip(int64_t R, int64_t N, const T* const* A_rows,
 // AVX2).
 template <typename T, int Bytes, int MR, int NR, bool kSums>
 ROWCONV_INLINE void dot_rows_short_strip(int64_t rows, int64_t R, int64_t N, const T* const* A_rows,
-                                         const T* const* B_rows, T* P, int64_t ldp, int64_t ldr) {
+                                         const T* const* B_rows, T* P, int64_t ldp, int64_t ldr, LineFetch* fetch) {
   if constexpr (MR > 0) {
-    if (rows != MR) return dot_rows_short_strip<T, Bytes, MR - 1, NR, kSums>(rows, R, N, A_rows, B_rows, P, ldp, ldr);
-    dot_rows_strip<T, Bytes, MR, MR == 1 ? std::max(NR, 8) : NR, kSums>(R, N, A_rows, B_rows, P, ldp, ldr);
+    if (rows != MR)
+      return dot_rows_short_strip<T, Bytes, MR - 1, NR, kSums>(rows, R, N, A_rows, B_rows, P, ldp, ldr, fetch);
+    dot_rows_strip<T, Bytes, MR, MR == 1 ? std::max(NR, 8) : NR, kSums>(R, N, A_rows, B_rows, P, ldp, ldr, fetch);
   }
 }
 
@@ -746,15 +763,17 @@ ROWCONV_INLINE void dot_rows_short_strip(int64_t rows, int64_t R, int64_t N, con
 // product is summed alike in every block shape: the results do not change.)
 template <typename T, int Bytes, int MR, int NR, bool kSums = false>
 ROWCONV_INLINE void dot_rows_impl(int64_t M, int64_t R, int64_t N, const T* const* A_rows,
-                                  const T* const* B_rows, T* P, int64_t ldp, int64_t ldr = 1) {
+                                  const T* const* B_rows, T* P, int64_t ldp, int64_t ldr = 1,
+                                  LineFetch* fetch = nullptr) {
   if constexpr (NR > 1) {
-    if (R < NR) return dot_rows_impl<T, Bytes, MR * 2, NR / 2, kSums>(M, R, N, A_rows, B_rows, P, ldp, ldr);
+    if (R < NR) return dot_rows_impl<T, Bytes, MR * 2, NR / 2, kSums>(M, R, N, A_rows, B_rows, P, ldp, ldr, fetch);
   }
   constexpr int64_t W = kSums ? 1 : Vec<T, Bytes>::kWidth;
   int64_t m0 = 0;
   for (; m0 + MR <= M; m0 += MR)
-    dot_rows_strip<T, Bytes, MR, NR, kSums>(R, N, A_rows + m0, B_rows, P + m0 * ldp * W, ldp, ldr);
-  dot_rows_short_strip<T, Bytes, MR - 1, NR, kSums>(M - m0, R, N, A_rows + m0, B_rows, P + m0 * ldp * W, ldp, ldr);
+    dot_rows_strip<T, Bytes, MR, NR, kSums>(R, N, A_rows + m0, B_rows, P + m0 * ldp * W, ldp, ldr, fetch);
+  dot_rows_short_strip<T, Bytes, MR - 1, NR, kSums>(M - m0, R, N, A_rows + m0, B_rows, P + m0 * ldp * W, ldp, ldr,
+                                                    fetch);
 }
 
 // One row's lane partials against K taps of x `step` apart (a depthwise
@@ -785,7 +804,7 @@ constexpr int taps_dot_classes(int64_t tc, int bytes) {
 // vector i, the vector i + t of x_c + g * step + q0 * W.
 template <typename T, int Bytes, int NA, int G, int TC>
 ROWCONV_INLINE void taps_dot_group(int64_t N, const T* a, const T* x_c, int64_t step, int64_t q0, int64_t P,
-                                   T* partials_c) {
+                                   T* partials_c, LineFetch* fetch) {
   using X = Vec<T, Bytes>;
   constexpr int64_t W = X::kWidth;
   typename X::V acc[G][TC];
@@ -795,8 +814,15 @@ ROWCONV_INLINE void taps_dot_group(int64_t N, const T* a, const T* x_c, int64_t 
   const T* x[G];
   for (int g = 0; g < G; ++g) x[g] = x_c + g * step + q0 * W;
   const int64_t full = N / W;
+  // (a step of NA vectors: NA * G * TC multiply-adds)
+  static constexpr LineFetch kNone{nullptr, nullptr, 0, 0, 0};
+  const LineFetch& f = fetch ? *fetch : kNone;
+  const char* const* f_row = f.row;
+  int64_t f_offset = f.offset;
+  const int64_t per_step = (f.per_step * NA * G * TC + 15) / 16;
   int64_t i0 = 0;
   for (; i0 + NA <= full; i0 += NA) {
+    fetch_lines(f_row, f_offset, f, per_step);
     typename X::V av[NA];
     for (int i = 0; i < NA; ++i) av[i] = X::load(a + (i0 + i) * W);
 #pragma GCC unroll 64
@@ -822,28 +848,29 @@ ROWCONV_INLINE void taps_dot_group(int64_t N, const T* a, const T* x_c, int64_t 
     for (int g = 0; g < G; ++g)
       for (int t = 0; t < TC; ++t) acc[g][t] += av * X::load_first(x[g] + (full + t) * W, left);
   }
+  if (fetch) fetch->row = f_row, fetch->offset = f_offset;
   for (int g = 0; g < G; ++g)
     for (int t = 0; t < TC; ++t) X::store(tap_partials(g, t), acc[g][t]);
 }
 // taps_dot_group of tc <= TC taps in g <= taps_dot_classes(tc, Bytes) classes
 template <typename T, int Bytes, int NA, int TC, int G = taps_dot_classes(TC, Bytes)>
 ROWCONV_INLINE void taps_dot_group_of(int64_t tc, int64_t g, int64_t N, const T* a, const T* x_c, int64_t step,
-                                      int64_t q0, int64_t P, T* partials_c) {
+                                      int64_t q0, int64_t P, T* partials_c, LineFetch* fetch) {
   if constexpr (TC > 1) {
-    if (tc < TC) return taps_dot_group_of<T, Bytes, NA, TC - 1>(tc, g, N, a, x_c, step, q0, P, partials_c);
+    if (tc < TC) return taps_dot_group_of<T, Bytes, NA, TC - 1>(tc, g, N, a, x_c, step, q0, P, partials_c, fetch);
   }
   if constexpr (G > 1) {
-    if (g < G) return taps_dot_group_of<T, Bytes, NA, TC, G - 1>(tc, g, N, a, x_c, step, q0, P, partials_c);
+    if (g < G) return taps_dot_group_of<T, Bytes, NA, TC, G - 1>(tc, g, N, a, x_c, step, q0, P, partials_c, fetch);
   }
-  taps_dot_group<T, Bytes, NA, G, TC>(N, a, x_c, step, q0, P, partials_c);
+  taps_dot_group<T, Bytes, NA, G, TC>(N, a, x_c, step, q0, P, partials_c, fetch);
 }
 template <typename T, int Bytes, int NA, int TG, int DOT_MR, int DOT_NR>
 ROWCONV_INLINE void taps_dot_row_impl(int64_t N, int64_t K, int64_t step, const T* a, const T* const* B_rows,
-                                      T* P) {
+                                      T* P, LineFetch* fetch) {
   using X = Vec<T, Bytes>;
   constexpr int64_t W = X::kWidth;
   const TapClasses tc = TapClasses::of<TG>(K, step, W);
-  if (step <= 0 || tc.taps < 2) return dot_rows_impl<T, Bytes, DOT_MR, DOT_NR>(1, K, N, &a, B_rows, P, K);
+  if (step <= 0 || tc.taps < 2) return dot_rows_impl<T, Bytes, DOT_MR, DOT_NR>(1, K, N, &a, B_rows, P, K, 1, fetch);
   const T* x = B_rows[0];
   if (tc.taps >= 8) {  // a class at a time, in groups of up to TG taps
     for (int64_t c = 0; c < tc.P; ++c) {
@@ -851,7 +878,7 @@ ROWCONV_INLINE void taps_dot_row_impl(int64_t N, int64_t K, int64_t step, const 
       const int64_t taps = tc.taps + big, per_group = tc.per_group[big ? 0 : 1];
       for (int64_t q0 = 0; q0 < taps; q0 += per_group)
         taps_dot_group_of<T, Bytes, NA, TG>(std::min(per_group, taps - q0), 1, N, a, x + c * step, step, q0, tc.P,
-                                            P + c * W);
+                                            P + c * W, fetch);
     }
     return;
   }
@@ -860,10 +887,10 @@ ROWCONV_INLINE void taps_dot_row_impl(int64_t N, int64_t K, int64_t step, const 
   const int64_t classes = taps_dot_classes(tc.taps, Bytes);
   for (int64_t c = 0; c < tc.P; c += classes)
     taps_dot_group_of<T, Bytes, NA, 7>(tc.taps, std::min(classes, tc.P - c), N, a, x + c * step, step, 0, tc.P,
-                                       P + c * W);
+                                       P + c * W, fetch);
   for (int64_t c = 0; c < tc.big; c += 8)
     taps_dot_group_of<T, Bytes, NA, 1>(1, std::min<int64_t>(8, tc.big - c), N, a, x + c * step, step, tc.taps,
-                                       tc.P, P + c * W);
+                                       tc.P, P + c * W, fetch);
 }
 
 template <typename T, int Bytes>
@@ -1029,8 +1056,8 @@ ROWCONV_INLINE void transpose_impl(int64_t rows, int64_t cols, const T* src, int
   }                                                                                           \
   template <typename T>                                                                       \
   TARGET void dot_rows_##NAME(int64_t M, int64_t R, int64_t N, const T* const* A_rows,        \
-                              const T* const* B_rows, T* P, int64_t ldp) {                    \
-    dot_rows_impl<T, BYTES, DOT_MR, DOT_NR>(M, R, N, A_rows, B_rows, P, ldp);                \
+                              const T* const* B_rows, T* P, int64_t ldp, LineFetch* fetch) {  \
+    dot_rows_impl<T, BYTES, DOT_MR, DOT_NR>(M, R, N, A_rows, B_rows, P, ldp, 1, fetch);      \
   }                                                                                           \
   template <typename T>                                                                       \
   TARGET void dot_rows_sums_##NAME(int64_t M, int64_t R, int64_t N, const T* const* A_rows,   \
@@ -1039,8 +1066,8 @@ ROWCONV_INLINE void transpose_impl(int64_t rows, int64_t cols, const T* src, int
   }                                                                                           \
   template <typename T>                                                                       \
   TARGET void taps_dot_row_##NAME(int64_t N, int64_t K, int64_t step, const T* a,            \
-                                  const T* const* B_rows, T* P) {                             \
-    taps_dot_row_impl<T, BYTES, DOT_NA, DOT_TG, DOT_MR, DOT_NR>(N, K, step, a, B_rows, P);   \
+                                  const T* const* B_rows, T* P, LineFetch* fetch) {           \
+    taps_dot_row_impl<T, BYTES, DOT_NA, DOT_TG, DOT_MR, DOT_NR>(N, K, step, a, B_rows, P, fetch); \
   }                                                                                           \
   template <typename T>                                                                       \
   TARGET void reduce_lanes_##NAME(int64_t count, const T* P, T* out) {                        \

@@ -19,6 +19,30 @@ constexpr int64_t kRowSlack = 128;
 // add_partials16's blocks (a multiple of 32)
 constexpr int64_t kPartialsBlock = 256;
 
+// Fetches the line of p into L1. (An asm statement, not __builtin_prefetch:
+// GCC deleted prefetch_run's loop of nothing but __builtin_prefetch calls
+// as a loop without side effects.)
+inline void prefetch_line(const void* p) {
+#if defined(__x86_64__) || defined(__i386__)
+  asm volatile("prefetcht0 %0" : : "m"(*static_cast<const char*>(p)));
+#else
+  __builtin_prefetch(p, 0, 3);
+#endif
+}
+
+// Lines that a product fetches into L1 while it computes (the next step's
+// operands, where they come from memory): the first `row_bytes` of each row
+// from `row` to `rows_end` (`offset` bytes into the first), `per_step` lines
+// each step of its inner loop (a step: about 16 multiply-adds). The product
+// moves `row` and `offset` on. A null LineFetch fetches nothing.
+struct LineFetch {
+  const char* const* row;
+  const char* const* rows_end;
+  int64_t offset;
+  int64_t row_bytes;
+  int64_t per_step;
+};
+
 template <typename T>
 struct MicroKernels {
   // C[m * ldc + n] += sum_{r < R} A_rows[m][r] * B_rows[r][n]     for m < M, n < N
@@ -57,8 +81,9 @@ struct MicroKernels {
   // of many calls (grad-weight over batch and tiles) sum their lanes once,
   // with reduce_lanes. Rows are read up to N rounded up to `lanes` (the terms
   // past N are masked out, not multiplied by zero).
+  // `fetch` (may be null): lines to fetch as it goes.
   void (*dot_rows)(int64_t M, int64_t R, int64_t N, const T* const* A_rows,
-                   const T* const* B_rows, T* P, int64_t ldp);
+                   const T* const* B_rows, T* P, int64_t ldp, LineFetch* fetch);
   // The same dot products from zero, each with its lanes summed as
   // reduce_lanes sums them: out[m * ldo + r * ldr] (one call a reduction).
   void (*dot_rows_sums)(int64_t M, int64_t R, int64_t N, const T* const* A_rows,
@@ -66,7 +91,8 @@ struct MicroKernels {
   // dot_rows(1, K, N, {a}, B_rows, P, K) where B_rows[k] = B_rows[0] + k *
   // step (a depthwise grad-weight at stride 1), the same bits; the taps a
   // whole vector apart share their loads where there are many of them.
-  void (*taps_dot_row)(int64_t N, int64_t K, int64_t step, const T* a, const T* const* B_rows, T* P);
+  void (*taps_dot_row)(int64_t N, int64_t K, int64_t step, const T* a, const T* const* B_rows, T* P,
+                       LineFetch* fetch);
   // out[i] = the sum of the lanes of P[i * lanes ...], in a fixed order.
   void (*reduce_lanes)(int64_t count, const T* P, T* out);
   // dst[c * dst_ld + r] = src[r * src_ld + c]     for r < rows, c < cols
