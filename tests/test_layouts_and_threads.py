@@ -261,8 +261,10 @@ def test_outputs_larger_than_the_cache_are_stored_past_it_unchanged(channels, pa
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
 # (stride, groups, K): 2: the copied windows of every phase, fetched ahead;
-# 4 groups of one channel, K 40: the depthwise grad-weight's shared taps
-@pytest.mark.parametrize("stride,groups,K", [(1, 1, 5), (2, 1, 5), (1, 4, 40)], ids=["dot", "stride2", "taps"])
+# 4 groups of one channel, K 40: the depthwise grad-weight's shared taps;
+# K 33: enough terms that the forward and grad-input fetch their next items
+@pytest.mark.parametrize("stride,groups,K", [(1, 1, 5), (2, 1, 5), (1, 4, 40), (1, 1, 33)],
+                         ids=["dot", "stride2", "taps", "long"])
 def test_grad_weight_of_inputs_larger_than_the_cache_at_every_thread_count(dtype, stride, groups, K, restore_threads):
     """x and grad_out of the last-level cache's size or more, 4 output
     channels (grad-weight's dot form, one strip of rows, its runs of items

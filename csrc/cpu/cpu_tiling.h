@@ -103,6 +103,34 @@ inline void prefetch_run(const T* first, int64_t count) {
   prefetch_line(first + count - 1);  // (the last line, where the run starts inside a line)
 }
 
+// Fetches as a product goes (LineFetch) of the next product's `count` rows,
+// the first `elements` of each (every line they touch), spread over the
+// product's `steps` steps (product_steps): `lines` of them in all.
+struct SpreadFetch {
+  LineFetch fetch;
+  int64_t lines;
+};
+template <typename T>
+inline SpreadFetch spread_fetch(const char* const* rows, int64_t count, int64_t elements, int64_t steps) {
+  const int64_t row_bytes = elements * static_cast<int64_t>(sizeof(T)) + 63;
+  const int64_t lines = count * (row_bytes / 64);
+  return {{rows, rows + count, 0, row_bytes, (lines + steps - 1) / steps}, lines};
+}
+// The steps of 16 multiply-adds of a product of `rows` rows of `terms`
+// terms over n columns, `lanes` a vector.
+inline int64_t product_steps(int64_t rows, int64_t terms, int64_t n, int64_t lanes) {
+  return std::max<int64_t>(1, rows * terms * ((n + lanes - 1) / lanes) / 16);
+}
+// The positions [first, end) of x's row that outputs [t0, t0 + n) read at
+// stride 1, within the row.
+struct RowSpan {
+  int64_t first, end;
+};
+inline RowSpan input_span(const RowConvParams& p, int64_t t0, int64_t n) {
+  return {std::clamp<int64_t>(p.input_position(t0, 0), 0, p.width),
+          std::clamp<int64_t>(p.input_position(t0 + n - 1, p.kernel_size - 1) + 1, 0, p.width)};
+}
+
 // The windows a tile copies (the forward's of x, grad-input's of grad_out)
 // are one short run of each channel's row, each a stream that the
 // hardware's prefetchers meet cold: where the operand comes from memory,

@@ -243,6 +243,22 @@ void row_conv1d_forward(const RowConvParams& p, const scalar_t* x, const scalar_
   const bool reads_in_place = !kConverts && items > 0 && p.stride == 1 && p.in_stride_w == 1 &&
                               cout_g <= kMaxInPlaceStrips * mk.gemm_rows_block;
   const int64_t x_extent = reads_in_place ? p.in_offset(p.batch - 1, p.in_channels - 1, p.rows - 1, p.width - 1) + 1 : 0;
+  // Where x comes from memory, an item's product fetches the next item's
+  // windows of x as it goes (LineFetch, a line every 16 multiply-adds or
+  // fewer), as grad-weight's dot form fetches its next step: the product's
+  // column blocks read all Cin_g rows of the window along the tile, streams
+  // that the hardware's prefetchers meet cold at each item, and the loads
+  // waited on them (the forward of (32,15,10,4096) K 3 ran at 81% of the FMA
+  // peak from the caches, 50% from memory; Zen 5). Only products of 32
+  // multiply-adds or more a line: with fewer the prefetchers keep up, and
+  // the fetches cost up to 1.2x the time ((8,4,64,4096) K 7, (16,2,32,4096)
+  // K 3). In-process A/B, same bits, Zen 5, 2 threads: (32,15,10,4096) K 3
+  // 0.62-0.66x the time (padded 0.83x), (32,8,32,2048) K 9 0.66x,
+  // (16,32,16,2048) Cout 32 K 3 0.79x, (16,12,16,2048) K 7 0.91x,
+  // (8,16,16,4096) K 5 0.97x, in cache 1.0x. Fetched at the start of each
+  // block instead of along it: forum-long 1.05x the time of along it,
+  // narrow 0.89x; not kept.
+  const bool fetch_next_item = reads_in_place && operands_from_memory(p, sizeof(scalar_t));
   if constexpr (!kConverts) {
     if (reads_in_place && cin_g == 1 && cout_g == 1 && (p.prefix_width == 0 || p.pre_stride_w == 1))
       return row_conv1d_forward_depthwise(p, x, weight, bias, y, final_state, tile, x_extent, streaming);
@@ -252,6 +268,7 @@ void row_conv1d_forward(const RowConvParams& p, const scalar_t* x, const scalar_
     std::vector<acc_t> w(kConverts ? cout_g * R : 0), acc(kConverts ? cout_g * ldc : 0), bias_acc(kConverts ? cout_g : 0);
     std::vector<const acc_t*> w_rows(cout_g);
     for (int64_t co = 0; co < cout_g; ++co) w_rows[co] = w.data() + co * R;
+    std::vector<const char*> next_rows(cin_g);  // the next item's rows of x, fetched as the product goes
     int64_t packed = -1;  // the (h, group) whose weights are in w
     int64_t begin, end;
     while (next(begin, end)) {
@@ -274,11 +291,25 @@ void row_conv1d_forward(const RowConvParams& p, const scalar_t* x, const scalar_
           // straight into y's rows (Cout_g of them, H * Wout apart), from the bias
           const scalar_t* b0 = bias ? bias + p.bias_offset(h, g * cout_g) : nullptr;
           scalar_t* y_row = y + p.output_offset(b, g * cout_g, h, 0);
+          LineFetch fetch{nullptr, nullptr, 0, 0, 0};
+          if (fetch_next_item && item + 1 < end) {
+            // the next item's windows of x (the chunk's next; none after its last)
+            TiledItem next_it = it;
+            next_tiled_item(p, tile, p.out_width, next_it);
+            const RowSpan span = input_span(p, next_it.t0, next_it.n);
+            for (int64_t ci = 0; ci < cin_g; ++ci)
+              next_rows[ci] = reinterpret_cast<const char*>(
+                  x + p.in_offset(next_it.b, next_it.g * cin_g + ci, next_it.h, span.first));
+            const int64_t steps = product_steps(cout_g, R, n, mk.lanes);
+            const SpreadFetch spread = spread_fetch<scalar_t>(next_rows.data(), cin_g, span.end - span.first, steps);
+            if (span.first < span.end && 2 * spread.lines <= steps) fetch = spread.fetch;
+          }
           const auto into_y = [&](int64_t c0, int64_t cn) {
             if (one_row_of_taps)  // in.rows[k] = in.rows[0] + k * dilation
               taps_into_y(cn, p.kernel_size, p.dilation, w_rows[0], in.rows[0], b0, y_row + c0);
             else
-              gemm_rows_into_y(cout_g, cn, R, w_rows.data(), in.rows.data(), b0, y_row + c0, p.rows * p.out_width);
+              gemm_rows_into_y(cout_g, cn, R, w_rows.data(), in.rows.data(), b0, y_row + c0, p.rows * p.out_width,
+                               &fetch);
           };
           const auto [lo, hi] = in_place_columns(t0, n, p.pad_left, p.width + p.pad_left - (p.kernel_size - 1) * p.dilation, y_row);
           if (reads_in_place && hi > lo && in.point_into(x, x_extent, b, h, g, lo, hi - lo)) {
@@ -299,7 +330,8 @@ void row_conv1d_forward(const RowConvParams& p, const scalar_t* x, const scalar_
         if (final_state && t0 + n == p.out_width) copy_final_state_rows(p, x, b, h, g, final_state);
         scalar_t* out0 = y + p.output_offset(b, g * cout_g, h, t0);
         // float sums from the bias, then rounded into y's rows
-        mk.gemm_rows_set(cout_g, n, R, w_rows.data(), in.rows.data(), bias ? bias_acc.data() : nullptr, acc.data(), ldc);
+        mk.gemm_rows_set(cout_g, n, R, w_rows.data(), in.rows.data(), bias ? bias_acc.data() : nullptr, acc.data(), ldc,
+                         nullptr);
         for (int64_t co = 0; co < cout_g; ++co) store_run(acc.data() + co * ldc, n, out0 + co * p.rows * p.out_width);
       }
     }

@@ -388,28 +388,24 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
             if (!x_read_in_place) in.gather(x, b, h, g, t0, n);
             LineFetch fetch{nullptr, nullptr, 0, 0, 0};
             if (fetch_next_step) {
-              // the next step: the run's next (item, tile), or b + 1's first
+              // the next step: the run's next (item, tile), or b + 1's first;
+              // its rows of grad_out and x (x's window, the longer, for both)
               const int64_t ahead = step + 1;
               const int64_t next_b = b + ahead / (run_items * tiles);
               const Slice next = slice_of(first_item + ahead % (run_items * tiles) / tiles);
               const int64_t next_t0 = ahead % tiles * tile, next_n = std::min(tile, p.out_width - next_t0);
-              const int64_t start = std::clamp<int64_t>(p.input_position(next_t0, 0), 0, p.width);
-              const int64_t stop = std::clamp<int64_t>(p.input_position(next_t0 + next_n - 1, K - 1) + 1, 0, p.width);
-              // its rows' lines (x's window, the longest, for every row), and
-              // the product's steps of 16 multiply-adds (dot_rows' 4 x 4 blocks)
-              const int64_t row_bytes = std::max(next_n, stop - start) * int64_t{sizeof(scalar_t)} + 63;
-              const int64_t lines = (next.count + cin_g) * (row_bytes / 64);
-              const int64_t steps = std::max<int64_t>(1, count * R * ((n + mk.lanes - 1) / mk.lanes) / 16);
-              if (next_b < p.batch && 2 * lines <= 9 * steps) {
-                next_rows.clear();
-                for (int64_t co = next.first; co < next.first + next.count; ++co)
-                  next_rows.push_back(reinterpret_cast<const char*>(
-                      grad_out + p.gout_offset(next_b, next.g * cout_g + co, next.h, next_t0)));
-                for (int64_t ci = 0; ci < cin_g; ++ci)
-                  next_rows.push_back(
-                      reinterpret_cast<const char*>(x + p.in_offset(next_b, next.g * cin_g + ci, next.h, start)));
-                fetch = {next_rows.data(), next_rows.data() + next_rows.size(), 0, row_bytes, (lines + steps - 1) / steps};
-              }
+              const RowSpan span = input_span(p, next_t0, next_n);
+              next_rows.clear();
+              for (int64_t co = next.first; next_b < p.batch && co < next.first + next.count; ++co)
+                next_rows.push_back(reinterpret_cast<const char*>(
+                    grad_out + p.gout_offset(next_b, next.g * cout_g + co, next.h, next_t0)));
+              for (int64_t ci = 0; next_b < p.batch && ci < cin_g; ++ci)
+                next_rows.push_back(
+                    reinterpret_cast<const char*>(x + p.in_offset(next_b, next.g * cin_g + ci, next.h, span.first)));
+              const int64_t steps = product_steps(count, R, n, mk.lanes);
+              const SpreadFetch spread = spread_fetch<scalar_t>(
+                  next_rows.data(), static_cast<int64_t>(next_rows.size()), std::max(next_n, span.end - span.first), steps);
+              if (!next_rows.empty() && 2 * spread.lines <= 9 * steps) fetch = spread.fetch;
             }
             if (one_row_of_taps)  // in.rows[k] = in.rows[0] + k * dilation
               mk.taps_dot_row(n, K, p.dilation, gout_rows[0], in.rows.data(), partials.data() + slot * partial_size,

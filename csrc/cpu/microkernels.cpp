@@ -183,9 +183,21 @@ struct SetC {
   static constexpr bool kSet = true;
   static constexpr bool kStreaming = Streaming;
   const T* init;
-  int64_t N;         // columns [0, N) wanted
-  int64_t col0 = 0;  // column n at C + n - col0 (a buffer holding columns from col0)
+  int64_t N;                    // columns [0, N) wanted
+  int64_t col0 = 0;             // column n at C + n - col0 (a buffer holding columns from col0)
+  LineFetch* fetch = nullptr;  // lines to fetch as the blocks go (a step: a row r of a block)
 };
+
+// The next `count` lines of a LineFetch (its cursor: row, offset, in registers).
+ROWCONV_INLINE void fetch_lines(const char* const*& row, int64_t& offset, const LineFetch& f, int64_t count) {
+  for (int64_t i = 0; i < count && row < f.rows_end; ++i) {
+    prefetch_line(*row + offset);
+    offset += 64;
+    if (offset >= f.row_bytes) offset = 0, ++row;
+  }
+}
+
+static constexpr LineFetch kFetchNothing{nullptr, nullptr, 0, 0, 0};
 
 // The first `columns` of each of `rows` rows of `block` (block_ld apart)
 // into C's rows (ldc apart): the whole 64-byte lines of each destination row
@@ -260,7 +272,13 @@ ROWCONV_INLINE void gemm_rows_block(int64_t R, const T* const* A_rows, const T* 
       }
     }
   }
+  const LineFetch* fetch = nullptr;
+  if constexpr (Mode::kSet) fetch = mode.fetch;
+  const LineFetch& f = fetch ? *fetch : kFetchNothing;
+  const char* const* f_row = f.row;
+  int64_t f_offset = f.offset;
   for (int64_t r = 0; r < R; ++r) {
+    fetch_lines(f_row, f_offset, f, f.per_step);
     const T* b = B_rows[r] + n0;
     // b in a register of its own, the vectors at constant offsets from it:
     // GCC would otherwise address every vector as B_rows[r] + (a register
@@ -277,6 +295,7 @@ ROWCONV_INLINE void gemm_rows_block(int64_t R, const T* const* A_rows, const T* 
     }
   }
   if constexpr (Mode::kSet) {
+    if (mode.fetch) mode.fetch->row = f_row, mode.fetch->offset = f_offset;
     store_block<T, Bytes, MR, NV, Mode::kStreaming>(acc, C + (n0 - mode.col0), ldc, mode.N - n0);
   } else {
     for (int m = 0; m < MR; ++m)
@@ -466,12 +485,13 @@ ROWCONV_INLINE void stream_run(const T* src, int64_t count, T* dst, T* carry, in
 // the blocks' own stores.
 template <typename T, int Bytes, int MR, int NV>
 ROWCONV_INLINE void gemm_rows_streaming_impl(int64_t M, int64_t N, int64_t R, const T* const* A_rows,
-                                             const T* const* B_rows, const T* init, T* C, int64_t ldc) {
+                                             const T* const* B_rows, const T* init, T* C, int64_t ldc,
+                                             LineFetch* fetch) {
   constexpr int64_t kBufferElements = 16384 / sizeof(T);
   constexpr int64_t kUnit = 8 * Vec<T, Bytes>::kWidth;  // every block shape's column step divides it
   const int64_t stretch = kBufferElements / std::max<int64_t>(M, 1) / kUnit * kUnit;
   if (stretch == 0)
-    return gemm_rows_impl<T, Bytes, MR, NV>(M, N, R, A_rows, B_rows, C, ldc, SetC<T, true>{init, N});
+    return gemm_rows_impl<T, Bytes, MR, NV>(M, N, R, A_rows, B_rows, C, ldc, SetC<T, true>{init, N, 0, fetch});
   alignas(64) T buffer[kBufferElements];
   constexpr int64_t kMaxRows = kBufferElements / kUnit, kLine = 64 / sizeof(T);  // (stretch >= kUnit)
   alignas(64) T carry[kMaxRows][kLine];
@@ -479,7 +499,7 @@ ROWCONV_INLINE void gemm_rows_streaming_impl(int64_t M, int64_t N, int64_t R, co
   std::fill_n(pending, M, int64_t{0});
   for (int64_t c0 = 0; c0 < N; c0 += stretch) {
     const int64_t end = std::min(N, c0 + stretch);
-    gemm_rows_impl<T, Bytes, MR, NV>(M, end, R, A_rows, B_rows, buffer, stretch, SetC<T>{init, end, c0}, c0);
+    gemm_rows_impl<T, Bytes, MR, NV>(M, end, R, A_rows, B_rows, buffer, stretch, SetC<T>{init, end, c0, fetch}, c0);
     for (int64_t m = 0; m < M; ++m)
       stream_run<T, Bytes>(buffer + m * stretch, end - c0, C + m * ldc + c0, carry[m], pending[m], end == N);
   }
@@ -675,15 +695,6 @@ ROWCONV_INLINE void taps_row_impl(int64_t N, int64_t K, int64_t step, const T* w
   taps_row_blocks<T, Bytes, NVS, TG, false, Streaming>(N, K, step, w, x, init, y);
 }
 
-// The next `count` lines of a LineFetch (its cursor: row, offset, in registers).
-ROWCONV_INLINE void fetch_lines(const char* const*& row, int64_t& offset, const LineFetch& f, int64_t count) {
-  for (int64_t i = 0; i < count && row < f.rows_end; ++i) {
-    prefetch_line(*row + offset);
-    offset += 64;
-    if (offset >= f.row_bytes) offset = 0, ++row;
-  }
-}
-
 // One MR x NR block of dot products, added to its lane partials in P
 // (kSums: from zero, and their lanes summed into P[m * ldp + r * ldr] instead).
 template <typename T, int Bytes, int MR, int NR, bool kSums = false>
@@ -693,8 +704,7 @@ ROWCONV_INLINE void dot_rows_block(int64_t N, const T* const* A_rows, const T* c
   typename X::V acc[MR][NR];
   for (int m = 0; m < MR; ++m)
     for (int r = 0; r < NR; ++r) acc[m][r] = kSums ? typename X::V{} : X::load(P + (m * ldp + r) * X::kWidth);
-  static constexpr LineFetch kNone{nullptr, nullptr, 0, 0, 0};
-  const LineFetch& f = fetch ? *fetch : kNone;
+  const LineFetch& f = fetch ? *fetch : kFetchNothing;
   const char* const* f_row = f.row;
   int64_t f_offset = f.offset;
   int64_t n = 0;
@@ -815,8 +825,7 @@ ROWCONV_INLINE void taps_dot_group(int64_t N, const T* a, const T* x_c, int64_t 
   for (int g = 0; g < G; ++g) x[g] = x_c + g * step + q0 * W;
   const int64_t full = N / W;
   // (a step of NA vectors: NA * G * TC multiply-adds)
-  static constexpr LineFetch kNone{nullptr, nullptr, 0, 0, 0};
-  const LineFetch& f = fetch ? *fetch : kNone;
+  const LineFetch& f = fetch ? *fetch : kFetchNothing;
   const char* const* f_row = f.row;
   int64_t f_offset = f.offset;
   const int64_t per_step = (f.per_step * NA * G * TC + 15) / 16;
@@ -1022,27 +1031,30 @@ ROWCONV_INLINE void transpose_impl(int64_t rows, int64_t cols, const T* src, int
   template <typename T>                                                                       \
   TARGET __attribute__((noinline)) void gemm_rows_set_panels_##NAME(                          \
       int64_t M, int64_t N, int64_t R, const T* const* A_rows, const T* const* B_rows,        \
-      const T* init, T* C, int64_t ldc, int64_t panel) {                                      \
-    gemm_rows_panels_impl<T, BYTES, MR, NV>(M, N, R, A_rows, B_rows, C, ldc, SetC<T>{init, N}, panel); \
+      const T* init, T* C, int64_t ldc, int64_t panel, LineFetch* fetch) {                    \
+    gemm_rows_panels_impl<T, BYTES, MR, NV>(M, N, R, A_rows, B_rows, C, ldc, SetC<T>{init, N, 0, fetch}, panel); \
   }                                                                                           \
   template <typename T>                                                                       \
   TARGET __attribute__((noinline)) void gemm_rows_set_columns_##NAME(                         \
       int64_t M, int64_t N, int64_t R, const T* const* A_rows, const T* const* B_rows,        \
-      const T* init, T* C, int64_t ldc) {                                                     \
-    gemm_rows_impl<T, BYTES, MR, NV>(M, N, R, A_rows, B_rows, C, ldc, SetC<T>{init, N});     \
+      const T* init, T* C, int64_t ldc, LineFetch* fetch) {                                   \
+    gemm_rows_impl<T, BYTES, MR, NV>(M, N, R, A_rows, B_rows, C, ldc, SetC<T>{init, N, 0, fetch}); \
   }                                                                                           \
   template <typename T>                                                                       \
   TARGET void gemm_rows_set_##NAME(int64_t M, int64_t N, int64_t R, const T* const* A_rows,  \
-                                   const T* const* B_rows, const T* init, T* C, int64_t ldc) { \
+                                   const T* const* B_rows, const T* init, T* C, int64_t ldc,   \
+                                   LineFetch* fetch) {                                        \
     constexpr int64_t step = NV * (BYTES / static_cast<int64_t>(sizeof(T)));                  \
     const int64_t panel = block_panel(M / MR * MR, MR, step, R * int64_t{sizeof(T)}, ldc * int64_t{sizeof(T)}); \
-    if (panel != step) return gemm_rows_set_panels_##NAME<T>(M, N, R, A_rows, B_rows, init, C, ldc, panel); \
-    gemm_rows_set_columns_##NAME<T>(M, N, R, A_rows, B_rows, init, C, ldc);                   \
+    if (panel != step)                                                                        \
+      return gemm_rows_set_panels_##NAME<T>(M, N, R, A_rows, B_rows, init, C, ldc, panel, fetch); \
+    gemm_rows_set_columns_##NAME<T>(M, N, R, A_rows, B_rows, init, C, ldc, fetch);            \
   }                                                                                           \
   template <typename T>                                                                       \
   TARGET void gemm_rows_set_streaming_##NAME(int64_t M, int64_t N, int64_t R, const T* const* A_rows, \
-                                             const T* const* B_rows, const T* init, T* C, int64_t ldc) { \
-    gemm_rows_streaming_impl<T, BYTES, MR, NV>(M, N, R, A_rows, B_rows, init, C, ldc);         \
+                                             const T* const* B_rows, const T* init, T* C, int64_t ldc, \
+                                             LineFetch* fetch) {                              \
+    gemm_rows_streaming_impl<T, BYTES, MR, NV>(M, N, R, A_rows, B_rows, init, C, ldc, fetch);  \
   }                                                                                           \
   template <typename T>                                                                       \
   TARGET void taps_row_set_##NAME(int64_t N, int64_t K, int64_t step, const T* w, const T* x, \

@@ -53,8 +53,9 @@ struct MicroKernels {
   // (init null: 0), each output one chain of multiply-adds from init[m], as
   // gemm_rows from a C filled with init[m]; C is written below N only (no
   // slack: the rows of a result tensor), B read as gemm_rows reads it.
+  // `fetch` (may be null): lines to fetch as it goes.
   void (*gemm_rows_set)(int64_t M, int64_t N, int64_t R, const T* const* A_rows,
-                        const T* const* B_rows, const T* init, T* C, int64_t ldc);
+                        const T* const* B_rows, const T* init, T* C, int64_t ldc, LineFetch* fetch);
   // gemm_rows_set with the whole vectors of C that start on a vector
   // boundary stored non-temporally: to memory past the caches, without first
   // reading the lines they fill (the same values; plain stores where the
@@ -62,7 +63,7 @@ struct MicroKernels {
   // (streams_to_memory); the writing thread calls store_fence() before
   // another thread may read C.
   void (*gemm_rows_set_streaming)(int64_t M, int64_t N, int64_t R, const T* const* A_rows,
-                                  const T* const* B_rows, const T* init, T* C, int64_t ldc);
+                                  const T* const* B_rows, const T* init, T* C, int64_t ldc, LineFetch* fetch);
   // One row of K taps, `step` apart along one row x (a depthwise
   // convolution at stride 1):
   //   y[n] = init[0] + sum_{k < K} w[k] * x[n + k * step]     for n < N
