@@ -103,18 +103,19 @@ inline void prefetch_run(const T* first, int64_t count) {
   prefetch_line(first + count - 1);  // (the last line, where the run starts inside a line)
 }
 
-// Fetches as a product goes (LineFetch) of the next product's `count` rows,
-// the first `elements` of each (every line they touch), spread over the
-// product's `steps` steps (product_steps): `lines` of them in all.
-struct SpreadFetch {
-  LineFetch fetch;
-  int64_t lines;
-};
+// The lines of `count` rows' first `elements` (every line they touch)
 template <typename T>
-inline SpreadFetch spread_fetch(const char* const* rows, int64_t count, int64_t elements, int64_t steps) {
-  const int64_t row_bytes = elements * static_cast<int64_t>(sizeof(T)) + 63;
-  const int64_t lines = count * (row_bytes / 64);
-  return {{rows, rows + count, 0, row_bytes, (lines + steps - 1) / steps}, lines};
+inline int64_t lines_of_rows(int64_t count, int64_t elements) {
+  return count * ((elements * static_cast<int64_t>(sizeof(T)) + 63) / 64);
+}
+// Fetches as a product goes (LineFetch) of the next product's `count` rows,
+// the first `elements` of each, spread over the product's `steps` steps
+// (product_steps).
+template <typename T>
+inline LineFetch spread_fetch(const char* const* rows, int64_t count, int64_t elements, int64_t steps) {
+  const int64_t lines = lines_of_rows<T>(count, elements);
+  return {rows, rows + count, 0, elements * static_cast<int64_t>(sizeof(T)) + 63, (lines + steps - 1) / steps,
+          std::max<int64_t>(1, steps * 16 / std::max<int64_t>(lines, 1))};
 }
 // The steps of 16 multiply-adds of a product of `rows` rows of `terms`
 // terms over n columns, `lanes` a vector.

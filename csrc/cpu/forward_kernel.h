@@ -258,7 +258,9 @@ void row_conv1d_forward(const RowConvParams& p, const scalar_t* x, const scalar_
   // (8,16,16,4096) K 5 0.97x, in cache 1.0x. Fetched at the start of each
   // block instead of along it: forum-long 1.05x the time of along it,
   // narrow 0.89x; not kept.
-  const bool fetch_next_item = reads_in_place && operands_from_memory(p, sizeof(scalar_t));
+  const bool fetch_next_item =
+      reads_in_place && operands_from_memory(p, sizeof(scalar_t)) &&
+      2 * lines_of_rows<scalar_t>(cin_g, tile + (p.kernel_size - 1) * p.dilation) <= product_steps(cout_g, R, tile, mk.lanes);
   if constexpr (!kConverts) {
     if (reads_in_place && cin_g == 1 && cout_g == 1 && (p.prefix_width == 0 || p.pre_stride_w == 1))
       return row_conv1d_forward_depthwise(p, x, weight, bias, y, final_state, tile, x_extent, streaming);
@@ -291,7 +293,7 @@ void row_conv1d_forward(const RowConvParams& p, const scalar_t* x, const scalar_
           // straight into y's rows (Cout_g of them, H * Wout apart), from the bias
           const scalar_t* b0 = bias ? bias + p.bias_offset(h, g * cout_g) : nullptr;
           scalar_t* y_row = y + p.output_offset(b, g * cout_g, h, 0);
-          LineFetch fetch{nullptr, nullptr, 0, 0, 0};
+          LineFetch fetch{nullptr, nullptr, 0, 0, 0, 1};
           if (fetch_next_item && item + 1 < end) {
             // the next item's windows of x (the chunk's next; none after its last)
             TiledItem next_it = it;
@@ -301,15 +303,14 @@ void row_conv1d_forward(const RowConvParams& p, const scalar_t* x, const scalar_
               next_rows[ci] = reinterpret_cast<const char*>(
                   x + p.in_offset(next_it.b, next_it.g * cin_g + ci, next_it.h, span.first));
             const int64_t steps = product_steps(cout_g, R, n, mk.lanes);
-            const SpreadFetch spread = spread_fetch<scalar_t>(next_rows.data(), cin_g, span.end - span.first, steps);
-            if (span.first < span.end && 2 * spread.lines <= steps) fetch = spread.fetch;
+            if (span.first < span.end) fetch = spread_fetch<scalar_t>(next_rows.data(), cin_g, span.end - span.first, steps);
           }
           const auto into_y = [&](int64_t c0, int64_t cn) {
             if (one_row_of_taps)  // in.rows[k] = in.rows[0] + k * dilation
               taps_into_y(cn, p.kernel_size, p.dilation, w_rows[0], in.rows[0], b0, y_row + c0);
             else
               gemm_rows_into_y(cout_g, cn, R, w_rows.data(), in.rows.data(), b0, y_row + c0, p.rows * p.out_width,
-                               &fetch);
+                               fetch.row ? &fetch : nullptr);
           };
           const auto [lo, hi] = in_place_columns(t0, n, p.pad_left, p.width + p.pad_left - (p.kernel_size - 1) * p.dilation, y_row);
           if (reads_in_place && hi > lo && in.point_into(x, x_extent, b, h, g, lo, hi - lo)) {

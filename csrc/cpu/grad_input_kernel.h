@@ -179,7 +179,9 @@ void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
   // In-process A/B, same bits, Zen 5, 2 threads: (32,8,32,2048) K 9 0.54x
   // the time, (16,8,32,1024) Cout 24 K 5 0.39x, (16,8,16,2048) Cout 32 K 3
   // 0.97x; narrow (no fetches) 1.0x.
-  const bool fetch_next_item = reads_in_place && !depthwise && operands_from_memory(p, sizeof(scalar_t));
+  const bool fetch_next_item = reads_in_place && !depthwise && operands_from_memory(p, sizeof(scalar_t)) &&
+                               2 * lines_of_rows<scalar_t>(cout_g, tile + (K - 1) * p.dilation) <=
+                                   product_steps(cin_g, cout_g * K, tile, mk.lanes);
   const auto taps_into_grad_x = streaming ? mk.taps_row_set_streaming : mk.taps_row_set;
 
   // The taps of position j are those with j + pad_left - k * dilation
@@ -264,7 +266,7 @@ void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
           if (hi > lo && last_read <= gout_extent) {
             const acc_t* w = packed_weights(h, g, 0);  // stride 1: one class, every tap
             point_w_rows(w, K);
-            LineFetch fetch{nullptr, nullptr, 0, 0, 0};
+            LineFetch fetch{nullptr, nullptr, 0, 0, 0, 1};
             if (fetch_next_item && item + 1 < end) {
               // the next item's windows of grad_out (the chunk's next; none after its last)
               const TiledItem next_it = tiled_item(p, item + 1, tiles, tile, p.width);
@@ -274,8 +276,7 @@ void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
                 next_rows[co] = reinterpret_cast<const char*>(
                     grad_out + p.gout_offset(next_it.b, next_it.g * cout_g + co, next_it.h, first));
               const int64_t steps = product_steps(cin_g, cout_g * K, n, mk.lanes);
-              const SpreadFetch spread = spread_fetch<scalar_t>(next_rows.data(), cout_g, stop - first, steps);
-              if (first < stop && 2 * spread.lines <= steps) fetch = spread.fetch;
+              if (first < stop) fetch = spread_fetch<scalar_t>(next_rows.data(), cout_g, stop - first, steps);
             }
             // positions [j1, j1 + m), their windows from grad_out position
             // j1 + pad_left - reach at window(co)
@@ -287,7 +288,7 @@ void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
               for (int64_t co = 0, taps = 0; co < cout_g; ++co)
                 for (int64_t k = 0; k < K; ++k, ++taps) rows[taps] = window(co) + (K - 1 - k) * p.dilation;
               gemm_rows_into_grad_x(cin_g, m, cout_g * K, w_rows.data(), rows.data(), nullptr, gx_row + j1,
-                                    p.rows * p.width, &fetch);
+                                    p.rows * p.width, fetch.row ? &fetch : nullptr);
             };
             const auto copied = [&](int64_t j1, int64_t m) {
               for (int64_t co = 0; co < cout_g; ++co)

@@ -282,8 +282,10 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
   // split into parts over positions, each part fetching its share first (the
   // same bits): narrow 0.81x, but forum-long and dw-long 1.3-1.6x (each
   // part loads and stores every block's partials again).
-  const bool fetch_next_step = !channel_vectors && p.stride == 1 && p.in_stride_w == 1 && p.gout_stride_w == 1 &&
-                               operands_from_memory(p, sizeof(scalar_t));
+  const bool fetch_next_step =
+      !channel_vectors && p.stride == 1 && p.in_stride_w == 1 && p.gout_stride_w == 1 &&
+      operands_from_memory(p, sizeof(scalar_t)) &&
+      2 * lines_of_rows<scalar_t>(block + cin_g, tile + (K - 1) * p.dilation) <= 9 * product_steps(block, R, tile, mk.lanes);
 
   // Each item's running sums (acc, partials) take kFlushTerms positions
   // (whole tiles, counted over b and the tiles) and are then added to its
@@ -386,7 +388,7 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
             bool x_read_in_place = false;
             if constexpr (kSameType) x_read_in_place = x_in_place && in.point_into(x, x_extent, b, h, g, t0, n);
             if (!x_read_in_place) in.gather(x, b, h, g, t0, n);
-            LineFetch fetch{nullptr, nullptr, 0, 0, 0};
+            LineFetch fetch{nullptr, nullptr, 0, 0, 0, 1};
             if (fetch_next_step) {
               // the next step: the run's next (item, tile), or b + 1's first;
               // its rows of grad_out and x (x's window, the longer, for both)
@@ -403,16 +405,16 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
                 next_rows.push_back(
                     reinterpret_cast<const char*>(x + p.in_offset(next_b, next.g * cin_g + ci, next.h, span.first)));
               const int64_t steps = product_steps(count, R, n, mk.lanes);
-              const SpreadFetch spread = spread_fetch<scalar_t>(
-                  next_rows.data(), static_cast<int64_t>(next_rows.size()), std::max(next_n, span.end - span.first), steps);
-              if (!next_rows.empty() && 2 * spread.lines <= 9 * steps) fetch = spread.fetch;
+              if (!next_rows.empty())
+                fetch = spread_fetch<scalar_t>(next_rows.data(), static_cast<int64_t>(next_rows.size()),
+                                               std::max(next_n, span.end - span.first), steps);
             }
             if (one_row_of_taps)  // in.rows[k] = in.rows[0] + k * dilation
               mk.taps_dot_row(n, K, p.dilation, gout_rows[0], in.rows.data(), partials.data() + slot * partial_size,
-                              &fetch);
+                              fetch.row ? &fetch : nullptr);
             else
               mk.dot_rows(count, R, n, gout_rows.data(), in.rows.data(), partials.data() + slot * partial_size, R,
-                          &fetch);
+                          fetch.row ? &fetch : nullptr);
           }
           if ((b * tiles + tile_idx + 1) % flush_tiles == 0) flush(slot);
         }

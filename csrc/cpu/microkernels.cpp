@@ -197,7 +197,7 @@ ROWCONV_INLINE void fetch_lines(const char* const*& row, int64_t& offset, const 
   }
 }
 
-static constexpr LineFetch kFetchNothing{nullptr, nullptr, 0, 0, 0};
+static constexpr LineFetch kFetchNothing{nullptr, nullptr, 0, 0, 0, 1};
 
 // The first `columns` of each of `rows` rows of `block` (block_ld apart)
 // into C's rows (ldc apart): the whole 64-byte lines of each destination row
@@ -272,13 +272,11 @@ ROWCONV_INLINE void gemm_rows_block(int64_t R, const T* const* A_rows, const T* 
       }
     }
   }
-  const LineFetch* fetch = nullptr;
-  if constexpr (Mode::kSet) fetch = mode.fetch;
-  const LineFetch& f = fetch ? *fetch : kFetchNothing;
-  const char* const* f_row = f.row;
-  int64_t f_offset = f.offset;
+  if constexpr (Mode::kSet) {
+    if (LineFetch* f = mode.fetch)
+      fetch_lines(f->row, f->offset, *f, (R * MR * NV + f->terms_per_line - 1) / f->terms_per_line);
+  }
   for (int64_t r = 0; r < R; ++r) {
-    fetch_lines(f_row, f_offset, f, f.per_step);
     const T* b = B_rows[r] + n0;
     // b in a register of its own, the vectors at constant offsets from it:
     // GCC would otherwise address every vector as B_rows[r] + (a register
@@ -295,7 +293,6 @@ ROWCONV_INLINE void gemm_rows_block(int64_t R, const T* const* A_rows, const T* 
     }
   }
   if constexpr (Mode::kSet) {
-    if (mode.fetch) mode.fetch->row = f_row, mode.fetch->offset = f_offset;
     store_block<T, Bytes, MR, NV, Mode::kStreaming>(acc, C + (n0 - mode.col0), ldc, mode.N - n0);
   } else {
     for (int m = 0; m < MR; ++m)

@@ -32,15 +32,20 @@ inline void prefetch_line(const void* p) {
 
 // Lines that a product fetches into L1 while it computes (the next step's
 // operands, where they come from memory): the first `row_bytes` of each row
-// from `row` to `rows_end` (`offset` bytes into the first), `per_step` lines
-// each step of its inner loop (a step: about 16 multiply-adds). The product
-// moves `row` and `offset` on. A null LineFetch fetches nothing.
+// from `row` to `rows_end` (`offset` bytes into the first). The dot
+// products (dot_rows, taps_dot_row) fetch `per_step` lines each step of
+// their loop (a step: about 16 multiply-adds); gemm_rows_set's blocks fetch
+// a line per `terms_per_line` vector multiply-adds of theirs, all at their
+// start (no code in their loop: it cost the products that fetch nothing
+// 1.2x the time). The product moves `row` and `offset` on. A null
+// LineFetch fetches nothing.
 struct LineFetch {
   const char* const* row;
   const char* const* rows_end;
   int64_t offset;
   int64_t row_bytes;
   int64_t per_step;
+  int64_t terms_per_line;
 };
 
 template <typename T>
