@@ -177,15 +177,21 @@ struct Vec {
 struct AddToC {
   static constexpr bool kSet = false;
   static constexpr bool kStreaming = false;
+  static constexpr bool kFetch = false;
 };
-template <typename T, bool Streaming = false>
+// (Fetch: each block fetches its share of `fetch`'s lines at its start;
+// compiled apart, so that the products that fetch nothing are the code
+// they were: with a run-time check the narrow forward took 1.1x the time,
+// alternating processes)
+template <typename T, bool Streaming = false, bool Fetch = false>
 struct SetC {
   static constexpr bool kSet = true;
   static constexpr bool kStreaming = Streaming;
+  static constexpr bool kFetch = Fetch;
   const T* init;
   int64_t N;                    // columns [0, N) wanted
   int64_t col0 = 0;             // column n at C + n - col0 (a buffer holding columns from col0)
-  LineFetch* fetch = nullptr;  // lines to fetch as the blocks go (a step: a row r of a block)
+  LineFetch* fetch = nullptr;  // (Fetch only)
 };
 
 // The next `count` lines of a LineFetch (its cursor: row, offset, in registers).
@@ -272,9 +278,9 @@ ROWCONV_INLINE void gemm_rows_block(int64_t R, const T* const* A_rows, const T* 
       }
     }
   }
-  if constexpr (Mode::kSet) {
-    if (LineFetch* f = mode.fetch)
-      fetch_lines(f->row, f->offset, *f, (R * MR * NV + f->terms_per_line - 1) / f->terms_per_line);
+  if constexpr (Mode::kFetch) {
+    LineFetch& f = *mode.fetch;
+    fetch_lines(f.row, f.offset, f, (R * MR * NV + f.terms_per_line - 1) / f.terms_per_line);
   }
   for (int64_t r = 0; r < R; ++r) {
     const T* b = B_rows[r] + n0;
@@ -480,7 +486,7 @@ ROWCONV_INLINE void stream_run(const T* src, int64_t count, T* dst, T* carry, in
 // from memory); runs of a row's lines take them at full speed. The same
 // sums, so the same bits. More rows than the buffer holds a stretch of:
 // the blocks' own stores.
-template <typename T, int Bytes, int MR, int NV>
+template <typename T, int Bytes, int MR, int NV, bool Fetch>
 ROWCONV_INLINE void gemm_rows_streaming_impl(int64_t M, int64_t N, int64_t R, const T* const* A_rows,
                                              const T* const* B_rows, const T* init, T* C, int64_t ldc,
                                              LineFetch* fetch) {
@@ -488,7 +494,7 @@ ROWCONV_INLINE void gemm_rows_streaming_impl(int64_t M, int64_t N, int64_t R, co
   constexpr int64_t kUnit = 8 * Vec<T, Bytes>::kWidth;  // every block shape's column step divides it
   const int64_t stretch = kBufferElements / std::max<int64_t>(M, 1) / kUnit * kUnit;
   if (stretch == 0)
-    return gemm_rows_impl<T, Bytes, MR, NV>(M, N, R, A_rows, B_rows, C, ldc, SetC<T, true>{init, N, 0, fetch});
+    return gemm_rows_impl<T, Bytes, MR, NV>(M, N, R, A_rows, B_rows, C, ldc, SetC<T, true, Fetch>{init, N, 0, fetch});
   alignas(64) T buffer[kBufferElements];
   constexpr int64_t kMaxRows = kBufferElements / kUnit, kLine = 64 / sizeof(T);  // (stretch >= kUnit)
   alignas(64) T carry[kMaxRows][kLine];
@@ -496,7 +502,7 @@ ROWCONV_INLINE void gemm_rows_streaming_impl(int64_t M, int64_t N, int64_t R, co
   std::fill_n(pending, M, int64_t{0});
   for (int64_t c0 = 0; c0 < N; c0 += stretch) {
     const int64_t end = std::min(N, c0 + stretch);
-    gemm_rows_impl<T, Bytes, MR, NV>(M, end, R, A_rows, B_rows, buffer, stretch, SetC<T>{init, end, c0, fetch}, c0);
+    gemm_rows_impl<T, Bytes, MR, NV>(M, end, R, A_rows, B_rows, buffer, stretch, SetC<T, false, Fetch>{init, end, c0, fetch}, c0);
     for (int64_t m = 0; m < M; ++m)
       stream_run<T, Bytes>(buffer + m * stretch, end - c0, C + m * ldc + c0, carry[m], pending[m], end == N);
   }
@@ -694,19 +700,22 @@ ROWCONV_INLINE void taps_row_impl(int64_t N, int64_t K, int64_t step, const T* w
 
 // One MR x NR block of dot products, added to its lane partials in P
 // (kSums: from zero, and their lanes summed into P[m * ldp + r * ldr] instead).
-template <typename T, int Bytes, int MR, int NR, bool kSums = false>
+// (kFetch: fetch's lines as it goes; compiled apart, so that the products
+// that fetch nothing have no code for it in their loop: its check alone
+// cost the in-cache dot form 1.08x the time)
+template <typename T, int Bytes, int MR, int NR, bool kSums = false, bool kFetch = false>
 ROWCONV_INLINE void dot_rows_block(int64_t N, const T* const* A_rows, const T* const* B_rows,
                                    T* P, int64_t ldp, int64_t ldr, LineFetch* fetch) {
   using X = Vec<T, Bytes>;
   typename X::V acc[MR][NR];
   for (int m = 0; m < MR; ++m)
     for (int r = 0; r < NR; ++r) acc[m][r] = kSums ? typename X::V{} : X::load(P + (m * ldp + r) * X::kWidth);
-  const LineFetch& f = fetch ? *fetch : kFetchNothing;
+  const LineFetch& f = kFetch ? *fetch : kFetchNothing;
   const char* const* f_row = f.row;
   int64_t f_offset = f.offset;
   int64_t n = 0;
   for (; n + X::kWidth <= N; n += X::kWidth) {
-    fetch_lines(f_row, f_offset, f, f.per_step);
+    if constexpr (kFetch) fetch_lines(f_row, f_offset, f, f.per_step);
     typename X::V a[MR], b[NR];
     for (int m = 0; m < MR; ++m) a[m] = X::load(A_rows[m] + n);
     for (int r = 0; r < NR; ++r) {
@@ -723,7 +732,7 @@ ROWCONV_INLINE void dot_rows_block(int64_t N, const T* const* A_rows, const T* c
     for (int m = 0; m < MR; ++m)
       for (int r = 0; r < NR; ++r) acc[m][r] += a[m] * b[r];
   }
-  if (fetch) fetch->row = f_row, fetch->offset = f_offset;
+  if constexpr (kFetch) fetch->row = f_row, fetch->offset = f_offset;
   if constexpr (kSums) {
     T sum[MR * NR];
     X::template sums<MR * NR>(&acc[0][0], sum);
@@ -738,13 +747,14 @@ ROWCONV_INLINE void dot_rows_block(int64_t N, const T* const* A_rows, const T* c
 // The R columns of a strip of MR rows, as blocks of NR columns, the rest
 // in blocks of NR / 2, NR / 4, ..., 1: as many independent accumulators as
 // the columns allow, to hide the multiply-add latency.
-template <typename T, int Bytes, int MR, int NR, bool kSums>
+template <typename T, int Bytes, int MR, int NR, bool kSums, bool kFetch>
 ROWCONV_INLINE void dot_rows_strip(int64_t R, int64_t N, const T* const* A_rows, const T* const* B_rows, T* P,
                                    int64_t ldp, int64_t ldr, LineFetch* fetch, int64_t r0 = 0) {
   const int64_t W = kSums ? ldr : Vec<T, Bytes>::kWidth;
   for (; r0 + NR <= R; r0 += NR)
-    dot_rows_block<T, Bytes, MR, NR, kSums>(N, A_rows, B_rows + r0, P + r0 * W, ldp, ldr, fetch);
-  if constexpr (NR > 1) dot_rows_strip<T, Bytes, MR, NR / 2, kSums>(R, N, A_rows, B_rows, P, ldp, ldr, fetch, r0);
+    dot_rows_block<T, Bytes, MR, NR, kSums, kFetch>(N, A_rows, B_rows + r0, P + r0 * W, ldp, ldr, fetch);
+  if constexpr (NR > 1)
+    dot_rows_strip<T, Bytes, MR, NR / 2, kSums, kFetch>(R, N, A_rows, B_rows, P, ldp, ldr, fetch, r0);
 }
 
 // A strip of `rows` < MR rows (the last of M) at once. One row (a
@@ -752,13 +762,14 @@ ROWCONV_INLINE void dot_rows_strip(int64_t R, int64_t N, const T* const* A_rows,
 // columns: 8 accumulators, where NR alone would leave 4 dependent chains
 // to share two multiply-add pipes of latency 4 (half their rate on Zen 3's
 // AVX2).
-template <typename T, int Bytes, int MR, int NR, bool kSums>
+template <typename T, int Bytes, int MR, int NR, bool kSums, bool kFetch>
 ROWCONV_INLINE void dot_rows_short_strip(int64_t rows, int64_t R, int64_t N, const T* const* A_rows,
                                          const T* const* B_rows, T* P, int64_t ldp, int64_t ldr, LineFetch* fetch) {
   if constexpr (MR > 0) {
     if (rows != MR)
-      return dot_rows_short_strip<T, Bytes, MR - 1, NR, kSums>(rows, R, N, A_rows, B_rows, P, ldp, ldr, fetch);
-    dot_rows_strip<T, Bytes, MR, MR == 1 ? std::max(NR, 8) : NR, kSums>(R, N, A_rows, B_rows, P, ldp, ldr, fetch);
+      return dot_rows_short_strip<T, Bytes, MR - 1, NR, kSums, kFetch>(rows, R, N, A_rows, B_rows, P, ldp, ldr, fetch);
+    dot_rows_strip<T, Bytes, MR, MR == 1 ? std::max(NR, 8) : NR, kSums, kFetch>(R, N, A_rows, B_rows, P, ldp, ldr,
+                                                                                 fetch);
   }
 }
 
@@ -768,19 +779,20 @@ ROWCONV_INLINE void dot_rows_short_strip(int64_t rows, int64_t R, int64_t N, con
 // of twice the rows and half the columns, the same number of accumulators,
 // so that each loaded B vector still serves several multiply-adds. (Each dot
 // product is summed alike in every block shape: the results do not change.)
-template <typename T, int Bytes, int MR, int NR, bool kSums = false>
+template <typename T, int Bytes, int MR, int NR, bool kSums = false, bool kFetch = false>
 ROWCONV_INLINE void dot_rows_impl(int64_t M, int64_t R, int64_t N, const T* const* A_rows,
                                   const T* const* B_rows, T* P, int64_t ldp, int64_t ldr = 1,
                                   LineFetch* fetch = nullptr) {
   if constexpr (NR > 1) {
-    if (R < NR) return dot_rows_impl<T, Bytes, MR * 2, NR / 2, kSums>(M, R, N, A_rows, B_rows, P, ldp, ldr, fetch);
+    if (R < NR)
+      return dot_rows_impl<T, Bytes, MR * 2, NR / 2, kSums, kFetch>(M, R, N, A_rows, B_rows, P, ldp, ldr, fetch);
   }
   constexpr int64_t W = kSums ? 1 : Vec<T, Bytes>::kWidth;
   int64_t m0 = 0;
   for (; m0 + MR <= M; m0 += MR)
-    dot_rows_strip<T, Bytes, MR, NR, kSums>(R, N, A_rows + m0, B_rows, P + m0 * ldp * W, ldp, ldr, fetch);
-  dot_rows_short_strip<T, Bytes, MR - 1, NR, kSums>(M - m0, R, N, A_rows + m0, B_rows, P + m0 * ldp * W, ldp, ldr,
-                                                    fetch);
+    dot_rows_strip<T, Bytes, MR, NR, kSums, kFetch>(R, N, A_rows + m0, B_rows, P + m0 * ldp * W, ldp, ldr, fetch);
+  dot_rows_short_strip<T, Bytes, MR - 1, NR, kSums, kFetch>(M - m0, R, N, A_rows + m0, B_rows, P + m0 * ldp * W, ldp,
+                                                            ldr, fetch);
 }
 
 // One row's lane partials against K taps of x `step` apart (a depthwise
@@ -821,14 +833,12 @@ ROWCONV_INLINE void taps_dot_group(int64_t N, const T* a, const T* x_c, int64_t 
   const T* x[G];
   for (int g = 0; g < G; ++g) x[g] = x_c + g * step + q0 * W;
   const int64_t full = N / W;
-  // (a step of NA vectors: NA * G * TC multiply-adds)
-  const LineFetch& f = fetch ? *fetch : kFetchNothing;
-  const char* const* f_row = f.row;
-  int64_t f_offset = f.offset;
-  const int64_t per_step = (f.per_step * NA * G * TC + 15) / 16;
+  // its share of the lines at its start (none in the loop: its check cost
+  // the products that fetch nothing 1.06x the time)
+  if (fetch)
+    fetch_lines(fetch->row, fetch->offset, *fetch, (full * G * TC + fetch->terms_per_line - 1) / fetch->terms_per_line);
   int64_t i0 = 0;
   for (; i0 + NA <= full; i0 += NA) {
-    fetch_lines(f_row, f_offset, f, per_step);
     typename X::V av[NA];
     for (int i = 0; i < NA; ++i) av[i] = X::load(a + (i0 + i) * W);
 #pragma GCC unroll 64
@@ -854,7 +864,6 @@ ROWCONV_INLINE void taps_dot_group(int64_t N, const T* a, const T* x_c, int64_t 
     for (int g = 0; g < G; ++g)
       for (int t = 0; t < TC; ++t) acc[g][t] += av * X::load_first(x[g] + (full + t) * W, left);
   }
-  if (fetch) fetch->row = f_row, fetch->offset = f_offset;
   for (int g = 0; g < G; ++g)
     for (int t = 0; t < TC; ++t) X::store(tap_partials(g, t), acc[g][t]);
 }
@@ -876,7 +885,10 @@ ROWCONV_INLINE void taps_dot_row_impl(int64_t N, int64_t K, int64_t step, const 
   using X = Vec<T, Bytes>;
   constexpr int64_t W = X::kWidth;
   const TapClasses tc = TapClasses::of<TG>(K, step, W);
-  if (step <= 0 || tc.taps < 2) return dot_rows_impl<T, Bytes, DOT_MR, DOT_NR>(1, K, N, &a, B_rows, P, K, 1, fetch);
+  if (step <= 0 || tc.taps < 2) {
+    if (fetch) return dot_rows_impl<T, Bytes, DOT_MR, DOT_NR, false, true>(1, K, N, &a, B_rows, P, K, 1, fetch);
+    return dot_rows_impl<T, Bytes, DOT_MR, DOT_NR>(1, K, N, &a, B_rows, P, K, 1);
+  }
   const T* x = B_rows[0];
   if (tc.taps >= 8) {  // a class at a time, in groups of up to TG taps
     for (int64_t c = 0; c < tc.P; ++c) {
@@ -1028,14 +1040,20 @@ ROWCONV_INLINE void transpose_impl(int64_t rows, int64_t cols, const T* src, int
   template <typename T>                                                                       \
   TARGET __attribute__((noinline)) void gemm_rows_set_panels_##NAME(                          \
       int64_t M, int64_t N, int64_t R, const T* const* A_rows, const T* const* B_rows,        \
-      const T* init, T* C, int64_t ldc, int64_t panel, LineFetch* fetch) {                    \
-    gemm_rows_panels_impl<T, BYTES, MR, NV>(M, N, R, A_rows, B_rows, C, ldc, SetC<T>{init, N, 0, fetch}, panel); \
+      const T* init, T* C, int64_t ldc, int64_t panel) {                                      \
+    gemm_rows_panels_impl<T, BYTES, MR, NV>(M, N, R, A_rows, B_rows, C, ldc, SetC<T>{init, N}, panel); \
   }                                                                                           \
   template <typename T>                                                                       \
   TARGET __attribute__((noinline)) void gemm_rows_set_columns_##NAME(                         \
       int64_t M, int64_t N, int64_t R, const T* const* A_rows, const T* const* B_rows,        \
+      const T* init, T* C, int64_t ldc) {                                                     \
+    gemm_rows_impl<T, BYTES, MR, NV>(M, N, R, A_rows, B_rows, C, ldc, SetC<T>{init, N});     \
+  }                                                                                           \
+  template <typename T>                                                                       \
+  TARGET __attribute__((noinline)) void gemm_rows_set_columns_fetching_##NAME(                \
+      int64_t M, int64_t N, int64_t R, const T* const* A_rows, const T* const* B_rows,        \
       const T* init, T* C, int64_t ldc, LineFetch* fetch) {                                   \
-    gemm_rows_impl<T, BYTES, MR, NV>(M, N, R, A_rows, B_rows, C, ldc, SetC<T>{init, N, 0, fetch}); \
+    gemm_rows_impl<T, BYTES, MR, NV>(M, N, R, A_rows, B_rows, C, ldc, SetC<T, false, true>{init, N, 0, fetch}); \
   }                                                                                           \
   template <typename T>                                                                       \
   TARGET void gemm_rows_set_##NAME(int64_t M, int64_t N, int64_t R, const T* const* A_rows,  \
@@ -1043,15 +1061,23 @@ ROWCONV_INLINE void transpose_impl(int64_t rows, int64_t cols, const T* src, int
                                    LineFetch* fetch) {                                        \
     constexpr int64_t step = NV * (BYTES / static_cast<int64_t>(sizeof(T)));                  \
     const int64_t panel = block_panel(M / MR * MR, MR, step, R * int64_t{sizeof(T)}, ldc * int64_t{sizeof(T)}); \
-    if (panel != step)                                                                        \
-      return gemm_rows_set_panels_##NAME<T>(M, N, R, A_rows, B_rows, init, C, ldc, panel, fetch); \
-    gemm_rows_set_columns_##NAME<T>(M, N, R, A_rows, B_rows, init, C, ldc, fetch);            \
+    if (panel != step) /* (panels: never fetching) */                                         \
+      return gemm_rows_set_panels_##NAME<T>(M, N, R, A_rows, B_rows, init, C, ldc, panel);    \
+    if (fetch) return gemm_rows_set_columns_fetching_##NAME<T>(M, N, R, A_rows, B_rows, init, C, ldc, fetch); \
+    gemm_rows_set_columns_##NAME<T>(M, N, R, A_rows, B_rows, init, C, ldc);                   \
+  }                                                                                           \
+  template <typename T>                                                                       \
+  TARGET __attribute__((noinline)) void gemm_rows_set_streaming_fetching_##NAME(              \
+      int64_t M, int64_t N, int64_t R, const T* const* A_rows, const T* const* B_rows,        \
+      const T* init, T* C, int64_t ldc, LineFetch* fetch) {                                   \
+    gemm_rows_streaming_impl<T, BYTES, MR, NV, true>(M, N, R, A_rows, B_rows, init, C, ldc, fetch); \
   }                                                                                           \
   template <typename T>                                                                       \
   TARGET void gemm_rows_set_streaming_##NAME(int64_t M, int64_t N, int64_t R, const T* const* A_rows, \
                                              const T* const* B_rows, const T* init, T* C, int64_t ldc, \
                                              LineFetch* fetch) {                              \
-    gemm_rows_streaming_impl<T, BYTES, MR, NV>(M, N, R, A_rows, B_rows, init, C, ldc, fetch);  \
+    if (fetch) return gemm_rows_set_streaming_fetching_##NAME<T>(M, N, R, A_rows, B_rows, init, C, ldc, fetch); \
+    gemm_rows_streaming_impl<T, BYTES, MR, NV, false>(M, N, R, A_rows, B_rows, init, C, ldc, nullptr); \
   }                                                                                           \
   template <typename T>                                                                       \
   TARGET void taps_row_set_##NAME(int64_t N, int64_t K, int64_t step, const T* w, const T* x, \
@@ -1066,7 +1092,8 @@ ROWCONV_INLINE void transpose_impl(int64_t rows, int64_t cols, const T* src, int
   template <typename T>                                                                       \
   TARGET void dot_rows_##NAME(int64_t M, int64_t R, int64_t N, const T* const* A_rows,        \
                               const T* const* B_rows, T* P, int64_t ldp, LineFetch* fetch) {  \
-    dot_rows_impl<T, BYTES, DOT_MR, DOT_NR>(M, R, N, A_rows, B_rows, P, ldp, 1, fetch);      \
+    if (fetch) return dot_rows_impl<T, BYTES, DOT_MR, DOT_NR, false, true>(M, R, N, A_rows, B_rows, P, ldp, 1, fetch); \
+    dot_rows_impl<T, BYTES, DOT_MR, DOT_NR>(M, R, N, A_rows, B_rows, P, ldp);                \
   }                                                                                           \
   template <typename T>                                                                       \
   TARGET void dot_rows_sums_##NAME(int64_t M, int64_t R, int64_t N, const T* const* A_rows,   \
