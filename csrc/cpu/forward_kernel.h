@@ -244,20 +244,21 @@ void row_conv1d_forward(const RowConvParams& p, const scalar_t* x, const scalar_
                               cout_g <= kMaxInPlaceStrips * mk.gemm_rows_block;
   const int64_t x_extent = reads_in_place ? p.in_offset(p.batch - 1, p.in_channels - 1, p.rows - 1, p.width - 1) + 1 : 0;
   // Where x comes from memory, an item's product fetches the next item's
-  // windows of x as it goes (LineFetch, a line every 16 multiply-adds or
-  // fewer), as grad-weight's dot form fetches its next step: the product's
-  // column blocks read all Cin_g rows of the window along the tile, streams
-  // that the hardware's prefetchers meet cold at each item, and the loads
-  // waited on them (the forward of (32,15,10,4096) K 3 ran at 81% of the FMA
-  // peak from the caches, 50% from memory; Zen 5). Only products of 32
-  // multiply-adds or more a line: with fewer the prefetchers keep up, and
-  // the fetches cost up to 1.2x the time ((8,4,64,4096) K 7, (16,2,32,4096)
-  // K 3). In-process A/B, same bits, Zen 5, 2 threads: (32,15,10,4096) K 3
+  // windows of x as it goes (LineFetch: each block of the product its
+  // share, at its start), as grad-weight's dot form fetches its next step:
+  // the product's column blocks read all Cin_g rows of the window along the
+  // tile, streams that the hardware's prefetchers meet cold at each item,
+  // and the loads waited on them (the forward of (32,15,10,4096) K 3 ran at
+  // 81% of the FMA peak from the caches, 50% from memory; Zen 5). Only
+  // products of 32 multiply-adds or more a line: with fewer the
+  // prefetchers keep up, and the fetches cost up to 1.2x the time
+  // ((8,4,64,4096) K 7, (16,2,32,4096) K 3). In-process A/B, same bits, Zen 5, 2 threads: (32,15,10,4096) K 3
   // 0.62-0.66x the time (padded 0.83x), (32,8,32,2048) K 9 0.66x,
   // (16,32,16,2048) Cout 32 K 3 0.79x, (16,12,16,2048) K 7 0.91x,
-  // (8,16,16,4096) K 5 0.97x, in cache 1.0x. Fetched at the start of each
-  // block instead of along it: forum-long 1.05x the time of along it,
-  // narrow 0.89x; not kept.
+  // (8,16,16,4096) K 5 0.97x, in cache 1.0x (these with a line every 16
+  // multiply-adds along the blocks' loops; at the blocks' starts, as now,
+  // forum-long 0.69-0.74x in alternating processes against the previous
+  // build: the same within the noise, and no code in the loops).
   const bool fetch_next_item =
       reads_in_place && operands_from_memory(p, sizeof(scalar_t)) &&
       2 * lines_of_rows<scalar_t>(cin_g, tile + (p.kernel_size - 1) * p.dilation) <= product_steps(cout_g, R, tile, mk.lanes);
