@@ -260,13 +260,16 @@ def test_outputs_larger_than_the_cache_are_stored_past_it_unchanged(channels, pa
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
-# (stride, groups, K): 2: the copied windows of every phase, fetched ahead;
-# 4 groups of one channel, K 40: the depthwise grad-weight's shared taps;
-# K 33: enough terms that the forward and grad-input fetch their next items
-@pytest.mark.parametrize("stride,groups,K", [(1, 1, 5), (2, 1, 5), (1, 4, 40), (1, 1, 33)],
-                         ids=["dot", "stride2", "taps", "long"])
-def test_grad_weight_of_inputs_larger_than_the_cache_at_every_thread_count(dtype, stride, groups, K, restore_threads):
-    """x and grad_out of the last-level cache's size or more, 4 output
+# (stride, groups, K, Cout): 2: the copied windows of every phase, fetched
+# ahead; 4 groups of one channel, K 40: the depthwise grad-weight's shared
+# taps; K 33: enough terms that the forward and grad-input fetch their next
+# items (their results streamed past the cache); Cout 2: the forward's
+# result stays below the streamed size while it fetches
+@pytest.mark.parametrize("stride,groups,K,Cout", [(1, 1, 5, 4), (2, 1, 5, 4), (1, 4, 40, 4), (1, 1, 33, 4), (1, 1, 33, 2)],
+                         ids=["dot", "stride2", "taps", "long", "long-small-result"])
+def test_grad_weight_of_inputs_larger_than_the_cache_at_every_thread_count(dtype, stride, groups, K, Cout,
+                                                                           restore_threads):
+    """x and grad_out of the last-level cache's size or more, 2 or 4 output
     channels (grad-weight's dot form, one strip of rows, its runs of items
     split differently at 1 and 2 threads, the next step's lines fetched as
     it computes): the results match PyTorch's and have the same bits at 1
@@ -275,7 +278,7 @@ def test_grad_weight_of_inputs_larger_than_the_cache_at_every_thread_count(dtype
     see docs/design.md, Zen 5.)"""
     C, H, W = 4, 4, 1024
     B = -(-last_level_cache_bytes() // (C * H * W * dtype.itemsize))  # x (and grad_out) >= the L3
-    cfg = Conv(B, C, H, W, C, K, stride=stride, padding=(1, 2), groups=groups)
+    cfg = Conv(B, C, H, W, Cout, K, stride=stride, padding=(1, 2), groups=groups)
     x, w, b, gy = make_inputs(cfg, dtype, seed=33)
     ref = reference_results(cfg, x, w, b, gy)
     found = {}
