@@ -650,7 +650,7 @@ template <typename T, int64_t Cols>
 ROWCONV_INLINE void fetch_ahead(const T* x) {
   constexpr int64_t kAhead = 2048;
   const char* line = reinterpret_cast<const char*>(x) + kAhead;
-  for (int64_t l = 0; l < Cols * static_cast<int64_t>(sizeof(T)); l += 64) __builtin_prefetch(line + l);
+  for (int64_t l = 0; l < Cols * static_cast<int64_t>(sizeof(T)); l += 64) prefetch_line(line + l);
 }
 // NVS x TG: the shared blocks' accumulators and the taps a group holds in
 // registers next to them and the loaded vector.
@@ -1014,7 +1014,7 @@ ROWCONV_INLINE void transpose_impl(int64_t rows, int64_t cols, const T* src, int
     const T* next = r0 + L < tiled_rows ? src + (r0 + L) * src_ld : src + cols;
     for (int64_t c0 = 0; c0 < full_cols; c0 += L) {
       if (fetch_ahead && c0 % (64 / static_cast<int64_t>(sizeof(T))) == 0)
-        for (int64_t i = 0; i < L; ++i) __builtin_prefetch(next + i * src_ld + c0, 0, 3);
+        for (int64_t i = 0; i < L; ++i) prefetch_line(next + i * src_ld + c0);
       typename X::V v[L];
       for (int64_t i = 0; i < L; ++i) v[i] = i < tile_rows ? X::load(src + (r0 + i) * src_ld + c0) : typename X::V{};
       transpose_tile<T>(v);
