@@ -192,10 +192,10 @@ void row_conv1d_forward_depthwise(const RowConvParams& p, const scalar_t* x, con
         const auto [lo, hi] = in_place_columns(t0, n, p.pad_left, p.width + p.pad_left - reach, y_row);
         // (the kernel reads whole blocks past the last column: within x?)
         if (hi > lo && x_row + hi - p.pad_left + reach + kRowSlack <= x_extent) {
+          if (lo > t0) from_window(t0, lo - t0);  // (left end first: rows read in order, as grad-input's)
           split_at_first_line(lo, hi, y_row, streaming, K, [&](int64_t c0, int64_t cn) {
             taps_into_y(cn, K, d, w, x + x_row + (c0 - p.pad_left), b0, y_row + c0);
           });
-          if (lo > t0) from_window(t0, lo - t0);
           if (t0 + n > hi) from_window(hi, t0 + n - hi);
         } else {
           split_at_first_line(t0, t0 + n, y_row, streaming, K, from_window);
@@ -315,11 +315,12 @@ void row_conv1d_forward(const RowConvParams& p, const scalar_t* x, const scalar_
           };
           const auto [lo, hi] = in_place_columns(t0, n, p.pad_left, p.width + p.pad_left - (p.kernel_size - 1) * p.dilation, y_row);
           if (reads_in_place && hi > lo && in.point_into(x, x_extent, b, h, g, lo, hi - lo)) {
+            // the left end first, the rows then read in order (grad_input_kernel.h)
+            if (lo > t0) in.gather(x, b, h, g, t0, lo - t0), into_y(t0, lo - t0);
             split_at_first_line(lo, hi, y_row, streaming, R, [&](int64_t c0, int64_t cn) {
-              if (c0 > lo) in.point_into(x, x_extent, b, h, g, c0, cn);  // the rows from the second part on
+              if (c0 > lo || lo > t0) in.point_into(x, x_extent, b, h, g, c0, cn);  // (again after the left edge's gather)
               into_y(c0, cn);
             });
-            if (lo > t0) in.gather(x, b, h, g, t0, lo - t0), into_y(t0, lo - t0);
             if (t0 + n > hi) in.gather(x, b, h, g, hi, t0 + n - hi), into_y(hi, t0 + n - hi);
           } else {
             in.gather(x, b, h, g, t0, n);
