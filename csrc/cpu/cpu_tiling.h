@@ -170,9 +170,24 @@ inline void fetch_window_ahead(int64_t c, int64_t first, int64_t end, int64_t at
 //   taps (64,1,1024,4096) K 4 1.03-1.41x.
 // On Zen 4 (session 13, paired, the former streaming stores) streaming had
 // gained nothing on 4 x 28 (0.99x), 0.91-0.93x on 64 x 320.
-inline bool streams_result(int64_t bytes, int64_t rows, int64_t terms) {
+// (split_at_first_line's limit, below)
+constexpr int64_t kSplitMaxTerms = 32;
+// A row of taps (depthwise) of kSplitMaxTerms terms or more whose result rows do not
+// start on 64-byte lines (a valid convolution's W - K + 1) stores plainly
+// too: most of its vectors are off the line (split_at_first_line gives a
+// tile's head its own product only up to kSplitMaxTerms terms) and the rest
+// gained nothing from the non-temporal ones. Zen 5, 2 threads, forward,
+// alternating processes against streaming (6 rounds): (16,1,256,8192) K 64
+// (dw-long) 0.78x the time, K 32 0.91x, (64,1,512,2048) K 40 0.85x; K 24
+// and K 8 (streaming as before) 1.0x. In-process the plain stores had
+// measured 0.80-1.03x at K 32-64 and 0.95-1.0x at K 20-28 (the host's
+// memory spells). Rows that start on lines keep streaming (in-process,
+// plainly: K 33 1.54x the time, K 24 'same' 1.11x, grad-input of rows of
+// 8192 K 64 1.34x). Not measured on Zen 3 or Zen 4.
+inline bool streams_result(int64_t bytes, int64_t rows, int64_t terms, int64_t row_bytes) {
   const bool few_rows_of_many_terms = rows > 2 && rows < 16 && terms >= 8;
-  return !few_rows_of_many_terms && streams_to_memory(bytes);
+  const bool row_of_many_taps_off_lines = rows == 1 && terms >= kSplitMaxTerms && row_bytes % 64 != 0;
+  return !few_rows_of_many_terms && !row_of_many_taps_off_lines && streams_to_memory(bytes);
 }
 
 // Smallest number of work items worth handing to a thread, given the
@@ -362,7 +377,6 @@ inline InPlaceColumns in_place_columns(int64_t t0, int64_t n, int64_t inside_lo,
 // the row, and the split cost more than the stores saved (dw-long, K 64:
 // 1.10x the time; K 8-32 0.86-0.98x). The sums do not depend on where the
 // columns split.
-constexpr int64_t kSplitMaxTerms = 32;
 template <typename T, typename F>
 inline void split_at_first_line(int64_t lo, int64_t hi, const T* result_row, bool streaming, int64_t terms, F&& f) {
   const int64_t head = streaming && terms <= kSplitMaxTerms ? std::min(hi - lo, elements_to_next_line(result_row + lo)) : 0;

@@ -231,7 +231,8 @@ void row_conv1d_forward(const RowConvParams& p, const scalar_t* x, const scalar_
   const bool one_row_of_taps = cin_g == 1 && cout_g == 1 && p.stride == 1;
   const bool streaming =
       !kConverts &&
-      streams_result(p.batch * p.out_channels * p.rows * p.out_width * int64_t{sizeof(scalar_t)}, cout_g, R);
+      streams_result(p.batch * p.out_channels * p.rows * p.out_width * int64_t{sizeof(scalar_t)}, cout_g, R,
+                     p.out_width * int64_t{sizeof(scalar_t)});
   const auto gemm_rows_into_y = streaming ? mk.gemm_rows_set_streaming : mk.gemm_rows_set;
   const auto taps_into_y = streaming ? mk.taps_row_set_streaming : mk.taps_row_set;
 

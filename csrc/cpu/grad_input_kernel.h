@@ -163,7 +163,8 @@ void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
   const bool one_row_of_taps = cin_g == 1 && cout_g == 1;
   const bool streaming =
       direct_store &&
-      streams_result(p.batch * p.in_channels * p.rows * p.width * int64_t{sizeof(scalar_t)}, cin_g, cout_g * K);
+      streams_result(p.batch * p.in_channels * p.rows * p.width * int64_t{sizeof(scalar_t)}, cin_g, cout_g * K,
+                     p.width * int64_t{sizeof(scalar_t)});
   const auto gemm_rows_into_grad_x = streaming ? mk.gemm_rows_set_streaming : mk.gemm_rows_set;
 
   // Few input channels (one strip of the micro-kernel's rows: each element
