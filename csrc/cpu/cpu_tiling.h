@@ -172,22 +172,26 @@ inline void fetch_window_ahead(int64_t c, int64_t first, int64_t end, int64_t at
 // gained nothing on 4 x 28 (0.99x), 0.91-0.93x on 64 x 320.
 // (split_at_first_line's limit, below)
 constexpr int64_t kSplitMaxTerms = 32;
-// A row of taps (depthwise) of kSplitMaxTerms terms or more whose result rows do not
-// start on 64-byte lines (a valid convolution's W - K + 1) stores plainly
-// too: most of its vectors are off the line (split_at_first_line gives a
-// tile's head its own product only up to kSplitMaxTerms terms) and the rest
-// gained nothing from the non-temporal ones. Zen 5, 2 threads, forward,
-// alternating processes against streaming (6 rounds): (16,1,256,8192) K 64
-// (dw-long) 0.78x the time, K 32 0.91x, (64,1,512,2048) K 40 0.85x; K 24
-// and K 8 (streaming as before) 1.0x. In-process the plain stores had
-// measured 0.80-1.03x at K 32-64 and 0.95-1.0x at K 20-28 (the host's
-// memory spells). Rows that start on lines keep streaming (in-process,
-// plainly: K 33 1.54x the time, K 24 'same' 1.11x, grad-input of rows of
-// 8192 K 64 1.34x). Not measured on Zen 3 or Zen 4.
+// Session 30 (Zen 5): one or two rows of many terms whose result rows do
+// not start on 64-byte lines (a valid convolution's W - K + 1) store
+// plainly too: a row of taps of kSplitMaxTerms terms or more (whose tiles'
+// heads split_at_first_line leaves unsplit, so that most of its vectors
+// were stored plainly anyway, inside the streaming kernel), two rows of 8
+// or more. Forward, 2 threads, alternating processes against streaming (6
+// rounds, same bits): (16,1,256,8192) K 64 (dw-long) 0.78-0.83x the time,
+// K 32 0.91x, (64,1,512,2048) K 40 0.85x; (64,2,64,4096) Cout 2 K 7 0.68x,
+// K 15 0.74x, (32,2,64,2048) K 5 0.93x; unchanged where they stream (K 3 of
+// two rows, a row of K 8 or 24: 1.0x). Rows that start on lines keep
+// streaming, where it still wins (in-process, plainly: a row of K 33 on
+// rows of 8160 1.54x the time, K 24 'same' 1.11x, dw-long's grad-input on
+// rows of 8192 1.34x; two rows of K 7 on rows of 4096: 1.07-1.10x, processes).
+// Zen 3 had measured two rows (64,2,64,4096) K 3, 5, 7, rows off the lines,
+// 1.03x, 1.08x, 1.01x slower plainly (above); not measured on Zen 4.
 inline bool streams_result(int64_t bytes, int64_t rows, int64_t terms, int64_t row_bytes) {
   const bool few_rows_of_many_terms = rows > 2 && rows < 16 && terms >= 8;
-  const bool row_of_many_taps_off_lines = rows == 1 && terms >= kSplitMaxTerms && row_bytes % 64 != 0;
-  return !few_rows_of_many_terms && !row_of_many_taps_off_lines && streams_to_memory(bytes);
+  const bool off_lines_of_many_terms =
+      row_bytes % 64 != 0 && ((rows == 1 && terms >= kSplitMaxTerms) || (rows == 2 && terms >= 8));
+  return !few_rows_of_many_terms && !off_lines_of_many_terms && streams_to_memory(bytes);
 }
 
 // Smallest number of work items worth handing to a thread, given the
