@@ -198,6 +198,18 @@ for name, t in (("control", control), ("output", y), ("grad_x", gx)):
 """
 
 
+def _huge_page_child_flags(method, mmap_threshold):
+    """Runs _HUGE_PAGE_CHILD with glibc's mmap threshold at mmap_threshold
+    bytes: {name: [nbytes, VmFlags...]} for the control, the output and grad_x."""
+    import subprocess
+    import sys
+    env = dict(os.environ, GLIBC_TUNABLES=f"glibc.malloc.mmap_threshold={mmap_threshold}")
+    done = subprocess.run([sys.executable, "-c", _HUGE_PAGE_CHILD, method], env=env, capture_output=True,
+                          text=True, cwd="/")
+    assert done.returncode == 0, done.stderr[-3000:]
+    return {line.split()[0]: line.split()[1:] for line in done.stdout.splitlines()}
+
+
 @pytest.mark.skipif(not os.path.exists("/sys/kernel/mm/transparent_hugepage"),
                     reason="needs Linux with transparent huge pages (the hint the library gives)")
 @pytest.mark.parametrize("method", ["direct", "fft"])
@@ -209,13 +221,7 @@ def test_large_results_are_marked_for_huge_pages(method):
     flag without the hint). The hint changes no values: results of that size
     are checked against PyTorch by
     test_outputs_larger_than_the_cache_are_stored_past_it_unchanged."""
-    import subprocess
-    import sys
-    env = dict(os.environ, GLIBC_TUNABLES="glibc.malloc.mmap_threshold=1048576")
-    done = subprocess.run([sys.executable, "-c", _HUGE_PAGE_CHILD, method], env=env, capture_output=True,
-                          text=True, cwd="/")
-    assert done.returncode == 0, done.stderr[-3000:]
-    seen = {line.split()[0]: line.split()[1:] for line in done.stdout.splitlines()}
+    seen = _huge_page_child_flags(method, mmap_threshold=1048576)
     assert "hg" not in seen["control"][1:], seen["control"]
     for name in ("output", "grad_x"):
         assert int(seen[name][0]) >= 32 * 2**20
@@ -229,13 +235,7 @@ def test_large_results_from_the_heap_are_left_to_the_allocator():
     a 40 MB result comes from the heap, fresh pages while it grows: no huge
     page hint there (a madvised fault may compact memory first, and the
     heap's growing calls measured slower with it than with 4 KiB faults)."""
-    import subprocess
-    import sys
-    env = dict(os.environ, GLIBC_TUNABLES="glibc.malloc.mmap_threshold=4294967295")
-    done = subprocess.run([sys.executable, "-c", _HUGE_PAGE_CHILD, "direct"], env=env, capture_output=True,
-                          text=True, cwd="/")
-    assert done.returncode == 0, done.stderr[-3000:]
-    seen = {line.split()[0]: line.split()[1:] for line in done.stdout.splitlines()}
+    seen = _huge_page_child_flags("direct", mmap_threshold=4294967295)
     for name in ("output", "grad_x"):
         assert int(seen[name][0]) >= 32 * 2**20
         assert "hg" not in seen[name][1:], f"{name}: heap memory advised for huge pages: {seen[name]}"
