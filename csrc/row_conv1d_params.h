@@ -74,6 +74,10 @@ struct RowConvParams {
   int64_t prefix_width;
   int64_t pre_stride_b, pre_stride_c, pre_stride_h, pre_stride_w;
   const void* prefix;
+  // CPU: whether this call's operands come from memory rather than the
+  // caches (cpu::with_operand_residency, decided once a call); the products
+  // then fetch their next operands ahead.
+  bool operands_from_memory = false;
 
   // Points the dilated kernel spans, and the outputs at stride 1 (the
   // FFT method computes them all and keeps every stride-th).

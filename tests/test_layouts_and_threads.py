@@ -307,3 +307,45 @@ def test_grad_weight_of_inputs_larger_than_the_cache_at_every_thread_count(dtype
     assert_matches_reference(cfg, found[2], ref, dtype)
     for name, one, two in zip(["output", "grad_x", "grad_weight", "grad_bias"], found[1], found[2]):
         assert torch.equal(one, two), f"{name}: 1 and 2 threads differ"
+
+
+# x and grad_out together about half the L3: the range where the kernels
+# time a few loads of their operands' lines to decide whether to fetch ahead
+# (csrc/cpu/cache_residency.h); K 9 over 8 input channels and a stride-1
+# 'same' padding: the forward's and grad-input's products have enough terms
+# a line to fetch their next items, grad-weight its next steps
+@pytest.mark.parametrize("chunked", [False, True], ids=["one-pass", "causal-chunk"])
+def test_operands_of_half_the_cache_give_the_same_bits_from_memory_and_from_the_caches(chunked, restore_threads):
+    """The same calls with their operands flushed from the caches (a larger
+    buffer written first) and right after (the operands in the caches): the
+    kernels may decide differently whether to fetch ahead; results match
+    PyTorch's and have the same bits both times. As a chunk of a stream:
+    causal, with carried state."""
+    C, H, W, K = 8, 4, 1024, 9
+    B = max(1, last_level_cache_bytes() // 2 // (2 * C * H * W * 4))
+    padding = "causal" if chunked else "same"
+    cfg = Conv(B, C, H, W, C, K, padding=padding)
+    x, w, b, gy = make_inputs(cfg, torch.float32, seed=35)
+    torch.set_num_threads(2)
+    flush = torch.empty(last_level_cache_bytes() // 2, dtype=torch.float32)
+    runs = []
+    for _ in range(2):  # first from memory, then from the caches
+        if not runs:
+            flush.uniform_()
+        if chunked:
+            state = torch.randn(B, C, H, K - 1, generator=torch.Generator().manual_seed(36))
+            y, final = rowconv_ext.row_conv1d(x, w, b, padding="causal", initial_state=state,
+                                              return_final_state=True)
+            ref = rowconv_ext.reference_row_conv1d(torch.cat([state, x], dim=3).double(), w.double(), b.double())
+            # float32 sums of C * K = 72 terms: each output off by at most about
+            # 72 roundings of the largest magnitude
+            tol = C * K * 2.0**-23 * ref.abs().max().item()
+            torch.testing.assert_close(y.double(), ref, rtol=0, atol=tol)
+            assert torch.equal(final, x[..., -(K - 1):])
+            runs.append((y,))
+        else:
+            ours = our_results(cfg, x, w, b, gy, method="direct")
+            assert_matches_reference(cfg, ours, reference_results(cfg, x, w, b, gy), torch.float32)
+            runs.append(ours)
+    for name, cold, warm in zip(["output", "grad_x", "grad_weight", "grad_bias"], *runs):
+        assert torch.equal(cold, warm), f"{name}: from memory and from the caches differ"

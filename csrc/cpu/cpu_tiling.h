@@ -14,10 +14,12 @@
 #include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <initializer_list>
 #include <type_traits>
 #include <vector>
 
 #include "../row_conv1d_params.h"
+#include "cache_residency.h"
 #include "convert_runs.h"
 #include "microkernels.h"
 
@@ -89,11 +91,44 @@ void parallel_chunks(int64_t items, int64_t grain, const Body& body) {
 // 0.91-0.93x).
 inline bool streams_to_memory(int64_t bytes) { return bytes >= l3_cache_bytes() / 4 * 3; }
 
-// Whether a kernel's operands come from memory at each call: x and grad_out
-// (or y), which each direction reads or writes, take 3/4 of the last-level
-// cache or more together (streams_to_memory).
-inline bool operands_from_memory(const RowConvParams& p, int64_t element_bytes) {
-  return streams_to_memory(p.batch * p.rows * (p.in_channels * p.width + p.out_channels * p.out_width) * element_bytes);
+// The memory x (or grad_out) spans: from its first element to its last.
+inline MemoryRange strided_range(const void* data, int64_t element_bytes, const int64_t (&sizes)[4],
+                                 const int64_t (&strides)[4]) {
+  int64_t last = 0;
+  for (int d = 0; d < 4; ++d) {
+    if (sizes[d] <= 0) return {static_cast<const char*>(data), 0};
+    last += (sizes[d] - 1) * strides[d];
+  }
+  return {static_cast<const char*>(data), (last + 1) * element_bytes};
+}
+inline MemoryRange input_range(const RowConvParams& p, const void* x, int64_t element_bytes) {
+  return strided_range(x, element_bytes, {p.batch, p.in_channels, p.rows, p.width},
+                       {p.in_stride_b, p.in_stride_c, p.in_stride_h, p.in_stride_w});
+}
+inline MemoryRange grad_out_range(const RowConvParams& p, const void* grad_out, int64_t element_bytes) {
+  return strided_range(grad_out, element_bytes, {p.batch, p.out_channels, p.rows, p.out_width},
+                       {p.gout_stride_b, p.gout_stride_c, p.gout_stride_h, p.gout_stride_w});
+}
+
+// p with operands_from_memory decided for this call, whose kernel reads
+// `reads` (x, grad_out or both). x and grad_out (or y), which each direction
+// reads or writes, of 3/4 of the last-level cache or more together
+// (streams_to_memory) come from memory. Below a quarter of it they are taken
+// to be in the caches. Between, sizes cannot tell: a chunk of a long stream
+// comes from memory, the same chunk just written by the layer before is in
+// the cache, and how much of the cache a VM gets depends on its neighbours.
+// There the sampled lines tell (sampled_lines_from_memory). Zen 4 VM, forum
+// (B,15,10,512) K 3 causal, repeated, fetching over not: x and y of 18.8 MB
+// 0.82x the time, 23.4 MB 0.83x, 9.4 MB 1.03x (in cache, the probe says so);
+// chunks of 512 of (32,15,10,8192) with carried state 0.84x.
+inline RowConvParams with_operand_residency(RowConvParams p, int64_t element_bytes,
+                                            std::initializer_list<MemoryRange> reads) {
+  const int64_t bytes =
+      p.batch * p.rows * (p.in_channels * p.width + p.out_channels * p.out_width) * element_bytes;
+  p.operands_from_memory =
+      streams_to_memory(bytes) || (bytes >= l3_cache_bytes() / 4 &&
+                                   sampled_lines_from_memory(reads.begin(), static_cast<int>(reads.size())));
+  return p;
 }
 
 // Fetches the lines of a run of `count` elements (count >= 1) into L1.
@@ -429,7 +464,7 @@ struct InputRows {
     const int64_t count = n + reach;
     if (ci_end < 0) ci_end = p.in_per_group;
     // (fetch_window_ahead: x's rows along unit steps, where they come from memory)
-    const bool fetch = p.in_stride_w == 1 && operands_from_memory(p, sizeof(scalar_t));
+    const bool fetch = p.in_stride_w == 1 && p.operands_from_memory;
     const auto fetch_ahead_of = [&](int64_t ci) {
       fetch_window_ahead(ci, ci_begin, ci_end, start, start + n * p.stride, count * p.stride,
                          [&](int64_t ch) { return x + p.in_offset(b, g * p.in_per_group + ch, h, 0); });

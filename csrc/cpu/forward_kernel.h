@@ -77,7 +77,7 @@ void row_conv1d_forward_bf16_pairs(const RowConvParams& p, const scalar_t* x, co
   const int64_t items = p.batch * p.rows * p.groups * tiles;
   const int64_t window = tile + (K - 1) * d;  // input positions a tile reads
   // (fetch_window_ahead: x's rows, where they come from memory)
-  const bool fetch_ahead = p.in_stride_w == 1 && operands_from_memory(p, sizeof(scalar_t));
+  const bool fetch_ahead = p.in_stride_w == 1 && p.operands_from_memory;
 
   // per (h, group): Cout_g rows of P pairs
   const std::vector<uint32_t> w_pairs =
@@ -261,7 +261,7 @@ void row_conv1d_forward(const RowConvParams& p, const scalar_t* x, const scalar_
   // forum-long 0.69-0.74x in alternating processes against the previous
   // build: the same within the noise, and no code in the loops).
   const bool fetch_next_item =
-      reads_in_place && operands_from_memory(p, sizeof(scalar_t)) &&
+      reads_in_place && p.operands_from_memory &&
       2 * lines_of_rows<scalar_t>(cin_g, tile + (p.kernel_size - 1) * p.dilation) <= product_steps(cout_g, R, tile, mk.lanes);
   if constexpr (!kConverts) {
     if (reads_in_place && cin_g == 1 && cout_g == 1 && (p.prefix_width == 0 || p.pre_stride_w == 1))

@@ -43,7 +43,7 @@ void row_conv1d_grad_input_bf16_pairs(const RowConvParams& p, const scalar_t* gr
   const int64_t items = p.batch * p.rows * p.groups * tiles;
   const int64_t window = tile + (K - 1) * p.dilation;  // grad_out positions a tile reads
   // (fetch_window_ahead: grad_out's rows, where they come from memory)
-  const bool fetch_ahead = p.gout_stride_w == 1 && operands_from_memory(p, sizeof(scalar_t));
+  const bool fetch_ahead = p.gout_stride_w == 1 && p.operands_from_memory;
   const int64_t ldx = p.rows * p.width;
 
   // per (h, group): Cin_g rows of P pairs, (w[2cp][ci][k], w[2cp+1][ci][k]) at k * channel_pairs + cp
@@ -140,7 +140,7 @@ void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
   const int64_t phase_width = (tile + s - 1) / s;
   const int64_t ldc = phase_width + kRowSlack;
   // (fetch_window_ahead: grad_out's rows, where they come from memory)
-  const bool fetch_windows_ahead = p.gout_stride_w == 1 && operands_from_memory(p, sizeof(scalar_t));
+  const bool fetch_windows_ahead = p.gout_stride_w == 1 && p.operands_from_memory;
   // The grad_out that n positions of a tile read: outputs t_lo .. t_lo +
   // window_for(n) - 1 (zero outside [0, Wout)). A channel's buffer holds the
   // micro-kernel's slack past it and room to start the copy on a line; past
@@ -183,7 +183,7 @@ void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
   // In-process A/B, same bits, Zen 5, 2 threads: (32,8,32,2048) K 9 0.54x
   // the time, (16,8,32,1024) Cout 24 K 5 0.39x, (16,8,16,2048) Cout 32 K 3
   // 0.97x; narrow (no fetches) 1.0x.
-  const bool fetch_next_item = reads_in_place && !depthwise && operands_from_memory(p, sizeof(scalar_t)) &&
+  const bool fetch_next_item = reads_in_place && !depthwise && p.operands_from_memory &&
                                2 * lines_of_rows<scalar_t>(cout_g, tile + (K - 1) * p.dilation) <=
                                    product_steps(cin_g, cout_g * K, tile, mk.lanes);
   const auto taps_into_grad_x = streaming ? mk.taps_row_set_streaming : mk.taps_row_set;

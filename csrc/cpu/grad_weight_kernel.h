@@ -46,7 +46,7 @@ void transpose_gout_tile(const RowConvParams& p, const MicroKernels<acc_t>& mk, 
                          acc_t* dst, int64_t ld) {
   const int64_t gs = p.gout_stride_w, cout_g = p.out_per_group;
   if constexpr (std::is_same_v<scalar_t, acc_t>) {
-    if (gs == 1) return mk.transpose(cout_g, n, src, p.gout_stride_c, dst, ld, operands_from_memory(p, sizeof(scalar_t)));
+    if (gs == 1) return mk.transpose(cout_g, n, src, p.gout_stride_c, dst, ld, p.operands_from_memory);
   } else {
     // the half types: a block of positions of every row converted (vectors),
     // then transposed through registers
@@ -84,7 +84,7 @@ void pack_gout_pairs(const RowConvParams& p, const scalar_t* src, int64_t n, uin
     whole = n / 2;
     micro_kernels<float>().transpose(p.out_per_group, whole, reinterpret_cast<const float*>(src),
                                      p.gout_stride_c / 2, reinterpret_cast<float*>(dst), ld,
-                                     operands_from_memory(p, sizeof(scalar_t)));
+                                     p.operands_from_memory);
   }
   for (int64_t co = 0; co < p.out_per_group; ++co) {
     const scalar_t* row = src + co * p.gout_stride_c;
@@ -115,7 +115,7 @@ void pack_x_pair_rows(const RowConvParams& p, const scalar_t* x, int64_t b, int6
   const int64_t even_span = (span + 1) / 2 * 2;  // the second copy on a pair boundary
   const bool two_copies = n % 2 == 0 && even_span + span <= K * row_length;
   // (fetch_window_ahead: x's rows, where they come from memory)
-  const bool fetch_ahead = p.in_stride_w == 1 && operands_from_memory(p, sizeof(scalar_t));
+  const bool fetch_ahead = p.in_stride_w == 1 && p.operands_from_memory;
   for (int64_t ci = first; ci < first + count; ++ci) {
     const int64_t c = g * p.in_per_group + ci;
     if (fetch_ahead)
@@ -284,7 +284,7 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
   // part loads and stores every block's partials again).
   const bool fetch_next_step =
       !channel_vectors && p.stride == 1 && p.in_stride_w == 1 && p.gout_stride_w == 1 &&
-      operands_from_memory(p, sizeof(scalar_t)) &&
+      p.operands_from_memory &&
       2 * lines_of_rows<scalar_t>(block + cin_g, tile + (K - 1) * p.dilation) <= 9 * product_steps(block, R, tile, mk.lanes);
 
   // Each item's running sums (acc, partials) take kFlushTerms positions
