@@ -143,6 +143,20 @@ template <typename T>
 inline int64_t lines_of_rows(int64_t count, int64_t elements) {
   return count * ((elements * static_cast<int64_t>(sizeof(T)) + 63) / 64);
 }
+// Whether the products' fetches ahead (LineFetch) go to L2 only
+// (prefetcht1): where the L1d holds less than 48 KiB (Zen 4: 32 KiB). A
+// product's next step (16-128 KiB of rows) fetched into such an L1 pushed
+// out the lines it was about to read. Zen 4, in-process, 2 threads, same
+// bits, grad-weight's dot form, into L2 (and no row of taps fetching, its
+// rule) against into L1: (64,4,64,512) K 7 0.86x the time, (32,8,32,2048)
+// K 9 0.87-0.93x, (32,15,10,4096) K 3 0.89-0.91x, (64,2,64,2048) Cout 4 K 5
+// 0.65x, (32,4,64,2048) K 3 0.64x, (64,2,64,4096) K 7 0.72x, (32,5,64,2048)
+// K 5 0.73x, (16,16,8,4096) Cout 16 K 5 groups 4 0.73x; the forward and
+// grad-input: (16,8,32,1024) Cout 24 K 5 grad-input 0.82x, forum-long,
+// (32,8,32,2048) K 9, (16,32,16,2048) K 3, K 33 1.00-1.01x. On Zen 5 (48
+// KiB) prefetcht1 took 1.0-1.05x the time of prefetcht0 (session 29).
+inline bool fetches_into_l2() { return l1d_cache_bytes() < 48 * 1024; }
+
 // Fetches as a product goes (LineFetch) of the next product's `count` rows,
 // the first `elements` of each, spread over the product's `steps` steps
 // (product_steps).
@@ -150,7 +164,7 @@ template <typename T>
 inline LineFetch spread_fetch(const char* const* rows, int64_t count, int64_t elements, int64_t steps) {
   const int64_t lines = lines_of_rows<T>(count, elements);
   return {rows, rows + count, 0, elements * static_cast<int64_t>(sizeof(T)) + 63, (lines + steps - 1) / steps,
-          std::max<int64_t>(1, steps * 16 / std::max<int64_t>(lines, 1))};
+          std::max<int64_t>(1, steps * 16 / std::max<int64_t>(lines, 1)), fetches_into_l2()};
 }
 // The steps of 16 multiply-adds of a product of `rows` rows of `terms`
 // terms over n columns, `lanes` a vector.

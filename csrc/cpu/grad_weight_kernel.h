@@ -282,9 +282,17 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
   // split into parts over positions, each part fetching its share first (the
   // same bits): narrow 0.81x, but forum-long and dw-long 1.3-1.6x (each
   // part loads and stores every block's partials again).
+  //
+  // Where the L1d holds less than 48 KiB (Zen 4), the fetches go to L2 only
+  // (spread_fetch), and a row of taps (depthwise) fetches nothing: there
+  // not fetching took (64,1,1024,4096) K 8 0.68-0.75x the time of fetching
+  // into L1 (into L2: 0.82x), K 16 0.81x, (16,1,1024,8192) K 32 0.89x,
+  // dw-long 0.95x (Zen 4, in-process, 2 threads, same bits): its two
+  // streams are what the hardware's prefetchers follow on their own. On Zen
+  // 5 the rows of taps gained from fetching (above).
   const bool fetch_next_step =
       !channel_vectors && p.stride == 1 && p.in_stride_w == 1 && p.gout_stride_w == 1 &&
-      p.operands_from_memory &&
+      p.operands_from_memory && !(one_row_of_taps && fetches_into_l2()) &&
       2 * lines_of_rows<scalar_t>(block + cin_g, tile + (K - 1) * p.dilation) <= 9 * product_steps(block, R, tile, mk.lanes);
 
   // Each item's running sums (acc, partials) take kFlushTerms positions

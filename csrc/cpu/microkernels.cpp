@@ -197,7 +197,10 @@ struct SetC {
 // The next `count` lines of a LineFetch (its cursor: row, offset, in registers).
 ROWCONV_INLINE void fetch_lines(const char* const*& row, int64_t& offset, const LineFetch& f, int64_t count) {
   for (int64_t i = 0; i < count && row < f.rows_end; ++i) {
-    prefetch_line(*row + offset);
+    if (f.into_l2)
+      prefetch_line_into_l2(*row + offset);
+    else
+      prefetch_line(*row + offset);
     offset += 64;
     if (offset >= f.row_bytes) offset = 0, ++row;
   }
@@ -1574,6 +1577,18 @@ const HalfConversions* half_conversions() {
 #else
   return nullptr;
 #endif
+}
+
+int64_t l1d_cache_bytes() {
+  static const int64_t bytes = [] {
+    constexpr int64_t kDefault = 32 * 1024;
+#if defined(_SC_LEVEL1_DCACHE_SIZE)
+    const long reported = sysconf(_SC_LEVEL1_DCACHE_SIZE);  // glibc: from cpuid; 0 or -1 where unknown
+    if (reported >= 16 * 1024 && reported <= 256 * 1024) return static_cast<int64_t>(reported);
+#endif
+    return kDefault;
+  }();
+  return bytes;
 }
 
 int64_t l2_cache_bytes() {

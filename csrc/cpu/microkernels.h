@@ -29,6 +29,14 @@ inline void prefetch_line(const void* p) {
   __builtin_prefetch(p, 0, 3);
 #endif
 }
+// Fetches the line of p into L2, not L1.
+inline void prefetch_line_into_l2(const void* p) {
+#if defined(__x86_64__) || defined(__i386__)
+  asm volatile("prefetcht1 %0" : : "m"(*static_cast<const char*>(p)));
+#else
+  __builtin_prefetch(p, 0, 2);
+#endif
+}
 
 // Lines that a product fetches into L1 while it computes (the next step's
 // operands, where they come from memory): the first `row_bytes` of each row
@@ -39,7 +47,8 @@ inline void prefetch_line(const void* p) {
 // `terms_per_line` vector multiply-adds of theirs, all at their start. The
 // product moves `row` and `offset` on. A null LineFetch fetches nothing,
 // and the code that fetches nothing is the code it was before (a check in
-// the loop cost those products 1.05-1.1x the time).
+// the loop cost those products 1.05-1.1x the time). `into_l2`: the lines go
+// to L2 only (prefetcht1; fetches_into_l2 in cpu_tiling.h).
 struct LineFetch {
   const char* const* row;
   const char* const* rows_end;
@@ -47,6 +56,7 @@ struct LineFetch {
   int64_t row_bytes;
   int64_t per_step;
   int64_t terms_per_line;
+  bool into_l2 = false;
 };
 
 template <typename T>
@@ -212,6 +222,10 @@ const char* cpu_isa();
 // time; 512 KiB where the system does not say): cache blocking that must
 // hold on 512 KiB (Zen 3) and 1 MiB (Zen 4, Zen 5) alike.
 int64_t l2_cache_bytes();
+
+// The per-core L1 data cache, in bytes (read once at run time; 32 KiB where
+// the system does not say): 32 KiB on Zen 3 and Zen 4, 48 KiB on Zen 5.
+int64_t l1d_cache_bytes();
 
 // The last-level cache that CPU 0 shares, in bytes (read once at run time
 // from sysfs; 32 MiB where the system does not say).
