@@ -118,9 +118,11 @@ inline MemoryRange grad_out_range(const RowConvParams& p, const void* grad_out, 
 // comes from memory, the same chunk just written by the layer before is in
 // the cache, and how much of the cache a VM gets depends on its neighbours.
 // There the sampled lines tell (sampled_lines_from_memory). Zen 4 VM, forum
-// (B,15,10,512) K 3 causal, repeated, fetching over not: x and y of 18.8 MB
-// 0.82x the time, 23.4 MB 0.83x, 9.4 MB 1.03x (in cache, the probe says so);
-// chunks of 512 of (32,15,10,8192) with carried state 0.84x.
+// (B,15,10,512) K 3 causal, repeated, in an hour when they ran as from
+// memory, fetching over not: x and y of 18.8 MB 0.82x the time, 23.4 MB
+// 0.83x; from the cache 9.4 MB 1.03x, 4.7 MB 1.04x (the probe says cache
+// there, and nothing is fetched). Chunks of 512 of (32,15,10,8192) with
+// carried state, probe over the size rule: 0.81-0.93x.
 inline RowConvParams with_operand_residency(RowConvParams p, int64_t element_bytes,
                                             std::initializer_list<MemoryRange> reads) {
   const int64_t bytes =
