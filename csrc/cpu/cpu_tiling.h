@@ -122,7 +122,7 @@ inline MemoryRange grad_out_range(const RowConvParams& p, const void* grad_out, 
 // memory, fetching over not: x and y of 18.8 MB 0.82x the time, 23.4 MB
 // 0.83x; from the cache 9.4 MB 1.03x, 4.7 MB 1.04x (the probe says cache
 // there, and nothing is fetched). Chunks of 512 of (32,15,10,8192) with
-// carried state, probe over the size rule: 0.81-0.93x.
+// carried state, probe over the size rule: 0.81x.
 inline RowConvParams with_operand_residency(RowConvParams p, int64_t element_bytes,
                                             std::initializer_list<MemoryRange> reads) {
   const int64_t bytes =
