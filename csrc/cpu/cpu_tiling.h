@@ -14,7 +14,6 @@
 #include <atomic>
 #include <cstdint>
 #include <cstring>
-#include <initializer_list>
 #include <type_traits>
 #include <vector>
 
@@ -110,8 +109,8 @@ inline MemoryRange grad_out_range(const RowConvParams& p, const void* grad_out, 
                        {p.gout_stride_b, p.gout_stride_c, p.gout_stride_h, p.gout_stride_w});
 }
 
-// p with operands_from_memory decided for this call, whose kernel reads
-// `reads` (x, grad_out or both). x and grad_out (or y), which each direction
+// p with operands_from_memory decided for this call, whose kernel reads x,
+// grad_out or both (a null one: not read). x and grad_out (or y), which each direction
 // reads or writes, of 3/4 of the last-level cache or more together
 // (streams_to_memory) come from memory. Below a quarter of it they are taken
 // to be in the caches. Between, sizes cannot tell: a chunk of a long stream
@@ -123,13 +122,17 @@ inline MemoryRange grad_out_range(const RowConvParams& p, const void* grad_out, 
 // 0.83x; from the cache 9.4 MB 1.03x, 4.7 MB 1.04x (the probe says cache
 // there, and nothing is fetched). Chunks of 512 of (32,15,10,8192) with
 // carried state, probe over the size rule: 0.81x.
-inline RowConvParams with_operand_residency(RowConvParams p, int64_t element_bytes,
-                                            std::initializer_list<MemoryRange> reads) {
+template <typename T>
+inline RowConvParams with_operand_residency(RowConvParams p, const T* x, const T* grad_out) {
+  const int64_t element_bytes = sizeof(T);
   const int64_t bytes =
       p.batch * p.rows * (p.in_channels * p.width + p.out_channels * p.out_width) * element_bytes;
+  MemoryRange reads[2];
+  int count = 0;
+  if (grad_out) reads[count++] = grad_out_range(p, grad_out, element_bytes);
+  if (x) reads[count++] = input_range(p, x, element_bytes);
   p.operands_from_memory =
-      streams_to_memory(bytes) || (bytes >= l3_cache_bytes() / 4 &&
-                                   sampled_lines_from_memory(reads.begin(), static_cast<int>(reads.size())));
+      streams_to_memory(bytes) || (bytes >= l3_cache_bytes() / 4 && sampled_lines_from_memory(reads, count));
   return p;
 }
 

@@ -195,15 +195,20 @@ struct SetC {
 };
 
 // The next `count` lines of a LineFetch (its cursor: row, offset, in registers).
-ROWCONV_INLINE void fetch_lines(const char* const*& row, int64_t& offset, const LineFetch& f, int64_t count) {
+template <bool kIntoL2>
+ROWCONV_INLINE void fetch_lines_to(const char* const*& row, int64_t& offset, const LineFetch& f, int64_t count) {
   for (int64_t i = 0; i < count && row < f.rows_end; ++i) {
-    if (f.into_l2)
-      prefetch_line_into_l2(*row + offset);
-    else
-      prefetch_line(*row + offset);
+    prefetch_line<kIntoL2>(*row + offset);
     offset += 64;
     if (offset >= f.row_bytes) offset = 0, ++row;
   }
+}
+// (where they go checked once a call, not once a line)
+ROWCONV_INLINE void fetch_lines(const char* const*& row, int64_t& offset, const LineFetch& f, int64_t count) {
+  if (f.into_l2)
+    fetch_lines_to<true>(row, offset, f, count);
+  else
+    fetch_lines_to<false>(row, offset, f, count);
 }
 
 static constexpr LineFetch kFetchNothing{nullptr, nullptr, 0, 0, 0, 1};

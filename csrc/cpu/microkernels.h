@@ -19,22 +19,19 @@ constexpr int64_t kRowSlack = 128;
 // add_partials16's blocks (a multiple of 32)
 constexpr int64_t kPartialsBlock = 256;
 
-// Fetches the line of p into L1. (An asm statement, not __builtin_prefetch:
-// GCC deleted prefetch_run's loop of nothing but __builtin_prefetch calls
-// as a loop without side effects.)
+// Fetches the line of p into L1 (prefetcht0), or into L2 only (kIntoL2:
+// prefetcht1). (An asm statement, not __builtin_prefetch: GCC deleted
+// prefetch_run's loop of nothing but __builtin_prefetch calls as a loop
+// without side effects.)
+template <bool kIntoL2 = false>
 inline void prefetch_line(const void* p) {
 #if defined(__x86_64__) || defined(__i386__)
-  asm volatile("prefetcht0 %0" : : "m"(*static_cast<const char*>(p)));
+  if constexpr (kIntoL2)
+    asm volatile("prefetcht1 %0" : : "m"(*static_cast<const char*>(p)));
+  else
+    asm volatile("prefetcht0 %0" : : "m"(*static_cast<const char*>(p)));
 #else
-  __builtin_prefetch(p, 0, 3);
-#endif
-}
-// Fetches the line of p into L2, not L1.
-inline void prefetch_line_into_l2(const void* p) {
-#if defined(__x86_64__) || defined(__i386__)
-  asm volatile("prefetcht1 %0" : : "m"(*static_cast<const char*>(p)));
-#else
-  __builtin_prefetch(p, 0, 2);
+  __builtin_prefetch(p, 0, kIntoL2 ? 2 : 3);
 #endif
 }
 

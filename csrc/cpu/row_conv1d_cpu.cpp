@@ -18,19 +18,15 @@ struct CpuKernels {
   template <typename T>
   void forward(const RowConvParams& p, const T* x, const T* w, const T* b, T* y,
                T* final_state = nullptr) const {
-    cpu::row_conv1d_forward<T>(cpu::with_operand_residency(p, sizeof(T), {cpu::input_range(p, x, sizeof(T))}), x,
-                               w, b, y, final_state);
+    cpu::row_conv1d_forward<T>(cpu::with_operand_residency<T>(p, x, nullptr), x, w, b, y, final_state);
   }
   template <typename T>
   void grad_input(const RowConvParams& p, const T* gy, const T* w, T* gx) const {
-    cpu::row_conv1d_grad_input<T>(cpu::with_operand_residency(p, sizeof(T), {cpu::grad_out_range(p, gy, sizeof(T))}),
-                                  gy, w, gx);
+    cpu::row_conv1d_grad_input<T>(cpu::with_operand_residency<T>(p, nullptr, gy), gy, w, gx);
   }
   template <typename T>
   void grad_weight(const RowConvParams& p, const T* gy, const T* x, T* gw) const {
-    cpu::row_conv1d_grad_weight<T>(
-        cpu::with_operand_residency(p, sizeof(T), {cpu::grad_out_range(p, gy, sizeof(T)), cpu::input_range(p, x, sizeof(T))}),
-        gy, x, gw);
+    cpu::row_conv1d_grad_weight<T>(cpu::with_operand_residency<T>(p, x, gy), gy, x, gw);
   }
   template <typename T>
   void grad_bias(const RowConvParams& p, const T* gy, T* gb) const {
