@@ -136,11 +136,12 @@ inline RowConvParams with_operand_residency(RowConvParams p, const T* x, const T
   return p;
 }
 
-// Fetches the lines of a run of `count` elements (count >= 1) into L1.
-template <typename T>
+// Fetches the lines of a run of `count` elements (count >= 1) into L1, or
+// into L2 only (kIntoL2).
+template <bool kIntoL2, typename T>
 inline void prefetch_run(const T* first, int64_t count) {
-  for (int64_t i = 0; i < count; i += 64 / static_cast<int64_t>(sizeof(T))) prefetch_line(first + i);
-  prefetch_line(first + count - 1);  // (the last line, where the run starts inside a line)
+  for (int64_t i = 0; i < count; i += 64 / static_cast<int64_t>(sizeof(T))) prefetch_line<kIntoL2>(first + i);
+  prefetch_line<kIntoL2>(first + count - 1);  // (the last line, where the run starts inside a line)
 }
 
 // The lines of `count` rows' first `elements` (every line they touch)
@@ -197,6 +198,16 @@ inline RowSpan input_span(const RowConvParams& p, int64_t t0, int64_t n) {
 // `count` elements from position `at`, the next tile's from `next_at`.
 // Operands that stay in the caches are not fetched (operands_from_memory;
 // the fetches' instructions took the forum grad-input 1.06x the time).
+// Into L2 only where the products' fetches go there (fetches_into_l2: an
+// L1d under 48 KiB, where 8 windows of 1-4 KiB push out the product's
+// operands): Zen 4, in-process against into L1, same bits, 15-21 rounds:
+// (32,15,10,4096) K 3 grad-input 0.85-0.88x the time, 'same' K 4
+// grad-input 0.88-0.90x, stride 2 forward 0.86-0.87x and grad-input
+// 0.88-0.90x; wide (8,64,16,1024) K 5 forward and grad-input 0.95-0.97x;
+// grouped, causal, (32,8,32,2048) K 9 and the grad-weights 0.98-1.02x.
+// Tried on Zen 4 and not kept: 16 or 4 channels ahead instead of 8
+// (0.98-1.03x), grad-weight's transposed strips into L2 (0.99-1.01x), the
+// depthwise kernels' fetch_ahead into L2 (1.13-1.16x slower).
 constexpr int64_t kWindowsAhead = 8;
 template <typename Row>
 inline void fetch_window_ahead(int64_t c, int64_t first, int64_t end, int64_t at, int64_t next_at, int64_t count,
@@ -204,7 +215,12 @@ inline void fetch_window_ahead(int64_t c, int64_t first, int64_t end, int64_t at
   int64_t ahead = c + std::min(kWindowsAhead, end - first);  // (few channels: the next tile's same channel)
   const bool next_tile = ahead >= end;
   if (next_tile) ahead = first + (ahead - end);
-  if (ahead < end) prefetch_run(row(ahead) + std::max<int64_t>(0, next_tile ? next_at : at), count);
+  if (ahead >= end) return;
+  const auto* window = row(ahead) + std::max<int64_t>(0, next_tile ? next_at : at);
+  if (fetches_into_l2())
+    prefetch_run<true>(window, count);
+  else
+    prefetch_run<false>(window, count);
 }
 
 // Whether a kernel stores its result of `bytes` past the caches
