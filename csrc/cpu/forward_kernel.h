@@ -296,10 +296,9 @@ void row_conv1d_forward(const RowConvParams& p, const scalar_t* x, const scalar_
           const scalar_t* b0 = bias ? bias + p.bias_offset(h, g * cout_g) : nullptr;
           scalar_t* y_row = y + p.output_offset(b, g * cout_g, h, 0);
           LineFetch fetch{nullptr, nullptr, 0, 0, 0, 1};
-          if (fetch_next_item && item + 1 < end) {
-            // the next item's windows of x (the chunk's next; none after its last)
-            TiledItem next_it = it;
-            next_tiled_item(p, tile, p.out_width, next_it);
+          TiledItem next_it = it;
+          if (fetch_next_item && item_to_fetch(p, next, item, end, tiles, tile, p.out_width, next_it)) {
+            // the next item's windows of x
             const RowSpan span = input_span(p, next_it.t0, next_it.n);
             for (int64_t ci = 0; ci < cin_g; ++ci)
               next_rows[ci] = reinterpret_cast<const char*>(

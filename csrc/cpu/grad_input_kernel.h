@@ -275,10 +275,9 @@ void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
             const acc_t* w = packed_weights(h, g, 0);  // stride 1: one class, every tap
             point_w_rows(w, K);
             LineFetch fetch{nullptr, nullptr, 0, 0, 0, 1};
-            if (fetch_next_item && item + 1 < end) {
-              // the next item's windows of grad_out (the chunk's next; none after its last)
-              TiledItem next_it = it;
-              next_tiled_item(p, tile, p.width, next_it);
+            TiledItem next_it = it;
+            if (fetch_next_item && item_to_fetch(p, next, item, end, tiles, tile, p.width, next_it)) {
+              // the next item's windows of grad_out
               const int64_t first = std::clamp<int64_t>(next_it.t0 + p.pad_left - reach, 0, p.out_width);
               const int64_t stop = std::clamp<int64_t>(next_it.t0 + next_it.n + p.pad_left, 0, p.out_width);
               for (int64_t co = 0; co < cout_g; ++co)
