@@ -172,10 +172,10 @@ inline MemoryRange grad_out_range(const RowConvParams& p, const void* grad_out, 
 }
 
 // p with operands_from_memory decided for this call, whose kernel reads x,
-// grad_out or both (a null one: not read). x and grad_out (or y), which each direction
-// reads or writes, of 3/4 of the last-level cache or more together
-// (streams_to_memory) come from memory. Below a quarter of it they are taken
-// to be in the caches. Between, sizes cannot tell: a chunk of a long stream
+// grad_out or both (a null one: not read). x and grad_out (or y), which
+// each direction reads or writes, of 3/4 of the last-level cache or more
+// together (streams_to_memory) come from memory. Below a quarter of it they
+// are taken to be in the caches. Between, sizes cannot tell: a chunk of a long stream
 // comes from memory, the same chunk just written by the layer before is in
 // the cache, and how much of the cache a VM gets depends on its neighbours.
 // There the sampled lines tell (sampled_lines_from_memory). Zen 4 VM, forum
