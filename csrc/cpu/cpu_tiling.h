@@ -72,7 +72,9 @@ inline void next_tiled_item(const RowConvParams& p, int64_t tile, int64_t length
 // thread (Zen 4, 2 threads, in-process). Owned shares with item_to_fetch,
 // against one counter without it (in-process, 2 runs of 14 rounds): the 16
 // calls 0.94-0.98x the time, one call 1.00-1.01x; bench_cpu's shapes
-// 0.87-1.02x (pow2 'same' grad-input 0.87x, the others within the noise).
+// 0.87-1.02x (pow2 'same' grad-input 0.87x; forum grad-input and narrow
+// forward read 1.05-1.08x in a first run of 15 rounds, 0.95-1.00x in a
+// second of 25).
 // next(begin, end): the next chunk (false when none is left);
 // next.upcoming(): the first item of the chunk that the next call would
 // most likely hand out (-1 when none), for item_to_fetch.
