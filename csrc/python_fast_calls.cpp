@@ -1,19 +1,35 @@
-// A direct Python entry to row_conv1d_update for eager calls, the decode
-// step's hot path: the arguments converted here and the op called through
-// the dispatcher (every dispatch key still applies: autograd's refusals,
-// fake and functional tensors, dispatch modes), without torch.ops' boxed
-// path, whose argument parsing and stack cost a decode step more than an
-// op's whole call overhead. functional.row_conv1d_update calls it only
-// outside torch.compile and where no argument or mode overrides
-// __torch_function__; anything it does not take as given (an argument of
-// another type: a SymInt, a float) makes it return None, and the caller
-// then takes torch.ops' path, which raises torch's own error.
+// Direct Python entries to the ops for eager calls, without torch.ops' boxed
+// path (whose argument parsing and stack cost a decode step more than an
+// op's whole call overhead). The functions of rowconv_ext.functional call
+// them only outside torch.compile and where no argument or mode overrides
+// __torch_function__; anything an entry does not take as given (an
+// argument of another type: a SymInt, a float) makes it return None, and
+// the caller then takes torch.ops' path, which raises torch's own error.
+//  - _update_fast: row_conv1d_update through the dispatcher (every dispatch
+//    key still applies: autograd's refusals, fake and functional tensors,
+//    dispatch modes). The decode step's hot path.
+//  - _forward_fast: row_conv1d or row_conv1d_with_final_state where nothing
+//    is to be differentiated, straight below the Autograd key, as the ops'
+//    Autograd kernel (rowconv_ext/_registrations.py) then goes: that kernel
+//    is Python, and the trip through it cost a 512-wide chunk of the forum
+//    shape (32,15,10,512) about 40 us a call, its caches cold from the
+//    kernel's 20 MB (Zen 4). Declined (None: the caller takes torch.ops'
+//    path) where autograd has anything to do (an operand that requires grad
+//    under grad mode, or carries a forward-mode tangent), where a functorch
+//    transform or a dispatch mode is active (keys in the thread's included
+//    set), and for tensors of any kind but plain CPU or CUDA ones (batched,
+//    wrapped, functional, fake, meta).
 #include <Python.h>
 
 #include <ATen/core/Tensor.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/csrc/Exceptions.h>
 #include <torch/csrc/autograd/python_variable.h>
+
+#include <ATen/core/LegacyTypeDispatch.h>
+#include <ATen/core/grad_mode.h>
+#include <c10/core/impl/LocalDispatchKeySet.h>
+#include <pybind11/pybind11.h>
 
 #include <optional>
 
@@ -67,10 +83,83 @@ PyObject* update(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   END_HANDLE_TH_ERRORS
 }
 
+// A tensor that needs none of the dispatcher's keys above the backend's but
+// Autograd's (which forward_fast steps below) and autocast's (which stays).
+bool plain_operand(const at::Tensor& t) {
+  static const c10::DispatchKeySet kPlain({c10::DispatchKey::CPU, c10::DispatchKey::CUDA,
+                                           c10::DispatchKey::AutogradCPU, c10::DispatchKey::AutogradCUDA,
+                                           c10::DispatchKey::ADInplaceOrView, c10::DispatchKey::AutocastCPU,
+                                           c10::DispatchKey::AutocastCUDA, c10::DispatchKey::Conjugate,
+                                           c10::DispatchKey::Negative});
+  if (!kPlain.isSupersetOf(t.key_set())) return false;
+  if (t.requires_grad() && at::GradMode::is_enabled()) return false;
+  return !t._fw_grad(/*level=*/0).defined();
+}
+
+using ForwardSignature = at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&, int64_t,
+                                    int64_t, int64_t, int64_t, int64_t, int64_t, const std::optional<at::Tensor>&);
+using ForwardWithStateSignature =
+    std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
+                                       int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+                                       const std::optional<at::Tensor>&);
+
+// forward_fast(with_final_state, x, weight, bias, stride, pad_left, pad_right,
+// dilation, groups, fft_block, prefix): y, or (y, final_state)
+PyObject* forward_fast(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  HANDLE_TH_ERRORS
+  if (nargs != 11) Py_RETURN_NONE;
+  const at::Tensor *x, *weight;
+  std::optional<at::Tensor> bias, prefix;
+  int64_t conv[6];  // stride, pad_left, pad_right, dilation, groups, fft_block
+  bool ints = true;
+  for (int i = 0; i < 6; ++i) ints = ints && int_arg(args[4 + i], conv[i]);
+  if (!ints || !tensor_arg(args[1], x) || !tensor_arg(args[2], weight) || !optional_tensor_arg(args[3], bias) ||
+      !optional_tensor_arg(args[10], prefix)) {
+    PyErr_Clear();
+    Py_RETURN_NONE;
+  }
+  // (eager mode includes these two; a transform or a mode adds its own)
+  static const c10::DispatchKeySet kEagerIncluded({c10::DispatchKey::BackendSelect, c10::DispatchKey::ADInplaceOrView});
+  if (!kEagerIncluded.isSupersetOf(c10::impl::tls_local_dispatch_key_set().included_) || !plain_operand(*x) ||
+      !plain_operand(*weight) ||
+      (bias && !plain_operand(*bias)) || (prefix && !plain_operand(*prefix)))
+    Py_RETURN_NONE;
+  const bool with_final_state = PyObject_IsTrue(args[0]) == 1;
+  if (with_final_state) {
+    static const auto op = c10::Dispatcher::singleton()
+                               .findSchemaOrThrow("rowconv::row_conv1d_with_final_state", "")
+                               .typed<ForwardWithStateSignature>();
+    std::tuple<at::Tensor, at::Tensor> out;
+    {
+      pybind11::gil_scoped_release no_gil;
+      at::AutoDispatchBelowAutograd below_autograd;
+      out = op.call(*x, *weight, bias, conv[0], conv[1], conv[2], conv[3], conv[4], conv[5], prefix);
+    }
+    PyObject* pair = PyTuple_New(2);
+    if (!pair) return nullptr;
+    PyTuple_SET_ITEM(pair, 0, THPVariable_Wrap(std::move(std::get<0>(out))));  // (steals the references)
+    PyTuple_SET_ITEM(pair, 1, THPVariable_Wrap(std::move(std::get<1>(out))));
+    return pair;
+  }
+  static const auto op =
+      c10::Dispatcher::singleton().findSchemaOrThrow("rowconv::row_conv1d", "").typed<ForwardSignature>();
+  at::Tensor y;
+  {
+    pybind11::gil_scoped_release no_gil;
+    at::AutoDispatchBelowAutograd below_autograd;
+    y = op.call(*x, *weight, bias, conv[0], conv[1], conv[2], conv[3], conv[4], conv[5], prefix);
+  }
+  return THPVariable_Wrap(std::move(y));
+  END_HANDLE_TH_ERRORS
+}
+
 }  // namespace
 }  // namespace rowconv
 
 PyMethodDef rowconv_fast_methods[] = {
+    {"_forward_fast", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&rowconv::forward_fast)),
+     METH_FASTCALL, "row_conv1d's eager entry where nothing is differentiated (rowconv_ext.functional); None where it "
+     "declines"},
     {"_update_fast", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&rowconv::update)), METH_FASTCALL,
      "row_conv1d_update's eager entry (rowconv_ext.functional); None where it declines the arguments"},
     {nullptr, nullptr, 0, nullptr}};

@@ -8,7 +8,7 @@ import torch
 from torch._C import _has_torch_function
 from torch.compiler import is_compiling as _is_compiling
 
-from ._C import _update_fast
+from ._C import _forward_fast, _update_fast
 from .method import fft_block_arg
 
 PADDING_STRINGS = ("valid", "same", "causal")
@@ -119,6 +119,13 @@ def row_conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     if initial_state is not None or return_final_state:
         check_streaming_args(x, kernel_size, stride, (pad_left, pad_right), dilation, initial_state)
     args = (x, weight, bias, stride, pad_left, pad_right, dilation, groups, fft_block_arg(method), initial_state)
+    # Eager calls with nothing to differentiate take the op's direct entry
+    # (python_fast_calls.cpp: the same kernels, without torch.ops' boxing and
+    # the Python Autograd kernel); it returns None where it declines.
+    if not _is_compiling() and not _has_torch_function((x, weight, bias, initial_state)):
+        out = _forward_fast(return_final_state, *args)
+        if out is not None:
+            return out
     if return_final_state:
         return tuple(torch.ops.rowconv.row_conv1d_with_final_state(*args))
     return torch.ops.rowconv.row_conv1d(*args)

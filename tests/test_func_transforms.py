@@ -1,6 +1,7 @@
 """Forward-mode AD, torch.func transforms and vmap, against the same
 transforms of stock PyTorch (the grouped F.conv1d reference) or against a loop
 of stock calls: every transform gives PyTorch's numbers, to any order."""
+import weakref
 import zlib
 
 import pytest
@@ -242,3 +243,86 @@ def test_compile_fullgraph_with_torch_func():
         for o, t in zip(torch.utils._pytree.tree_leaves(compiled(*args)),
                         torch.utils._pytree.tree_leaves(make(ref)(*args))):
             _close(o, t)
+
+
+# The eager entry (python_fast_calls.cpp, _forward_fast) steps below the
+# Autograd key where nothing is to be differentiated: whatever must see the
+# op (tangents, transforms, modes, fake tensors) still does.
+
+def _eager_inputs():
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(2, 3, 2, 12, generator=g, dtype=torch.float64)
+    return x, torch.randn(2, 4, 3, 3, generator=g, dtype=torch.float64), torch.randn(2, 4, generator=g,
+                                                                                     dtype=torch.float64)
+
+
+def test_eager_entry_gives_pytorchs_result_and_declines_what_it_does_not_take():
+    from rowconv_ext._C import _forward_fast
+    x, w, b = _eager_inputs()
+    args = (x, w, b, 1, 2, 0, 1, 1, 0, None)  # causal, K 3
+    with torch.no_grad():
+        y = _forward_fast(False, *args)
+        _close(y, ref(x, w, b, padding="causal"))
+        y_state, state = _forward_fast(True, *args)
+        assert torch.equal(y_state, y) and torch.equal(state, x[..., -2:])
+        # nothing is kept alive past its last reference (a first version
+        # leaked both results of the pair)
+        alive = [weakref.ref(t) for t in (y, y_state, state)]
+        del y, y_state, state
+        assert [r() for r in alive] == [None, None, None]
+    # None (torch.ops' path): an operand that autograd records, a tangent,
+    # arguments of other types
+    assert _forward_fast(False, x, w.clone().requires_grad_(), b, 1, 2, 0, 1, 1, 0, None) is None
+    with fwAD.dual_level():
+        assert _forward_fast(False, fwAD.make_dual(x, torch.randn_like(x)), w, b, 1, 2, 0, 1, 1, 0, None) is None
+    assert _forward_fast(False, x, w, b, 1.0, 2, 0, 1, 1, 0, None) is None
+    assert _forward_fast(False, x, w) is None
+
+
+@pytest.mark.parametrize("with_state", [False, True], ids=["y", "y_and_state"])
+def test_tangents_and_vmap_under_no_grad_match_the_reference(with_state):
+    x, w, b = _eager_inputs()
+    tx = torch.randn_like(x)
+
+    def conv(fn, x):
+        if fn is ref:
+            return ref(x, w, b, padding="causal")
+        out = fn(x, w, b, padding="causal", return_final_state=with_state)
+        return out[0] if with_state else out
+
+    with torch.no_grad():  # forward-mode AD does not depend on grad mode
+        tangents = []
+        for fn in (rowconv_ext.row_conv1d, ref):
+            with fwAD.dual_level():
+                tangents.append(fwAD.unpack_dual(conv(fn, fwAD.make_dual(x, tx))).tangent)
+        assert tangents[0] is not None and tangents[0].abs().sum() > 0
+        _close(tangents[0], tangents[1])
+        xs = torch.randn(3, *x.shape, dtype=x.dtype)
+        _close(func.vmap(lambda xi: conv(rowconv_ext.row_conv1d, xi))(xs),
+               torch.stack([conv(ref, xi) for xi in xs]))
+
+
+@pytest.mark.parametrize("kind", ["torch_function", "torch_dispatch"])
+@pytest.mark.parametrize("with_state", [False, True], ids=["y", "y_and_state"])
+def test_modes_and_fake_tensors_see_the_op_under_no_grad(kind, with_state):
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.overrides import TorchFunctionMode
+    from torch.utils._python_dispatch import TorchDispatchMode
+    x, w, b = _eager_inputs()
+    op = ops.row_conv1d_with_final_state.default if with_state else ops.row_conv1d.default
+    seen = []
+
+    def record(self, func, types, args=(), kwargs=None):
+        seen.append(func)
+        return func(*args, **(kwargs or {}))
+
+    base = TorchFunctionMode if kind == "torch_function" else TorchDispatchMode
+    with torch.no_grad():
+        with type("Record", (base,), {f"__{kind}__": record})():
+            out = rowconv_ext.row_conv1d(x, w, b, padding="causal", return_final_state=with_state)
+        assert op in seen or op.overloadpacket in seen  # (a function mode sees torch.ops' packet)
+        _close(out[0] if with_state else out, ref(x, w, b, padding="causal"))
+        with FakeTensorMode() as mode:
+            out = rowconv_ext.row_conv1d(mode.from_tensor(x), mode.from_tensor(w), mode.from_tensor(b),
+                                         padding="causal", return_final_state=with_state)
+            assert (out[0] if with_state else out).shape == (2, 4, 2, 12)
