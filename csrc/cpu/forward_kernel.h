@@ -189,7 +189,8 @@ void row_conv1d_forward_depthwise(const RowConvParams& p, const scalar_t* x, con
                                                                  p.prefix_width);
           taps_into_y(cn, K, d, w, window, b0, y_row + c0);
         };
-        const auto [lo, hi] = in_place_columns(t0, n, p.pad_left, p.width + p.pad_left - reach, y_row);
+        // (a left end of one line: the taps kernel's blocks are 256 columns, not measured as left ends)
+        const auto [lo, hi] = in_place_columns(t0, n, p.pad_left, p.width + p.pad_left - reach, y_row, 1);
         // (the kernel reads whole blocks past the last column: within x?)
         if (hi > lo && x_row + hi - p.pad_left + reach + kRowSlack <= x_extent) {
           if (lo > t0) from_window(t0, lo - t0);  // (left end first: rows read in order, as grad-input's)
@@ -313,7 +314,7 @@ void row_conv1d_forward(const RowConvParams& p, const scalar_t* x, const scalar_
               gemm_rows_into_y(cout_g, cn, R, w_rows.data(), in.rows.data(), b0, y_row + c0, p.rows * p.out_width,
                                fetch.row ? &fetch : nullptr);
           };
-          const auto [lo, hi] = in_place_columns(t0, n, p.pad_left, p.width + p.pad_left - (p.kernel_size - 1) * p.dilation, y_row);
+          const auto [lo, hi] = in_place_columns(t0, n, p.pad_left, p.width + p.pad_left - (p.kernel_size - 1) * p.dilation, y_row, mk.gemm_rows_columns);
           if (reads_in_place && hi > lo && in.point_into(x, x_extent, b, h, g, lo, hi - lo)) {
             // the left end first, the rows then read in order (grad_input_kernel.h)
             if (lo > t0) in.gather(x, b, h, g, t0, lo - t0), into_y(t0, lo - t0);

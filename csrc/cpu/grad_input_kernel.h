@@ -266,7 +266,7 @@ void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
           // inside the row for j in [lo, hi)
           const int64_t reach = (K - 1) * p.dilation;
           scalar_t* gx_row = grad_x + p.grad_input_offset(b, g * cin_g, h, 0);
-          const auto [lo, hi] = in_place_columns(j0, n, reach - p.pad_left, p.out_width - p.pad_left, gx_row);
+          const auto [lo, hi] = in_place_columns(j0, n, reach - p.pad_left, p.out_width - p.pad_left, gx_row, mk.gemm_rows_columns);
           const int64_t t_first = lo + p.pad_left - reach;  // grad_out position of the middle's first window
           const int64_t last_read =
               std::max(p.gout_offset(b, g * cout_g, h, t_first), p.gout_offset(b, g * cout_g + cout_g - 1, h, t_first)) +

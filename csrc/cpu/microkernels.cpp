@@ -1132,7 +1132,7 @@ ROWCONV_INLINE void transpose_impl(int64_t rows, int64_t cols, const T* src, int
             &taps_row_set_##NAME<T>, &taps_row_set_streaming_##NAME<T>,                       \
             &dot_rows_##NAME<T>, &dot_rows_sums_##NAME<T>, &taps_dot_row_##NAME<T>,           \
             &reduce_lanes_##NAME<T>, &transpose_##NAME<T>, &add_partials16_##NAME<T>,         \
-            BYTES / static_cast<int64_t>(sizeof(T)), DOT_MR, MR};                             \
+            BYTES / static_cast<int64_t>(sizeof(T)), DOT_MR, MR, NV * BYTES / static_cast<int64_t>(sizeof(T))}; \
   }
 
 ROWCONV_DEFINE_ISA(baseline, , 16, 6, 2, 2, 4, 3, 12)

@@ -129,6 +129,7 @@ struct MicroKernels {
   int64_t lanes;
   int64_t dot_rows_block;   // dot_rows is fastest on a multiple of this many rows
   int64_t gemm_rows_block;  // gemm_rows reads B once (per column block) for M up to this
+  int64_t gemm_rows_columns;  // ... in column blocks of this many (full strips of gemm_rows_block rows)
 };
 
 // bfloat16 products by AVX-512 BF16's vdpbf16ps, summed in float: every
