@@ -19,6 +19,11 @@ memory landed (Zen 4, one pass over differently allocated tensors of one
 layout), so a ratio of two tensors carries several percent from placement
 alone. Each side therefore rotates over --copies independent copies of its
 inputs, allocated alternately, one copy a round.
+Order: a call's time depends on the call before it. Forum chunked after
+one pass took 1.13x one pass (after chunked), each in blocks of its own
+calls 1.09x (Zen 4, session 33): a fixed order would charge the one pass's
+aftermath to chunked. So the two alternate which goes first, round by
+round (time_in_turn's `alternate`), and each follows each as often.
 Directions: fwd (no grad) and fwd+bwd (forward, then backward of x, weight,
 bias with an output grad; chunked: one backward through the chain of chunks,
 each chunk of x and of the output grad its own tensor, as in training on a
@@ -76,7 +81,7 @@ def _paired_seconds(one, chunked, min_reps, min_time, copies):
     warm_up_in_turn([one, chunked] * copies)
     faults = {"one": [], "chunked": []}
     sec, ratios = time_in_turn({k: _counting_faults(fn, faults[k]) for k, fn in (("one", one), ("chunked", chunked))},
-                               min_time, min_reps, reference="one")
+                               min_time, min_reps, reference="one", alternate=True)
     return sec["one"], sec["chunked"], ratios["chunked"], {k: statistics.median(v) for k, v in faults.items()}
 
 

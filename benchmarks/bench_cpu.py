@@ -294,24 +294,29 @@ TIMED_PAGE_FAULTS = {"faults": 0, "calls": 0}
 
 
 def time_in_turn(calls, seconds, min_rounds, reference="ours", warm_seconds=0.0, batches=None,
-                 untimed_first=False):
+                 untimed_first=False, alternate=False):
     """Times each of calls ({name: fn}, `reference` among them) in turn, round
     after round, after warm_up_in_turn for warm_seconds, for >= min_rounds
     rounds and >= `seconds` of rounds. A round times batches[name] calls of
     each (default 1), after one untimed call where untimed_first (the timed
     call then finds its own data in cache, where the other calls left
-    theirs, as in a loop of it). Returns the median seconds of a call of
-    each and, for each, the median over rounds of its time over the
-    reference's in the same round: on a shared host whose speed drifts (the
-    same call here varied 1.5x within minutes) a slow spell then hits both
-    sides of a ratio, where timing one after the other would credit or blame
-    one of them."""
+    theirs, as in a loop of it). With `alternate`, every other round calls
+    them in the reverse order, so that each follows each as often (for
+    calls whose time depends on the call before them). Returns the median
+    seconds of a call of each and, for each, the median over rounds of its
+    time over the reference's in the same round: on a shared host whose
+    speed drifts (the same call here varied 1.5x within minutes) a slow
+    spell then hits both sides of a ratio, where timing one after the other
+    would credit or blame one of them."""
     warm_up_in_turn(list(calls.values()), warm_seconds)
     batches = batches or {}
     times = {k: [] for k in calls}
     t_end = time.perf_counter() + seconds
     while len(times[reference]) < min_rounds or time.perf_counter() < t_end:
-        for k, fn in calls.items():
+        order = list(calls.items())
+        if alternate and len(times[reference]) % 2:
+            order.reverse()
+        for k, fn in order:
             if untimed_first:
                 fn()
             n = batches.get(k, 1)

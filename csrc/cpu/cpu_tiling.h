@@ -225,7 +225,12 @@ inline int64_t lines_of_rows(int64_t count, int64_t elements) {
 // grad-input: (16,8,32,1024) Cout 24 K 5 grad-input 0.82x, forum-long,
 // (32,8,32,2048) K 9, (16,32,16,2048) K 3, K 33 1.00-1.01x. On Zen 5 (48
 // KiB) prefetcht1 took 1.0-1.05x the time of prefetcht0 (session 29).
-inline bool fetches_into_l2() { return l1d_cache_bytes() < 48 * 1024; }
+// (Decided once: fetch_window_ahead asks once a window, and l1d_cache_bytes
+// is a call.)
+inline bool fetches_into_l2() {
+  static const bool into_l2 = l1d_cache_bytes() < 48 * 1024;
+  return into_l2;
+}
 
 // Fetches as a product goes (LineFetch) of the next product's `count` rows,
 // the first `elements` of each, spread over the product's `steps` steps
