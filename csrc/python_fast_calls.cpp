@@ -84,7 +84,9 @@ PyObject* update(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
 }
 
 // A tensor that needs none of the dispatcher's keys above the backend's but
-// Autograd's (which forward_fast steps below) and autocast's (which stays).
+// Autograd's (which forward_fast steps below), autocast's and the conjugate
+// and negative bits' (which the dispatch still meets), and nothing of
+// autograd's (no grad to record, no forward-mode tangent).
 bool plain_operand(const at::Tensor& t) {
   static const c10::DispatchKeySet kPlain({c10::DispatchKey::CPU, c10::DispatchKey::CUDA,
                                            c10::DispatchKey::AutogradCPU, c10::DispatchKey::AutogradCUDA,
@@ -124,7 +126,11 @@ PyObject* forward_fast(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
       !plain_operand(*weight) ||
       (bias && !plain_operand(*bias)) || (prefix && !plain_operand(*prefix)))
     Py_RETURN_NONE;
-  const bool with_final_state = PyObject_IsTrue(args[0]) == 1;
+  const int with_final_state = PyObject_IsTrue(args[0]);
+  if (with_final_state < 0) {
+    PyErr_Clear();
+    Py_RETURN_NONE;
+  }
   if (with_final_state) {
     static const auto op = c10::Dispatcher::singleton()
                                .findSchemaOrThrow("rowconv::row_conv1d_with_final_state", "")
