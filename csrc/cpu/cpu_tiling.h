@@ -510,8 +510,10 @@ inline InPlaceColumns in_place_columns(int64_t t0, int64_t n, int64_t inside_lo,
                                        const T* result_row, int64_t block) {
   int64_t lo = std::max(t0, inside_lo), hi = std::min(t0 + n, inside_hi);
   if (lo == t0 && hi == t0 + n) return {lo, hi};
-  if (lo > t0) lo += elements_to_next_line(result_row + lo);
-  if (lo > t0 && elements_to_next_line(result_row + t0) == 0) lo = t0 + (lo - t0 + block - 1) / block * block;
+  if (lo > t0) {
+    lo += elements_to_next_line(result_row + lo);
+    if (elements_to_next_line(result_row + t0) == 0) lo = t0 + ceil_div(lo - t0, block) * block;
+  }
   if (hi < t0 + n) hi -= elements_past_line(result_row + hi);
   if (hi - lo < kMinInPlaceColumns) return {0, 0};
   return {lo, hi};
