@@ -105,6 +105,15 @@ using ForwardWithStateSignature =
                                        int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
                                        const std::optional<at::Tensor>&);
 
+// f() (an op's call) without the GIL, as torch.ops releases it, and below
+// the Autograd key.
+template <typename F>
+auto below_autograd(F&& f) {
+  pybind11::gil_scoped_release no_gil;
+  at::AutoDispatchBelowAutograd below;
+  return f();
+}
+
 // forward_fast(with_final_state, x, weight, bias, stride, pad_left, pad_right,
 // dilation, groups, fft_block, prefix): y, or (y, final_state)
 PyObject* forward_fast(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
@@ -135,12 +144,8 @@ PyObject* forward_fast(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
     static const auto op = c10::Dispatcher::singleton()
                                .findSchemaOrThrow("rowconv::row_conv1d_with_final_state", "")
                                .typed<ForwardWithStateSignature>();
-    std::tuple<at::Tensor, at::Tensor> out;
-    {
-      pybind11::gil_scoped_release no_gil;
-      at::AutoDispatchBelowAutograd below_autograd;
-      out = op.call(*x, *weight, bias, conv[0], conv[1], conv[2], conv[3], conv[4], conv[5], prefix);
-    }
+    auto out = below_autograd(
+        [&] { return op.call(*x, *weight, bias, conv[0], conv[1], conv[2], conv[3], conv[4], conv[5], prefix); });
     PyObject* pair = PyTuple_New(2);
     if (!pair) return nullptr;
     PyTuple_SET_ITEM(pair, 0, THPVariable_Wrap(std::move(std::get<0>(out))));  // (steals the references)
@@ -149,13 +154,8 @@ PyObject* forward_fast(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   }
   static const auto op =
       c10::Dispatcher::singleton().findSchemaOrThrow("rowconv::row_conv1d", "").typed<ForwardSignature>();
-  at::Tensor y;
-  {
-    pybind11::gil_scoped_release no_gil;
-    at::AutoDispatchBelowAutograd below_autograd;
-    y = op.call(*x, *weight, bias, conv[0], conv[1], conv[2], conv[3], conv[4], conv[5], prefix);
-  }
-  return THPVariable_Wrap(std::move(y));
+  return THPVariable_Wrap(below_autograd(
+      [&] { return op.call(*x, *weight, bias, conv[0], conv[1], conv[2], conv[3], conv[4], conv[5], prefix); }));
   END_HANDLE_TH_ERRORS
 }
 
