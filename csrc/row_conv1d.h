@@ -6,6 +6,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <optional>
+#include <tuple>
 
 #include "row_conv1d_params.h"
 #include "row_conv1d_update_params.h"
@@ -64,5 +65,20 @@ using UpdateSignature = at::Tensor(const at::Tensor&, const at::Tensor&, const a
                                    const std::optional<at::Tensor>&, int64_t, int64_t,
                                    const std::optional<at::Tensor>&,
                                    const std::optional<at::Tensor>&);
+
+// The C++ signatures of the other ops, as their schemas declare them: for
+// typed calls from C++ (python_fast_calls.cpp, row_conv1d_eager_autograd.cpp).
+using ForwardSignature = at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
+                                    int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+                                    const std::optional<at::Tensor>&);
+using ForwardWithStateSignature =
+    std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
+                                       int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+                                       const std::optional<at::Tensor>&);
+using GradInputSignature = at::Tensor(const at::Tensor&, const at::Tensor&, c10::SymInt, int64_t, int64_t,
+                                      int64_t, int64_t, int64_t, int64_t);
+using GradWeightSignature = at::Tensor(const at::Tensor&, const at::Tensor&, c10::SymInt, int64_t, int64_t,
+                                       int64_t, int64_t, int64_t, int64_t, const std::optional<at::Tensor>&);
+using GradBiasSignature = at::Tensor(const at::Tensor&);
 
 }  // namespace rowconv

@@ -119,7 +119,7 @@ def row_conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     if initial_state is not None or return_final_state:
         check_streaming_args(x, kernel_size, stride, (pad_left, pad_right), dilation, initial_state)
     args = (x, weight, bias, stride, pad_left, pad_right, dilation, groups, fft_block_arg(method), initial_state)
-    # Eager calls with nothing to differentiate take the op's direct entry
+    # Eager calls (inference, or plain reverse mode) take the op's direct entry
     # (python_fast_calls.cpp: the same kernels, without torch.ops' boxing and
     # the Python Autograd kernel); it returns None where it declines.
     if not _is_compiling() and not _has_torch_function((x, weight, bias, initial_state)):

@@ -270,9 +270,11 @@ def test_eager_entry_gives_pytorchs_result_and_declines_what_it_does_not_take():
         alive = [weakref.ref(t) for t in (y, y_state, state)]
         del y, y_state, state
         assert [r() for r in alive] == [None, None, None]
-    # None (torch.ops' path): an operand that autograd records, a tangent,
+    # None (torch.ops' path): a tangent, reverse mode under autocast,
     # arguments of other types
-    assert _forward_fast(False, x, w.clone().requires_grad_(), b, 1, 2, 0, 1, 1, 0, None) is None
+    w_leaf = w.clone().requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert _forward_fast(False, x, w_leaf, b, 1, 2, 0, 1, 1, 0, None) is None
     with fwAD.dual_level():
         assert _forward_fast(False, fwAD.make_dual(x, torch.randn_like(x)), w, b, 1, 2, 0, 1, 1, 0, None) is None
     assert _forward_fast(False, x, w, b, 1.0, 2, 0, 1, 1, 0, None) is None
@@ -326,3 +328,143 @@ def test_modes_and_fake_tensors_see_the_op_under_no_grad(kind, with_state):
             out = rowconv_ext.row_conv1d(mode.from_tensor(x), mode.from_tensor(w), mode.from_tensor(b),
                                          padding="causal", return_final_state=with_state)
             assert (out[0] if with_state else out).shape == (2, 4, 2, 12)
+
+
+# Plain reverse mode through the eager entry: a C++ autograd node
+# (row_conv1d_eager_autograd.cpp) instead of the Python autograd.Function.
+# Everything autograd offers around a node must hold for it as for PyTorch's.
+
+def _recorded_by_the_eager_entry(y):
+    return "RecordedRowConv1d" in y.grad_fn.name()
+
+
+EAGER_TRAINING = [
+    pytest.param(Conv(2, 4, 3, 11, 6, 3, stride=2, padding=(1, 2), dilation=2, groups=2), False, False, id="strided"),
+    pytest.param(Conv(2, 3, 2, 9, 4, 3, padding="causal", dilation=2), True, False, id="causal-prefix"),
+    pytest.param(Conv(2, 3, 2, 9, 4, 3, padding="causal", dilation=2, bias=False), False, True, id="causal-state"),
+    pytest.param(Conv(1, 2, 2, 3, 2, 4, padding="causal"), True, True, id="prefix-state-shorter-than-state"),
+]
+
+
+@pytest.mark.parametrize("cfg, with_prefix, with_state", EAGER_TRAINING)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.complex128])
+def test_eager_reverse_mode_gives_every_derivative_of_the_reference(cfg, with_prefix, with_state, dtype):
+    x, w, b, _ = _inputs(cfg, dtype)
+    g = torch.Generator().manual_seed(3)
+    prefix = None
+    if with_prefix:
+        prefix = torch.randn(*x.shape[:3], cfg.dilation * (cfg.K - 1), generator=g, dtype=torch.float64).to(dtype)
+    leaves = [t.requires_grad_() for t in (x, w, b, prefix) if t is not None]
+
+    def ours(*args):
+        it = iter(args)
+        x, w = next(it), next(it)
+        b = next(it) if cfg.bias else None
+        p = next(it) if with_prefix else None
+        out = rowconv_ext.row_conv1d(x, w, b, **cfg.kwargs, initial_state=p, return_final_state=with_state)
+        return out
+
+    def theirs(*args):  # the reference on prefix ++ x (or the zero padding), and its tail
+        it = iter(args)
+        x, w = next(it), next(it)
+        b = next(it) if cfg.bias else None
+        p = next(it) if with_prefix else None
+        if p is None:
+            y = ref(x, w, b, **cfg.kwargs)
+            v = torch.cat([x.new_zeros(*x.shape[:3], cfg.dilation * (cfg.K - 1)), x], 3) if with_state else x
+        else:
+            v = torch.cat([p, x], 3)
+            y = ref(v, w, b, **{**cfg.kwargs, "padding": "valid"})
+        return (y, v[..., v.shape[3] - cfg.dilation * (cfg.K - 1):]) if with_state else y
+
+    out = ours(*leaves)
+    assert _recorded_by_the_eager_entry(out[0] if with_state else out)
+    outs, refs = torch.utils._pytree.tree_leaves(out), torch.utils._pytree.tree_leaves(theirs(*leaves))
+    cotangents = [torch.randn(o.shape, generator=g, dtype=torch.float64).to(dtype) for o in outs]
+    for o, r in zip(outs, refs):
+        _close(o, r)
+    # first and second order against the reference's autograd
+    grads = torch.autograd.grad(outs, leaves, cotangents, create_graph=True)
+    ref_grads = torch.autograd.grad(refs, leaves, cotangents, create_graph=True)
+    for a, r in zip(grads, ref_grads):
+        _close(a, r)
+    # (the bias's gradient does not depend on the leaves: not differentiated)
+    pairs = [(a, r, torch.randn(a.shape, generator=g, dtype=torch.float64).to(dtype))
+             for a, r in zip(grads, ref_grads) if a.requires_grad]
+    second = torch.autograd.grad([a for a, _, _ in pairs], leaves, [p for _, _, p in pairs], allow_unused=True,
+                                 materialize_grads=True)
+    ref_second = torch.autograd.grad([r for _, r, _ in pairs], leaves, [p for _, _, p in pairs], allow_unused=True,
+                                     materialize_grads=True)
+    for a, r in zip(second, ref_second):
+        _close(a, r)
+    # without create_graph (the backward's ops below Autograd), and for some
+    # of the operands (the node computes what is asked)
+    for partial in (leaves, [leaves[0], leaves[-1]], [leaves[1]]):
+        for a, r in zip(torch.autograd.grad(outs, partial, cotangents, retain_graph=True),
+                        torch.autograd.grad(refs, partial, cotangents, retain_graph=True)):
+            _close(a, r)
+    if dtype == torch.float64:  # (complex: the same formulas, the grads above cover them)
+        assert_every_derivative(ours, leaves, fast_mode=True)
+
+
+def test_eager_reverse_mode_with_only_the_state_used():
+    # y's gradient is absent: the node adds only the state's to prefix ++ x's
+    cfg = Conv(2, 3, 2, 9, 4, 3, padding="causal", dilation=2)
+    x, w, b, _ = _inputs(cfg)
+    x.requires_grad_()
+    _, state = rowconv_ext.row_conv1d(x, w, b, padding="causal", dilation=2, return_final_state=True)
+    assert _recorded_by_the_eager_entry(state)
+    cot = torch.randn_like(state)
+    expected = torch.zeros_like(x)
+    expected[..., -4:] = cot
+    _close(torch.autograd.grad(state, x, cot)[0], expected)
+
+
+def test_eager_reverse_mode_under_autograd_machinery():
+    from torch.utils.checkpoint import checkpoint
+    cfg = Conv(2, 4, 3, 11, 6, 3, padding=1, groups=2)
+    x, w, b, gy = _inputs(cfg)
+    leaves = [t.requires_grad_() for t in (x, w, b)]
+    expected = torch.autograd.grad(ref(*leaves, **cfg.kwargs), leaves, gy)
+
+    def step():
+        return rowconv_ext.row_conv1d(*leaves, **cfg.kwargs)
+    # saved-tensor hooks see the node's saved operands (x and weight)
+    packed = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: packed.append(t) or t.clone(), lambda t: t):
+        y = step()
+    assert len(packed) == 2 and _recorded_by_the_eager_entry(y)
+    for a, r in zip(torch.autograd.grad(y, leaves, gy), expected):
+        _close(a, r)
+    # activation checkpointing recomputes the forward through the entry
+    y = checkpoint(lambda *t: rowconv_ext.row_conv1d(*t, **cfg.kwargs), *leaves, use_reentrant=False)
+    for a, r in zip(torch.autograd.grad(y, leaves, gy), expected):
+        _close(a, r)
+    # a second backward without retain_graph, and an input changed in place after the forward, raise
+    y = step()
+    torch.autograd.grad(y, leaves, gy)
+    with pytest.raises(RuntimeError, match="second time|freed"):
+        torch.autograd.grad(y, leaves, gy)
+    x2 = x.detach().clone().requires_grad_()
+    x3 = x2 * 1  # (not a leaf: a leaf that requires grad cannot change in place)
+    y = rowconv_ext.row_conv1d(x3, w, b, **cfg.kwargs)
+    with torch.no_grad():
+        x3.mul_(2)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.backward(gy)
+    # a tangent on the incoming gradient (forward over reverse) is carried through
+    y = step()
+    t = torch.randn_like(gy)
+    with fwAD.dual_level():
+        gx = torch.autograd.grad(y, leaves[0], fwAD.make_dual(gy, t))[0]
+        tangent = fwAD.unpack_dual(gx).tangent
+    assert tangent is not None
+    _close(tangent, torch.autograd.grad(ref(*leaves, **cfg.kwargs), leaves[0], t)[0])
+    # under autocast the entry declines: the Python Function records the cast operands
+    # (float32 operands: autocast casts only those)
+    leaves32 = [t.detach().float().requires_grad_() for t in leaves]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = rowconv_ext.row_conv1d(*leaves32, **cfg.kwargs)
+    assert not _recorded_by_the_eager_entry(y) and y.dtype == torch.bfloat16
+    y.float().backward(gy.float())
+    assert all(t.grad.dtype == torch.float32 for t in leaves32)
