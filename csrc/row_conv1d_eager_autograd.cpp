@@ -51,8 +51,12 @@ bool wrapped(const at::Tensor& t) {
   return t.key_set().has_any(kWrappers);
 }
 
+}  // namespace
+
 // Forward inputs: x, weight, bias, prefix (variables where given), conv,
 // with_final_state. The node's edges are the given tensors, in that order.
+// (Outside the anonymous namespace: its name is the node's, as
+// grad_fn.name() and anomaly mode's traces print it.)
 struct RecordedRowConv1d : torch::autograd::Function<RecordedRowConv1d> {
   static constexpr int64_t kInputs = 6;
   enum Flags : int64_t { kBias = 1, kPrefix = 2, kFinalState = 4 };
@@ -130,8 +134,6 @@ struct RecordedRowConv1d : torch::autograd::Function<RecordedRowConv1d> {
     return out;
   }
 };
-
-}  // namespace
 
 std::vector<at::Tensor> row_conv1d_recorded(const at::Tensor& x, const at::Tensor& weight,
                                             const std::optional<at::Tensor>& bias, const ConvArgs& conv,
