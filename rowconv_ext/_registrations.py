@@ -32,6 +32,8 @@ decomposition, so it costs no copy.
 Autograd is an autograd.Function per op (forward, setup_context, backward,
 jvp), registered as the op's Autograd kernel: this is what makes dual tensors,
 torch.func (grad, vjp, jvp, jacrev, jacfwd, hessian) and torch.compile work.
+(Eager calls of rowconv_ext.row_conv1d in plain reverse mode record a C++
+node with the same backward instead: csrc/row_conv1d_eager_autograd.cpp.)
 The Functions' vmap rule is generated (functorch vmaps their bodies, which call
 the ops), and the ops have real batching rules (register_vmap): a vmapped call
 folds the vmapped dimension into the batch or the rows and runs one op.
