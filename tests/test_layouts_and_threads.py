@@ -109,6 +109,12 @@ LONG_DEPTHWISE_CONFIGS = [
     # 8 taps a class or more on AVX-512 too (16 floats a vector): the
     # grad-weight's shared form there
     Conv(1, 2, 2, 700, 2, 40, padding="causal", dilation=8, groups=2),
+    # taps that share their loads in 32-byte vectors but not in 64-byte ones
+    # (float at dilation 2, double at 1), which on Zen 4 take AVX2's
+    # kernels (microkernels.cpp, depthwise_micro_kernels), as K 20 above
+    # does for float
+    Conv(1, 2, 2, 400, 2, 12, padding="causal", dilation=2, groups=2),
+    Conv(2, 2, 2, 300, 2, 12, padding=(3, 8), groups=2),
 ]
 
 

@@ -156,8 +156,10 @@ template <typename scalar_t>
 void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, const scalar_t* x,
                             scalar_t* grad_w) {
   using acc_t = at::opmath_type<scalar_t>;
-  const MicroKernels<acc_t>& mk = micro_kernels<acc_t>();
   const int64_t cout_g = p.out_per_group, cin_g = p.in_per_group, K = p.kernel_size;
+  // (depthwise at stride 1: the dot form's taps_dot_row, below)
+  const bool depthwise_taps = cout_g == 1 && cin_g == 1 && p.stride == 1;
+  const MicroKernels<acc_t>& mk = depthwise_taps ? depthwise_micro_kernels<acc_t>(K, p.dilation) : micro_kernels<acc_t>();
   const int64_t R = cin_g * K;
   const int64_t row_groups = p.rows * p.groups;
   const int64_t want = (4 * at::get_num_threads() + row_groups - 1) / row_groups;
@@ -261,7 +263,7 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
 
   // Depthwise at stride 1: one row of grad_out against K taps of one row of
   // x, by taps_dot_row (dot_rows' sums; the taps share x's loads).
-  const bool one_row_of_taps = !channel_vectors && cout_g == 1 && cin_g == 1 && p.stride == 1;
+  const bool one_row_of_taps = !channel_vectors && depthwise_taps;
 
   // The dot form reads its rows of x and grad_out in place, each a stream
   // that the hardware's prefetchers meet cold, and from memory it waited on

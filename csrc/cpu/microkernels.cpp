@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -20,6 +21,7 @@
 #include <unistd.h>
 
 #if defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
 #endif
 
@@ -1365,6 +1367,58 @@ const MicroKernels<T>& micro_kernels() {
 }
 template const MicroKernels<float>& micro_kernels<float>();
 template const MicroKernels<double>& micro_kernels<double>();
+
+namespace {
+// Whether this CPU runs AVX-512 on 256-bit units: AMD family 0x19 (Zen 4;
+// Zen 3, the same family, has no AVX-512). There a row of taps that cannot
+// share its loads (TapClasses: with 16 float lanes, at K < 32 for unit
+// steps) takes one unaligned 64-byte load a multiply-add, which spans two
+// lines at 15 offsets of 16, and was bound by its loads: dw-many-rows
+// (1,1,4096,1024) K 20 at 44% of the FMA peak (forward), 40% (grad-input),
+// 36% (grad-weight). With 8 lanes the same taps share (K >= 16): AVX2's
+// kernels, in-process, same process, 2 threads, Zen 4 (new/old time):
+// K 20 0.66x / 0.74x / 0.68x (forward / grad-input / grad-weight), K 16
+// 0.74x / 0.85x / 0.62x, (64,1,1024,512) K 24 causal 0.67x / 0.72x / 0.72x,
+// K 31 'same' 0.62x / 0.66x / 0.79x, dilation 2 K 8, 12, 15 0.66-0.87x;
+// double K 12 0.76x / 0.82x / 0.90x. Where both share (K 40) or neither
+// does, AVX2's were no faster (K 8 0.88-1.01x, dilation 4 K 5 1.04-1.17x,
+// (64,1,1024,4096) K 4 1.04-1.09x), so they serve only where they share
+// and AVX-512's do not, from K 8 on. (Found by running the whole library
+// with ROWCONV_CPU_ISA=avx2: depthwise rows of K 16-31 ran 1.4-1.7x faster,
+// the other shapes measured slower: wide forward 201 against 210 GFLOP/s.)
+bool avx512_on_256_bit_units() {
+#if defined(__x86_64__)
+  unsigned a, b, c, d;
+  if (!__get_cpuid(0, &a, &b, &c, &d) || !(b == 0x68747541 && d == 0x69746e65 && c == 0x444d4163))
+    return false;  // (not "AuthenticAMD")
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return false;
+  const unsigned base_family = (a >> 8) & 0xf;
+  return base_family + (base_family == 0xf ? (a >> 20) & 0xff : 0) == 0x19;
+#else
+  return false;
+#endif
+}
+}  // namespace
+
+// Whether a row of K taps `step` apart shares its loads in a kernel of
+// `lanes` lanes: every class of taps a whole vector apart (TapClasses) has two.
+bool taps_share_loads(int64_t K, int64_t step, int64_t lanes) {
+  const int64_t d = step < 0 ? -step : step;
+  return d > 0 && lanes % d == 0 && K >= 2 * (lanes / d);
+}
+
+template <typename T>
+const MicroKernels<T>& depthwise_micro_kernels(int64_t K, int64_t step) {
+  static const std::optional<MicroKernels<T>> narrow =
+      selected_isa() == Isa::avx512 && avx512_on_256_bit_units() ? std::optional(make_kernels<T>(Isa::avx2))
+                                                                 : std::nullopt;
+  const MicroKernels<T>& wide = micro_kernels<T>();
+  if (narrow && K >= 8 && !taps_share_loads(K, step, wide.lanes) && taps_share_loads(K, step, narrow->lanes))
+    return *narrow;
+  return wide;
+}
+template const MicroKernels<float>& depthwise_micro_kernels<float>(int64_t, int64_t);
+template const MicroKernels<double>& depthwise_micro_kernels<double>(int64_t, int64_t);
 
 const Bf16PairKernels* bf16_pair_kernels() {
 #if defined(__x86_64__)
