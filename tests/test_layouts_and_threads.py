@@ -109,12 +109,14 @@ LONG_DEPTHWISE_CONFIGS = [
     # 8 taps a class or more on AVX-512 too (16 floats a vector): the
     # grad-weight's shared form there
     Conv(1, 2, 2, 700, 2, 40, padding="causal", dilation=8, groups=2),
-    # taps that share their loads in 32-byte vectors but not in 64-byte ones
-    # (float at dilation 2, double at 1), which on Zen 4 take AVX2's
-    # kernels (microkernels.cpp, depthwise_micro_kernels), as K 20 above
-    # does for float
+    # few taps a class of 64-byte vectors (float at dilation 2, double at
+    # 1), which on Zen 4 take AVX2's kernels (microkernels.cpp,
+    # depthwise_micro_kernels), as K 20 and dilation 4 K 9 above do
     Conv(1, 2, 2, 400, 2, 12, padding="causal", dilation=2, groups=2),
     Conv(2, 2, 2, 300, 2, 12, padding=(3, 8), groups=2),
+    # AVX2's rows for the forward and grad-input there, AVX-512's dot
+    # products for grad-weight (float)
+    Conv(1, 1, 2, 600, 1, 44, padding="same"),
 ]
 
 

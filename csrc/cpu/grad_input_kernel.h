@@ -186,7 +186,7 @@ void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
   const bool fetch_next_item = reads_in_place && !depthwise && p.operands_from_memory &&
                                2 * lines_of_rows<scalar_t>(cout_g, tile + (K - 1) * p.dilation) <=
                                    product_steps(cin_g, cout_g * K, tile, mk.lanes);
-  const MicroKernels<acc_t>& taps_mk = depthwise_micro_kernels<acc_t>(K, -p.dilation);
+  const MicroKernels<acc_t>& taps_mk = depthwise_micro_kernels<acc_t>(K, -p.dilation, DepthwiseTaps::rows);
   const auto taps_into_grad_x = streaming ? taps_mk.taps_row_set_streaming : taps_mk.taps_row_set;
 
   // The taps of position j are those with j + pad_left - k * dilation

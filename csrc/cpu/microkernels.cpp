@@ -1370,22 +1370,7 @@ template const MicroKernels<double>& micro_kernels<double>();
 
 namespace {
 // Whether this CPU runs AVX-512 on 256-bit units: AMD family 0x19 (Zen 4;
-// Zen 3, the same family, has no AVX-512). There a row of taps that cannot
-// share its loads (TapClasses: with 16 float lanes, at K < 32 for unit
-// steps) takes one unaligned 64-byte load a multiply-add, which spans two
-// lines at 15 offsets of 16, and was bound by its loads: dw-many-rows
-// (1,1,4096,1024) K 20 at 44% of the FMA peak (forward), 40% (grad-input),
-// 36% (grad-weight). With 8 lanes the same taps share (K >= 16): AVX2's
-// kernels, in-process, same process, 2 threads, Zen 4 (new/old time):
-// K 20 0.66x / 0.74x / 0.68x (forward / grad-input / grad-weight), K 16
-// 0.74x / 0.85x / 0.62x, (64,1,1024,512) K 24 causal 0.67x / 0.72x / 0.72x,
-// K 31 'same' 0.62x / 0.66x / 0.79x, dilation 2 K 8, 12, 15 0.66-0.87x;
-// double K 12 0.76x / 0.82x / 0.90x. Where both share (K 40) or neither
-// does, AVX2's were no faster (K 8 0.88-1.01x, dilation 4 K 5 1.04-1.17x,
-// (64,1,1024,4096) K 4 1.04-1.09x), so they serve only where they share
-// and AVX-512's do not, from K 8 on. (Found by running the whole library
-// with ROWCONV_CPU_ISA=avx2: depthwise rows of K 16-31 ran 1.4-1.7x faster,
-// the other shapes measured slower: wide forward 201 against 210 GFLOP/s.)
+// Zen 3, the same family, has no AVX-512).
 bool avx512_on_256_bit_units() {
 #if defined(__x86_64__)
   unsigned a, b, c, d;
@@ -1400,25 +1385,45 @@ bool avx512_on_256_bit_units() {
 }
 }  // namespace
 
-// Whether a row of K taps `step` apart shares its loads in a kernel of
-// `lanes` lanes: every class of taps a whole vector apart (TapClasses) has two.
-bool taps_share_loads(int64_t K, int64_t step, int64_t lanes) {
-  const int64_t d = step < 0 ? -step : step;
-  return d > 0 && lanes % d == 0 && K >= 2 * (lanes / d);
-}
-
+// Depthwise rows on Zen 4. A row of taps (TapClasses) shares a loaded
+// vector among the taps a whole vector apart; with 16 float lanes a class
+// holds K / 16 taps (unit steps), and below two a class nothing is shared:
+// one unaligned 64-byte load a multiply-add, which spans two lines at 15
+// offsets of 16 and takes both of a cycle's load slots on Zen 4. dw-many-
+// rows (1,1,4096,1024) K 20 ran at 44% of the FMA peak (forward), 40%
+// (grad-input), 36% (grad-weight). AVX2's kernels, with 8 lanes, hold twice
+// the taps a class. In-process, 2 threads, Zen 4, float, AVX2's time over
+// AVX-512's (forward / grad-input / grad-weight):
+//   K 8     0.92-0.94 / 0.97-1.01 / 0.88       K 16   0.74 / 0.82-0.85 / 0.62-0.64
+//   K 20    0.66-0.68 / 0.74-0.77 / 0.68       K 31   0.61-0.62 / 0.66-0.67 / 0.75-0.79
+//   K 32    0.73 / 0.73 / 0.81                 K 36   0.81 / 0.80 / 0.83
+//   K 40    0.88-0.91 / 0.85-0.86 / 1.18-1.19  K 44   0.86 / 0.88 / 1.18
+//   K 56    0.92 / 0.93 / 1.06                 K 63   0.91 / 0.91 / 1.06
+//   dw-long (16,1,256,8192) K 64: 1.04 / 1.02 / 0.96;  K 128: 1.02 / 0.93 / 1.10
+//   dilation 2: K 8 0.82 / 0.86 / 0.83, K 15 0.66 / 0.73 / 0.75, K 20 0.89 / 0.93 / 1.16
+//   K 4 (64,1,1024,4096) causal: 0.99-1.04 / 1.00-1.08 / 1.08-1.09
+// double (8 lanes against 4): K 12 0.76 / 0.82 / 0.90, K 16 0.91 / 0.84 /
+// 0.86, K 20 0.96 / 0.97 / 1.13, K 28 1.02 / 0.98 / 1.07. So AVX2's rows
+// from K 8 on where AVX-512's classes hold fewer than 4 taps (forward,
+// grad-input: K < 64 for unit steps), and AVX2's dot products (grad-weight,
+// whose groups of taps take other shapes) where they hold fewer than 2.5
+// (K < 40). (Found by running the whole library with ROWCONV_CPU_ISA=avx2:
+// depthwise rows of K 16-31 ran 1.4-1.7x faster; the other shapes measured
+// ran slower, wide forward 201 against 210 GFLOP/s.)
 template <typename T>
-const MicroKernels<T>& depthwise_micro_kernels(int64_t K, int64_t step) {
+const MicroKernels<T>& depthwise_micro_kernels(int64_t K, int64_t step, DepthwiseTaps taps) {
   static const std::optional<MicroKernels<T>> narrow =
       selected_isa() == Isa::avx512 && avx512_on_256_bit_units() ? std::optional(make_kernels<T>(Isa::avx2))
                                                                  : std::nullopt;
   const MicroKernels<T>& wide = micro_kernels<T>();
-  if (narrow && K >= 8 && !taps_share_loads(K, step, wide.lanes) && taps_share_loads(K, step, narrow->lanes))
-    return *narrow;
-  return wide;
+  const int64_t d = step < 0 ? -step : step;
+  if (!narrow || K < 8 || d == 0 || narrow->lanes % d != 0) return wide;  // (no classes in either)
+  // AVX-512's taps a class, K / (its classes), below 4 (rows) or 2.5 (dot products)
+  const int64_t classes = wide.lanes / d, twice_limit = taps == DepthwiseTaps::rows ? 8 : 5;
+  return 2 * K < twice_limit * classes ? *narrow : wide;
 }
-template const MicroKernels<float>& depthwise_micro_kernels<float>(int64_t, int64_t);
-template const MicroKernels<double>& depthwise_micro_kernels<double>(int64_t, int64_t);
+template const MicroKernels<float>& depthwise_micro_kernels<float>(int64_t, int64_t, DepthwiseTaps);
+template const MicroKernels<double>& depthwise_micro_kernels<double>(int64_t, int64_t, DepthwiseTaps);
 
 const Bf16PairKernels* bf16_pair_kernels() {
 #if defined(__x86_64__)

@@ -212,15 +212,20 @@ DepthwiseUnitRun depthwise_unit_run(int64_t K, bool bias);
 template <typename T>
 const MicroKernels<T>& micro_kernels();
 
-// The kernels for depthwise rows of K taps `step` apart (taps_row_set*,
-// taps_dot_row, and the lanes and reduce_lanes that go with them):
-// micro_kernels' own, but AVX2's where AVX-512 runs on 256-bit units (AMD
-// family 0x19, Zen 4) and, from K 8 on, AVX2's taps share their loads and
-// AVX-512's do not (microkernels.cpp says why). Every depthwise path of an
-// op takes its taps kernels from here, with the op's K and step, so a row's
-// bits stay the same in every layout, tile and thread count.
+// The kernels for depthwise rows of K taps `step` apart: micro_kernels' own,
+// but AVX2's where AVX-512 runs on 256-bit units (AMD family 0x19, Zen 4)
+// and its classes of taps hold too few to share their loads (the limit
+// depends on the kernel, `taps`; microkernels.cpp has the rule and the
+// measurements). Every depthwise path of an op takes its taps kernels (and,
+// for grad-weight's dot products, the lanes and reduce_lanes that go with
+// them) from here, with the op's K and step, so a row's bits stay the same
+// in every layout, tile and thread count.
+enum class DepthwiseTaps {
+  rows,  // taps_row_set*: forward, grad-input
+  dots,  // taps_dot_row: grad-weight
+};
 template <typename T>
-const MicroKernels<T>& depthwise_micro_kernels(int64_t K, int64_t step);
+const MicroKernels<T>& depthwise_micro_kernels(int64_t K, int64_t step, DepthwiseTaps taps);
 
 // "avx512", "avx2" or "baseline": the best the CPU runs, unless the
 // environment variable ROWCONV_CPU_ISA names a lower one.
