@@ -183,7 +183,8 @@ PyObject* forward_fast(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
 
 PyMethodDef rowconv_fast_methods[] = {
     {"_forward_fast", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&rowconv::forward_fast)),
-     METH_FASTCALL, "row_conv1d's eager entry, for inference and plain reverse mode (rowconv_ext.functional); None where it "
+     METH_FASTCALL,
+     "row_conv1d's eager entry, for inference and plain reverse mode (rowconv_ext.functional); None where it "
      "declines"},
     {"_update_fast", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&rowconv::update)), METH_FASTCALL,
      "row_conv1d_update's eager entry (rowconv_ext.functional); None where it declines the arguments"},

@@ -3,7 +3,9 @@
 // rowconv_ext/_registrations.py) is a Python autograd.Function, which serves
 // every transform (forward mode, torch.func, torch.compile) but cost a small
 // training step dearly: forum (32,15,10,100) K 3, forward and backward, took
-// 1.35 ms through it against 1.06 ms for its four ops alone (Zen 4). Where
+// 1.35 ms through it against 1.06 ms for its four ops alone (Zen 4, session
+// 33); in-process, through it and through this node: 1276 and 1212 us, a
+// (1,2,2,16) step 97 and 61 us (the rest is torch.autograd.grad's own). Where
 // the eager entry (python_fast_calls.cpp) sees a plain reverse-mode call (no
 // forward-mode tangent, no functorch transform, no dispatch mode), it records
 // this node instead. Its backward is the Python one's (the same ops on the

@@ -166,7 +166,8 @@ template <typename scalar_t>
 void row_conv1d_forward_depthwise(const RowConvParams& p, const scalar_t* x, const scalar_t* weight,
                                   const scalar_t* bias, scalar_t* y, scalar_t* final_state, int64_t tile,
                                   int64_t x_extent, bool streaming) {
-  const MicroKernels<scalar_t>& mk = depthwise_micro_kernels<scalar_t>(p.kernel_size, p.dilation, DepthwiseTaps::rows);
+  const MicroKernels<scalar_t>& mk =
+      depthwise_micro_kernels<scalar_t>(p.kernel_size, p.dilation, DepthwiseTaps::rows);
   const auto taps_into_y = streaming ? mk.taps_row_set_streaming : mk.taps_row_set;
   const int64_t K = p.kernel_size, d = p.dilation, reach = (K - 1) * d;
   const int64_t tiles = tile_count(p.out_width, tile);

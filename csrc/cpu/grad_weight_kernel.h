@@ -159,7 +159,8 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
   const int64_t cout_g = p.out_per_group, cin_g = p.in_per_group, K = p.kernel_size;
   // (depthwise at stride 1: the dot form's taps_dot_row, below)
   const bool depthwise_taps = cout_g == 1 && cin_g == 1 && p.stride == 1;
-  const MicroKernels<acc_t>& mk = depthwise_taps ? depthwise_micro_kernels<acc_t>(K, p.dilation, DepthwiseTaps::dots) : micro_kernels<acc_t>();
+  const MicroKernels<acc_t>& mk =
+      depthwise_taps ? depthwise_micro_kernels<acc_t>(K, p.dilation, DepthwiseTaps::dots) : micro_kernels<acc_t>();
   const int64_t R = cin_g * K;
   const int64_t row_groups = p.rows * p.groups;
   const int64_t want = (4 * at::get_num_threads() + row_groups - 1) / row_groups;
