@@ -353,7 +353,7 @@ def test_eager_reverse_mode_gives_every_derivative_of_the_reference(cfg, with_pr
     g = torch.Generator().manual_seed(3)
     prefix = None
     if with_prefix:
-        prefix = torch.randn(*x.shape[:3], cfg.dilation * (cfg.K - 1), generator=g, dtype=torch.float64).to(dtype)
+        prefix = torch.randn(*x.shape[:3], cfg.dilation * (cfg.K - 1), generator=g, dtype=dtype)
     leaves = [t.requires_grad_() for t in (x, w, b, prefix) if t is not None]
 
     def ours(*args):
@@ -361,8 +361,7 @@ def test_eager_reverse_mode_gives_every_derivative_of_the_reference(cfg, with_pr
         x, w = next(it), next(it)
         b = next(it) if cfg.bias else None
         p = next(it) if with_prefix else None
-        out = rowconv_ext.row_conv1d(x, w, b, **cfg.kwargs, initial_state=p, return_final_state=with_state)
-        return out
+        return rowconv_ext.row_conv1d(x, w, b, **cfg.kwargs, initial_state=p, return_final_state=with_state)
 
     def theirs(*args):  # the reference on prefix ++ x (or the zero padding), and its tail
         it = iter(args)
@@ -380,7 +379,7 @@ def test_eager_reverse_mode_gives_every_derivative_of_the_reference(cfg, with_pr
     out = ours(*leaves)
     assert _recorded_by_the_eager_entry(out[0] if with_state else out)
     outs, refs = torch.utils._pytree.tree_leaves(out), torch.utils._pytree.tree_leaves(theirs(*leaves))
-    cotangents = [torch.randn(o.shape, generator=g, dtype=torch.float64).to(dtype) for o in outs]
+    cotangents = [torch.randn(o.shape, generator=g, dtype=dtype) for o in outs]
     for o, r in zip(outs, refs):
         _close(o, r)
     # first and second order against the reference's autograd
@@ -389,7 +388,7 @@ def test_eager_reverse_mode_gives_every_derivative_of_the_reference(cfg, with_pr
     for a, r in zip(grads, ref_grads):
         _close(a, r)
     # (the bias's gradient does not depend on the leaves: not differentiated)
-    pairs = [(a, r, torch.randn(a.shape, generator=g, dtype=torch.float64).to(dtype))
+    pairs = [(a, r, torch.randn(a.shape, generator=g, dtype=dtype))
              for a, r in zip(grads, ref_grads) if a.requires_grad]
     second = torch.autograd.grad([a for a, _, _ in pairs], leaves, [p for _, _, p in pairs], allow_unused=True,
                                  materialize_grads=True)
