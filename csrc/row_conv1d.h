@@ -67,7 +67,8 @@ using UpdateSignature = at::Tensor(const at::Tensor&, const at::Tensor&, const a
                                    const std::optional<at::Tensor>&);
 
 // The C++ signatures of the other ops, as their schemas declare them: for
-// typed calls from C++ (python_fast_calls.cpp, row_conv1d_eager_autograd.cpp).
+// typed calls from C++ (python_fast_calls.cpp, row_conv1d_eager_autograd.cpp,
+// row_conv1d_autocast.cpp).
 using ForwardSignature = at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
                                     int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
                                     const std::optional<at::Tensor>&);

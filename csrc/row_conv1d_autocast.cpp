@@ -9,12 +9,10 @@
 
 #include <optional>
 
+#include "row_conv1d.h"
+
 namespace rowconv {
 namespace {
-
-using ForwardSignature = at::Tensor(const at::Tensor&, const at::Tensor&,
-                                    const std::optional<at::Tensor>&, int64_t, int64_t, int64_t,
-                                    int64_t, int64_t, int64_t, const std::optional<at::Tensor>&);
 
 template <c10::DeviceType device>
 at::Tensor row_conv1d_autocast(const at::Tensor& x, const at::Tensor& weight,
