@@ -61,7 +61,6 @@ bool wrapped(const at::Tensor& t) {
 // grad_fn.name() and anomaly mode's traces print it.)
 struct RecordedRowConv1d : torch::autograd::Function<RecordedRowConv1d> {
   static constexpr int64_t kInputs = 6;
-  enum Flags : int64_t { kBias = 1, kPrefix = 2, kFinalState = 4 };
 
   static variable_list forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
                                const std::optional<at::Tensor>& bias, const std::optional<at::Tensor>& prefix,
@@ -78,7 +77,7 @@ struct RecordedRowConv1d : torch::autograd::Function<RecordedRowConv1d> {
     }
     ctx->save_for_backward({x, weight, prefix.value_or(at::Tensor())});
     ctx->saved_data["conv"] = c10::IntArrayRef(conv);
-    ctx->saved_data["flags"] = (bias ? kBias : 0) | (prefix ? kPrefix : 0) | (with_final_state ? kFinalState : 0);
+    ctx->saved_data["has_bias"] = bias.has_value();  // (a prefix is saved; a final state is a second output)
     ctx->set_materialize_grads(false);  // (an unused output's gradient: nothing to add)
     return out;
   }
@@ -90,12 +89,12 @@ struct RecordedRowConv1d : torch::autograd::Function<RecordedRowConv1d> {
     const variable_list saved = ctx->get_saved_variables();
     const at::Tensor &x = saved[0], &weight = saved[1], &prefix = saved[2];
     const std::vector<int64_t> conv = ctx->saved_data["conv"].toIntVector();
-    const int64_t flags = ctx->saved_data["flags"].toInt();
+    const bool has_bias = ctx->saved_data["has_bias"].toBool();
     const int64_t stride = conv[0], pad_left = conv[1], pad_right = conv[2], dilation = conv[3], groups = conv[4],
                   fft_block = conv[5];
     const int64_t width = x.size(3), kernel_size = weight.size(3);
     at::Tensor grad = grads[0];
-    const at::Tensor grad_state = (flags & kFinalState) ? grads[1] : at::Tensor();
+    const at::Tensor grad_state = grads.size() > 1 ? grads[1] : at::Tensor();
     variable_list out(kInputs);
     if (!grad.defined()) {
       if (!grad_state.defined()) return out;
@@ -103,13 +102,12 @@ struct RecordedRowConv1d : torch::autograd::Function<RecordedRowConv1d> {
     }
     const bool recorded = c10::GradMode::is_enabled() || grad._fw_grad(/*level=*/0).defined() ||
                           (grad_state.defined() && grad_state._fw_grad(/*level=*/0).defined());
-    const int64_t prefix_edge = (flags & kBias) ? 3 : 2;
-    const bool needs_prefix = (flags & kPrefix) && ctx->needs_input_grad(prefix_edge);
+    const bool needs_prefix = prefix.defined() && ctx->needs_input_grad(has_bias ? 3 : 2);
     if (ctx->needs_input_grad(0) || needs_prefix) {
       // grad_input of the virtual input v = prefix ++ x (a final state's
       // gradient goes to its tail: the state is v's last pad_left inputs),
       // split into the two.
-      const int64_t prefix_width = ((flags & kPrefix) || grad_state.defined()) ? pad_left : 0;
+      const int64_t prefix_width = (prefix.defined() || grad_state.defined()) ? pad_left : 0;
       at::Tensor g = backward_ops(recorded, [&] {
         return grad_input_op.call(grad, weight.conj(), c10::SymInt(prefix_width + width), stride,
                                   pad_left - prefix_width, pad_right, dilation, groups, fft_block);
@@ -122,7 +120,7 @@ struct RecordedRowConv1d : torch::autograd::Function<RecordedRowConv1d> {
           tail.add_(grad_state);
       }
       out[0] = g.narrow(3, prefix_width, width);
-      if (flags & kPrefix) out[3] = g.narrow(3, 0, prefix_width);
+      if (prefix.defined()) out[3] = g.narrow(3, 0, prefix_width);
     }
     if (ctx->needs_input_grad(1)) {
       out[1] = backward_ops(recorded, [&] {
@@ -131,7 +129,7 @@ struct RecordedRowConv1d : torch::autograd::Function<RecordedRowConv1d> {
                                    prefix.defined() ? std::optional<at::Tensor>(prefix.conj()) : std::nullopt);
       });
     }
-    if ((flags & kBias) && ctx->needs_input_grad(2))
+    if (has_bias && ctx->needs_input_grad(2))
       out[2] = backward_ops(recorded, [&] { return grad_bias_op.call(grad); });
     return out;
   }
