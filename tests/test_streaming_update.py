@@ -243,7 +243,7 @@ KERNEL_FORMS = [
     (600, 32, 1, 8, 4, 1, 1),  # many entries of long windows: several blocks of entries a thread
     (200, 12, 4, 8, 3, 2, 2),  # many entries, general windows
     (3, 64, 7, 64, 3, 1, 1),  # weights over 256 KiB: threads split the rows (dot form), a short last tile
-    (32, 64, 7, 64, 3, 1, 1),  # the same with many entries: blocks of entries and tiles of rows
+    (32, 64, 40, 64, 3, 1, 1),  # the same with many entries: threads own blocks of entries, tiles of rows
     (2, 128, 1, 130, 4, 1, 1),  # weights over 256 KiB in one row: threads split the output channels (dot form)
     (2, 160, 1, 160, 3, 2, 1),  # the same with dilation 2: general windows
     (4, 2, 2, 3, 2, 1, 1),  # Cin_g * K < 8: per (b, h, group)
@@ -601,12 +601,14 @@ def test_module_step_needs_a_causal_module_and_no_grad():
 # The usual step (float32, one new input, a state of exactly K - 1, x and the
 # state contiguous): the CPU kernel packs a group of neighbouring rows at once
 # on AVX-512 (16 / (K - 1) rows; 4 at K = 4) and the rows past a multiple of
-# it one at a time; with weights over 256 KiB the threads split the rows
-# where the rows' held inputs fill whole cache lines between them (K 3, 5),
-# else the batch entries (K 2, 4), or the rows all the same with one entry.
+# it one at a time; with weights over 256 KiB and fewer than 4 entries a
+# thread the threads split the rows where the rows' held inputs fill whole
+# cache lines between them (K 3, 5), else the batch entries (K 2, 4), or the
+# rows all the same with one entry; with 4 or more they split the entries.
 USUAL_STEP_CASES = [  # (B, C, H, K), Cin = Cout
     (5, 4, 19, 2), (5, 4, 10, 3), (5, 4, 6, 4), (5, 4, 7, 5),  # a group of rows and a tail
     (3, 64, 16, 2), (3, 64, 16, 3), (3, 64, 16, 4), (3, 64, 16, 5),  # weights over 256 KiB
+    (8, 64, 16, 5),  # the same, 4 entries a thread on 2 threads (3 on 3)
     (1, 64, 16, 4),  # one entry: the rows split, their held inputs sharing lines
 ]
 

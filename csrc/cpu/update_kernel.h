@@ -349,10 +349,14 @@ constexpr int64_t kUpdatePackCost = 8, kUpdateMinParallelWork = 96 * 1024;
 // a thread: threads own batch entries, not rows, whose outputs and state
 // rows share cache lines (written by two threads, each store of one waited
 // for the other's). Larger weights are streamed from L3 at every step, by
-// every thread that needs them: then threads own rows (a thread streams its
-// rows' weights only), as they do when there are fewer entries than
-// threads; but where the tiles' state rows (`state_row_bytes` apart) would
-// share cache lines, threads own entries after all (Zen 5, (8,64,16), 2
+// every thread that needs them; they still own entries where each has at
+// least 4 steps (entries x T) to use a weight line on, and own rows (a
+// thread streams its rows' weights only) where fewer, or fewer entries than
+// threads (Zen 4, 2 threads, rows -> entries: (8,64,16) K 5 0.96x the time
+// with both vCPUs on one CCD, 0.70x on two (a cache line's round trip 340
+// ns, not 80: the shared y lines); (4,64,16) K 5 T 2 0.78x; at 2 and 3
+// steps a thread entries took 1.11-1.4x); but where the tiles' state rows
+// (`state_row_bytes` apart) would share cache lines, threads own entries after all (Zen 5, (8,64,16), 2
 // threads: K 4 0.81x the time, K 2 0.41x). Rows a tile: the tile's columns
 // stay in L2 (256 KiB). Where large weights still leave fewer items than
 // threads (one row, few entries), the output channels are also split into
@@ -370,9 +374,9 @@ struct UpdateBlocking {
     const int64_t work = outputs * R + kUpdatePackCost * (conv.batch * conv.rows * conv.groups * T * R + outputs);
     threads = work < kUpdateMinParallelWork ? 1 : at::get_num_threads();
     const int64_t per_thread = (conv.batch + threads - 1) / threads;
-    const bool large_weights = weight_bytes > (int64_t{1} << 18);
-    split_entries(conv, column_bytes, large_weights ? conv.batch : per_thread, threads);
-    if (large_weights && tiles > 1 && (tile * state_row_bytes) % 64 != 0 && conv.batch >= threads)
+    const bool own_rows = weight_bytes > (int64_t{1} << 18) && per_thread * T < 4;
+    split_entries(conv, column_bytes, own_rows ? conv.batch : per_thread, threads);
+    if (own_rows && tiles > 1 && (tile * state_row_bytes) % 64 != 0 && conv.batch >= threads)
       split_entries(conv, column_bytes, per_thread, threads);
     items = blocks * conv.groups * tiles;
     const int64_t cout_g = conv.out_per_group;
