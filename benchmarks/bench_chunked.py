@@ -50,7 +50,7 @@ import rowconv_ext
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cost_model import _machine  # noqa: E402  (lscpu model and L1d, threads, torch)
-from bench_cpu import time_in_turn, warm_up_in_turn  # noqa: E402
+from bench_cpu import describe_line_round_trip, time_in_turn, warm_up_in_turn  # noqa: E402
 
 # (name, B, C, H, K, W): C input = output channels, groups 1
 SHAPES = [
@@ -150,6 +150,7 @@ def main():
     torch.set_num_threads(args.threads)
     m = _machine()
     print(f"# machine: {m['model']}, L1d {m['l1d']}, {m['threads']} threads, torch {m['torch']}")
+    print(f"# line round trip at start: {describe_line_round_trip()}", flush=True)
     print(f"# float32, method={args.method}, chunks of {args.chunk} with carried state; "
           f"ratio = median of paired chunked / one pass times (target <= 1.10)")
     print(f"{'shape':10s} {'B':>3s} {'C':>3s} {'H':>5s} {'K':>2s} {'W':>5s} {'direction':10s} "
@@ -171,6 +172,7 @@ def main():
             print(f"{name:10s} {B:3d} {C:3d} {H:5d} {K:2d} {W:5d} {direction:10s} {t_one * 1e3:11.3f} "
                   f"{t_chunked * 1e3:10.3f} {ratio:6.3f} {copies:6d} {faults['one']:8.0f}/{faults['chunked']:.0f}",
                   flush=True)
+    print(f"# line round trip at end: {describe_line_round_trip()}")
     print(f"target chunked forward (stream layout) within 10% of one pass: worst ratio {worst:.3f} "
           f"({'met' if worst <= 1.10 else 'NOT met'})")
 

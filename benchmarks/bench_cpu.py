@@ -504,6 +504,36 @@ def cpu_cache_and_flags():
     return l1d, " ".join(f for f in ISA_FLAGS if f in have) or "(none of: " + " ".join(ISA_FLAGS) + ")"
 
 
+def line_round_trip_ns():
+    """The round trip of a cache line between the first two CPUs this process
+    may run on (line_round_trip.c, compiled with the C compiler into a
+    temporary directory), in ns; None where it cannot run (one CPU, no
+    compiler). On our VMs 55-100 ns: both vCPUs on cores of one CCD; 320-400:
+    on two (times of the same call differ by up to 1.5x between the two)."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return None
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        exe = os.path.join(tmp, "line_round_trip")
+        try:
+            subprocess.run([os.environ.get("CC", "cc"), "-O2", "-pthread", str(Path(__file__).parent /
+                           "line_round_trip.c"), "-o", exe], check=True, capture_output=True, timeout=60)
+            out = subprocess.run([exe, str(cpus[0]), str(cpus[1])], check=True, capture_output=True, text=True,
+                                 timeout=60).stdout
+            return float(out)
+        except (OSError, ValueError, subprocess.SubprocessError):
+            return None
+
+
+def describe_line_round_trip():
+    """line_round_trip_ns() with what it says about the vCPUs' placement."""
+    ns = line_round_trip_ns()
+    if ns is None:
+        return "n/a"
+    return f"{ns:.0f} ns ({'one CCD' if ns < 200 else 'two CCDs'}: the vCPUs' placement, see line_round_trip.c)"
+
+
 def machine_header(threads, peak, min_time, fma=None):
     """The run's machine and settings; peak: MKL's torch.mm rate; fma: fma_peaks()."""
     cpu = "unknown"
@@ -531,6 +561,7 @@ def machine_header(threads, peak, min_time, fma=None):
         "onednn": f"{torch.backends.mkldnn.is_available()} {onednn.group(1) if onednn else ''}".strip(),
         "threads": threads,
         "loadavg_1_5_15min": " ".join(f"{v:.2f}" for v in os.getloadavg()),  # > 0 before start: shared machine
+        "line_round_trip_at_start": describe_line_round_trip(),
         "glibc_tunables": tunables or "(unset)",
         "mmap_threshold_raised": "mmap_threshold" in tunables,
         "repo_commit": commit or "unknown",
@@ -710,6 +741,8 @@ def main():
                                             "timed calls of every implementation (after each measurement's "
                                             "warm-up; 0: no timed call paid for fresh pages)")
     print(f"# page_faults_in_timed_calls: {header['page_faults_in_timed_calls']}")
+    header["line_round_trip_at_end"] = describe_line_round_trip()
+    print(f"# line_round_trip_at_end: {header['line_round_trip_at_end']}")
     report(rows, header, args.out, tag)
 
 

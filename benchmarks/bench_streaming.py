@@ -169,6 +169,8 @@ def main():
     print(common.format_table(rows, DECODE_COLS))
     for line in decode_verdicts(rows):
         print(line)
+    header["line_round_trip_at_end"] = common.describe_line_round_trip()
+    print(f"# line_round_trip_at_end: {header['line_round_trip_at_end']}")
     tag = args.tag or ("quick" if args.quick else "full")
     path = Path(args.out) / f"streaming_decode_{tag}.csv"
     common.write_csv(path, header, rows)
