@@ -52,6 +52,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -513,7 +514,6 @@ def line_round_trip_ns():
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) < 2:
         return None
-    import tempfile
     with tempfile.TemporaryDirectory() as tmp:
         exe = os.path.join(tmp, "line_round_trip")
         try:

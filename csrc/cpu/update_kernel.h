@@ -354,11 +354,11 @@ constexpr int64_t kUpdatePackCost = 8, kUpdateMinParallelWork = 96 * 1024;
 // thread streams its rows' weights only) where fewer, or fewer entries than
 // threads (Zen 4, 2 threads, rows -> entries: (8,64,16) K 5 0.96x the time
 // with both vCPUs on one CCD, 0.70x on two (a cache line's round trip 340
-// ns, not 80: the shared y lines); (4,64,16) K 5 T 2 0.78x; at 2 and 3
-// steps a thread entries took 1.11-1.4x); but where the tiles' state rows
-// (`state_row_bytes` apart) would share cache lines, threads own entries after all (Zen 5, (8,64,16), 2
-// threads: K 4 0.81x the time, K 2 0.41x). Rows a tile: the tile's columns
-// stay in L2 (256 KiB). Where large weights still leave fewer items than
+// ns, not 80: the shared y lines); (4,64,16) K 5 T 2 0.78x; at 1-3 steps
+// a thread entries took 1.11-1.6x); but where the tiles' state rows
+// (`state_row_bytes` apart) would share cache lines, threads own entries
+// after all (Zen 5, (8,64,16), 2 threads: K 4 0.81x the time, K 2 0.41x).
+// Rows a tile: the tile's columns stay in L2 (256 KiB). Where large weights still leave fewer items than
 // threads (one row, few entries), the output channels are also split into
 // `out_parts` parts of `part_len` (a multiple of out_unit; out_unit 0: no
 // split).
