@@ -632,12 +632,11 @@ ROWCONV_INLINE void taps_row_block(int64_t n0, int64_t N, int64_t step, const Ta
 }
 // A block of up to NV vectors, N - n0 columns of it wanted, a tap at a time
 // in the same order (class by class): the last block, only the vectors its
-// columns need; and every block where no class has two taps. With a tap a
-// class (P == K: class order is k's) one loop over k: the nested loops over
-// classes and their taps kept their counters on the stack, a store and a
-// reload a tap (session 35, Zen 4, in-process, same bits, forward time
-// 0.89-0.97x for depthwise K 3-8 at dilations 1-3, float and double;
-// grad-input 0.93-0.99x). What bounds it then is the loads: a 64-byte load
+// columns need; and every block where no class has two taps. One loop over
+// the taps (session 35, Zen 4, in-process, same bits, against the nested
+// loops: forward time 0.89-0.97x for depthwise K 3-8 at dilations 1-3,
+// float and double; grad-input 0.93-0.99x; where classes hold several taps,
+// the same). What bounds it then is the loads: a 64-byte load
 // that splits a line takes two of Zen 4's load slots, and the three of
 // every four taps that start off a line cost 1.7 cycles a multiply-add
 // (standalone, K 4, from L1). Cutting each tap's view out of two aligned
@@ -653,22 +652,16 @@ ROWCONV_INLINE void taps_row_block_by_tap(int64_t n0, int64_t N, int64_t K, int6
   }
   typename X::V acc[1][NV];
   for (int v = 0; v < NV; ++v) acc[0][v] = from;
-  if (P == K) {
-    const T* b = x + n0;
-    for (int64_t k = 0; k < K; ++k, b += step) {
-      asm("" : "+r"(b));
-      const typename X::V a = X::splat_load(w + k);
-      for (int v = 0; v < NV; ++v) acc[0][v] += a * X::load(b + v * X::kWidth);
-    }
-    return store_block<T, Bytes, 1, NV, Streaming>(acc, y + n0, 0, N - n0);
-  }
-  for (int64_t c = 0; c < P; ++c) {
-    for (int64_t k = c; k < K; k += P) {
-      const T* b = x + n0 + k * step;
-      asm("" : "+r"(b));  // (gemm_rows_block: constant offsets from one register)
-      const typename X::V a = X::splat_load(w + k);
-      for (int v = 0; v < NV; ++v) acc[0][v] += a * X::load(b + v * X::kWidth);
-    }
+  // class by class (k = c, c + P, ...; k's order where P == K) in one loop:
+  // nested loops over the classes and their taps kept the counters on the
+  // stack, a store and a reload a tap
+  for (int64_t i = 0, c = 0, k = 0; i < K; ++i) {
+    const T* b = x + n0 + k * step;
+    asm("" : "+r"(b));  // (gemm_rows_block: constant offsets from one register)
+    const typename X::V a = X::splat_load(w + k);
+    for (int v = 0; v < NV; ++v) acc[0][v] += a * X::load(b + v * X::kWidth);
+    k += P;
+    if (k >= K) k = ++c;
   }
   store_block<T, Bytes, 1, NV, Streaming>(acc, y + n0, 0, N - n0);
 }
