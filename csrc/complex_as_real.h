@@ -77,8 +77,10 @@ inline at::Tensor real_block_weight(const at::Tensor& w, double s, bool transpos
   if (transposed) std::swap(b01, b10);
   const at::Tensor row0 = at::stack({b00, b01}, 3);  // (H, Cout, Cin_g, 2, K)
   const at::Tensor row1 = at::stack({b10, b11}, 3);
-  return at::stack({row0, row1}, 2)                   // (H, Cout, 2, Cin_g, 2, K)
-      .view({w.size(0), 2 * w.size(1), 2 * w.size(2), w.size(3)});
+  // reshape, not view: at::stack keeps its operands' memory order, which
+  // for a weight of other strides (a permuted copy) is not contiguous
+  return at::stack({row0, row1}, 2)  // (H, Cout, 2, Cin_g, 2, K)
+      .reshape({w.size(0), 2 * w.size(1), 2 * w.size(2), w.size(3)});
 }
 
 // A real (H, Cout) bias as (H, 2 Cout): the parts interleaved like the channels.

@@ -2,6 +2,8 @@
 (one call per row, independent of our layout), conjugate and negative views,
 torch.func and vmap, opcheck and torch.compile. gradcheck in complex128 (every
 mode, every op) is in test_func_transforms.py with the real one."""
+import itertools
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -48,6 +50,24 @@ def test_strided_complex_views(layout):
     x, w, b, gy = make_inputs(cfg, torch.complex64, seed=73, layout=layout)
     assert_matches_reference(cfg, our_results(cfg, x, w, b, gy), reference_results(cfg, x, w, b, gy),
                              torch.complex64)
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(range(4))), ids=str)
+def test_complex_weight_in_every_memory_order(order):
+    """A weight stored in any order of its dimensions (a permuted copy viewed
+    back): its real 2x2 blocks once failed to be viewed for some orders."""
+    cfg = CONFIGS[0]
+    x, w, b, gy = make_inputs(cfg, torch.complex64, seed=79)
+    stored = w.permute(order).contiguous().permute([order.index(i) for i in range(4)])
+    assert torch.equal(stored, w)
+    assert_matches_reference(cfg, our_results(cfg, x, stored, b, gy), reference_results(cfg, x, w, b, gy),
+                             torch.complex64)
+    # the decode step builds the same blocks: T steps from a zero state equal the causal forward
+    T, d = 4, cfg.dilation
+    state = torch.zeros(cfg.B, cfg.Cin, cfg.H, d * (cfg.K - 1), dtype=torch.complex64)
+    got = rowconv_ext.row_conv1d_update(x[..., :T], state, stored, b, dilation=d, groups=cfg.groups)
+    causal = Conv(cfg.B, cfg.Cin, cfg.H, T, cfg.Cout, cfg.K, padding="causal", dilation=d, groups=cfg.groups)
+    torch.testing.assert_close(got, _per_row_conv1d(x[..., :T], w, b, causal))
 
 
 def test_conjugate_and_negative_views_are_read_as_their_values():
