@@ -1,5 +1,6 @@
 """Inputs of any strides, inputs never written to, and results independent of
 the thread count."""
+import itertools
 import os
 
 import pytest
@@ -28,6 +29,25 @@ def test_views_of_any_strides(cfg, layout):
     dense = our_results(cfg, *(t.contiguous() for t in (x, w, b, gy)))
     for o, d in zip(ours, dense):
         torch.testing.assert_close(o, d, rtol=0, atol=0)
+
+
+ALL_DTYPES = [torch.float32, torch.float64, torch.bfloat16, torch.float16, torch.complex64, torch.complex128]
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(range(4))), ids=str)
+def test_every_memory_order_of_every_operand(order):
+    """x, weight and grad_out each stored in the order `order` of their
+    dimensions (a permuted copy viewed back; bias its reversed pair), in
+    every dtype. A permuted layout of one order ('permuted' above) once hid a
+    complex weight that failed in another."""
+    cfg = LAYOUT_CONFIGS[0]
+    inverse = [order.index(i) for i in range(4)]
+    for seed, dtype in enumerate(ALL_DTYPES):
+        x, w, b, gy = make_inputs(cfg, dtype, seed=25 + seed)
+        x, w, gy = (t.permute(order).contiguous().permute(inverse) for t in (x, w, gy))
+        b = b.t().contiguous().t()
+        ours = our_results(cfg, x, w, b, gy)
+        assert_matches_reference(cfg, ours, reference_results(cfg, x, w, b, gy), dtype)
 
 
 def test_channels_last_style_and_expanded_inputs():
