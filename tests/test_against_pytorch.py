@@ -193,3 +193,41 @@ def test_stride_two_phases_of_awkward_lengths(W, padding, dtype):
     x, w, b, gy = make_inputs(cfg, dtype, seed=W)
     assert x.stride(-1) == 1
     assert_matches_reference(cfg, our_results(cfg, x, w, b, gy), reference_results(cfg, x, w, b, gy), dtype)
+
+
+# Short rows with many channels a group: several batch entries' columns in
+# one product (csrc/cpu/short_rows_kernel.h; forward where Cout_g >= 32 and
+# Wout <= 7 or Cout_g >= 64 and Wout <= 10, grad-input at stride 1 where
+# W < 32 with Cin_g >= 32, or W <= 10 with Cin_g >= 16; grad-weight where
+# Wout < 32, Cout_g < 16 and H * groups >= 8). Batch sizes that
+# leave a last block short, strides, paddings longer than the row,
+# dilation, groups; complex64 doubles the real channels (Cout_g 16 -> 32).
+SHORT_ROW_CONFIGS = [
+    Conv(5, 16, 3, 7, 32, 3, padding=1),                          # forward and grad-input
+    Conv(7, 24, 2, 9, 64, 5, padding=(4, 1), dilation=2),         # Wout 7, W 9
+    Conv(3, 64, 2, 10, 64, 11, padding="same"),                   # K longer than the row
+    Conv(9, 48, 2, 13, 96, 3, stride=2, padding=1, groups=3),     # stride 2: forward only (Wout 7)
+    Conv(4, 32, 3, 31, 16, 5, padding=2),                         # grad-input only (Cin_g 32, W 31)
+    Conv(6, 16, 2, 4, 16, 2, padding="causal"),                   # grad-input only (Cin_g 16, W 4)
+    Conv(2, 64, 1, 1, 64, 1),                                     # one column
+    Conv(5, 6, 8, 9, 4, 3, padding=1),                            # grad-weight only (Cout_g 4, 8 rows)
+    Conv(3, 8, 4, 33, 8, 11, stride=2, padding=5, groups=2),      # grad-weight only, stride 2 (Wout 17)
+    Conv(300, 2, 8, 20, 2, 3, padding=1),                         # grad-weight's running sums flushed
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.complex64], ids=str)
+@pytest.mark.parametrize("layout", ["contiguous", "sliced"])
+@pytest.mark.parametrize("cfg", SHORT_ROW_CONFIGS, ids=str)
+def test_short_rows_of_many_channels(cfg, layout, dtype, restore_threads):
+    x, w, b, gy = make_inputs(cfg, dtype, seed=zlib.crc32(str(cfg).encode()), layout=layout)
+    ref = reference_results(cfg, x, w, b, gy)
+    results = []
+    for threads in (1, 2, 3):
+        torch.set_num_threads(threads)
+        ours = our_results(cfg, x, w, b, gy, method="direct")
+        assert_matches_reference(cfg, ours, ref, dtype)
+        results.append(ours)
+    for other in results[1:]:  # the same bits at every thread count
+        for a, c in zip(results[0], other):
+            assert torch.equal(a, c)

@@ -24,6 +24,7 @@
 
 #include "bf16_pairs.h"
 #include "cpu_tiling.h"
+#include "short_rows_kernel.h"
 
 namespace rowconv::cpu {
 
@@ -217,6 +218,9 @@ void row_conv1d_forward(const RowConvParams& p, const scalar_t* x, const scalar_
       return row_conv1d_forward_bf16_pairs(p, x, weight, bias, y, final_state, *bk);
   }
   using acc_t = at::opmath_type<scalar_t>;
+  if constexpr (std::is_same_v<scalar_t, acc_t>) {  // (short_rows_kernel.h; no final state to copy there)
+    if (forward_runs_short_rows(p) && !final_state) return row_conv1d_forward_short_rows(p, x, weight, bias, y);
+  }
   const MicroKernels<acc_t>& mk = micro_kernels<acc_t>();
   const int64_t cout_g = p.out_per_group, cin_g = p.in_per_group;
   const int64_t R = cin_g * p.kernel_size;

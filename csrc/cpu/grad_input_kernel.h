@@ -23,6 +23,7 @@
 
 #include "bf16_pairs.h"
 #include "cpu_tiling.h"
+#include "short_rows_kernel.h"
 
 namespace rowconv::cpu {
 
@@ -131,6 +132,9 @@ void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
       return row_conv1d_grad_input_bf16_pairs(p, grad_out, weight, grad_x, *bk);
   }
   using acc_t = at::opmath_type<scalar_t>;
+  if constexpr (std::is_same_v<scalar_t, acc_t>) {  // (short_rows_kernel.h)
+    if (grad_input_runs_short_rows(p)) return row_conv1d_grad_input_short_rows(p, grad_out, weight, grad_x);
+  }
   const MicroKernels<acc_t>& mk = micro_kernels<acc_t>();
   const int64_t cout_g = p.out_per_group, cin_g = p.in_per_group, K = p.kernel_size;
   const int64_t s = p.stride;

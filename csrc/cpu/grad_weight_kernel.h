@@ -24,6 +24,7 @@
 
 #include "bf16_pairs.h"
 #include "cpu_tiling.h"
+#include "short_rows_kernel.h"
 
 namespace rowconv::cpu {
 
@@ -33,42 +34,6 @@ inline int64_t block_size(int64_t count, int64_t want, int64_t max_block, int64_
   const int64_t blocks = std::max(std::clamp<int64_t>(want, 1, std::max<int64_t>(count, 1)),
                                   (count + max_block - 1) / max_block);
   return std::min(count, ((count + blocks - 1) / blocks + unit - 1) / unit * unit);
-}
-
-// A tile of grad_out, its rows the Cout_g channels of a group from src and
-// n positions, transposed into dst (position t's channels at dst + t * ld),
-// straight from memory (it lies inside the rows): through registers where
-// its rows are contiguous floats or doubles, else eight positions at a time,
-// so that both the reads (along a row) and the writes (along co) stay on
-// few cache lines.
-template <typename scalar_t, typename acc_t>
-void transpose_gout_tile(const RowConvParams& p, const MicroKernels<acc_t>& mk, const scalar_t* src, int64_t n,
-                         acc_t* dst, int64_t ld) {
-  const int64_t gs = p.gout_stride_w, cout_g = p.out_per_group;
-  if constexpr (std::is_same_v<scalar_t, acc_t>) {
-    if (gs == 1) return mk.transpose(cout_g, n, src, p.gout_stride_c, dst, ld, p.operands_from_memory);
-  } else {
-    // the half types: a block of positions of every row converted (vectors),
-    // then transposed through registers
-    constexpr int64_t kScratch = 4096;
-    if (gs == 1 && cout_g * 8 <= kScratch) {
-      acc_t scratch[kScratch];
-      const int64_t block = kScratch / cout_g / 8 * 8;
-      for (int64_t t = 0; t < n; t += block) {
-        const int64_t m = std::min(block, n - t);
-        for (int64_t co = 0; co < cout_g; ++co) load_run(src + co * p.gout_stride_c + t, m, scratch + co * block);
-        mk.transpose(cout_g, m, scratch, block, dst + t * ld, ld, false);
-      }
-      return;
-    }
-  }
-  for (int64_t t8 = 0; t8 < n; t8 += 8) {
-    const int64_t m8 = std::min<int64_t>(8, n - t8);
-    for (int64_t co = 0; co < cout_g; ++co) {
-      const scalar_t* row = src + co * p.gout_stride_c + t8 * gs;
-      for (int64_t i = 0; i < m8; ++i) dst[(t8 + i) * ld + co] = static_cast<acc_t>(row[i * gs]);
-    }
-  }
 }
 
 // The pair form's grad_out tile: dst[j * ld + co] = (grad_out[co][2j], grad_out[co][2j + 1])
@@ -156,6 +121,9 @@ template <typename scalar_t>
 void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, const scalar_t* x,
                             scalar_t* grad_w) {
   using acc_t = at::opmath_type<scalar_t>;
+  if constexpr (std::is_same_v<scalar_t, acc_t>) {  // (short_rows_kernel.h)
+    if (grad_weight_runs_short_rows(p)) return row_conv1d_grad_weight_short_rows(p, grad_out, x, grad_w);
+  }
   const int64_t cout_g = p.out_per_group, cin_g = p.in_per_group, K = p.kernel_size;
   // (depthwise at stride 1: the dot form's taps_dot_row, below)
   const bool depthwise_taps = cout_g == 1 && cin_g == 1 && p.stride == 1;
