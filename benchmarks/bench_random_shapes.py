@@ -13,7 +13,7 @@ implementations called in turn, --min-time seconds a call; ratios are the
 medians of the rounds' ratios).
 
   GLIBC_TUNABLES=glibc.malloc.mmap_threshold=4294967295:glibc.malloc.trim_threshold=4294967295 \\
-      .venv/bin/python benchmarks/bench_random_shapes.py [--count 40] [--seed 1] [--threads 2]
+      .venv/bin/python benchmarks/bench_random_shapes.py [--count 40] [--seed 1] [--threads 2] [--range wide]
 """
 import argparse
 import csv
@@ -58,6 +58,33 @@ def random_specs(count, seed):
     return specs
 
 
+def wide_range_specs(count, seed):
+    """count seeded random shapes over a wider range than random_specs'
+    (rows 1-40000 long, kernels up to 257 taps, up to 256 channels a side,
+    strides up to 4, results up to 6e7 elements): the sweep that found the
+    short rows of many channels (docs/design.md, "Short rows")."""
+    rng = random.Random(seed)
+    specs = []
+    while len(specs) < count:
+        groups = rng.choice([1, 1, 2, 8])
+        K = rng.choice([1, 3, 5, 11, 33, 65, 127, 257])
+        stride = rng.choice([1, 1, 2, 4])
+        padding = rng.choice([0, "same", "causal", K // 2])
+        if padding == "same":
+            stride = 1
+        s = common.Spec(f"w{len(specs)}", rng.choice([1, 2, 4, 16]), groups * rng.choice([1, 2, 8, 32, 64]),
+                        rng.choice([1, 2, 3, 16, 128, 1024]), rng.choice([7, 33, 300, 2000, 10000, 40000]),
+                        groups * rng.choice([1, 2, 8, 32, 64]), K, stride, padding, rng.choice([1, 1, 3]), groups)
+        left, right = common.pad_pair(s)
+        if s.W + left + right < s.dilation * (s.K - 1) + 1:
+            continue
+        macs = s.B * s.Cout * s.H * common.wout(s) * (s.Cin // s.groups) * s.K
+        elements = s.B * s.Cin * s.H * s.W + s.B * s.Cout * s.H * common.wout(s)
+        if 1e4 < macs < 2e9 and elements < 6e7:
+            specs.append(s)
+    return specs
+
+
 def bench_spec(s, min_time):
     x, w, b, g = common.make_inputs(s)
     common.verify(s, x, w, b, g)
@@ -89,15 +116,17 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--min-time", type=float, default=0.15, help="seconds of timed calls per measurement")
     p.add_argument("--out", type=Path, default=common.REPO / "benchmarks" / "results")
+    p.add_argument("--range", choices=["usual", "wide"], default="usual",
+                   help="usual: random_specs; wide: wide_range_specs (longer kernels and rows, more channels)")
     p.add_argument("--tag", help="file name part: random_shapes_<tag>.csv (default: seed<seed>)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     header = common.machine_header(args.threads, common.matmul_peak_gflops(), args.min_time)
-    header["shapes"] = f"{args.count} random shapes, seed {args.seed}"
+    header["shapes"] = f"{args.count} random shapes, seed {args.seed}, range {args.range}"
     common.print_header(header)
 
     rows = []
-    for s in random_specs(args.count, args.seed):
+    for s in (wide_range_specs if args.range == "wide" else random_specs)(args.count, args.seed):
         rows.append(bench_spec(s, args.min_time))
         r = rows[-1]
         print(f"B={s.B} Cin={s.Cin} H={s.H} W={s.W} Cout={s.Cout} K={s.K} s={s.stride} p={s.padding} "

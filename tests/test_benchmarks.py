@@ -157,3 +157,25 @@ def test_random_shapes_benchmark_runs(tmp_path):
     rows = [line for line in (tmp_path / "random_shapes_smoke.csv").read_text().splitlines()
             if not line.startswith("#")]
     assert len(rows) == 1 + 3
+
+
+def test_wide_range_shapes_are_valid_and_reach_the_short_rows():
+    """bench_random_shapes.py --range wide: every drawn shape has an output
+    and stays within its bounds, and the range holds rows shorter than the
+    short-rows kernels' limit (csrc/cpu/short_rows_kernel.h) and kernels
+    longer than their rows."""
+    spec = importlib.util.spec_from_file_location("bench_random_shapes", BENCH.parent / "bench_random_shapes.py")
+    sys.path.insert(0, str(BENCH.parent))
+    try:
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(BENCH.parent))
+    common = module.common
+    specs = module.wide_range_specs(60, seed=3)
+    assert len(specs) == 60
+    for s in specs:
+        assert common.wout(s) >= 1
+        macs = s.B * s.Cout * s.H * common.wout(s) * (s.Cin // s.groups) * s.K
+        assert 1e4 < macs < 2e9
+    assert any(s.W < 32 for s in specs) and any(s.K > s.W for s in specs)

@@ -77,13 +77,14 @@ inline bool grad_input_runs_short_rows(const RowConvParams& p) {
 // Grad-weight: fewer output channels a group than this (the dot form, lane
 // partials), where one-row products reduce over Wout columns each and load
 // and store their Cout_g x Cin_g*K x 16 partials every call. In-process A/B,
-// Zen 4, 2 threads, float, against grad_weight_kernel.h: (4,32,128,33) Cout
-// 8 K 11 stride 2 0.35x the time (6.5 -> 2.25 ms), forum rows of 20 0.55x,
-// (16,8,32,12) stride 2 0.48x, (64,4,64,24) K 7 0.73x, (64,2,64,16) 0.80x.
-// With more output channels (the gemm form, vectors over co) the unrolled
-// windows cost what the one-row products lose: (16,256,16,7) Cout 512 K 11
-// groups 8 1.27x, others 0.93-1.06x; left to grad_weight_kernel.h. Not
-// below 8 (h, group) items: one item reduces all of a (h, group)'s terms.
+// Zen 4, 2 threads, float, against grad_weight_kernel.h: forum rows of 20
+// 0.54x the time, (16,8,32,12) stride 2 0.45x, (32,3,20,10) Cout 6 0.69x,
+// (4,32,128,33) Cout 8 K 11 stride 2 0.74x (2.3 -> 1.7 ms), (64,4,64,24) K 7
+// 0.74x, (64,2,64,16) 0.76x. With 16 output channels or more (the gemm
+// form, vectors over co) the unrolled windows cost about what the one-row
+// products lose: 0.84-1.06x, and 1.36x at (8,128,8,30) Cout 32 K 1 (8
+// items, x read in place there); left to grad_weight_kernel.h. Not below 8
+// (h, group) items: one item reduces all of a (h, group)'s terms.
 constexpr int64_t kGradWeightShortRowsMaxOut = 16;
 
 inline bool grad_weight_runs_short_rows(const RowConvParams& p) {
