@@ -213,6 +213,7 @@ SHORT_ROW_CONFIGS = [
     Conv(5, 6, 8, 9, 4, 3, padding=1),                            # grad-weight only (Cout_g 4, 8 rows)
     Conv(3, 8, 4, 33, 8, 11, stride=2, padding=5, groups=2),      # grad-weight only, stride 2 (Wout 17)
     Conv(300, 2, 8, 20, 2, 3, padding=1),                         # grad-weight's running sums flushed
+    Conv(4, 12, 8, 15, 12, 3, padding=1),                         # grad-weight, float64: its gemm form (8 lanes)
 ]
 
 

@@ -4,11 +4,13 @@
 //   grad_x[b, ci, h, j]  for j < W, and
 //   grad_w[h, co, ci, k]  reduced over blocks of entries,
 // the same sums as forward_kernel.h, grad_input_kernel.h and
-// grad_weight_kernel.h (the formulas there). Work item: one (h, group, block of batch entries). Its entries'
-// columns stand side by side, (b, t) for t < Wout (grad-input: (b, j), j <
-// W), in one product of gemm_rows_set: weights (Cout_g x Cin_g*K) by the
-// unrolled windows (Cin_g*K x columns; grad-input: Cin_g x Cout_g*K by
-// Cout_g*K x columns), into a buffer, then copied out row by row.
+// grad_weight_kernel.h (the formulas there). Forward and grad-input: work
+// item one (h, group, block of batch entries), whose entries' columns stand
+// side by side, (b, t) for t < Wout (grad-input: (b, j), j < W), in one
+// product of gemm_rows_set: weights (Cout_g x Cin_g*K) by the unrolled
+// windows (Cin_g*K x columns; grad-input: Cin_g x Cout_g*K by Cout_g*K x
+// columns), into a buffer, then copied out row by row. Grad-weight: work
+// item one (h, group), its blocks' columns reduced by dot_rows.
 //
 // Why: the micro-kernels' column blocks are 32 floats wide (AVX-512, 8 x 2
 // vectors), so one product a row of 7 outputs spent 7 of 32 columns on the
