@@ -648,13 +648,13 @@ struct InputRows {
   std::vector<acc_t*> window;     // the current channel's phases, as gathered
 };
 
-// (grad-weight's, grad_weight_kernel.h and short_rows_kernel.h)
 // A tile of grad_out, its rows the Cout_g channels of a group from src and
 // n positions, transposed into dst (position t's channels at dst + t * ld),
 // straight from memory (it lies inside the rows): through registers where
 // its rows are contiguous floats or doubles, else eight positions at a time,
 // so that both the reads (along a row) and the writes (along co) stay on
-// few cache lines.
+// few cache lines. (Grad-weight's gemm form: grad_weight_kernel.h and
+// short_rows_kernel.h.)
 template <typename scalar_t, typename acc_t>
 void transpose_gout_tile(const RowConvParams& p, const MicroKernels<acc_t>& mk, const scalar_t* src, int64_t n,
                          acc_t* dst, int64_t ld) {
