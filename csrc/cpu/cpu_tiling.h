@@ -648,6 +648,11 @@ struct InputRows {
   std::vector<acc_t*> window;     // the current channel's phases, as gathered
 };
 
+// Grad-weight's running sums are added to their totals every this many
+// positions of the reduction (why and what it costs: grad_weight_kernel.h;
+// its short-rows form, short_rows_kernel.h, flushes at the same count).
+constexpr int64_t kGradWeightFlushTerms = 4096;
+
 // A tile of grad_out, its rows the Cout_g channels of a group from src and
 // n positions, transposed into dst (position t's channels at dst + t * ld),
 // straight from memory (it lies inside the rows): through registers where

@@ -2,7 +2,7 @@
 //   grad_w[h, co, ci, k] = sum_b sum_t grad_out[b, co, h, t] * x[b, ci, h, t*stride - pad_left + k*dilation]
 // A (Cout_g x tile) by (tile x Cin_g*K) product per (b, width tile), summed
 // over b and tiles in a fixed order by the work item that owns the slice of
-// grad_w (running sums added to totals every kFlushTerms positions), so the
+// grad_w (running sums added to totals every kGradWeightFlushTerms positions), so the
 // result does not depend on the thread count. Two forms:
 //  - many output channels (two vectors or more, or one on short rows): gemm_rows with the
 //    reduction over t and vectors over co, grad_w^T accumulated in registers
@@ -266,7 +266,7 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
       p.operands_from_memory && !(one_row_of_taps && fetches_into_l2()) &&
       2 * lines_of_rows<scalar_t>(block + cin_g, tile + (K - 1) * p.dilation) <= 9 * product_steps(block, R, tile, mk.lanes);
 
-  // Each item's running sums (acc, partials) take kFlushTerms positions
+  // Each item's running sums (acc, partials) take kGradWeightFlushTerms positions (cpu_tiling.h)
   // (whole tiles, counted over b and the tiles) and are then added to its
   // totals: float's rounding grows with those positions and with the number
   // of flushes, not with all B * W terms. Zen 3, 2 threads, in-process A/B,
@@ -275,8 +275,7 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
   // 1.6e-6 -> 1.1e-6 1.003x, dw-long 2.3e-6 -> 4.2e-7 1.021x, forum 1.0e-6
   // -> 1.0e-6 1.018x (PyTorch's grouped conv on the same values: narrow
   // 3.5e-7, forum-long 4.1e-7); at 1024 narrow 2.3e-7 but 1.055x.
-  constexpr int64_t kFlushTerms = 4096;
-  const int64_t flush_tiles = std::max<int64_t>(1, kFlushTerms / tile);
+  const int64_t flush_tiles = std::max<int64_t>(1, kGradWeightFlushTerms / tile);
   at::parallel_for(0, row_groups * blocks, 1, [&](int64_t begin, int64_t end) {
     InputRows<acc_t> in(p, pairs ? 0 : tile);  // (the pair form reads its own tiles)
     // the pair form's tiles: grad_out transposed into (pair of t, co) and the

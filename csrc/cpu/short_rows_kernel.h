@@ -244,22 +244,22 @@ void row_conv1d_grad_input_short_rows(const RowConvParams& p, const scalar_t* gr
 // entries in order, each block's (b, t) columns side by side in one product
 // (the gemm form's, vectors over co, where Cout_g fills a vector; else the
 // dot form's lane partials, summed once at the end), running sums added to
-// totals every kFlushTerms columns as grad_weight_kernel.h's.
+// totals every kGradWeightFlushTerms columns as grad_weight_kernel.h's.
 template <typename scalar_t>
 void row_conv1d_grad_weight_short_rows(const RowConvParams& p, const scalar_t* grad_out, const scalar_t* x,
                                        scalar_t* grad_w) {
   const MicroKernels<scalar_t>& mk = micro_kernels<scalar_t>();
   const int64_t cout_g = p.out_per_group, cin_g = p.in_per_group, K = p.kernel_size, R = cin_g * K;
   const int64_t Wo = p.out_width;
+  // (not short_rows_entries: the blocks fix the order of the sums, so they
+  // depend on the shape only, not on the thread count)
   const int64_t entries = std::clamp<int64_t>(kShortRowProductColumns / std::max<int64_t>(Wo, 1), 1, p.batch);
-  const int64_t blocks = ceil_div(p.batch, entries);
   const int64_t ld = entries * Wo + kRowSlack;
   const bool channel_vectors = cout_g >= mk.lanes;
   const int64_t line = kLineElements<scalar_t>;
   // (the gemm form's transposed tile: whole lines, an odd number of them, as grad_weight_kernel.h's)
   const int64_t ldg = channel_vectors ? ((cout_g + kRowSlack + line - 1) / line | 1) * line : ld;
   const int64_t acc_size = channel_vectors ? R * ldg : cout_g * R * mk.lanes;
-  constexpr int64_t kFlushTerms = 4096;
   at::parallel_for(0, p.rows * p.groups, 1, [&](int64_t begin, int64_t end) {
     std::vector<scalar_t> cols(R * ld, scalar_t(0)), window(p.forward_window(Wo) + kRowSlack, scalar_t(0));
     std::vector<scalar_t> gout((channel_vectors ? entries * Wo : cout_g) * ldg, scalar_t(0));
@@ -289,7 +289,7 @@ void row_conv1d_grad_weight_short_rows(const RowConvParams& p, const scalar_t* g
           mk.dot_rows(cout_g, R, n, gout_rows.data(), rows.data(), acc.data(), R, nullptr);
         }
         terms += n;
-        if (terms >= kFlushTerms && b0 + entries < p.batch) {
+        if (terms >= kGradWeightFlushTerms && b0 + entries < p.batch) {
           if (!flushed) std::fill(total.begin(), total.end(), scalar_t(0));
           for (int64_t i = 0; i < acc_size; ++i) {
             total[i] += acc[i];
@@ -299,17 +299,15 @@ void row_conv1d_grad_weight_short_rows(const RowConvParams& p, const scalar_t* g
           flushed = true;
         }
       }
-      if (flushed) {
+      if (flushed)
         for (int64_t i = 0; i < acc_size; ++i) total[i] += acc[i];
-      } else {
-        std::swap(acc, total);  // (the only running sums: no flush)
-      }
+      const scalar_t* sum = flushed ? total.data() : acc.data();  // (without a flush, acc holds them all)
       if (channel_vectors) {
         for (int64_t r = 0; r < R; ++r)
           for (int64_t co = 0; co < cout_g; ++co)
-            grad_w[p.weight_offset(h, g * cout_g + co, r / K, r % K)] = total[r * ldg + co];
+            grad_w[p.weight_offset(h, g * cout_g + co, r / K, r % K)] = sum[r * ldg + co];
       } else {
-        mk.reduce_lanes(cout_g * R, total.data(), sums.data());
+        mk.reduce_lanes(cout_g * R, sum, sums.data());
         for (int64_t co = 0; co < cout_g; ++co)
           for (int64_t r = 0; r < R; ++r) grad_w[p.weight_offset(h, g * cout_g + co, r / K, r % K)] = sums[co * R + r];
       }
