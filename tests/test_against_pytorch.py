@@ -7,7 +7,16 @@ import torch
 import torch.nn.functional as F
 
 import rowconv_ext
-from conftest import SWEEP, Conv, assert_matches_reference, make_inputs, our_results, reference_results
+from conftest import (
+    SWEEP,
+    Conv,
+    assert_matches_reference,
+    make_inputs,
+    make_tensor,
+    our_results,
+    reference_results,
+    tolerance,
+)
 
 
 @pytest.mark.parametrize("cfg", SWEEP, ids=str)
@@ -195,6 +204,21 @@ def test_stride_two_phases_of_awkward_lengths(W, padding, dtype):
     assert_matches_reference(cfg, our_results(cfg, x, w, b, gy), reference_results(cfg, x, w, b, gy), dtype)
 
 
+def assert_matches_reference_at_1_2_3_threads(cfg, layout, dtype):
+    """Direct method against PyTorch at 1, 2 and 3 threads, the same bits at each."""
+    x, w, b, gy = make_inputs(cfg, dtype, seed=zlib.crc32(str(cfg).encode()), layout=layout)
+    ref = reference_results(cfg, x, w, b, gy)
+    results = []
+    for threads in (1, 2, 3):
+        torch.set_num_threads(threads)
+        ours = our_results(cfg, x, w, b, gy, method="direct")
+        assert_matches_reference(cfg, ours, ref, dtype)
+        results.append(ours)
+    for other in results[1:]:  # the same bits at every thread count
+        for a, c in zip(results[0], other):
+            assert torch.equal(a, c)
+
+
 # Short rows with many channels a group: several batch entries' columns in
 # one product (csrc/cpu/short_rows_kernel.h; forward where Cout_g >= 32 and
 # Wout <= 7 or Cout_g >= 64 and Wout <= 10, grad-input at stride 1 where
@@ -211,7 +235,7 @@ SHORT_ROW_CONFIGS = [
     Conv(6, 16, 2, 4, 16, 2, padding="causal"),                   # grad-input only (Cin_g 16, W 4)
     Conv(2, 64, 1, 1, 64, 1),                                     # one column
     Conv(5, 6, 8, 9, 4, 3, padding=1),                            # grad-weight only (Cout_g 4, 8 rows)
-    Conv(3, 8, 4, 33, 8, 11, stride=2, padding=5, groups=2),      # grad-weight only, stride 2 (Wout 17)
+    Conv(3, 8, 4, 33, 8, 5, stride=2, padding=2, groups=2),       # grad-weight only, stride 2 (Wout 17)
     Conv(300, 2, 8, 20, 2, 3, padding=1),                         # grad-weight's running sums flushed
     Conv(4, 12, 8, 15, 12, 3, padding=1),                         # grad-weight, float64: its gemm form (8 lanes)
 ]
@@ -221,14 +245,54 @@ SHORT_ROW_CONFIGS = [
 @pytest.mark.parametrize("layout", ["contiguous", "sliced"])
 @pytest.mark.parametrize("cfg", SHORT_ROW_CONFIGS, ids=str)
 def test_short_rows_of_many_channels(cfg, layout, dtype, restore_threads):
-    x, w, b, gy = make_inputs(cfg, dtype, seed=zlib.crc32(str(cfg).encode()), layout=layout)
-    ref = reference_results(cfg, x, w, b, gy)
-    results = []
-    for threads in (1, 2, 3):
-        torch.set_num_threads(threads)
-        ours = our_results(cfg, x, w, b, gy, method="direct")
-        assert_matches_reference(cfg, ours, ref, dtype)
-        results.append(ours)
-    for other in results[1:]:  # the same bits at every thread count
-        for a, c in zip(results[0], other):
-            assert torch.equal(a, c)
+    assert_matches_reference_at_1_2_3_threads(cfg, layout, dtype)
+
+
+# Grad-weight with vectors over the taps (csrc/cpu/grad_weight_taps_kernel.h:
+# K >= 8 on rows of fewer than 32 outputs, K >= 13 below 128, K >= 32 up to
+# 256; with 32 output channels a group or more only where K fills 3/4 of
+# its vectors). Each row of its product points into x's window split into
+# the dilation's phases: strides, dilations, paddings longer than the row,
+# one input channel, rows cut into stretches (Cout_g 64: 64 columns a
+# piece), running sums flushed every 4096 columns (600 entries of 9).
+TAPS_CONFIGS = [
+    Conv(3, 8, 4, 33, 8, 11, stride=2, padding=5, groups=2),      # Wout 17, stride 2
+    Conv(4, 6, 3, 20, 5, 9, padding=4, dilation=2),               # dilation 2: two phases
+    Conv(3, 4, 2, 40, 6, 13, stride=3, padding=6, dilation=3),    # Wout 6, three phases
+    Conv(600, 2, 1, 9, 3, 9, padding="same"),                     # 5400 columns: a flush
+    Conv(2, 2, 2, 100, 64, 16, padding=8),                        # Wout 101 in stretches of 64
+    Conv(4, 1, 8, 33, 1, 65, stride=2, padding=32),               # depthwise, K twice the row
+    Conv(3, 32, 2, 20, 64, 24, padding=12, groups=2),             # Cout_g 32, K 24
+    Conv(2, 3, 3, 50, 2, 40, padding=(30, 9)),                    # Wout 50, K 40, uneven padding
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.complex64], ids=str)
+@pytest.mark.parametrize("layout", ["contiguous", "sliced"])
+@pytest.mark.parametrize("cfg", TAPS_CONFIGS, ids=str)
+def test_grad_weight_with_vectors_over_the_taps(cfg, layout, dtype, restore_threads):
+    assert_matches_reference_at_1_2_3_threads(cfg, layout, dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_grad_weight_with_vectors_over_the_taps_reads_the_carried_state(dtype):
+    """A causal chunk with a carried state (x's prefix): the taps form reads
+    the state's positions instead of the left padding (K 9, Wout 12, dilation
+    2: its last 16 inputs), against F.conv1d on the concatenation."""
+    g = torch.Generator().manual_seed(11)
+    B, Cin, H, W, Cout, K, d = 3, 4, 2, 12, 6, 9, 2
+    x = make_tensor((B, Cin, H, W), dtype, g, "sliced").requires_grad_()
+    w = make_tensor((H, Cout, Cin, K), dtype, g, "contiguous").requires_grad_()
+    s = make_tensor((B, Cin, H, d * (K - 1)), dtype, g, "contiguous").requires_grad_()
+    gy = make_tensor((B, Cout, H, W), dtype, g, "contiguous")
+    y = rowconv_ext.row_conv1d(x, w, None, padding="causal", dilation=d, initial_state=s, method="direct")
+    ours = (y,) + torch.autograd.grad(y, (x, w, s), gy)
+    leaves = [t.detach().double().requires_grad_() for t in (x, w, s)]
+    full = torch.cat([leaves[2], leaves[0]], -1)
+    y_ref = torch.stack([F.conv1d(full[:, :, h], leaves[1][h], dilation=d) for h in range(H)], 2)
+    ref = (y_ref,) + torch.autograd.grad(y_ref, leaves, gy.double())
+    # each result's reduction: Cin * K terms, Cout * K, B * W, Cout * K
+    for name, o, r, R in zip(["output", "grad_x", "grad_weight", "grad_state"], ours, ref,
+                             [Cin * K, Cout * K, B * W, Cout * K]):
+        atol, rtol = tolerance(dtype, R)
+        torch.testing.assert_close(o.double(), r, atol=atol, rtol=rtol, msg=lambda m: f"{name}: {m}")

@@ -12,6 +12,9 @@
 //    the end; items are (group, block of output channels, h); its rows are
 //    x and grad_out themselves where they can be (no copy).
 // Blocks keep both cores busy when H * groups is small, and the partials in cache.
+// Kernels long for their rows (K >= 8 on rows of fewer than 32 outputs, and
+// so on: grad_weight_runs_taps) go to a third form, vectors over the taps
+// (grad_weight_taps_kernel.h), ahead of these and of short_rows_kernel.h.
 #pragma once
 
 #include <ATen/OpMathType.h>
@@ -24,6 +27,7 @@
 
 #include "bf16_pairs.h"
 #include "cpu_tiling.h"
+#include "grad_weight_taps_kernel.h"
 #include "short_rows_kernel.h"
 
 namespace rowconv::cpu {
@@ -121,6 +125,7 @@ template <typename scalar_t>
 void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, const scalar_t* x,
                             scalar_t* grad_w) {
   using acc_t = at::opmath_type<scalar_t>;
+  if (grad_weight_runs_taps(p, micro_kernels<acc_t>().lanes)) return row_conv1d_grad_weight_taps(p, grad_out, x, grad_w);
   if constexpr (std::is_same_v<scalar_t, acc_t>) {  // (short_rows_kernel.h)
     if (grad_weight_runs_short_rows(p)) return row_conv1d_grad_weight_short_rows(p, grad_out, x, grad_w);
   }
