@@ -113,6 +113,18 @@ inline void copy_run_over(const T* src, int64_t n, T* dst) {
   for (int64_t u = 0; u < n; u += kPiece) std::memcpy(dst + u, src + u, 64);
 }
 
+// load_window into room for these kernels' windows (a row's few elements
+// each): along unit steps, load_unit_window_line_aligned's loops inlined
+// here (no call, divisions or copy call for a window of 17 elements);
+// returns where the window starts. room holds span + kLineElements - 1
+// elements.
+template <typename T>
+inline const T* load_short_window(const T* row, int64_t length, int64_t step, int64_t start, int64_t span, T* room) {
+  if (step == 1) return load_unit_window_line_aligned(row, length, start, span, room, static_cast<const T*>(nullptr), 0);
+  load_window(row, length, step, start, span, room);
+  return room;
+}
+
 // The forward's (and grad-weight's) unrolled windows of x for batch
 // entries [b0, b0 + n_entries) of (h, group g): row (ci, k) of `cols` (ld
 // apart) holds x[b, ci, h, t * stride - pad_left + k * dilation] at column
@@ -124,11 +136,11 @@ void unroll_input_windows(const RowConvParams& p, const scalar_t* x, int64_t h, 
   const int64_t cin_g = p.in_per_group, K = p.kernel_size, Wo = p.out_width;
   for (int64_t ci = 0; ci < cin_g; ++ci) {
     for (int64_t e = 0; e < n_entries; ++e) {
-      load_window(x + p.in_offset(b0 + e, g * cin_g + ci, h, 0), p.width, p.in_stride_w, p.input_position(0, 0),
-                  p.forward_window(Wo), window);
+      const scalar_t* win = load_short_window(x + p.in_offset(b0 + e, g * cin_g + ci, h, 0), p.width, p.in_stride_w,
+                                              p.input_position(0, 0), p.forward_window(Wo), window);
       for (int64_t k = 0; k < K; ++k) {
         scalar_t* dst = cols + (ci * K + k) * ld + e * Wo;
-        const scalar_t* src = window + k * p.dilation;
+        const scalar_t* src = win + k * p.dilation;
         if (p.stride == 1) {
           copy_run_over(src, Wo, dst);  // (the next entry's run, or the slack, follows)
         } else {
@@ -208,16 +220,16 @@ void row_conv1d_grad_input_short_rows(const RowConvParams& p, const scalar_t* gr
       [&](int64_t h, int64_t g, int64_t b0, int64_t n_entries, scalar_t* window, scalar_t* cols, int64_t ld) {
         for (int64_t co = 0; co < cout_g; ++co) {
           for (int64_t e = 0; e < n_entries; ++e) {
-            load_window(grad_out + p.gout_offset(b0 + e, g * cout_g + co, h, 0), Wo, p.gout_stride_w, t_lo, span,
-                        window);
+            const scalar_t* win = load_short_window(grad_out + p.gout_offset(b0 + e, g * cout_g + co, h, 0), Wo,
+                                                    p.gout_stride_w, t_lo, span, window);
             for (int64_t k = 0; k < K; ++k) {
               scalar_t* dst = cols + (co * K + k) * ld + e * W;
               if (s == 1) {
-                copy_run_over(window + (p.grad_numerator(0, k) - t_lo), W, dst);
+                copy_run_over(win + (p.grad_numerator(0, k) - t_lo), W, dst);
               } else {
                 for (int64_t j = 0; j < W; ++j) {
                   const int64_t num = p.grad_numerator(j, k);
-                  dst[j] = floor_mod(num, s) == 0 ? window[num / s - t_lo] : scalar_t(0);
+                  dst[j] = floor_mod(num, s) == 0 ? win[num / s - t_lo] : scalar_t(0);
                 }
               }
             }
