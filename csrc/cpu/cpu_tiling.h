@@ -550,6 +550,9 @@ inline void split_at_first_line(int64_t lo, int64_t hi, const T* result_row, boo
 // its window for the micro-kernels' whole-vector reads, and a line's worth in
 // front: each gather places a phase's window where its copy from x stores
 // whole lines (load_window_line_aligned) and points the rows there.
+// Phases of this many positions or fewer are gathered by InputRows' inlined loops.
+constexpr int64_t kShortPhase = 64;
+
 template <typename acc_t>
 struct InputRows {
   InputRows(const RowConvParams& p, int64_t tile)
@@ -596,6 +599,27 @@ struct InputRows {
                                                               phase(ci, 0), p.prefix_row<scalar_t>(b, c, h),
                                                               p.prefix_width);
           for (int64_t k = 0; k < p.kernel_size; ++k) rows[ci * p.kernel_size + k] = window + tap_shift[k];
+        }
+        return;
+      }
+      // Stride 2, both phases, a short window (a tile of a short row):
+      // plain loops inlined here, not two load_window calls a channel
+      if (p.stride == 2 && phases_used.size() == 2 && p.in_stride_w == 1 && p.prefix_width == 0 &&
+          count <= kShortPhase) {
+        for (int64_t ci = ci_begin; ci < ci_end; ++ci) {
+          const acc_t* row = x + p.in_offset(b, g * p.in_per_group + ci, h, 0);
+          for (size_t slot = 0; slot < 2; ++slot) {
+            const int64_t first = start + phases_used[slot];  // the position of the phase's u = 0
+            const int64_t lo = std::clamp<int64_t>(ceil_div(-first, 2), 0, count);
+            const int64_t hi = std::clamp<int64_t>(ceil_div(p.width - first, 2), lo, count);
+            acc_t* dst = phase(ci, slot);
+            for (int64_t u = 0; u < lo; ++u) dst[u] = acc_t(0);
+            for (int64_t u = lo; u < hi; ++u) dst[u] = row[first + 2 * u];
+            for (int64_t u = hi; u < count; ++u) dst[u] = acc_t(0);
+            window[slot] = dst;
+          }
+          for (int64_t k = 0; k < p.kernel_size; ++k)
+            rows[ci * p.kernel_size + k] = window[tap_slot[k]] + tap_shift[k];
         }
         return;
       }
