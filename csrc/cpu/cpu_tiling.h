@@ -607,6 +607,7 @@ struct InputRows {
       if (p.stride == 2 && phases_used.size() == 2 && p.in_stride_w == 1 && p.prefix_width == 0 &&
           count <= kShortPhase) {
         for (int64_t ci = ci_begin; ci < ci_end; ++ci) {
+          if (fetch) fetch_ahead_of(ci);
           const acc_t* row = x + p.in_offset(b, g * p.in_per_group + ci, h, 0);
           for (size_t slot = 0; slot < 2; ++slot) {
             const int64_t first = start + phases_used[slot];  // the position of the phase's u = 0

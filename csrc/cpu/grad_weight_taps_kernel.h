@@ -17,9 +17,10 @@
 // long kernels, whatever the row's length.
 //
 // Sums: each (co, ci, k) is one chain over the columns (b, t) in order,
-// restarted every kGradWeightFlushTerms columns (whole batch entries) and
-// added to a running total, as the other forms flush theirs: other bits
-// than theirs, fixed by the shape (not by the thread count).
+// added to a running total and restarted once kGradWeightFlushTerms columns
+// have gone in (at the end of a piece, below), as the other forms flush
+// theirs: other bits than the dot forms', the gemm form's where it sums the
+// same columns between flushes; fixed by the shape, not the thread count.
 #pragma once
 
 #include <ATen/OpMathType.h>
@@ -38,7 +39,7 @@ namespace rowconv::cpu {
 // where the others' products reduce too few positions at a time (short
 // rows) and this one's vectors are full enough (K of every ceil(K / lanes)
 // vectors' lanes). In-process A/B against them, Zen 4, 2 threads, float
-// (time of this form over theirs; 100 random shapes, Cout_g 1-64, Cin_g
+// (time of this form over theirs; 180 random shapes, Cout_g 1-64, Cin_g
 // 1-64, strides 1-3, dilations 1-2):
 //   Wo < 32: K >= 8 0.08-0.95 (K 48 Cout_g 8 at stride 3: 0.08), K 6-7
 //   1.06-1.53 (one 0.25);
@@ -77,7 +78,7 @@ void row_conv1d_grad_weight_taps(const RowConvParams& p, const scalar_t* grad_ou
   // A piece: `entries` whole rows side by side, or one row's stretch of `stretch` positions.
   const int64_t columns = taps_piece_columns<acc_t>(cout_g);
   const int64_t entries = std::clamp<int64_t>(columns / std::max<int64_t>(Wo, 1), 1, p.batch);
-  const int64_t stretch = std::min(Wo, columns), stretches = ceil_div(Wo, stretch);
+  const int64_t stretch = std::min(Wo, columns);
   // A slot's window: the positions its outputs read, split into the
   // dilation's phases (window position u at phase u % d, index u / d), each
   // with a row's slack for the micro-kernel's whole-vector reads.
