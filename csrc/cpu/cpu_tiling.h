@@ -678,6 +678,46 @@ struct InputRows {
 // its short-rows form, short_rows_kernel.h, flushes at the same count).
 constexpr int64_t kGradWeightFlushTerms = 4096;
 
+// An item's running sums (`acc`, what its products add to) and their
+// totals, for the grad-weight kernels that reduce in steps of whole
+// columns (short_rows_kernel.h, grad_weight_taps_kernel.h): after a step
+// that is not the item's last, once kGradWeightFlushTerms columns have gone
+// into acc, acc is added to the totals and zeroed.
+template <typename acc_t>
+struct FlushedSums {
+  explicit FlushedSums(int64_t size) : acc(size), total(size) {}
+  void start() {
+    std::fill(acc.begin(), acc.end(), acc_t(0));
+    terms = 0;
+    flushed = false;
+  }
+  void after_step(int64_t columns, bool last) {
+    terms += columns;
+    if (terms < kGradWeightFlushTerms || last) return;
+    if (!flushed) std::fill(total.begin(), total.end(), acc_t(0));
+    add_to_total(true);
+    terms = 0;
+    flushed = true;
+  }
+  // The item's sums, after its last step (without a flush, acc holds them all).
+  const acc_t* finish() {
+    if (!flushed) return acc.data();
+    add_to_total(false);
+    return total.data();
+  }
+  std::vector<acc_t> acc, total;
+
+ private:
+  void add_to_total(bool zero_acc) {
+    for (size_t i = 0; i < acc.size(); ++i) {
+      total[i] += acc[i];
+      if (zero_acc) acc[i] = acc_t(0);
+    }
+  }
+  int64_t terms = 0;  // columns in acc since the last flush
+  bool flushed = false;
+};
+
 // A tile of grad_out, its rows the Cout_g channels of a group from src and
 // n positions, transposed into dst (position t's channels at dst + t * ld),
 // straight from memory (it lies inside the rows): through registers where

@@ -98,7 +98,7 @@ void row_conv1d_grad_weight_taps(const RowConvParams& p, const scalar_t* grad_ou
 
   at::parallel_for(0, row_groups * blocks, 1, [&](int64_t begin, int64_t end) {
     std::vector<acc_t> gout(cout_g * ld_gout), windows(entries * window_len, acc_t(0));
-    std::vector<acc_t> acc(block * cout_g * ldc), total(block * cout_g * ldc);
+    FlushedSums<acc_t> sums(block * cout_g * ldc);
     std::vector<const acc_t*> gout_rows(cout_g), tap_rows(entries * stretch);
     for (int64_t co = 0; co < cout_g; ++co) gout_rows[co] = gout.data() + co * ld_gout;
     // column (e, t) of a piece reads slot e's window from position t * stride
@@ -110,9 +110,7 @@ void row_conv1d_grad_weight_taps(const RowConvParams& p, const scalar_t* grad_ou
     for (int64_t item = begin; item < end; ++item) {
       const int64_t hg = item / blocks, first = item % blocks * block, count = std::min(block, cin_g - first);
       const int64_t h = hg / p.groups, g = hg % p.groups;
-      std::fill(acc.begin(), acc.end(), acc_t(0));
-      int64_t terms = 0;  // columns in acc since the last flush
-      bool flushed = false;
+      sums.start();
       for (int64_t b0 = 0; b0 < p.batch; b0 += entries) {
         const int64_t n_entries = std::min(entries, p.batch - b0);
         for (int64_t t0 = 0; t0 < Wo; t0 += stretch) {
@@ -137,24 +135,12 @@ void row_conv1d_grad_weight_taps(const RowConvParams& p, const scalar_t* grad_ou
                             p.prefix_row<scalar_t>(b0 + e, c, h), p.prefix_width, p.pre_stride_w);
             // acc[ci][co][k] += sum over the piece's columns j of gout[co][j] * tap_rows[j][k]
             mk.gemm_rows(cout_g, K, n_entries * n, gout_rows.data(), tap_rows.data(),
-                         acc.data() + (ci - first) * cout_g * ldc, ldc);
+                         sums.acc.data() + (ci - first) * cout_g * ldc, ldc);
           }
-          terms += n_entries * n;
-          const bool last = b0 + n_entries == p.batch && t0 + n == Wo;
-          if (terms >= kGradWeightFlushTerms && !last) {
-            if (!flushed) std::fill(total.begin(), total.end(), acc_t(0));
-            for (size_t i = 0; i < acc.size(); ++i) {
-              total[i] += acc[i];
-              acc[i] = acc_t(0);
-            }
-            terms = 0;
-            flushed = true;
-          }
+          sums.after_step(n_entries * n, b0 + n_entries == p.batch && t0 + n == Wo);
         }
       }
-      if (flushed)
-        for (size_t i = 0; i < acc.size(); ++i) total[i] += acc[i];
-      const acc_t* sum = flushed ? total.data() : acc.data();  // (without a flush, acc holds them all)
+      const acc_t* sum = sums.finish();
       for (int64_t ci = first; ci < first + count; ++ci)
         for (int64_t co = 0; co < cout_g; ++co)
           for (int64_t k = 0; k < K; ++k)

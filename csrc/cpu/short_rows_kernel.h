@@ -199,9 +199,8 @@ void short_rows_products(const RowConvParams& p, int64_t M, int64_t R, int64_t c
         const scalar_t* init = weight_rows(h, g, pack, packed, w_rows.data());
         mk.gemm_rows_set(M, n_entries * columns, R, w_rows.data(), rows.data(), init, out.data(), ld, nullptr);
         for (int64_t e = 0; e < n_entries; ++e)
-          for (int64_t m = 0; m < M; ++m) {
+          for (int64_t m = 0; m < M; ++m)
             copy_short_run(out.data() + m * ld + e * columns, columns, result_row(b0 + e, m, h, g));
-          }
       }
     }
   });
@@ -294,15 +293,15 @@ void row_conv1d_grad_weight_short_rows(const RowConvParams& p, const scalar_t* g
   at::parallel_for(0, p.rows * p.groups, 1, [&](int64_t begin, int64_t end) {
     std::vector<scalar_t> cols(R * ld, scalar_t(0)), window(p.forward_window(Wo) + kRowSlack, scalar_t(0));
     std::vector<scalar_t> gout((channel_vectors ? entries * Wo : cout_g) * ldg, scalar_t(0));
-    std::vector<scalar_t> acc(acc_size), total(acc_size), sums(channel_vectors ? 0 : cout_g * R);
+    FlushedSums<scalar_t> sums_of(acc_size);
+    std::vector<scalar_t> sums(channel_vectors ? 0 : cout_g * R);
     std::vector<const scalar_t*> rows(R), gout_rows(channel_vectors ? entries * Wo : cout_g);
     for (int64_t r = 0; r < R; ++r) rows[r] = cols.data() + r * ld;
     for (size_t i = 0; i < gout_rows.size(); ++i) gout_rows[i] = gout.data() + i * ldg;
     for (int64_t hg = begin; hg < end; ++hg) {
       const int64_t h = hg / p.groups, g = hg % p.groups;
-      std::fill(acc.begin(), acc.end(), scalar_t(0));
-      int64_t terms = 0;  // columns in acc since the last flush
-      bool flushed = false;
+      sums_of.start();
+      scalar_t* acc = sums_of.acc.data();
       for (int64_t b0 = 0; b0 < p.batch; b0 += entries) {
         const int64_t n_entries = std::min(entries, p.batch - b0), n = n_entries * Wo;
         unroll_input_windows(p, x, h, g, b0, n_entries, window.data(), cols.data(), ld);
@@ -311,28 +310,17 @@ void row_conv1d_grad_weight_short_rows(const RowConvParams& p, const scalar_t* g
           for (int64_t e = 0; e < n_entries; ++e)
             transpose_gout_tile(p, mk, grad_out + p.gout_offset(b0 + e, g * cout_g, h, 0), Wo,
                                 gout.data() + e * Wo * ldg, ldg);
-          mk.gemm_rows(R, cout_g, n, rows.data(), gout_rows.data(), acc.data(), ldg);
+          mk.gemm_rows(R, cout_g, n, rows.data(), gout_rows.data(), acc, ldg);
         } else {
           for (int64_t co = 0; co < cout_g; ++co)
             for (int64_t e = 0; e < n_entries; ++e)
               load_window(grad_out + p.gout_offset(b0 + e, g * cout_g + co, h, 0), Wo, p.gout_stride_w, 0, Wo,
                           gout.data() + co * ldg + e * Wo);
-          mk.dot_rows(cout_g, R, n, gout_rows.data(), rows.data(), acc.data(), R, nullptr);
+          mk.dot_rows(cout_g, R, n, gout_rows.data(), rows.data(), acc, R, nullptr);
         }
-        terms += n;
-        if (terms >= kGradWeightFlushTerms && b0 + entries < p.batch) {
-          if (!flushed) std::fill(total.begin(), total.end(), scalar_t(0));
-          for (int64_t i = 0; i < acc_size; ++i) {
-            total[i] += acc[i];
-            acc[i] = scalar_t(0);
-          }
-          terms = 0;
-          flushed = true;
-        }
+        sums_of.after_step(n, b0 + entries >= p.batch);
       }
-      if (flushed)
-        for (int64_t i = 0; i < acc_size; ++i) total[i] += acc[i];
-      const scalar_t* sum = flushed ? total.data() : acc.data();  // (without a flush, acc holds them all)
+      const scalar_t* sum = sums_of.finish();
       if (channel_vectors) {
         for (int64_t r = 0; r < R; ++r)
           for (int64_t co = 0; co < cout_g; ++co)
