@@ -10,9 +10,12 @@ namespace rowconv::fft {
 namespace {
 
 // Measured on our CPU machines by rowconv_ext.method.measure_cost_constants
-// (float32, 2 threads, AMD EPYC Zen 5, 48 KiB L1d, stable allocator:
-// benchmarks/results/cost_model_cpu.json).
-CostConstants cpu_constants{4.99e-12, 8.64e-12, 1.13e-05, 3.6e-11, 1.41e-10, 1.45e-07, 1.11e-09, 5.32e-05};
+// (float32, 2 threads, stable allocator): AMD EPYC Zen 4, 32 KiB L1d, with
+// the CPU's own channel mix (benchmarks/results/cost_model_cpu.json). Zen 5's
+// fit (cost_model_cpu_zen5.json, before that mix) had a direct multiply-add
+// 1.9x cheaper and a transform point 1.5x: there the direct method is 1.2x
+// cheaper against the FFT than these constants say.
+CostConstants cpu_constants{9.2e-12, 2.41e-13, 1.17e-05, 6.27e-11, 1.05e-10, 2.64e-08, 3.97e-10, 5.28e-05};
 // Not measured yet (no GPU run): the CPU's divided by the H200's advantage
 // (about 150x the FMA rate, 100x the memory bandwidth), with launch costs of
 // 10 us per kernel; scripts/gpu_session.sh measures them (cost_model_cuda.json).

@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <optional>
 #include <tuple>
+#include <type_traits>
 
 #include "complex_as_real.h"
 #include "fft_plan.h"
@@ -45,6 +46,23 @@ inline std::optional<at::Tensor> real_prefix(const std::optional<at::Tensor>& pr
                                              double imag_sign) {
   if (!present(prefix)) return std::nullopt;
   return real_channels_with_sign(*prefix, imag_sign);
+}
+
+// The backend's own products of spectra for the FFT method's channel mix
+// (Kernels::kSpectraProducts), or null: at::matmul's. (No `requires`: nvcc
+// compiles this header as C++17 under torch before 2.13.)
+template <class Kernels, class = void>
+struct HasSpectraProducts : std::false_type {};
+template <class Kernels>
+struct HasSpectraProducts<Kernels, std::void_t<decltype(&Kernels::kSpectraProducts)>> : std::true_type {};
+
+template <class Kernels>
+const fft::SpectraProducts* spectra_products(const Kernels&) {
+  if constexpr (HasSpectraProducts<Kernels>::value) {
+    return &Kernels::kSpectraProducts;
+  } else {
+    return nullptr;
+  }
 }
 
 }  // namespace detail
@@ -99,7 +117,7 @@ at::Tensor forward_op(const Kernels& kernels, const at::Tensor& x, const at::Ten
   }
   if (p.in_per_group == 0) return at::zeros({p.batch, p.out_channels, p.rows, p.out_width}, x.options());
   if (const int64_t block = fft::resolve_block(p, x.is_complex(), x.device().type(), p.fft_block)) {
-    at::Tensor y = fft::forward(p, x, weight, bias, block);
+    at::Tensor y = fft::forward(p, x, weight, bias, block, detail::spectra_products(kernels));
     if (p.prefix_width > 0) {  // outputs [0, head) also read the prefix
       const int64_t head = std::min(p.prefix_width, p.width);
       y.narrow(3, 0, head).add_(forward_op(kernels, detail::zero_head(x, head), weight, std::nullopt,
@@ -168,7 +186,7 @@ at::Tensor grad_input_op(const Kernels& kernels, const at::Tensor& grad_out,
   }
   if (const int64_t block =
           fft::resolve_block(p, grad_out.is_complex(), grad_out.device().type(), p.fft_block)) {
-    return fft::grad_input(p, grad_out, weight, block);
+    return fft::grad_input(p, grad_out, weight, block, detail::spectra_products(kernels));
   }
   if (grad_out.is_complex()) {
     const RealChannels gr = as_real_channels(grad_out);
@@ -199,7 +217,7 @@ at::Tensor grad_weight_op(const Kernels& kernels, const at::Tensor& grad_out, co
     return at::empty({p.rows, p.out_channels, p.in_per_group, p.kernel_size}, x.options());
   }
   if (const int64_t block = fft::resolve_block(p, x.is_complex(), x.device().type(), p.fft_block)) {
-    at::Tensor grad_w = fft::grad_weight(p, grad_out, x, block);
+    at::Tensor grad_w = fft::grad_weight(p, grad_out, x, block, detail::spectra_products(kernels));
     if (p.prefix_width > 0) {  // the prefix's products, all with outputs [0, head)
       const int64_t head = std::min(p.prefix_width, p.width);
       grad_w.add_(grad_weight_op(kernels, grad_out.narrow(3, 0, head), detail::zero_head(x, head),

@@ -133,12 +133,13 @@ at::Tensor dilated(const at::Tensor& w, int64_t dilation) {
 // out[b, g*Og + o, h, i, f] = sum_c S[b, g*Cg + c, h, i, f] * R[h, g*Og + o, c, f]
 // for S (B, groups*Cg, H, blocks, F) and R (H, groups*Og, Cg, F): one complex
 // matrix product (Og x Cg) @ (Cg x B*blocks) per row, group and frequency.
-at::Tensor mix_channels(at::Tensor S, const at::Tensor& R, int64_t groups) {
+at::Tensor mix_channels(at::Tensor S, const at::Tensor& R, int64_t groups, const SpectraProducts* products) {
   const int64_t B = S.size(0), H = S.size(2), blocks = S.size(3), F = S.size(4);
   const int64_t in_g = R.size(2), out_g = R.size(1) / groups;
   if (in_g == 1 && out_g == 1) {  // depthwise: a product per frequency, no matrices
     return S.mul_(R.view({H, groups, F}).transpose(0, 1).unsqueeze(0).unsqueeze(3));  // S is ours
   }
+  if (products) return products->mix(S.contiguous(), R.contiguous(), groups);
   const at::Tensor s = S.view({B, groups, in_g, H, blocks, F})
                            .permute({3, 1, 5, 2, 0, 4})
                            .reshape({H, groups, F, in_g, B * blocks});
@@ -153,12 +154,14 @@ at::Tensor mix_channels(at::Tensor S, const at::Tensor& R, int64_t groups) {
 // for G (B, groups*Og, H, blocks, F) and X (B, groups*Cg, H, blocks, F): the
 // weight gradient's reduction over batch and blocks, one complex matrix
 // product (Og x B*blocks) @ (B*blocks x Cg) per row, group and frequency.
-at::Tensor correlate_channels(const at::Tensor& G, const at::Tensor& X, int64_t groups) {
+at::Tensor correlate_channels(const at::Tensor& G, const at::Tensor& X, int64_t groups,
+                              const SpectraProducts* products) {
   const int64_t B = G.size(0), H = G.size(2), blocks = G.size(3), F = G.size(4);
   const int64_t out_g = G.size(1) / groups, in_g = X.size(1) / groups;
   if (in_g == 1 && out_g == 1) {  // depthwise: a sum of products per frequency
     return at::mul(G, X).sum(at::IntArrayRef{0, 3}).transpose(0, 1).unsqueeze(2);
   }
+  if (products) return products->correlate(G.contiguous(), X.contiguous(), groups);
   const at::Tensor g = G.view({B, groups, out_g, H, blocks, F})
                            .permute({3, 1, 5, 2, 0, 4})
                            .reshape({H, groups, F, out_g, B * blocks});
@@ -239,7 +242,7 @@ at::Tensor upsampled(const at::Tensor& g, const RowConvParams& p) {
 }  // namespace
 
 at::Tensor forward(const RowConvParams& p, const at::Tensor& x, const at::Tensor& weight,
-                   const std::optional<at::Tensor>& bias, int64_t block) {
+                   const std::optional<at::Tensor>& bias, int64_t block, const SpectraProducts* products) {
   const bool has_bias = bias.has_value() && bias->defined();
   if (p.batch == 0 || p.rows == 0 || p.out_channels == 0) {
     return at::zeros({p.batch, p.out_channels, p.rows, p.out_width}, x.options());
@@ -255,18 +258,18 @@ at::Tensor forward(const RowConvParams& p, const at::Tensor& x, const at::Tensor
     // x at [0, W) of the circle, its padding read from the zeros after it:
     // output t is at (t + span - 1 - pad_left) mod n.
     const at::Tensor S = spectrum(operand(x), block).unsqueeze(3);
-    const at::Tensor circle = signal(mix_channels(S, R, p.groups), block, x.is_complex()).squeeze(3);
+    const at::Tensor circle = signal(mix_channels(S, R, p.groups, products), block, x.is_complex()).squeeze(3);
     return gather_circular(circle, floor_mod(p.span() - 1 - p.pad_left, block), p.out_width, p.stride,
                            x.scalar_type(), bias_col);
   }
   const Blocks b(block, p.span(), outputs);
   const at::Tensor S = spectrum(overlapping_blocks(operand(x), p.pad_left, b), block);
-  return gather_outputs(signal(mix_channels(S, R, p.groups), block, x.is_complex()), b, outputs,
+  return gather_outputs(signal(mix_channels(S, R, p.groups, products), block, x.is_complex()), b, outputs,
                         p.stride, x.scalar_type(), bias_col);
 }
 
 at::Tensor grad_input(const RowConvParams& p, const at::Tensor& grad_out, const at::Tensor& weight,
-                      int64_t block) {
+                      int64_t block, const SpectraProducts* products) {
   if (p.batch == 0 || p.rows == 0 || p.in_channels == 0) {
     return at::zeros({p.batch, p.in_channels, p.rows, p.width}, grad_out.options());
   }
@@ -286,17 +289,17 @@ at::Tensor grad_input(const RowConvParams& p, const at::Tensor& grad_out, const 
     // up at [0, Wout at stride 1) of the circle, zeros after it: the circular
     // convolution at u is grad_xpad[u] for u in [pad_left, pad_left + W).
     const at::Tensor S = spectrum(up, block).unsqueeze(3);
-    return gather_circular(signal(mix_channels(S, R, p.groups), block, grad_out.is_complex()).squeeze(3),
+    return gather_circular(signal(mix_channels(S, R, p.groups, products), block, grad_out.is_complex()).squeeze(3),
                            p.pad_left, p.width, 1, grad_out.scalar_type(), std::nullopt);
   }
   const Blocks b(block, span, p.width);
   const at::Tensor S = spectrum(overlapping_blocks(up, span - 1 - p.pad_left, b), block);
-  return gather_outputs(signal(mix_channels(S, R, p.groups), block, grad_out.is_complex()), b,
+  return gather_outputs(signal(mix_channels(S, R, p.groups, products), block, grad_out.is_complex()), b,
                         p.width, 1, grad_out.scalar_type(), std::nullopt);
 }
 
 at::Tensor grad_weight(const RowConvParams& p, const at::Tensor& grad_out, const at::Tensor& x,
-                       int64_t block) {
+                       int64_t block, const SpectraProducts* products) {
   if (p.batch == 0 || p.rows == 0) {
     return at::zeros({p.rows, p.out_channels, p.in_per_group, p.kernel_size}, x.options());
   }
@@ -315,7 +318,7 @@ at::Tensor grad_weight(const RowConvParams& p, const at::Tensor& grad_out, const
     // (Wout at stride 1 - 1 - pad_left + j) mod n; rolled to start at 0.
     const at::Tensor X = spectrum(operand(x), block).unsqueeze(3);
     const at::Tensor G = flipped_spectrum(up, block).unsqueeze(3);
-    lags = at::roll(signal(correlate_channels(G, X, p.groups), block, x.is_complex()),
+    lags = at::roll(signal(correlate_channels(G, X, p.groups, products), block, x.is_complex()),
                     -floor_mod(outputs - 1 - p.pad_left, block), -1);
   } else {
     const Blocks b(block, span, outputs);
@@ -324,7 +327,7 @@ at::Tensor grad_weight(const RowConvParams& p, const at::Tensor& grad_out, const
         at::constant_pad_nd(up, {0, b.count * b.valid - outputs}, 0)
             .view({p.batch, p.out_channels, p.rows, b.count, b.valid}),
         block);
-    lags = signal(correlate_channels(G, X, p.groups), block, x.is_complex());
+    lags = signal(correlate_channels(G, X, p.groups, products), block, x.is_complex());
     first = b.valid - 1;
   }
   return lags.slice(3, first, first + span, p.dilation).to(x.scalar_type()).contiguous();

@@ -157,6 +157,37 @@ def test_forced_lengths_cover_many_and_single_blocks():
     assert blocks[-1] >= cfg.W + sum(cfg.pads()) + _span(cfg) - 1  # >= any op's outputs + span - 1
 
 
+# The CPU's channel mix (csrc/cpu/spectrum_mix_kernel.h): register blocks of
+# 4 x 2 sums (AVX-512; 2 x 2 below) with remainders in both, frequencies in
+# chunks of 64 with a last part past the whole vectors, columns by batch
+# entry (one circular block) or by block (many). The sweep's channels (Cin_g
+# <= 3, Cout_g <= 4) fill one block at most.
+MIX_CONFIGS = [
+    Conv(3, 10, 2, 300, 18, 33, padding="same", groups=2),                  # Cin_g 5, Cout_g 9
+    Conv(2, 7, 1, 500, 13, 65, stride=2, padding=(10, 3), dilation=2),      # 7 x 13, uneven padding
+    Conv(1, 17, 2, 260, 6, 40, padding="causal", bias=False),               # Cin_g 17, Cout_g 6
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.complex64, torch.complex128], ids=str)
+@pytest.mark.parametrize("cfg", MIX_CONFIGS, ids=str)
+def test_channel_mix_of_many_channels_every_op(cfg, dtype, restore_threads):
+    x, w, b, gy = make_inputs(cfg, dtype, seed=_seed(cfg))
+    expect = reference_results(cfg, x, w, b, gy)
+    scales = fft_scales(cfg, x, w, gy)
+    left, right = cfg.pads()
+    for block in (_span(cfg) + 7, cfg.W + left + right + _span(cfg)):  # many blocks; one circular block
+        results = []
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            ours = _ops_results(cfg, x, w, b, gy, block)
+            assert_fft_matches_reference(cfg, ours, expect, dtype, block, scales)
+            results.append(ours)
+        for other in results[1:]:  # the same bits at every thread count
+            for a, c in zip(results[0], other):
+                assert torch.equal(a, c)
+
+
 def test_expanded_inputs():
     """Zero strides (x and grad_out expanded over the batch, as autograd hands
     over y.sum()'s gradient) read as their values."""

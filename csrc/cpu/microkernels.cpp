@@ -1056,6 +1056,106 @@ ROWCONV_INLINE void transpose_impl(int64_t rows, int64_t cols, const T* src, int
     for (int64_t r = tiled_rows; r < rows; ++r) std::memcpy(dst + c * dst_ld + r, src + r * src_ld + c, sizeof(T));
 }
 
+// complex_products: an MB x NB block of sums of complex products over
+// one vector of frequencies. P collects re*re and im*im lane by lane, Q
+// re*im and im*re (B's pairs swapped): a sum's real part is P's even lane
+// minus its odd one, its imaginary part Q's two lanes added. Two
+// multiply-adds a complex product, and one shuffle per loaded vector of B.
+template <typename V, int... Is>
+ROWCONV_INLINE V swap_pairs(V v, std::integer_sequence<int, Is...>) {
+  return __builtin_shufflevector(v, v, (Is ^ 1)...);
+}
+template <typename V, int W, int... Is>
+ROWCONV_INLINE V complex_sums(V P, V Q, std::integer_sequence<int, Is...> lanes) {
+  const V re = P - swap_pairs(P, lanes), im = Q + swap_pairs(Q, lanes);
+  return __builtin_shufflevector(re, im, (Is % 2 == 0 ? Is : W + Is)...);
+}
+
+// Sums at out + m * o_m + n * o_n (m < MB, n < NB), one vector from A's rows
+// at a_at + m * a_m and B's at b_at + n * b_n.
+template <typename T, int Bytes, int MB, int NB>
+ROWCONV_INLINE void complex_products_block(int64_t R, const T* const* A_rows, int64_t a_at, int64_t a_m,
+                                           const T* const* B_rows, int64_t b_at, int64_t b_n, T* out,
+                                           int64_t o_m, int64_t o_n) {
+  using X = Vec<T, Bytes>;
+  using V = typename X::V;
+  constexpr auto lanes = std::make_integer_sequence<int, X::kWidth>{};
+  V P[MB][NB] = {}, Q[MB][NB] = {};
+  for (int64_t r = 0; r < R; ++r) {
+    const T* a = A_rows[r] + a_at;
+    const T* b = B_rows[r] + b_at;
+    V bv[NB], bs[NB];
+    for (int n = 0; n < NB; ++n) {
+      bv[n] = X::load(b + n * b_n);
+      bs[n] = swap_pairs(bv[n], lanes);
+    }
+    for (int m = 0; m < MB; ++m) {
+      const V av = X::load(a + m * a_m);
+      for (int n = 0; n < NB; ++n) {
+        P[m][n] += av * bv[n];
+        Q[m][n] += av * bs[n];
+      }
+    }
+  }
+  for (int m = 0; m < MB; ++m)
+    for (int n = 0; n < NB; ++n) X::store(out + m * o_m + n * o_n, complex_sums<V, X::kWidth>(P[m][n], Q[m][n], lanes));
+}
+
+// The frequencies past the whole vectors, one complex number at a time,
+// each sum formed as the vectors form theirs (re*re and im*im apart).
+template <typename T>
+ROWCONV_INLINE void complex_products_tail(int64_t M, int64_t N, int64_t R, int64_t from, int64_t to,
+                                          const T* const* A_rows, int64_t a_m, const T* const* B_rows,
+                                          int64_t b_n, T* out, int64_t o_m, int64_t o_n) {
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t f = from; f < to; f += 2) {
+        T rr = 0, ii = 0, ri = 0, ir = 0;
+        for (int64_t r = 0; r < R; ++r) {
+          const T* a = A_rows[r] + m * a_m + f;
+          const T* b = B_rows[r] + n * b_n + f;
+          rr += a[0] * b[0];
+          ii += a[1] * b[1];
+          ri += a[0] * b[1];
+          ir += a[1] * b[0];
+        }
+        out[m * o_m + n * o_n + f] = rr - ii;
+        out[m * o_m + n * o_n + f + 1] = ri + ir;
+      }
+}
+
+// Rows [m0, m0 + MB) of complex_products, every column: NB at a time, the
+// last N % NB one at a time.
+template <typename T, int Bytes, int MB, int NB>
+ROWCONV_INLINE void complex_products_rows(int64_t m0, int64_t N, int64_t R, int64_t vector_floats,
+                                          const T* const* A_rows, int64_t a_m, const T* const* B_rows,
+                                          int64_t b_n, T* out, int64_t o_m, int64_t o_n) {
+  constexpr int64_t kWidth = Vec<T, Bytes>::kWidth;
+  int64_t n = 0;
+  for (; n + NB <= N; n += NB)
+    for (int64_t f = 0; f < vector_floats; f += kWidth)
+      complex_products_block<T, Bytes, MB, NB>(R, A_rows, m0 * a_m + f, a_m, B_rows, n * b_n + f, b_n,
+                                               out + m0 * o_m + n * o_n + f, o_m, o_n);
+  for (; n < N; ++n)
+    for (int64_t f = 0; f < vector_floats; f += kWidth)
+      complex_products_block<T, Bytes, MB, 1>(R, A_rows, m0 * a_m + f, a_m, B_rows, n * b_n + f, b_n,
+                                              out + m0 * o_m + n * o_n + f, o_m, o_n);
+}
+
+// complex_products with offsets in T (twice the complex numbers')
+template <typename T, int Bytes, int MB, int NB>
+ROWCONV_INLINE void complex_products_impl(int64_t M, int64_t N, int64_t R, int64_t F, const T* const* A_rows, int64_t a_m,
+                           const T* const* B_rows, int64_t b_n, T* out, int64_t o_m, int64_t o_n) {
+  constexpr int64_t kWidth = Vec<T, Bytes>::kWidth;
+  const int64_t floats = 2 * F, vector_floats = floats / kWidth * kWidth;
+  int64_t m = 0;
+  for (; m + MB <= M; m += MB)
+    complex_products_rows<T, Bytes, MB, NB>(m, N, R, vector_floats, A_rows, a_m, B_rows, b_n, out, o_m, o_n);
+  for (; m < M; ++m)  // (blocks of one row: the remainder is at most MB - 1 rows)
+    complex_products_rows<T, Bytes, 1, NB>(m, N, R, vector_floats, A_rows, a_m, B_rows, b_n, out, o_m, o_n);
+  complex_products_tail<T>(M, N, R, vector_floats, floats, A_rows, a_m, B_rows, b_n, out, o_m, o_n);
+}
+
 // One instantiation per instruction set: vector bytes and block shapes fitted
 // to its registers (AVX-512: 32 vector registers; AVX2 and SSE2: 16).
 #define ROWCONV_DEFINE_ISA(NAME, TARGET, BYTES, MR, NV, DOT_MR, DOT_NR, DOT_NA, DOT_TG)        \
@@ -1146,11 +1246,19 @@ ROWCONV_INLINE void transpose_impl(int64_t rows, int64_t cols, const T* src, int
     add_partials16_impl<T, BYTES>(n, row, part);                                              \
   }                                                                                           \
   template <typename T>                                                                       \
+  TARGET void complex_products_##NAME(int64_t M, int64_t N, int64_t R, int64_t F,             \
+                                      const T* const* A_rows, int64_t a_m, const T* const* B_rows, \
+                                      int64_t b_n, T* out, int64_t o_m, int64_t o_n) {        \
+    /* 4 x 2 blocks take 16 of AVX-512's 32 registers for sums, 2 x 2 8 of 16 */              \
+    complex_products_impl<T, BYTES, BYTES == 64 ? 4 : 2, 2>(M, N, R, F, A_rows, 2 * a_m, B_rows, 2 * b_n, out, 2 * o_m, 2 * o_n); \
+  }                                                                                           \
+  template <typename T>                                                                       \
   MicroKernels<T> kernels_##NAME() {                                                          \
     return {&gemm_rows_##NAME<T>, &gemm_rows_set_##NAME<T>, &gemm_rows_set_streaming_##NAME<T>,         \
             &taps_row_set_##NAME<T>, &taps_row_set_streaming_##NAME<T>,                       \
             &dot_rows_##NAME<T>, &dot_rows_sums_##NAME<T>, &taps_dot_row_##NAME<T>,           \
             &reduce_lanes_##NAME<T>, &transpose_##NAME<T>, &add_partials16_##NAME<T>,         \
+            &complex_products_##NAME<T>,                                                      \
             BYTES / static_cast<int64_t>(sizeof(T)), DOT_MR, MR, NV * BYTES / static_cast<int64_t>(sizeof(T))}; \
   }
 

@@ -126,6 +126,15 @@ struct MicroKernels {
   // block's 16 terms a lane, not with all B * W terms, and nothing is read
   // past row[n - 1].
   void (*add_partials16)(int64_t n, const T* row, double* part);
+  // Sums of complex products, vectors over frequencies (the FFT method's
+  // channel mix: spectra_mix.h): complex numbers as pairs of T (real part
+  // first), F of them a row, and
+  //   out[m * o_m + n * o_n + f] = sum_{r < R} A_rows[r][m * a_m + f] * B_rows[r][n * b_n + f]
+  // for m < M, n < N, f < F (offsets in complex numbers, the products
+  // complex). Each sum of a fixed order (r upwards), the same bits in any
+  // call that computes it; rows read and written up to F exactly.
+  void (*complex_products)(int64_t M, int64_t N, int64_t R, int64_t F, const T* const* A_rows, int64_t a_m,
+                           const T* const* B_rows, int64_t b_n, T* out, int64_t o_m, int64_t o_n);
   int64_t lanes;
   int64_t dot_rows_block;   // dot_rows is fastest on a multiple of this many rows
   int64_t gemm_rows_block;  // gemm_rows reads B once (per column block) for M up to this

@@ -7,6 +7,7 @@
 #include "grad_bias_kernel.h"
 #include "grad_input_kernel.h"
 #include "grad_weight_kernel.h"
+#include "spectrum_mix_kernel.h"
 #include "../row_conv1d_update_backend.h"
 #include "update_kernel.h"
 
@@ -15,6 +16,8 @@ namespace {
 
 struct CpuKernels {
   static constexpr bool kWritesFinalState = true;
+  // the FFT method's channel mix in the spectra's own layout
+  static constexpr fft::SpectraProducts kSpectraProducts{&cpu::mix_spectra, &cpu::correlate_spectra};
   template <typename T>
   void forward(const RowConvParams& p, const T* x, const T* w, const T* b, T* y,
                T* final_state = nullptr) const {
