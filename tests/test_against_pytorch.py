@@ -274,13 +274,37 @@ def test_grad_weight_with_vectors_over_the_taps(cfg, layout, dtype, restore_thre
     assert_matches_reference_at_1_2_3_threads(cfg, layout, dtype)
 
 
+# Grad-input where the rows have few outputs for their kernel (4 * Wout *
+# stride <= K: csrc/cpu/grad_input_weight_rows_kernel.h): every output hands
+# its gradient back through a whole weight row. One batch entry and eleven
+# (gemm_rows' blocks of 8 rows and a rest), strides, dilation, groups,
+# depthwise, padding on one side or past the row, W = 1.
+WEIGHT_ROWS_CONFIGS = [
+    Conv(3, 4, 2, 40, 6, 37, padding="valid"),                     # Wout 4
+    Conv(1, 8, 2, 1030, 8, 1024),                                  # one entry, Wout 7
+    Conv(11, 3, 2, 7, 5, 65, padding="same"),                      # K far past the row
+    Conv(2, 6, 3, 40, 4, 40, stride=3, padding=(3, 2), groups=2),  # stride 3, Wout 2
+    Conv(4, 2, 2, 84, 2, 41, dilation=2),                          # dilation 2, Wout 4
+    Conv(3, 4, 5, 20, 4, 64, padding=(50, 3), groups=4),           # depthwise, Wout 10
+    Conv(5, 2, 2, 1, 3, 9, padding=(8, 0)),                        # W 1, Wout 1
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.complex64], ids=str)
+@pytest.mark.parametrize("layout", ["contiguous", "sliced"])
+@pytest.mark.parametrize("cfg", WEIGHT_ROWS_CONFIGS, ids=str)
+def test_grad_input_through_whole_weight_rows(cfg, layout, dtype, restore_threads):
+    assert_matches_reference_at_1_2_3_threads(cfg, layout, dtype)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
-def test_grad_weight_with_vectors_over_the_taps_reads_the_carried_state(dtype):
-    """A causal chunk with a carried state (x's prefix): the taps form reads
-    the state's positions instead of the left padding (K 9, Wout 12, dilation
-    2: its last 16 inputs), against F.conv1d on the concatenation."""
+@pytest.mark.parametrize("B,Cin,H,W,Cout,K,d", [(3, 4, 2, 12, 6, 9, 2), (2, 3, 2, 4, 5, 33, 1)], ids=str)
+def test_taps_and_weight_rows_forms_read_the_carried_state(B, Cin, H, W, Cout, K, d, dtype):
+    """A causal chunk with a carried state (x's prefix), against F.conv1d on
+    the concatenation: the taps form of grad-weight reads the state's
+    positions instead of the left padding (K 9, Wout 12, dilation 2: its
+    last 16 inputs); K 33 on rows of 4 takes the weight rows' grad-input."""
     g = torch.Generator().manual_seed(11)
-    B, Cin, H, W, Cout, K, d = 3, 4, 2, 12, 6, 9, 2
     x = make_tensor((B, Cin, H, W), dtype, g, "sliced").requires_grad_()
     w = make_tensor((H, Cout, Cin, K), dtype, g, "contiguous").requires_grad_()
     s = make_tensor((B, Cin, H, d * (K - 1)), dtype, g, "contiguous").requires_grad_()

@@ -23,6 +23,7 @@
 
 #include "bf16_pairs.h"
 #include "cpu_tiling.h"
+#include "grad_input_weight_rows_kernel.h"
 #include "short_rows_kernel.h"
 
 namespace rowconv::cpu {
@@ -127,6 +128,7 @@ inline void store_phases(const acc_t* phases, int64_t phase_step, int64_t s, int
 template <typename scalar_t>
 void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
                            const scalar_t* weight, scalar_t* grad_x) {
+  if (grad_input_runs_weight_rows(p)) return row_conv1d_grad_input_weight_rows(p, grad_out, weight, grad_x);
   if constexpr (std::is_same_v<scalar_t, c10::BFloat16>) {
     if (const Bf16PairKernels* bk = bf16_pair_kernels(); bk && p.stride == 1)
       return row_conv1d_grad_input_bf16_pairs(p, grad_out, weight, grad_x, *bk);
