@@ -274,7 +274,7 @@ def test_grad_weight_with_vectors_over_the_taps(cfg, layout, dtype, restore_thre
     assert_matches_reference_at_1_2_3_threads(cfg, layout, dtype)
 
 
-# Grad-input where the rows have few outputs for their kernel (4 * Wout *
+# Grad-input where the rows have few outputs for their kernel (2 * Wout *
 # stride <= K: csrc/cpu/grad_input_weight_rows_kernel.h): every output hands
 # its gradient back through a whole weight row. One batch entry and eleven
 # (gemm_rows' blocks of 8 rows and a rest), strides, dilation, groups,

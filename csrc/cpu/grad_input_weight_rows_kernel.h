@@ -1,5 +1,5 @@
 // Gradient of the input where the rows have few outputs for their kernel
-// (grad_input_runs_weight_rows): each output t hands its gradient back
+// (grad_input_runs_weight_rows below): each output t hands its gradient back
 // through a whole (dilated) weight row,
 //   grad_x[b, ci, h, j] = sum_{co, t} grad_out[b, co, h, t] * wd[h, co, ci, j + pad_left - t * stride]
 // with wd the weight with dilation - 1 zeros between taps (zero outside its
@@ -25,12 +25,19 @@
 
 namespace rowconv::cpu {
 
-// Few outputs for the kernel: the (co, t) terms of a position number at most
-// a quarter of the taps that grad_input_kernel.h runs there (K / stride a
-// phase), which leaves room for this form's lower rate where there are few
-// batch entries (one row of gemm_rows' blocks at B = 1).
+// Few outputs for the kernel. The work against grad_input_kernel.h's is
+// Wout * stride / K (its phases run K / stride taps a position), at a lower
+// rate with few batch entries (gemm_rows' blocks are 8 rows of them on
+// AVX-512). In-process A/B, Zen 4, 2 threads, 'valid' rows of Wout outputs,
+// time of this form over the other at K / (Wout * stride) = 1, 1.5, 2, 4:
+//   B 1, Cin = Cout = 8, K 16-256    1.19-1.73  0.79-1.18  0.80-0.85  0.43-0.70
+//   B 1, depthwise, 256 rows         0.61-1.31  0.46-0.78  0.48-0.86  0.33-0.73
+//   B 8-16, Cin = Cout 16-64         0.87-1.02  0.47-0.70  0.49-0.63  0.26-0.43
+//   B 16, depthwise                  0.31-0.67  0.24-0.47  0.26-0.35  0.18-0.28
+// So K >= 2 Wout * stride, or 1.5 Wout * stride with 8 entries or more.
 inline bool grad_input_runs_weight_rows(const RowConvParams& p) {
-  return 4 * p.out_width * p.stride <= p.kernel_size;
+  const int64_t reach = p.out_width * p.stride;
+  return 2 * reach <= p.kernel_size || (p.batch >= 8 && 3 * reach <= 2 * p.kernel_size);
 }
 
 template <typename scalar_t>
