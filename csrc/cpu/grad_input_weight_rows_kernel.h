@@ -34,6 +34,10 @@ namespace rowconv::cpu {
 //   B 1, depthwise, 256 rows         0.61-1.31  0.46-0.78  0.48-0.86  0.33-0.73
 //   B 8-16, Cin = Cout 16-64         0.87-1.02  0.47-0.70  0.49-0.63  0.26-0.43
 //   B 16, depthwise                  0.31-0.67  0.24-0.47  0.26-0.35  0.18-0.28
+// Against the short rows' grad-input (short_rows_kernel.h, many channels on
+// rows of W < 32, which this rule comes before): (4,128,1,7) Cout 128 K 257
+// stride 2 0.19x, (2,64,3,7) K 127 stride 2 0.19x; K / (Wout * stride) of
+// 1.5-2.1 with B 4-16 0.72-1.01x; 1.1 1.16-1.29x (not taken).
 // So K >= 2 Wout * stride, or 1.5 Wout * stride with 8 entries or more.
 inline bool grad_input_runs_weight_rows(const RowConvParams& p) {
   const int64_t reach = p.out_width * p.stride;
