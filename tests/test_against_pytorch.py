@@ -297,13 +297,37 @@ def test_grad_input_through_whole_weight_rows(cfg, layout, dtype, restore_thread
     assert_matches_reference_at_1_2_3_threads(cfg, layout, dtype)
 
 
+# The forward with vectors over the taps (csrc/cpu/forward_taps_kernel.h:
+# rows of at most half a vector of outputs, K of 4 vectors and 16 taps an
+# output or more): strides, dilation, groups, depthwise, padding past the
+# row, W 1, and pieces of the batch (40 output channels: 6 entries a piece).
+FORWARD_TAPS_CONFIGS = [
+    Conv(3, 4, 2, 70, 6, 67, padding="valid"),                      # Wout 4
+    Conv(1, 1, 5, 200, 1, 200),                                     # depthwise, one output
+    Conv(5, 6, 2, 110, 4, 100, stride=3, padding=(2, 0), groups=2), # stride 3, Wout 5
+    Conv(3, 2, 2, 142, 2, 70, dilation=2),                          # dilation 2, Wout 4
+    Conv(2, 3, 3, 7, 4, 129, padding="same"),                       # K far past the row
+    Conv(30, 1, 1, 258, 40, 257),                                   # five pieces of 6 entries
+    Conv(3, 2, 2, 1, 2, 64, padding=(40, 23)),                      # W 1
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.complex64], ids=str)
+@pytest.mark.parametrize("layout", ["contiguous", "sliced"])
+@pytest.mark.parametrize("cfg", FORWARD_TAPS_CONFIGS, ids=str)
+def test_forward_with_vectors_over_the_taps(cfg, layout, dtype, restore_threads):
+    assert_matches_reference_at_1_2_3_threads(cfg, layout, dtype)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
-@pytest.mark.parametrize("B,Cin,H,W,Cout,K,d", [(3, 4, 2, 12, 6, 9, 2), (2, 3, 2, 4, 5, 33, 1)], ids=str)
+@pytest.mark.parametrize("B,Cin,H,W,Cout,K,d", [(3, 4, 2, 12, 6, 9, 2), (2, 3, 2, 4, 5, 33, 1),
+                                               (2, 2, 2, 3, 3, 65, 1)], ids=str)
 def test_taps_and_weight_rows_forms_read_the_carried_state(B, Cin, H, W, Cout, K, d, dtype):
     """A causal chunk with a carried state (x's prefix), against F.conv1d on
     the concatenation: the taps form of grad-weight reads the state's
     positions instead of the left padding (K 9, Wout 12, dilation 2: its
-    last 16 inputs); K 33 on rows of 4 takes the weight rows' grad-input."""
+    last 16 inputs); K 33 on rows of 4 takes the weight rows' grad-input,
+    K 65 on rows of 3 the forward with vectors over the taps too."""
     g = torch.Generator().manual_seed(11)
     x = make_tensor((B, Cin, H, W), dtype, g, "sliced").requires_grad_()
     w = make_tensor((H, Cout, Cin, K), dtype, g, "contiguous").requires_grad_()

@@ -479,6 +479,21 @@ acc_t* load_window_line_aligned(const scalar_t* row, int64_t length, int64_t ste
   return dst;
 }
 
+// The `span` positions of x's row (b, c, h) from `start`, split into the
+// dilation's phases: position start + q + dilation * i at dst[q * phase_len
+// + i], read as load_window reads (zeros outside the row, the carried state
+// before it). The windows of the forms with vectors over the taps
+// (forward_taps_kernel.h, grad_weight_taps_kernel.h), whose K taps of an
+// output are then a contiguous run of one phase.
+template <typename scalar_t, typename acc_t>
+inline void load_phase_windows(const RowConvParams& p, const scalar_t* x, int64_t b, int64_t c, int64_t h,
+                               int64_t start, int64_t span, acc_t* dst, int64_t phase_len) {
+  const int64_t d = p.dilation;
+  for (int64_t q = 0; q < std::min(d, span); ++q)
+    load_window(x + p.in_offset(b, c, h, 0), p.width, p.in_stride_w, start + q, ceil_div(span - q, d),
+                dst + q * phase_len, d, p.prefix_row<scalar_t>(b, c, h), p.prefix_width, p.pre_stride_w);
+}
+
 // The columns [lo, hi) of a tile [t0, t0 + n) that the forward and
 // grad-input read in place (rows pointing into x or grad_out, no copy):
 // those whose windows lie inside the row, [inside_lo, inside_hi), where it

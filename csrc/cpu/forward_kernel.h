@@ -24,6 +24,7 @@
 
 #include "bf16_pairs.h"
 #include "cpu_tiling.h"
+#include "forward_taps_kernel.h"
 #include "short_rows_kernel.h"
 
 namespace rowconv::cpu {
@@ -213,11 +214,13 @@ void row_conv1d_forward_depthwise(const RowConvParams& p, const scalar_t* x, con
 template <typename scalar_t>
 void row_conv1d_forward(const RowConvParams& p, const scalar_t* x, const scalar_t* weight,
                         const scalar_t* bias, scalar_t* y, scalar_t* final_state = nullptr) {
+  using acc_t = at::opmath_type<scalar_t>;
+  if (!final_state && forward_runs_taps(p, micro_kernels<acc_t>().lanes))  // (no final state to copy there)
+    return row_conv1d_forward_taps(p, x, weight, bias, y);
   if constexpr (std::is_same_v<scalar_t, c10::BFloat16>) {
     if (const Bf16PairKernels* bk = bf16_pair_kernels(); bk && p.stride == 1)
       return row_conv1d_forward_bf16_pairs(p, x, weight, bias, y, final_state, *bk);
   }
-  using acc_t = at::opmath_type<scalar_t>;
   if constexpr (std::is_same_v<scalar_t, acc_t>) {  // (short_rows_kernel.h; no final state to copy there)
     if (forward_runs_short_rows(p) && !final_state) return row_conv1d_forward_short_rows(p, x, weight, bias, y);
   }

@@ -129,10 +129,7 @@ void row_conv1d_grad_weight_taps(const RowConvParams& p, const scalar_t* grad_ou
           for (int64_t ci = first; ci < first + count; ++ci) {
             const int64_t c = g * cin_g + ci;
             for (int64_t e = 0; e < n_entries; ++e)
-              for (int64_t q = 0; q < std::min(d, span); ++q)
-                load_window(x + p.in_offset(b0 + e, c, h, 0), p.width, p.in_stride_w, start + q,
-                            ceil_div(span - q, d), windows.data() + e * window_len + q * phase_len, d,
-                            p.prefix_row<scalar_t>(b0 + e, c, h), p.prefix_width, p.pre_stride_w);
+              load_phase_windows(p, x, b0 + e, c, h, start, span, windows.data() + e * window_len, phase_len);
             // acc[ci][co][k] += sum over the piece's columns j of gout[co][j] * tap_rows[j][k]
             mk.gemm_rows(cout_g, K, n_entries * n, gout_rows.data(), tap_rows.data(),
                          sums.acc.data() + (ci - first) * cout_g * ldc, ldc);
