@@ -1144,8 +1144,9 @@ ROWCONV_INLINE void complex_products_rows(int64_t m0, int64_t N, int64_t R, int6
 
 // complex_products with offsets in T (twice the complex numbers')
 template <typename T, int Bytes, int MB, int NB>
-ROWCONV_INLINE void complex_products_impl(int64_t M, int64_t N, int64_t R, int64_t F, const T* const* A_rows, int64_t a_m,
-                           const T* const* B_rows, int64_t b_n, T* out, int64_t o_m, int64_t o_n) {
+ROWCONV_INLINE void complex_products_impl(int64_t M, int64_t N, int64_t R, int64_t F, const T* const* A_rows,
+                                          int64_t a_m, const T* const* B_rows, int64_t b_n, T* out, int64_t o_m,
+                                          int64_t o_n) {
   constexpr int64_t kWidth = Vec<T, Bytes>::kWidth;
   const int64_t floats = 2 * F, vector_floats = floats / kWidth * kWidth;
   int64_t m = 0;

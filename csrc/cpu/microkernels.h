@@ -127,12 +127,13 @@ struct MicroKernels {
   // past row[n - 1].
   void (*add_partials16)(int64_t n, const T* row, double* part);
   // Sums of complex products, vectors over frequencies (the FFT method's
-  // channel mix: spectra_mix.h): complex numbers as pairs of T (real part
-  // first), F of them a row, and
+  // channel mix: spectrum_mix_kernel.h): complex numbers as pairs of T
+  // (real part first), F of them a row, and
   //   out[m * o_m + n * o_n + f] = sum_{r < R} A_rows[r][m * a_m + f] * B_rows[r][n * b_n + f]
   // for m < M, n < N, f < F (offsets in complex numbers, the products
-  // complex). Each sum of a fixed order (r upwards), the same bits in any
-  // call that computes it; rows read and written up to F exactly.
+  // complex). Each sum in a fixed order (r upwards, the real parts' and the
+  // imaginary parts' products apart, then combined); rows read and written
+  // up to F exactly.
   void (*complex_products)(int64_t M, int64_t N, int64_t R, int64_t F, const T* const* A_rows, int64_t a_m,
                            const T* const* B_rows, int64_t b_n, T* out, int64_t o_m, int64_t o_n);
   int64_t lanes;

@@ -11,7 +11,6 @@
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
-#include <c10/util/complex.h>
 
 #include <algorithm>
 #include <vector>
