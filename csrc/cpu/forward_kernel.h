@@ -215,7 +215,7 @@ template <typename scalar_t>
 void row_conv1d_forward(const RowConvParams& p, const scalar_t* x, const scalar_t* weight,
                         const scalar_t* bias, scalar_t* y, scalar_t* final_state = nullptr) {
   using acc_t = at::opmath_type<scalar_t>;
-  if (!final_state && forward_runs_taps(p, micro_kernels<acc_t>().lanes))  // (no final state to copy there)
+  if (!final_state && forward_runs_taps<acc_t>(p))  // (no final state to copy there)
     return row_conv1d_forward_taps(p, x, weight, bias, y);
   if constexpr (std::is_same_v<scalar_t, c10::BFloat16>) {
     if (const Bf16PairKernels* bk = bf16_pair_kernels(); bk && p.stride == 1)

@@ -36,9 +36,19 @@ namespace rowconv::cpu {
 //   K 256: Wout 1 0.19-0.54, 4 0.36-0.57, 8 0.48-0.74, 15 0.68-1.52;
 //   K 1024: Wout 1 0.20-0.47, 4 0.27-0.53, 8 0.21-0.68, 15 0.58-2.25;
 //   Cout_g 32 (B 8): K 64 0.82-1.46, K 256 0.71-1.16, K 1024 0.60-1.22.
-inline bool forward_runs_taps(const RowConvParams& p, int64_t lanes) {
-  const int64_t K = p.kernel_size, Wo = p.out_width;
-  return 2 * Wo <= lanes && K >= 4 * lanes && K >= 16 * Wo && (p.out_per_group < 2 * lanes || K >= 16 * lanes);
+// bfloat16 (float sums; the other forms' include vdpbf16ps pairs), the
+// same shapes, Wout 1-4, K 64-1024: 0.09-0.85. Double (8 lanes, so Wout
+// <= 4 and K >= 32 by the same rule), Wout 1-4, K 32-256: 0.89-3.27
+// (depthwise (1,1,1024) 1.46-3.13), 0.51-0.95 on depthwise (16,1,64) only:
+// not taken for double.
+template <typename acc_t>
+inline bool forward_runs_taps(const RowConvParams& p) {
+  if constexpr (sizeof(acc_t) != 4) {
+    return false;
+  } else {
+    const int64_t lanes = micro_kernels<acc_t>().lanes, K = p.kernel_size, Wo = p.out_width;
+    return 2 * Wo <= lanes && K >= 4 * lanes && K >= 16 * Wo && (p.out_per_group < 2 * lanes || K >= 16 * lanes);
+  }
 }
 
 template <typename scalar_t>
