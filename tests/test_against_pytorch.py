@@ -290,7 +290,7 @@ WEIGHT_ROWS_CONFIGS = [
 ]
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.complex64], ids=str)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16, torch.complex64], ids=str)
 @pytest.mark.parametrize("layout", ["contiguous", "sliced"])
 @pytest.mark.parametrize("cfg", WEIGHT_ROWS_CONFIGS, ids=str)
 def test_grad_input_through_whole_weight_rows(cfg, layout, dtype, restore_threads):
@@ -312,7 +312,7 @@ FORWARD_TAPS_CONFIGS = [
 ]
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.complex64], ids=str)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16, torch.complex64], ids=str)
 @pytest.mark.parametrize("layout", ["contiguous", "sliced"])
 @pytest.mark.parametrize("cfg", FORWARD_TAPS_CONFIGS, ids=str)
 def test_forward_with_vectors_over_the_taps(cfg, layout, dtype, restore_threads):

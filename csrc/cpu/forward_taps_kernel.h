@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "convert_runs.h"
 #include "cpu_tiling.h"
 
 namespace rowconv::cpu {
@@ -64,10 +65,7 @@ void row_conv1d_forward_taps(const RowConvParams& p, const scalar_t* x, const sc
   const int64_t ldw = ceil_div(K, lanes) * lanes;
   std::vector<acc_t> w(p.rows * p.out_channels * cin_g * ldw, acc_t(0));
   at::parallel_for(0, p.rows * p.out_channels, grain_for(cin_g * K), [&](int64_t begin, int64_t end) {
-    for (int64_t hc = begin; hc < end; ++hc)
-      for (int64_t ci = 0; ci < cin_g; ++ci)
-        for (int64_t k = 0; k < K; ++k)
-          w[(hc * cin_g + ci) * ldw + k] = static_cast<acc_t>(weight[(hc * cin_g + ci) * K + k]);
+    for (int64_t row = begin * cin_g; row < end * cin_g; ++row) load_run(weight + row * K, K, w.data() + row * ldw);
   });
   // A piece: `entries` whole rows side by side (all of them a row's
   // outputs: Wo < lanes), their lane partials (Cout_g x columns) within 32 KiB.
@@ -79,7 +77,8 @@ void row_conv1d_forward_taps(const RowConvParams& p, const scalar_t* x, const sc
   const int64_t pieces = ceil_div(p.batch, entries);
   const int64_t items = p.rows * p.groups * pieces;
   at::parallel_for(0, items, grain_for(columns * cout_g * cin_g * K), [&](int64_t begin, int64_t end) {
-    std::vector<acc_t> windows(entries * window_len, acc_t(0)), partials(cout_g * columns * lanes), sums(cout_g * columns);
+    std::vector<acc_t> windows(entries * window_len, acc_t(0)), partials(cout_g * columns * lanes),
+        sums(cout_g * columns);
     std::vector<const acc_t*> w_rows(cout_g), tap_rows(columns);
     // column (e, t) reads slot e's window from position t * stride
     for (int64_t e = 0; e < entries; ++e)
@@ -105,7 +104,8 @@ void row_conv1d_forward_taps(const RowConvParams& p, const scalar_t* x, const sc
         const acc_t b = bias ? static_cast<acc_t>(bias[p.bias_offset(h, g * cout_g + co)]) : acc_t(0);
         for (int64_t e = 0; e < n_entries; ++e)
           for (int64_t t = 0; t < Wo; ++t)
-            y[p.output_offset(b0 + e, g * cout_g + co, h, t)] = static_cast<scalar_t>(sums[co * columns + e * Wo + t] + b);
+            y[p.output_offset(b0 + e, g * cout_g + co, h, t)] =
+                static_cast<scalar_t>(sums[co * columns + e * Wo + t] + b);
       }
     }
   });

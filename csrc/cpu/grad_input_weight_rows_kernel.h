@@ -20,6 +20,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "convert_runs.h"
 #include "cpu_tiling.h"
 #include "microkernels.h"
 
@@ -94,10 +95,8 @@ void row_conv1d_grad_input_weight_rows(const RowConvParams& p, const scalar_t* g
                          : out.data();
       mk.gemm_rows_set(B, W, terms, a_rows.data(), b_rows.data(), nullptr, C, ldc, nullptr);
       if constexpr (!kDirect) {
-        for (int64_t b = 0; b < B; ++b) {
-          scalar_t* dst = grad_x + p.grad_input_offset(b, g * cin_g + ci, h, 0);
-          for (int64_t j = 0; j < W; ++j) dst[j] = static_cast<scalar_t>(out[b * W + j]);
-        }
+        for (int64_t b = 0; b < B; ++b)
+          store_run(out.data() + b * W, W, grad_x + p.grad_input_offset(b, g * cin_g + ci, h, 0));
       }
     }
   });
