@@ -231,6 +231,25 @@ inline bool fetches_into_l2() {
   static const bool into_l2 = l1d_cache_bytes() < 48 * 1024;
   return into_l2;
 }
+// Whether a product fetches the next item's (or step's) operands as it goes
+// (the forward's and grad-input's next item, grad-weight's next step:
+// LineFetch): only where the L2 holds 1 MiB or more (Zen 4, Zen 5; Zen 3:
+// 512 KiB). On Zen 3 (AVX2), in-process against not fetching, same bits, 2
+// threads, those fetches cost grad-weight's dot form 1.15-1.65x the time
+// ((32,15,10,4096) K 3, (32,8,32,2048) K 9, (64,2,64,2048) Cout 4 K 5,
+// narrow (64,4,64,512) K 7), the forward 1.06-1.17x (narrow, K 9, Cout 4
+// K 5; forum-long 0.97-1.01x) and grad-input 1.0-1.11x. Grad-weight's item
+// holds up to half the L2 in accumulators (its runs) and a tile of about
+// 128 KiB: with the next step's lines fetched beside them, a 512 KiB L2
+// overflows. The forward's loss has no such count to explain it (its
+// tiles and the next ones fit); AVX2's product steps of 8 lanes also let
+// narrow and Cout 4 K 5 forwards fetch where AVX-512's do not. The copied
+// windows' fetches (fetch_window_ahead) are kept there: without them the
+// wide grad-weight took 1.15x the time, the others 0.97-1.04x.
+inline bool products_fetch_ahead() {
+  static const bool fetch = l2_cache_bytes() >= 1024 * 1024;
+  return fetch;
+}
 
 // Fetches as a product goes (LineFetch) of the next product's `count` rows,
 // the first `elements` of each, spread over the product's `steps` steps

@@ -271,7 +271,7 @@ void row_conv1d_forward(const RowConvParams& p, const scalar_t* x, const scalar_
   // forum-long 0.69-0.74x in alternating processes against the previous
   // build: the same within the noise, and no code in the loops).
   const bool fetch_next_item =
-      reads_in_place && p.operands_from_memory &&
+      reads_in_place && p.operands_from_memory && products_fetch_ahead() &&
       2 * lines_of_rows<scalar_t>(cin_g, tile + (p.kernel_size - 1) * p.dilation) <= product_steps(cout_g, R, tile, mk.lanes);
   if constexpr (!kConverts) {
     if (reads_in_place && cin_g == 1 && cout_g == 1 && (p.prefix_width == 0 || p.pre_stride_w == 1))

@@ -189,7 +189,7 @@ void row_conv1d_grad_input(const RowConvParams& p, const scalar_t* grad_out,
   // In-process A/B, same bits, Zen 5, 2 threads: (32,8,32,2048) K 9 0.54x
   // the time, (16,8,32,1024) Cout 24 K 5 0.39x, (16,8,16,2048) Cout 32 K 3
   // 0.97x; narrow (no fetches) 1.0x.
-  const bool fetch_next_item = reads_in_place && !depthwise && p.operands_from_memory &&
+  const bool fetch_next_item = reads_in_place && !depthwise && p.operands_from_memory && products_fetch_ahead() &&
                                2 * lines_of_rows<scalar_t>(cout_g, tile + (K - 1) * p.dilation) <=
                                    product_steps(cin_g, cout_g * K, tile, mk.lanes);
   const MicroKernels<acc_t>& taps_mk = depthwise_micro_kernels<acc_t>(K, -p.dilation, DepthwiseTaps::rows);

@@ -268,7 +268,7 @@ void row_conv1d_grad_weight(const RowConvParams& p, const scalar_t* grad_out, co
   // 5 the rows of taps gained from fetching (above).
   const bool fetch_next_step =
       !channel_vectors && p.stride == 1 && p.in_stride_w == 1 && p.gout_stride_w == 1 &&
-      p.operands_from_memory && !(one_row_of_taps && fetches_into_l2()) &&
+      p.operands_from_memory && products_fetch_ahead() && !(one_row_of_taps && fetches_into_l2()) &&
       2 * lines_of_rows<scalar_t>(block + cin_g, tile + (K - 1) * p.dilation) <= 9 * product_steps(block, R, tile, mk.lanes);
 
   // Each item's running sums (acc, partials) take kGradWeightFlushTerms positions (cpu_tiling.h)
