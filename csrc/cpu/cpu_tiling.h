@@ -238,7 +238,11 @@ inline bool fetches_into_l2() {
 // threads, those fetches cost grad-weight's dot form 1.15-1.65x the time
 // ((32,15,10,4096) K 3, (32,8,32,2048) K 9, (64,2,64,2048) Cout 4 K 5,
 // narrow (64,4,64,512) K 7), the forward 1.06-1.17x (narrow, K 9, Cout 4
-// K 5; forum-long 0.97-1.01x) and grad-input 1.0-1.11x. Grad-weight's item
+// K 5; forum-long 0.97-1.01x) and grad-input 1.0-1.11x; where they paid
+// most on Zen 5 ((16,8,32,1024) Cout 24 K 5 grad-input 0.39x the time,
+// (32,8,32,2048) K 9, (16,32,16,2048) Cout 32 K 3, (16,12,16,2048) K 7,
+// (8,16,16,4096) K 5, padded forum-long) they bought nothing on Zen 3
+// (forward and grad-input 0.97-1.02x without). Grad-weight's item
 // holds up to half the L2 in accumulators (its runs) and a tile of about
 // 128 KiB: with the next step's lines fetched beside them, a 512 KiB L2
 // overflows. The forward's loss has no such count to explain it (its
