@@ -231,6 +231,7 @@ inline bool fetches_into_l2() {
   static const bool into_l2 = l1d_cache_bytes() < 48 * 1024;
   return into_l2;
 }
+
 // Whether a product fetches the next item's (or step's) operands as it goes
 // (the forward's and grad-input's next item, grad-weight's next step:
 // LineFetch): only where the L2 holds 1 MiB or more (Zen 4, Zen 5; Zen 3:
