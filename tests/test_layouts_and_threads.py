@@ -377,3 +377,44 @@ def test_operands_of_half_the_cache_give_the_same_bits_from_memory_and_from_the_
             runs.append(ours)
     for name, cold, warm in zip(["output", "grad_x", "grad_weight", "grad_bias"], *runs):
         assert torch.equal(cold, warm), f"{name}: from memory and from the caches differ"
+
+
+# (dtype, chunk, dilation): rows of a chunk 2 KiB (float) or 4 KiB (double),
+# whose next lines in memory are the row's next chunk: the op fetches the
+# next row and the taps kernel fetches nothing; rows of 6 KiB: both fetch
+@pytest.mark.parametrize("dtype,chunk,dilation", [(torch.float32, 512, 1), (torch.float32, 1536, 2),
+                                                  (torch.float64, 512, 1)], ids=["short", "long", "double"])
+def test_depthwise_chunks_as_views_of_one_input_match_pytorch_and_contiguous_chunks(dtype, chunk, dilation,
+                                                                                    restore_threads):
+    """A depthwise causal convolution run in chunks x[..., i:i+chunk] of one
+    x (each row's chunk followed in memory by the same row's next chunk, not
+    by the next row), outputs of the last-level cache's size or more (stored
+    past the caches): every chunk has the same bits as a contiguous copy of
+    it, and the chunks together match PyTorch's one pass over the state and
+    x."""
+    H, K, n_chunks = 64, 4, 2
+    B = -(-last_level_cache_bytes() // (H * chunk * dtype.itemsize))  # a chunk's output >= the L3
+    gen = torch.Generator().manual_seed(41)
+    x = torch.randn(B, 1, H, n_chunks * chunk, generator=gen, dtype=dtype)
+    w = torch.randn(H, 1, 1, K, generator=gen, dtype=dtype)
+    b = torch.randn(H, 1, generator=gen, dtype=dtype)
+    state0 = torch.randn(B, 1, H, dilation * (K - 1), generator=gen, dtype=dtype)
+    torch.set_num_threads(2)
+    outputs, state, state_c = [], state0, state0
+    for view in x.split(chunk, dim=3):
+        y, state = rowconv_ext.row_conv1d(view, w, b, padding="causal", dilation=dilation, initial_state=state,
+                                          return_final_state=True)
+        y_c, state_c = rowconv_ext.row_conv1d(view.contiguous(), w, b, padding="causal", dilation=dilation,
+                                              initial_state=state_c, return_final_state=True)
+        assert torch.equal(y, y_c), "a chunk as a view and as a contiguous copy differ"
+        assert torch.equal(state, state_c)
+        outputs.append(y)
+    full = torch.cat([state0, x], dim=3).double().reshape(B, H, -1)
+    ref = torch.nn.functional.conv1d(full, w.double().reshape(H, 1, K), b.double().reshape(H), dilation=dilation,
+                                     groups=H).reshape(B, 1, H, -1)
+    # sums of K products and the bias: each output off by at most about K + 1
+    # roundings of the largest magnitude
+    eps = torch.finfo(dtype).eps
+    torch.testing.assert_close(torch.cat(outputs, dim=3).double(), ref, rtol=0,
+                               atol=(K + 1) * eps * ref.abs().max().item())
+    assert torch.equal(state, x[..., -dilation * (K - 1):])

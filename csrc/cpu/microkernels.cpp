@@ -675,13 +675,12 @@ ROWCONV_INLINE void taps_row_block_by_tap(int64_t n0, int64_t N, int64_t K, int6
 // carried state, in-process: 0.90-0.92x the time on 2 threads, 0.78x on one).
 template <typename T, int64_t Cols>
 ROWCONV_INLINE void fetch_ahead(const T* x) {
-  constexpr int64_t kAhead = 2048;
-  const char* line = reinterpret_cast<const char*>(x) + kAhead;
+  const char* line = reinterpret_cast<const char*>(x) + kTapsFetchAheadBytes;
   for (int64_t l = 0; l < Cols * static_cast<int64_t>(sizeof(T)); l += 64) prefetch_line(line + l);
 }
 // NVS x TG: the shared blocks' accumulators and the taps a group holds in
 // registers next to them and the loaded vector.
-template <typename T, int Bytes, int NVS, int TG, bool Down, bool Streaming>
+template <typename T, int Bytes, int NVS, int TG, bool Down, bool Streaming, bool Fetch>
 ROWCONV_INLINE void taps_row_blocks(int64_t N, int64_t K, int64_t step, const T* w, const T* x, const T* init,
                                     T* y) {
   using X = Vec<T, Bytes>;
@@ -693,20 +692,21 @@ ROWCONV_INLINE void taps_row_blocks(int64_t N, int64_t K, int64_t step, const T*
   int64_t n0 = 0;
   if (tc.taps >= 2) {
     for (; n0 + kSharedCols <= N; n0 += kSharedCols) {
-      if constexpr (Streaming) fetch_ahead<T, kSharedCols>(x + n0);
+      if constexpr (Fetch) fetch_ahead<T, kSharedCols>(x + n0);
       taps_row_block<T, Bytes, NVS, TG, Down, Streaming>(n0, N, step, tc, w, x, from, y);
     }
   }
   for (; n0 + kCols <= N; n0 += kCols) {
-    if constexpr (Streaming) fetch_ahead<T, kCols>(x + n0);
+    if constexpr (Fetch) fetch_ahead<T, kCols>(x + n0);
     taps_row_block_by_tap<T, Bytes, NV, Streaming>(n0, N, K, step, tc.P, w, x, from, y);
   }
   if (n0 < N) {  // the last block fetches ahead too: the next row's input where rows are short
-    if constexpr (Streaming) fetch_ahead<T, kCols>(x + n0);
+    if constexpr (Fetch) fetch_ahead<T, kCols>(x + n0);
     taps_row_block_by_tap<T, Bytes, NV, Streaming>(n0, N, K, step, tc.P, w, x, from, y);
   }
 }
-template <typename T, int Bytes, bool Streaming>
+// (Fetch: a streaming row's fetches ahead, fetch_ahead)
+template <typename T, int Bytes, bool Streaming, bool Fetch = Streaming>
 ROWCONV_INLINE void taps_row_impl(int64_t N, int64_t K, int64_t step, const T* w, const T* x, const T* init,
                                   T* y) {
   // 16 registers: 10 accumulators (more than the 8 that hide the FMA
@@ -721,8 +721,8 @@ ROWCONV_INLINE void taps_row_impl(int64_t N, int64_t K, int64_t step, const T* w
   // slack: they run only where all their columns are wanted.
   constexpr int NVS = Bytes >= 64 ? 16 : 10;
   constexpr int TG = Bytes >= 64 ? 12 : 4;
-  if (step < 0) return taps_row_blocks<T, Bytes, NVS, TG, true, Streaming>(N, K, step, w, x, init, y);
-  taps_row_blocks<T, Bytes, NVS, TG, false, Streaming>(N, K, step, w, x, init, y);
+  if (step < 0) return taps_row_blocks<T, Bytes, NVS, TG, true, Streaming, Fetch>(N, K, step, w, x, init, y);
+  taps_row_blocks<T, Bytes, NVS, TG, false, Streaming, Fetch>(N, K, step, w, x, init, y);
 }
 
 // One MR x NR block of dot products, added to its lane partials in P
@@ -1218,6 +1218,11 @@ ROWCONV_INLINE void complex_products_impl(int64_t M, int64_t N, int64_t R, int64
     taps_row_impl<T, BYTES, true>(N, K, step, w, x, init, y);                                 \
   }                                                                                           \
   template <typename T>                                                                       \
+  TARGET void taps_row_set_streaming_unfetched_##NAME(int64_t N, int64_t K, int64_t step,     \
+                                                      const T* w, const T* x, const T* init, T* y) { \
+    taps_row_impl<T, BYTES, true, false>(N, K, step, w, x, init, y);                          \
+  }                                                                                           \
+  template <typename T>                                                                       \
   TARGET void dot_rows_##NAME(int64_t M, int64_t R, int64_t N, const T* const* A_rows,        \
                               const T* const* B_rows, T* P, int64_t ldp, LineFetch* fetch) {  \
     if (fetch) return dot_rows_impl<T, BYTES, DOT_MR, DOT_NR, false, true>(M, R, N, A_rows, B_rows, P, ldp, 1, fetch); \
@@ -1257,6 +1262,7 @@ ROWCONV_INLINE void complex_products_impl(int64_t M, int64_t N, int64_t R, int64
   MicroKernels<T> kernels_##NAME() {                                                          \
     return {&gemm_rows_##NAME<T>, &gemm_rows_set_##NAME<T>, &gemm_rows_set_streaming_##NAME<T>,         \
             &taps_row_set_##NAME<T>, &taps_row_set_streaming_##NAME<T>,                       \
+            &taps_row_set_streaming_unfetched_##NAME<T>,                                      \
             &dot_rows_##NAME<T>, &dot_rows_sums_##NAME<T>, &taps_dot_row_##NAME<T>,           \
             &reduce_lanes_##NAME<T>, &transpose_##NAME<T>, &add_partials16_##NAME<T>,         \
             &complex_products_##NAME<T>,                                                      \

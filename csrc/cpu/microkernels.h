@@ -19,6 +19,10 @@ constexpr int64_t kRowSlack = 128;
 // add_partials16's blocks (a multiple of 32)
 constexpr int64_t kPartialsBlock = 256;
 
+// How far ahead of its block taps_row_set_streaming fetches x (fetch_ahead
+// in microkernels.cpp): past the row's end, the lines that follow it in memory.
+constexpr int64_t kTapsFetchAheadBytes = 2048;
+
 // Fetches the line of p into L1 (prefetcht0), or into L2 only (kIntoL2:
 // prefetcht1). (An asm statement, not __builtin_prefetch: GCC deleted
 // prefetch_run's loop of nothing but __builtin_prefetch calls as a loop
@@ -89,6 +93,11 @@ struct MicroKernels {
   // row whatever its N, its blocks, its alignment and the thread running it.
   void (*taps_row_set)(int64_t N, int64_t K, int64_t step, const T* w, const T* x, const T* init, T* y);
   void (*taps_row_set_streaming)(int64_t N, int64_t K, int64_t step, const T* w, const T* x, const T* init, T* y);
+  // taps_row_set_streaming without its fetches of x kTapsFetchAheadBytes
+  // ahead: for a row whose next lines in memory are not read next (the
+  // caller fetches the next row; kernel_fetches_next_input).
+  void (*taps_row_set_streaming_unfetched)(int64_t N, int64_t K, int64_t step, const T* w, const T* x,
+                                           const T* init, T* y);
   // Dot products sum_{n < N} A_rows[m][n] * B_rows[r][n] (m < M, r < R),
   // kept as `lanes` partial sums each: lane l of P[(m * ldp + r) * lanes + l]
   // accumulates the terms with n % lanes == l, so that long reductions made
