@@ -162,14 +162,16 @@ void row_conv1d_forward_bf16_pairs(const RowConvParams& p, const scalar_t* x, co
 // not the next ones read (chunks of one x, x[..., i:i+512]: the same row's
 // next chunk, fetched for nothing), so this fetches the next item's first
 // lines itself, and the kernel fetches only for a tile longer than twice
-// the distance (most of its fetches then inside the row). Fetching two or
-// four items ahead instead of one: 0.99-1.00x, 1.08-1.15x the time. Zen 3, 2 threads, (64,1,1024,4096) K 4 in
-// chunks of W with carried state, x[..., i:i+W], in-process against the
-// kernel's fetches only: W 512 0.68x the time, 1024 0.80x; W 2048 with the
-// kernel's fetches and the next row's 0.95x, without them 1.01x.
+// the distance (most of its fetches then inside the row). Zen 3, 2
+// threads, (64,1,1024,4096) K 4 in chunks of W with carried state,
+// x[..., i:i+W], in-process against the kernel's fetches only: W 512
+// 0.68-0.71x the time, 1024 0.80-0.91x; W 2048 with the kernel's fetches
+// and the next row's 0.92-0.95x, without them 1.01x; contiguous chunks and
+// one pass unchanged. Fetching two or four items ahead instead of one:
+// 0.99-1.00x, 1.08-1.15x the time.
 template <typename scalar_t>
 inline bool kernel_fetches_next_input(const RowConvParams& p, const scalar_t* x, const TiledItem& it, bool has_next,
-                                   int64_t tile) {
+                                      int64_t tile) {
   if (!has_next) return true;
   TiledItem next = it;
   next_tiled_item(p, tile, p.out_width, next);

@@ -20,7 +20,7 @@ constexpr int64_t kRowSlack = 128;
 constexpr int64_t kPartialsBlock = 256;
 
 // How far ahead of its block taps_row_set_streaming fetches x (fetch_ahead
-// in microkernels.cpp): past the row's end, the lines that follow it in memory.
+// in microkernels_impl.h): past the row's end, the lines that follow it in memory.
 constexpr int64_t kTapsFetchAheadBytes = 2048;
 
 // Fetches the line of p into L1 (prefetcht0), or into L2 only (kIntoL2:
