@@ -1212,20 +1212,11 @@ ROWCONV_INLINE void complex_products_impl(int64_t M, int64_t N, int64_t R, int64
     if (fetch) return gemm_rows_set_streaming_fetching_##NAME<T>(M, N, R, A_rows, B_rows, init, C, ldc, fetch); \
     gemm_rows_streaming_impl<T, BYTES, MR, NV, false>(M, N, R, A_rows, B_rows, init, C, ldc, nullptr); \
   }                                                                                           \
-  template <typename T>                                                                       \
-  TARGET void taps_row_set_##NAME(int64_t N, int64_t K, int64_t step, const T* w, const T* x, \
-                                  const T* init, T* y) {                                      \
-    taps_row_impl<T, BYTES, false>(N, K, step, w, x, init, y);                                \
-  }                                                                                           \
-  template <typename T>                                                                       \
-  TARGET void taps_row_set_streaming_##NAME(int64_t N, int64_t K, int64_t step, const T* w,   \
-                                            const T* x, const T* init, T* y) {                \
-    taps_row_impl<T, BYTES, true>(N, K, step, w, x, init, y);                                 \
-  }                                                                                           \
-  template <typename T>                                                                       \
-  TARGET void taps_row_set_streaming_unfetched_##NAME(int64_t N, int64_t K, int64_t step,     \
-                                                      const T* w, const T* x, const T* init, T* y) { \
-    taps_row_impl<T, BYTES, true, false>(N, K, step, w, x, init, y);                          \
+  /* (the table's three taps kernels: set, streaming, streaming unfetched) */                \
+  template <typename T, bool Streaming, bool Fetch>                                           \
+  TARGET void taps_row_##NAME(int64_t N, int64_t K, int64_t step, const T* w, const T* x,    \
+                              const T* init, T* y) {                                          \
+    taps_row_impl<T, BYTES, Streaming, Fetch>(N, K, step, w, x, init, y);                     \
   }                                                                                           \
   template <typename T>                                                                       \
   TARGET void dot_rows_##NAME(int64_t M, int64_t R, int64_t N, const T* const* A_rows,        \
@@ -1266,8 +1257,8 @@ ROWCONV_INLINE void complex_products_impl(int64_t M, int64_t N, int64_t R, int64
   template <typename T>                                                                       \
   MicroKernels<T> kernels_##NAME() {                                                          \
     return {&gemm_rows_##NAME<T>, &gemm_rows_set_##NAME<T>, &gemm_rows_set_streaming_##NAME<T>,         \
-            &taps_row_set_##NAME<T>, &taps_row_set_streaming_##NAME<T>,                       \
-            &taps_row_set_streaming_unfetched_##NAME<T>,                                      \
+            &taps_row_##NAME<T, false, false>, &taps_row_##NAME<T, true, true>,               \
+            &taps_row_##NAME<T, true, false>,                                                 \
             &dot_rows_##NAME<T>, &dot_rows_sums_##NAME<T>, &taps_dot_row_##NAME<T>,           \
             &reduce_lanes_##NAME<T>, &transpose_##NAME<T>, &add_partials16_##NAME<T>,         \
             &complex_products_##NAME<T>,                                                      \
