@@ -227,7 +227,9 @@ def _to_tensor(x):
         return x
     if x.dtype.isnative and all(s >= 0 for s in x.strides):
         return torch.from_numpy(x if x.flags.writeable else np.asarray(_WriteableAlias(x)))
-    return torch.from_numpy(np.ascontiguousarray(x, dtype=x.dtype.newbyteorder("=")))
+    # (a copy: ascontiguousarray keeps a negative stride along an axis of
+    # length 1, where NumPy calls the array contiguous, and torch refuses it)
+    return torch.from_numpy(np.array(x, dtype=x.dtype.newbyteorder("="), order="C", copy=True))
 
 
 class _WriteableAlias:
@@ -391,6 +393,10 @@ def _tensor_rows(a, b, lead, mode, method, result, out):
     block by block into out (allocated once where None). A single block, or one
     that autograd records, is returned without the copy into out."""
     signal, kernel, pads, length = _signal_and_kernel(a, b, mode)
+    if min(signal.shape[-1], kernel.shape[-1]) == 1:
+        # scipy's FFT skips an axis of length 1 (fftconvolve: in1 * in2, in
+        # the inputs' dtype): the direct method's products, exact and wrapping
+        method = "direct"
     rows = int(np.prod(lead))
     step = _rows_per_block(signal.shape[-1], kernel.shape[-1], pads, _compute_itemsize(result))
     read_signal, read_kernel = _row_reader(signal, lead), _row_reader(kernel, lead)

@@ -446,6 +446,45 @@ def test_integers_under_fft_are_scipys_fft(dtype, mode):
         assert np.array_equal(convolve_rows(torch.from_numpy(x), torch.from_numpy(y), mode, "fft").numpy(), ref)
 
 
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("dtype", INTEGERS + [np.float32, np.complex128])
+def test_fft_with_rows_of_one_is_scipys_product(dtype, mode):
+    # scipy's fftconvolve skips an axis of length 1 (in1 * in2 in the inputs'
+    # dtype): exact and wrapping, no float64 rounding, for every dtype
+    rng = np.random.default_rng([np.dtype(dtype).num, MODES.index(mode), 2])
+    a, b = _random(rng, dtype, (3, 9)), _random(rng, dtype, (3, 1))
+    if np.dtype(dtype) == np.int64:  # beyond float64's integers
+        a[0, :3] = [2**60 + 1, 2**59 + 7, -(2**62) + 3]
+    for x, y in [(a, b), (b, a), (a[:, :1], b)]:
+        ref = _scipy_rows(x, y, mode, "fft")
+        out = convolve_rows(x, y, mode, "fft")
+        assert out.dtype == ref.dtype
+        if np.dtype(dtype).kind in "biu":
+            assert np.array_equal(out, ref)
+        else:  # one product an element: a few roundings of the largest product
+            atol = 4 * np.finfo(dtype).eps * np.abs(x).max() * np.abs(y).max()
+            np.testing.assert_allclose(out, ref, rtol=0, atol=atol)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.int32])
+def test_reversed_views_along_an_axis_of_one_match_scipy(dtype):
+    # x[::-1] along an axis of length 1: NumPy calls it contiguous, its stride
+    # is negative (torch refuses such arrays without a copy)
+    rng = np.random.default_rng(3)
+    a, b = _random(rng, dtype, (1, 40)), _random(rng, dtype, (4, 7))
+    for x, y in [(a[::-1], b[:1]), (a, b[:1, ::-1]), (b[:, :1][:, ::-1], b), (a[0][::-1], b[0, :1][::-1])]:
+        assert any(s < 0 for s in x.strides + y.strides)
+        x_, y_ = np.atleast_2d(x), np.atleast_2d(y)
+        for mode in MODES:
+            ref = _scipy_rows(x_, y_, mode, "direct")
+            out = np.atleast_2d(convolve_rows(x, y, mode))
+            if np.dtype(dtype).kind == "i":
+                np.testing.assert_array_equal(out, ref)
+            else:  # sums of up to 7 products: a few roundings of 7 of the largest products
+                atol = 4 * 7 * np.finfo(dtype).eps * np.abs(x).max() * np.abs(y).max()
+                np.testing.assert_allclose(out, ref, rtol=0, atol=atol)
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_bool_under_every_method_is_or_of_ands(method, fft_preferred):
     rng = np.random.default_rng(13)
