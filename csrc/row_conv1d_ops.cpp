@@ -102,6 +102,12 @@ TORCH_LIBRARY(rowconv, m) {
         });
   // Which build of the CPU micro-kernels runs ("avx512", "avx2", "baseline").
   m.def("cpu_isa() -> str", [] { return std::string(rowconv::cpu::cpu_isa()); });
+  // The cache sizes the CPU kernels tile for, in bytes: [L1d, L2, L3]
+  // (ROWCONV_CPU_CACHES overrides what the system reports).
+  m.def("cpu_cache_bytes() -> int[]", [] {
+    return std::vector<int64_t>{rowconv::cpu::l1d_cache_bytes(), rowconv::cpu::l2_cache_bytes(),
+                                rowconv::cpu::l3_cache_bytes()};
+  });
   // The CPU's measured FMA peak in GFLOP/s at the current thread count
   // (cpu/fma_peak.h): the ceiling the benchmarks report against.
   m.def("cpu_fma_peak_gflops(str dtype, float seconds=0.25) -> float",

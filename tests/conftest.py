@@ -264,13 +264,8 @@ _OUT_EPS = {torch.float64: 2.0**-52, torch.float32: 2.0**-23, torch.float16: 2.0
 
 
 def last_level_cache_bytes():
-    """The L3 size as the library reads it (sysfs; 32 MiB where unknown)."""
-    try:
-        size = open("/sys/devices/system/cpu/cpu0/cache/index3/size").read().strip()
-        kib = int(size[:-1]) if size.endswith("K") else 0
-    except (OSError, ValueError):
-        kib = 0
-    return kib * 1024 if 1024 <= kib <= 1024 * 1024 else 32 * 2**20
+    """The L3 size the library tiles for (sysfs, or ROWCONV_CPU_CACHES)."""
+    return torch.ops.rowconv.cpu_cache_bytes()[2]
 
 
 def tolerance(dtype, reduction_length):

@@ -1,6 +1,7 @@
 """The CPU micro-kernels exist in AVX-512, AVX2 and baseline builds, chosen at
 run time (ROWCONV_CPU_ISA forces a lower one). The selection happens once per
 process, so each build runs the sweep in a subprocess."""
+import itertools
 import os
 import pathlib
 import subprocess
@@ -27,15 +28,58 @@ def test_default_is_the_best_the_cpu_runs():
     assert _run("import torch, rowconv_ext; print(torch.ops.rowconv.cpu_isa())", "").stdout.strip() == BEST
 
 
+# The tilings and fetch rules follow the caches (Zen 3: a 512 KiB L2, the
+# products' fetches ahead off; Zen 4: a 32 KiB L1d, fetches into L2; Zen 5:
+# 48 KiB, into L1), so that a CI machine of one kind runs none of the
+# others'. So each lower instruction set's sweep runs with another machine's
+# L1d and L2 (ROWCONV_CPU_CACHES): the first with the other L2 (the fetch
+# rule flipped), the next with the other L1d; and an L3 of 2 MiB, so that the
+# sweep's shapes of 1.5 MB or more take the paths of operands past the
+# caches (outputs streamed, operands fetched ahead).
+MACHINE_CACHES = {"zen3": "l1d=32K,l2=512K", "zen4": "l1d=32K,l2=1M", "zen5": "l1d=48K,l2=1M"}
+SWEEP_L3 = "l3=2M"
+
+
+def _cache_bytes(entries):
+    """[l1d, l2, l3...] in bytes of a ROWCONV_CPU_CACHES value"""
+    return [int(e.split("=")[1][:-1]) * {"K": 2**10, "M": 2**20}[e[-1]] for e in entries.split(",")]
+
+
+def _other_machines():
+    here_l1d, here_l2, _ = torch.ops.rowconv.cpu_cache_bytes()
+    fetches = lambda l2: l2 >= 2**20  # noqa: E731  (products_fetch_ahead's rule)
+    into_l1 = lambda l1d: l1d >= 48 * 2**10  # noqa: E731  (fetches_into_l2's rule)
+    other_l2 = [m for m, c in MACHINE_CACHES.items() if fetches(_cache_bytes(c)[1]) != fetches(here_l2)]
+    other_l1d = [m for m, c in MACHINE_CACHES.items()
+                 if m not in other_l2 and into_l1(_cache_bytes(c)[0]) != into_l1(here_l1d)]
+    return other_l2 + other_l1d
+
+
+LOWER = [i for i in ORDER if ORDER.index(i) < ORDER.index(BEST)]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("isa", [i for i in ORDER if ORDER.index(i) < ORDER.index(BEST)])
-def test_lower_instruction_sets_pass_the_sweep(isa):
+@pytest.mark.parametrize("isa, machine", list(zip(LOWER, itertools.cycle(_other_machines()))))
+def test_lower_instruction_sets_pass_the_sweep_with_other_machines_caches(isa, machine):
+    caches = MACHINE_CACHES[machine] + "," + SWEEP_L3
     code = ("import sys, pytest, torch, rowconv_ext; assert torch.ops.rowconv.cpu_isa() == sys.argv[1]; "
+            "print(list(torch.ops.rowconv.cpu_cache_bytes()), flush=True); "
             "sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', 'test_against_pytorch.py', "
             "'test_layouts_and_threads.py', 'test_autograd.py', 'test_streaming_update.py']))")
-    env = dict(os.environ, ROWCONV_CPU_ISA=isa)
+    env = dict(os.environ, ROWCONV_CPU_ISA=isa, ROWCONV_CPU_CACHES=caches)
     done = subprocess.run([sys.executable, "-c", code, isa], env=env, capture_output=True, text=True, cwd=TESTS)
+    assert done.stdout.splitlines()[:1] == [str(_cache_bytes(caches))], done.stdout[:500] + done.stderr[-3000:]
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+@pytest.mark.parametrize("value, why", [("l2=1M,l4=8M", "unknown cache 'l4'"), ("l1d=4K", "l1d out of range"),
+                                        ("l2:1M", "no '=' in 'l2:1M'"), ("l3=2G", "bad size '2G'")])
+def test_bad_cache_sizes_are_a_clear_error(value, why):
+    done = subprocess.run([sys.executable, "-c", "import torch, rowconv_ext; torch.ops.rowconv.cpu_cache_bytes()"],
+                          env=dict(os.environ, ROWCONV_CPU_CACHES=value), capture_output=True, text=True, cwd=TESTS)
+    assert done.returncode != 0
+    assert "ROWCONV_CPU_CACHES must be entries like l1d=48K,l2=1M,l3=32M" in done.stderr
+    assert f"got '{value}': {why}" in done.stderr
 
 
 def test_unknown_instruction_set_is_a_clear_error():

@@ -5,6 +5,8 @@
 #include "microkernels_impl.h"
 #include "microkernels_isa.h"
 
+#include <cctype>
+
 namespace rowconv::cpu {
 namespace {
 
@@ -508,12 +510,58 @@ const HalfConversions* half_conversions() {
 #endif
 }
 
+namespace {
+// A cache's size as ROWCONV_CPU_CACHES gives it ("l1d=48K,l2=1M,l3=4M": any
+// of the three, in K, M or bytes), -1 where it does not: tests run the
+// tilings and fetch rules of other machines (Zen 3's L2, Zen 5's L1d) and,
+// with a small L3, the paths of operands past the caches on small shapes.
+// Sizes outside what such caches are, or a malformed entry, are an error.
+struct CacheLevel {
+  const char* name;
+  int64_t min_bytes, max_bytes;
+};
+constexpr CacheLevel kL1d{"l1d", 16 * 1024, 256 * 1024}, kL2{"l2", 128 * 1024, 8 * 1024 * 1024},
+    kL3{"l3", 1024 * 1024, int64_t{1024} * 1024 * 1024};
+
+int64_t cache_bytes_asked(const CacheLevel& level) {
+  const char* env = std::getenv("ROWCONV_CPU_CACHES");
+  if (env == nullptr || *env == '\0') return -1;
+  const auto bad = [&](const std::string& why) {
+    TORCH_CHECK_VALUE(false, "ROWCONV_CPU_CACHES must be entries like l1d=48K,l2=1M,l3=32M (l1d 16K-256K, ",
+                      "l2 128K-8M, l3 1M-1024M), got '", env, "': ", why);
+  };
+  int64_t asked = -1;
+  std::string entries(env);
+  for (size_t at = 0; at <= entries.size();) {
+    const size_t end = std::min(entries.find(',', at), entries.size());
+    const std::string entry = entries.substr(at, end - at);
+    at = end + 1;
+    const size_t eq = entry.find('=');
+    if (eq == std::string::npos) bad("no '=' in '" + entry + "'");
+    const std::string name = entry.substr(0, eq), value = entry.substr(eq + 1);
+    const CacheLevel* found = nullptr;
+    for (const CacheLevel* l : {&kL1d, &kL2, &kL3})
+      if (name == l->name) found = l;
+    if (found == nullptr) bad("unknown cache '" + name + "'");
+    size_t digits = 0;
+    while (digits < value.size() && digits < 12 && std::isdigit(static_cast<unsigned char>(value[digits]))) ++digits;
+    const std::string unit = value.substr(digits);
+    if (digits == 0 || !(unit.empty() || unit == "K" || unit == "M")) bad("bad size '" + value + "'");
+    const int64_t bytes = std::stoll(value.substr(0, digits)) * (unit == "K" ? 1024 : unit == "M" ? 1024 * 1024 : 1);
+    if (bytes < found->min_bytes || bytes > found->max_bytes) bad(name + " out of range");
+    if (found == &level) asked = bytes;
+  }
+  return asked;
+}
+}  // namespace
+
 int64_t l1d_cache_bytes() {
   static const int64_t bytes = [] {
+    if (const int64_t asked = cache_bytes_asked(kL1d); asked > 0) return asked;
     constexpr int64_t kDefault = 32 * 1024;
 #if defined(_SC_LEVEL1_DCACHE_SIZE)
     const long reported = sysconf(_SC_LEVEL1_DCACHE_SIZE);  // glibc: from cpuid; 0 or -1 where unknown
-    if (reported >= 16 * 1024 && reported <= 256 * 1024) return static_cast<int64_t>(reported);
+    if (reported >= kL1d.min_bytes && reported <= kL1d.max_bytes) return static_cast<int64_t>(reported);
 #endif
     return kDefault;
   }();
@@ -522,11 +570,12 @@ int64_t l1d_cache_bytes() {
 
 int64_t l2_cache_bytes() {
   static const int64_t bytes = [] {
+    if (const int64_t asked = cache_bytes_asked(kL2); asked > 0) return asked;
     constexpr int64_t kDefault = 512 * 1024;
 #if defined(_SC_LEVEL2_CACHE_SIZE)
     const long reported = sysconf(_SC_LEVEL2_CACHE_SIZE);  // glibc: from cpuid; 0 or -1 where unknown
     // (a VM may report nonsense: keep to what L2 caches are)
-    if (reported >= 128 * 1024 && reported <= 8 * 1024 * 1024) return static_cast<int64_t>(reported);
+    if (reported >= kL2.min_bytes && reported <= kL2.max_bytes) return static_cast<int64_t>(reported);
 #endif
     return kDefault;
   }();
@@ -535,6 +584,7 @@ int64_t l2_cache_bytes() {
 
 int64_t l3_cache_bytes() {
   static const int64_t bytes = [] {
+    if (const int64_t asked = cache_bytes_asked(kL3); asked > 0) return asked;
     constexpr int64_t kDefault = 32 * 1024 * 1024;
     // Linux's sysfs: the L3 that CPU 0 shares with its neighbours (in a VM
     // here, glibc's sysconf reported 320 MiB, every L3 of the host, for 32)
@@ -543,7 +593,8 @@ int64_t l3_cache_bytes() {
       char unit = 0;
       const int got = std::fscanf(f, "%ld%c", &kib, &unit);
       std::fclose(f);
-      if (got == 2 && unit == 'K' && kib >= 1024 && kib <= 1024 * 1024) return int64_t{kib} * 1024;
+      if (got == 2 && unit == 'K' && int64_t{kib} * 1024 >= kL3.min_bytes && int64_t{kib} * 1024 <= kL3.max_bytes)
+        return int64_t{kib} * 1024;
     }
     return kDefault;
   }();

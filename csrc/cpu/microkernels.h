@@ -250,6 +250,10 @@ const MicroKernels<T>& depthwise_micro_kernels(int64_t K, int64_t step, Depthwis
 // environment variable ROWCONV_CPU_ISA names a lower one.
 const char* cpu_isa();
 
+// The cache sizes below are read once at run time; the environment variable
+// ROWCONV_CPU_CACHES ("l1d=48K,l2=1M,l3=4M", any of them) overrides them, so
+// that tests run other machines' tilings and fetch rules.
+//
 // The per-core L2 cache of the CPU it runs on, in bytes (read once at run
 // time; 512 KiB where the system does not say): cache blocking that must
 // hold on 512 KiB (Zen 3) and 1 MiB (Zen 4, Zen 5) alike.
