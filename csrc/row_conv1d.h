@@ -58,6 +58,11 @@ RowConvUpdateParams check_update(const at::Tensor& x, const at::Tensor& conv_sta
                                  const std::optional<at::Tensor>& cache_seqlens,
                                  const std::optional<at::Tensor>& state_indices);
 
+// conv_state is written in place: it must not carry a lazy conjugate or
+// negative bit (check_update's check; also the update's Conjugate and
+// Negative kernels', which run before it).
+void check_state_has_no_math_bits(const char* op, const at::Tensor& conv_state);
+
 // row_conv1d_update's C++ signature, as its schema (row_conv1d_ops.cpp)
 // declares it: for typed calls through the dispatcher (its Autograd kernel,
 // the eager Python entry of python_fast_calls.cpp).

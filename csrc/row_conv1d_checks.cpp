@@ -267,6 +267,12 @@ RowConvParams check_grad_bias(const at::Tensor& grad_out) {
   return p;
 }
 
+void check_state_has_no_math_bits(const char* op, const at::Tensor& conv_state) {
+  TORCH_CHECK(!conv_state.is_conj() && !conv_state.is_neg(), op,
+              ": conv_state is written in place, so it must not be a lazy conjugate or negative "
+              "view (call .resolve_conj() or .resolve_neg() first)");
+}
+
 namespace {
 
 // cache_seqlens / state_indices of row_conv1d_update: (B,) int32 or int64 on x's device.
@@ -287,9 +293,7 @@ void check_writable_state(const char* op, const at::Tensor& state,
               ": conv_state is written in place, so it must not be an expanded view (several "
               "elements at one address), got strides ",
               state.strides());
-  TORCH_CHECK(!state.is_conj() && !state.is_neg(), op,
-              ": conv_state is written in place, so it must not be a lazy conjugate or negative "
-              "view (call .resolve_conj() first)");
+  check_state_has_no_math_bits(op, state);
   // The address ranges each tensor spans (strides are never negative): two
   // views that interleave without touching are refused too, which is simpler
   // than proving them apart.

@@ -4,7 +4,11 @@
 // wrong gradient: operands that require grad under grad mode, forward-mode
 // tangents (dual tensors, torch.func.jvp), and vmap (its batched kernel).
 // Otherwise it bumps conv_state's version counter (the in-place write that
-// autograd must see) and runs the backend kernel.
+// autograd must see) and runs the backend kernel. Its Conjugate and Negative
+// kernels (below autograd, where inference tensors come in too) replace
+// PyTorch's fallback for those bits, which runs an op on resolved copies
+// and, for a mutated argument, fails an internal assert: a conv_state with
+// either bit gets the op's own error, other operands are resolved.
 #include <ATen/core/Tensor.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <c10/core/GradMode.h>
@@ -48,6 +52,23 @@ at::Tensor update_autograd(c10::DispatchKeySet keys, const at::Tensor& x,
   return y;
 }
 
+at::Tensor update_resolving_math_bits(c10::DispatchKeySet keys, const at::Tensor& x,
+                                      const at::Tensor& conv_state, const at::Tensor& weight,
+                                      const std::optional<at::Tensor>& bias, int64_t dilation,
+                                      int64_t groups, const std::optional<at::Tensor>& cache_seqlens,
+                                      const std::optional<at::Tensor>& state_indices) {
+  check_state_has_no_math_bits("row_conv1d_update", conv_state);
+  const auto resolved = [](const at::Tensor& t) { return t.defined() ? t.resolve_conj().resolve_neg() : t; };
+  static const auto op = c10::Dispatcher::singleton()
+                             .findSchemaOrThrow("rowconv::row_conv1d_update", "")
+                             .typed<UpdateSignature>();
+  // (Negative runs before Conjugate: past both)
+  const c10::DispatchKeySet below(c10::DispatchKeySet::FULL_AFTER, c10::DispatchKey::Conjugate);
+  return op.redispatch(keys & below, resolved(x), conv_state, resolved(weight),
+                       bias.has_value() ? std::optional<at::Tensor>(resolved(*bias)) : std::nullopt, dilation,
+                       groups, cache_seqlens, state_indices);
+}
+
 void refuse_vmap(const c10::OperatorHandle&, torch::jit::Stack*) {
   TORCH_CHECK(false,
               "row_conv1d_update: vmap is not supported (an in-place decode step; its batch "
@@ -59,6 +80,14 @@ void refuse_vmap(const c10::OperatorHandle&, torch::jit::Stack*) {
 
 TORCH_LIBRARY_IMPL(rowconv, Autograd, m) {
   m.impl("row_conv1d_update", &rowconv::update_autograd);
+}
+
+TORCH_LIBRARY_IMPL(rowconv, Conjugate, m) {
+  m.impl("row_conv1d_update", &rowconv::update_resolving_math_bits);
+}
+
+TORCH_LIBRARY_IMPL(rowconv, Negative, m) {
+  m.impl("row_conv1d_update", &rowconv::update_resolving_math_bits);
 }
 
 TORCH_LIBRARY_IMPL(rowconv, FuncTorchBatched, m) {

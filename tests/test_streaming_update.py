@@ -402,6 +402,48 @@ def test_state_sharing_memory_with_x_is_refused():
         update(buf[..., 4:], buf[..., :4], a["weight"], a["bias"], 2, 2)
 
 
+@pytest.mark.parametrize("entry", ["function", "torch.ops"])
+@pytest.mark.parametrize("mode", ["no_grad", "inference_mode"])
+@pytest.mark.parametrize("bit", ["conj", "neg"])
+def test_state_with_a_conjugate_or_negative_bit_is_refused(bit, mode, entry):
+    # (PyTorch's fallback for those bits ran the op on a resolved copy of the
+    # state and failed an internal assert before the op's check could run)
+    a = _good(torch.complex64)
+    call = update if entry == "function" else lambda *args: torch.ops.rowconv.row_conv1d_update(*args, None, None)
+    with getattr(torch, mode)():
+        state = a["conv_state"].clone()
+        lazy = state.conj() if bit == "conj" else state.conj().imag  # .imag of a conjugate: the negative bit
+        x, w, b = (a["x"], a["weight"], a["bias"]) if bit == "conj" else (a["x"].real, a["weight"].real, a["bias"].real)
+        assert lazy.is_conj() if bit == "conj" else lazy.is_neg()
+        before = lazy.clone()
+        with pytest.raises(RuntimeError, match="conv_state is written in place, so it must not be a lazy "
+                                               "conjugate or negative view"):
+            call(x, lazy, w, b, a["dilation"], a["groups"])
+        assert torch.equal(lazy, before)
+
+
+@pytest.mark.parametrize("mode", ["no_grad", "inference_mode"])
+@pytest.mark.parametrize("bit", ["conj", "neg"])
+def test_operands_with_a_conjugate_or_negative_bit_are_read_as_their_values(bit, mode):
+    a = _good(torch.complex128)
+    if bit == "conj":
+        x, w, b, state = a["x"], a["weight"], a["bias"], a["conv_state"]
+        with_bit = lambda v: v.conj_physical().conj()  # noqa: E731  (v's values, the conjugate bit)
+    else:
+        x, w, b, state = a["x"].imag, a["weight"].imag, a["bias"].imag, a["conv_state"].imag
+        with_bit = lambda v: torch.complex(torch.zeros_like(v), -v).conj().imag  # noqa: E731  (the negative bit)
+    lazy = dict(x=with_bit(x), weight=with_bit(w), bias=with_bit(b))
+    assert all((t.is_conj() if bit == "conj" else t.is_neg()) and torch.equal(t, v)
+               for t, v in zip(lazy.values(), (x, w, b)))
+    S = state.shape[-1]
+    want, bound = expected_and_tolerance(torch.cat([state, x], -1), w, b, a["dilation"], a["groups"])
+    with getattr(torch, mode)():
+        got_state = state.clone()
+        got = update(lazy["x"], got_state, lazy["weight"], lazy["bias"], a["dilation"], a["groups"])
+    assert_close_bound(got, want, bound)
+    assert torch.equal(got_state, torch.cat([state, x], -1)[..., -S:])
+
+
 def test_mismatched_devices_are_refused():
     a = _good()
     if DEVICE == "cpu":
