@@ -1,5 +1,6 @@
 """RowConv1d: one nn.Conv1d per row of a (B, C, H, W) tensor, as one module."""
 import types
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -103,7 +104,48 @@ class RowConv1d(nn.Module):
                 f"(padding='causal', padding_mode='zeros', stride=1), got padding={self.padding!r}, "
                 f"padding_mode={self.padding_mode!r}, stride={self.stride[0]}")
 
-    def forward(self, x, initial_state=None, return_final_state=False):
+    def forward(self, x: torch.Tensor, initial_state: Optional[torch.Tensor] = None,
+                return_final_state: bool = False):
+        if torch.jit.is_scripting():
+            return self._forward_scripted(x, initial_state, return_final_state)
+        return self._forward_eager(x, initial_state, return_final_state)
+
+    def _forward_scripted(self, x: torch.Tensor, initial_state: Optional[torch.Tensor],
+                          return_final_state: bool) -> torch.Tensor:
+        """forward under torch.jit.script: the ops straight (what TorchScript
+        compiles, and a saved module calls); their C++ checks name what is
+        wrong. A Tensor, so that scripted models compose it as any layer: the
+        final state (a pair) is eager mode's and torch.compile's."""
+        if return_final_state:
+            raise ValueError("RowConv1d: return_final_state=True is not supported under torch.jit.script (the "
+                             "scripted forward returns one tensor); run the module eagerly or under torch.compile")
+        if x.dim() != 3 and x.dim() != 4:
+            raise ValueError("RowConv1d: input x must be a 3-D (in_channels, rows, W) unbatched or 4-D "
+                             "(B, in_channels, rows, W) batched tensor, got a {}-D tensor".format(x.dim()))
+        left, right = self._pads
+        if initial_state is not None and (left != self.dilation[0] * (self.kernel_size[0] - 1) or right != 0
+                        or self.padding_mode != "zeros" or self.stride[0] != 1):
+            raise ValueError("RowConv1d: initial_state needs a causal module (padding='causal', "
+                             "padding_mode='zeros', stride=1)")
+        unbatched = x.dim() == 3
+        if unbatched:
+            x = x.unsqueeze(0)
+            if initial_state is not None:
+                initial_state = initial_state.unsqueeze(0)
+        if self.padding_mode != "zeros":
+            x = pad_rows(x, (left, right), self.padding_mode)
+            left, right = 0, 0
+        fft_block = -1  # 'auto' (method.FFT_BLOCK)
+        if self.method == "direct":
+            fft_block = 0
+        elif self.method == "fft":
+            fft_block = -2
+        y = torch.ops.rowconv.row_conv1d(x, self.weight, self.bias, self.stride[0], left, right, self.dilation[0],
+                                         self.groups, fft_block, initial_state)
+        return y.squeeze(0) if unbatched else y
+
+    @torch.jit.unused
+    def _forward_eager(self, x: torch.Tensor, initial_state: Optional[torch.Tensor], return_final_state: bool):
         if initial_state is not None or return_final_state:
             self._check_streaming()
         if not isinstance(x, torch.Tensor) or x.dim() not in (3, 4):
@@ -287,16 +329,14 @@ class RowConv1d(nn.Module):
         return cls(**(kw | settings))
 
 
-def pad_rows(x, pads, mode):
+def pad_rows(x: torch.Tensor, pads: Tuple[int, int], mode: str) -> torch.Tensor:
     """F.pad of the last dim of a (B, C, H, W) tensor with a non-zero mode
-    (F.pad's reflect/replicate/circular take 2- or 3-D input for 1-D padding)."""
-    if not isinstance(x, torch.Tensor) or x.dim() != 4:
-        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"RowConv1d: x must be a 4-D (B, C, H, W) tensor, got {shape}")
-    B, C, H, W = x.shape
+    (F.pad's reflect/replicate/circular take 2- or 3-D input for 1-D padding).
+    (TorchScript compiles it too: RowConv1d's scripted forward.)"""
+    B, C, H, W = x.shape[0], x.shape[1], x.shape[2], x.shape[3]
     # F.pad's reflect/replicate refuse a zero channel count (C * H = 0), not a
     # zero batch: an empty x goes through as (B * C * H, 1, W), which still
     # checks the padding against W.
-    shape = (B * C * H, 1, W) if x.numel() == 0 else (B, C * H, W)
-    padded = F.pad(x.reshape(shape), pads, mode=mode)
+    flat = x.reshape(B * C * H, 1, W) if x.numel() == 0 else x.reshape(B, C * H, W)
+    padded = F.pad(flat, [pads[0], pads[1]], mode=mode)
     return padded.reshape(B, C, H, padded.shape[-1])

@@ -112,6 +112,74 @@ def test_export_of_the_module_and_of_its_grouped_conv1d():
     torch.testing.assert_close(exported.module()(x2).reshape(2, 3, 4, -1).transpose(1, 2), module(x))
 
 
+# torch.jit.script (deprecated in torch 2.13, still how many models ship):
+# RowConv1d.forward compiles to the ops themselves, so a scripted model runs,
+# differentiates and saves like one of nn.Conv1d.
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_torchscript_model_matches_stock_pytorch_and_survives_save_and_load():
+    torch.manual_seed(9)
+    block = TemporalBlock(3, 4)
+    scripted = torch.jit.script(block)
+    x = torch.randn(2, 4, 3, 20, requires_grad=True)
+    B, C, H, W = x.shape
+
+    def stock_conv(m, x):  # the causal grouped F.conv1d on the transposed layout, with m's own parameters
+        x2 = F.pad(x.transpose(1, 2).reshape(B, H * C, W), (m.dilation[0] * (m.kernel_size[0] - 1), 0))
+        y2 = F.conv1d(x2, m.weight.reshape(H * C, C, -1), m.bias.reshape(-1), dilation=m.dilation[0], groups=H)
+        return y2.reshape(B, H, C, -1).transpose(1, 2)
+
+    y, want = scripted(x), x + stock_conv(block.conv2, F.gelu(stock_conv(block.conv1, x)))
+    torch.testing.assert_close(y, want)
+    g = torch.randn_like(y)
+    got_grads = torch.autograd.grad(y, [x, scripted.conv1.weight, scripted.conv2.bias], g)
+    want_grads = torch.autograd.grad(want, [x, block.conv1.weight, block.conv2.bias], g)
+    for got, expected in zip(got_grads, want_grads):
+        torch.testing.assert_close(got, expected)
+    buffer = io.BytesIO()
+    torch.jit.save(scripted, buffer)
+    buffer.seek(0)
+    torch.testing.assert_close(torch.jit.load(buffer)(x), y, rtol=0, atol=0)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("padding_mode, padding, method", [("reflect", 2, "auto"), ("circular", 1, "fft"),
+                                                           ("zeros", (2, 1), "direct")])
+def test_torchscript_module_padding_modes_methods_and_unbatched_input(padding_mode, padding, method):
+    torch.manual_seed(10)
+    module = RowConv1d(3, 4, 6, 5, padding=padding, padding_mode=padding_mode, groups=2, method=method)
+    scripted = torch.jit.script(module)
+    x = torch.randn(2, 4, 3, 17)
+    grouped = module.to_grouped_conv1d()  # stock nn.Conv1d on (B, H*C, W) (after a pad: (2, 1))
+    want = grouped(x.transpose(1, 2).reshape(2, 12, 17)).reshape(2, 3, 6, -1).transpose(1, 2)
+    # 'fft': an error relative to the norms (tolerance on the largest output)
+    atol = 1e-5 * want.abs().max().item() if method == "fft" else None
+    torch.testing.assert_close(scripted(x), want, atol=atol, rtol=None if atol is None else 0)
+    torch.testing.assert_close(scripted(x[0]), want[0], atol=atol, rtol=None if atol is None else 0)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_torchscript_causal_module_reads_initial_state_and_refuses_what_it_cannot_do():
+    # The scripted forward returns one tensor (a layer scripted models
+    # compose): chunks read the state the caller carries (the last inputs of
+    # the previous chunk); return_final_state and a state for a module that
+    # is not causal are clear errors.
+    torch.manual_seed(11)
+    module = RowConv1d(3, 4, 4, 3, padding="causal", dilation=2)
+    scripted = torch.jit.script(module)
+    x = torch.randn(2, 4, 3, 30)
+    grouped = module.to_grouped_conv1d()
+    want = grouped(x.transpose(1, 2).reshape(2, 12, 30)).reshape(2, 3, 4, -1).transpose(1, 2)
+    state, chunks = None, []
+    for start in range(0, 30, 7):
+        chunks.append(scripted(x[..., start:start + 7], state))
+        state = x[..., start + 3:start + 7]  # the last dilation * (K - 1) = 4 inputs
+    torch.testing.assert_close(torch.cat(chunks, dim=3), want)
+    with pytest.raises(torch.jit.Error, match="return_final_state=True is not supported under torch.jit.script"):
+        scripted(x, None, True)
+    with pytest.raises(torch.jit.Error, match="initial_state needs a causal module"):
+        torch.jit.script(RowConv1d(3, 4, 4, 3, padding=1))(x, torch.zeros(2, 4, 3, 2))
+
+
 # DistributedDataParallel: 2 processes on gloo, each with half the batch,
 # against one process with the whole batch.
 _STEPS, _BATCH, _LR = 3, 8, 0.05
