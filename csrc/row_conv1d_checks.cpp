@@ -12,6 +12,10 @@
 
 #include "row_conv1d.h"
 
+#ifdef ROWCONV_WITH_CUDA
+#include <c10/cuda/CUDAGraphsC10Utils.h>
+#endif
+
 namespace rowconv {
 namespace {
 
@@ -275,6 +279,21 @@ void check_state_has_no_math_bits(const char* op, const at::Tensor& conv_state) 
 
 namespace {
 
+// Whether the host may read an index vector's values before the kernels:
+// not from a CUDA stream that a graph is capturing (the copy to the host
+// would synchronize it, which capture forbids: a decode step captured into
+// a CUDA graph). The kernels then skip rows past the pool themselves
+// (update_state_row); repeated rows are the caller's to avoid.
+bool host_reads_values(const at::Tensor& t) {
+#ifdef ROWCONV_WITH_CUDA
+  if (t.is_cuda()) {  // (the op's CUDA kernel runs under a guard for x's device, t's)
+    return c10::cuda::currentStreamCaptureStatusMayInitCtx() == c10::cuda::CaptureStatus::None;
+  }
+#endif
+  (void)t;
+  return true;
+}
+
 // cache_seqlens / state_indices of row_conv1d_update: (B,) int32 or int64 on x's device.
 void check_index_vector(const char* op, const char* name, const at::Tensor& t, const at::Tensor& x) {
   check_rank(op, name, t, 1, "(B,)");
@@ -361,18 +380,20 @@ RowConvUpdateParams check_update(const at::Tensor& x, const at::Tensor& conv_sta
   const bool pooled = state_indices.has_value() && state_indices->defined();
   if (pooled) {
     check_index_vector(op, "state_indices", *state_indices, x);
-    // The values decide which memory is written: checked before any kernel.
-    const at::Tensor rows = state_indices->to(at::kCPU, at::kLong).contiguous();
-    const int64_t* r = rows.const_data_ptr<int64_t>();
-    std::vector<int64_t> user(conv_state.size(0), -1);  // the batch entry using each pool row
-    for (int64_t b = 0; b < rows.numel(); ++b) {
-      if (r[b] < 0) continue;  // skipped entry
-      TORCH_CHECK_VALUE(r[b] < conv_state.size(0), op, ": state_indices[", b, "] = ", r[b],
-                        " is outside the pool: expected a negative value (skip) or one below "
-                        "conv_state.shape[0] = ", conv_state.size(0));
-      TORCH_CHECK_VALUE(user[r[b]] < 0, op, ": state_indices[", user[r[b]], "] and state_indices[",
-                        b, "] are both ", r[b], ": two batch entries cannot update one state row");
-      user[r[b]] = b;
+    if (host_reads_values(*state_indices)) {
+      // The values decide which memory is written: checked before any kernel.
+      const at::Tensor rows = state_indices->to(at::kCPU, at::kLong).contiguous();
+      const int64_t* r = rows.const_data_ptr<int64_t>();
+      std::vector<int64_t> user(conv_state.size(0), -1);  // the batch entry using each pool row
+      for (int64_t b = 0; b < rows.numel(); ++b) {
+        if (r[b] < 0) continue;  // skipped entry
+        TORCH_CHECK_VALUE(r[b] < conv_state.size(0), op, ": state_indices[", b, "] = ", r[b],
+                          " is outside the pool: expected a negative value (skip) or one below "
+                          "conv_state.shape[0] = ", conv_state.size(0));
+        TORCH_CHECK_VALUE(user[r[b]] < 0, op, ": state_indices[", user[r[b]], "] and state_indices[",
+                          b, "] are both ", r[b], ": two batch entries cannot update one state row");
+        user[r[b]] = b;
+      }
     }
   } else {
     check_dim_equals(op, "the batch size B = x.shape[0] (without state_indices)", x.size(0),

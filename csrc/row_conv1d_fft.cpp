@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <vector>
 
+#include <ATen/Context.h>  // NoTF32Guard
 #include <ATen/ops/add.h>
 #include <ATen/ops/constant_pad_nd.h>
 #include <ATen/ops/empty.h>
@@ -144,6 +145,10 @@ at::Tensor mix_channels(at::Tensor S, const at::Tensor& R, int64_t groups, const
                            .permute({3, 1, 5, 2, 0, 4})
                            .reshape({H, groups, F, in_g, B * blocks});
   const at::Tensor r = R.reshape({H, groups, out_g, in_g, F}).permute({0, 1, 4, 2, 3});
+  // Full float32 products whatever the user allows matmuls (TF32 on a GPU,
+  // set_float32_matmul_precision('high'): 1e-3 relative, far past the FFT
+  // method's error bound)
+  const at::NoTF32Guard full_precision;
   return at::matmul(r, s)
       .view({H, groups, F, out_g, B, blocks})
       .permute({4, 1, 3, 0, 5, 2})
@@ -168,6 +173,7 @@ at::Tensor correlate_channels(const at::Tensor& G, const at::Tensor& X, int64_t 
   const at::Tensor x = X.view({B, groups, in_g, H, blocks, F})
                            .permute({3, 1, 5, 0, 4, 2})
                            .reshape({H, groups, F, B * blocks, in_g});
+  const at::NoTF32Guard full_precision;  // (as mix_channels)
   return at::matmul(g, x).permute({0, 1, 3, 4, 2}).reshape({H, groups * out_g, in_g, F});
 }
 

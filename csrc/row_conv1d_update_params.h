@@ -48,9 +48,14 @@ struct RowConvUpdateParams {
   }
 };
 
-// The pool row of batch entry b; negative: skip it.
-ROWCONV_HOST_DEVICE int64_t update_state_row(const int64_t* state_indices, int64_t b) {
-  return state_indices != nullptr ? state_indices[b] : b;
+// The pool row of batch entry b; negative: skip it. A row past the pool is
+// skipped too: the checks refuse such values before any kernel, except on a
+// CUDA stream that a graph is capturing, where they cannot read them
+// (check_update), and then the kernel must not write past the pool.
+ROWCONV_HOST_DEVICE int64_t update_state_row(const RowConvUpdateParams& p, const int64_t* state_indices,
+                                             int64_t b) {
+  const int64_t row = state_indices != nullptr ? state_indices[b] : b;
+  return row < p.pool_size ? row : -1;
 }
 
 // Buffer position of offset 0 (the first new input), in [0, S):

@@ -1,6 +1,7 @@
 """Every kernel specialisation the CUDA launcher (csrc/cuda/launch.h) can
 pick, launched at least once on small shapes, in float32, float64, float16,
-bfloat16 and complex64, through the forward op and the three gradient ops:
+bfloat16 and complex64, through the forward op and the three gradient ops,
+then the carried state's reads and the decode step (row_conv1d_update):
 the workload of compute-sanitizer in scripts/gpu_session.sh. Under a
 sanitizer every launch is slow, so the shapes are tiny and nothing is
 compared here (tests/test_cuda.py does that); a fault or a sanitizer report
@@ -68,7 +69,8 @@ DTYPES = ["float32", "float64", "float16", "bfloat16", "complex64"]
 # forward tiled 2 x 2 x 3 (+ slide) per 4-byte-accumulator type, 2 x 2 x 2
 # (+ slide) for float64; grad-input tiled the same without the slide;
 # grad-weight tiled 2 rows x 6 taps and direct 4/8 taps; grad-bias and the
-# split sum once per type. Four scalar types (complex64 runs the float ones).
+# split sum once per type; the decode step once per type. Four scalar types
+# (complex64 runs the float ones).
 EXPECTED = {
     "row_conv1d_forward_tiled": 3 * 13 + 9,
     "row_conv1d_forward_direct": 4,
@@ -78,6 +80,7 @@ EXPECTED = {
     "row_conv1d_grad_weight_direct": 4 * 2,
     "row_conv1d_grad_bias_partial": 4,
     "row_conv1d_sum_splits": 4,
+    "row_conv1d_update": 4,
 }
 
 
@@ -115,6 +118,7 @@ def run_tour(device, dtypes, verbose=False, sliced=True):
             calls += 4
             if verbose:
                 print(f"  {name:9} {why}: {1e3 * (time.perf_counter() - t0):.1f} ms", flush=True)
+        calls += _streaming_calls(ops, device, randn)
     if sliced:  # strided reads: a view into a larger tensor, for memcheck's bounds
         s = SHAPES[1]
         B, Cin, H, W, Cout, K, stride, (left, right), dilation, groups, _ = s
@@ -131,6 +135,33 @@ def run_tour(device, dtypes, verbose=False, sliced=True):
     if device == "cuda":
         torch.cuda.synchronize()
     return calls
+
+
+def _streaming_calls(ops, device, randn):
+    """The carried state's reads (a causal forward and grad-weight with a
+    prefix) and the decode step (row_conv1d_update, the one kernel that
+    writes in place): shifted, circular across the buffer's end, more new
+    inputs than the state holds, and a pool with a skipped entry. Returns the
+    op calls made."""
+    import torch
+
+    B, Cin, H, Cout, K, d, groups = 3, 4, 2, 6, 3, 2, 2
+    S = d * (K - 1)
+    w, b = randn(H, Cout, Cin // groups, K), randn(H, Cout)
+    x, prefix = randn(B, Cin, H, 9), randn(B, Cin, H, S)
+    causal = (1, S, 0, d, groups, 0)  # stride, pad_left, pad_right, dilation, groups, fft_block (direct)
+    ops.row_conv1d(x, w, b, *causal, prefix)
+    ops.row_conv1d_grad_weight(randn(B, Cout, H, 9), x, K, *causal, prefix)
+    index = lambda values: torch.tensor(values, dtype=torch.int64, device=device)  # noqa: E731
+    ops.row_conv1d_update(randn(B, Cin, H, 1), randn(B, Cin, H, S), w, b, d, groups, None, None)
+    ops.row_conv1d_update(randn(B, Cin, H, 2), randn(B, Cin, H, S + 1), w, b, d, groups,
+                          index([S, 2 * S + 1, 7]), None)  # circular: writes across the end
+    ops.row_conv1d_update(randn(B, Cin, H, S + 3), randn(B, Cin, H, S), w, None, d, groups, None, None)
+    ops.row_conv1d_update(randn(B, Cin, H, 1), randn(B + 2, Cin, H, S), w, b, d, groups, None,
+                          index([4, -1, 0]))  # a pool, an entry skipped
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return 6
 
 
 def coverage(dtypes):
@@ -181,7 +212,8 @@ def main():
         return 0 if coverage(dtypes) else 1
     t0 = time.perf_counter()
     calls = run_tour(args.device, dtypes, args.verbose)
-    print(f"tour: {calls} op calls ({len(SHAPES)} shapes x {len(dtypes)} dtypes x 4 ops, + a strided one) "
+    print(f"tour: {calls} op calls ({len(SHAPES)} shapes x {len(dtypes)} dtypes x 4 ops, 6 streaming calls a dtype, "
+          f"+ a strided one) "
           f"on {args.device} in {time.perf_counter() - t0:.1f} s")
     return 0
 

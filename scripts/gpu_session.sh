@@ -6,7 +6,7 @@
 # Each step is timed, logged, and guarded by a timeout; a failed step is
 # recorded and the next one runs. The last line sums it up.
 #
-#   bash scripts/gpu_session.sh    # logs: $OUT/gpu/ when $OUT is set, else build/gpu/
+#   bash scripts/gpu_session.sh    # logs: build/gpu/; with $OUT set, packed there too (below)
 #
 # Phases, with the time estimated for an H200 machine with 16 cores (limit):
 #   env, import  versions, GPU, tools; the CUDA kernels registered   ~10 s  (60 each)
@@ -19,7 +19,7 @@
 #                  --device cuda (~480 tests in four processes)
 #                tour-coverage: the tour's kernels counted (torch.profiler)
 #                sanitizer-{memcheck,racecheck,synccheck,initcheck}: the
-#                  tour (444 op calls on tiny shapes) under each tool
+#                  tour (474 op calls on tiny shapes) under each tool
 #   bench        ceilings, then 9 shapes x 2 directions x 4 impls,
 #                each measurement 5..50 calls and about 1 s          ~110 s (180)
 #   bench-fft    bench_fft.py --quick --device cuda: the FFT method's
@@ -62,8 +62,24 @@ set -uo pipefail
 main() {
 cd "$(dirname "$0")/.."
 REPO=$PWD
-LOG_DIR=${OUT:-$REPO/build}/gpu
+LOG_DIR=$REPO/build/gpu
+rm -rf "$LOG_DIR"
 mkdir -p "$LOG_DIR"
+# The device tool brings back at most 8 files from $OUT (and none deeper
+# than two folders), and this session writes about 40: with $OUT set, the
+# whole log folder goes there as one archive, with the files a session
+# commits beside it (at exit, whatever ended it).
+pack_for_out() {
+  [ -n "${OUT:-}" ] || return 0
+  mkdir -p "$OUT"
+  tar czf "$OUT/gpu_logs.tar.gz" -C "$REPO/build" gpu
+  local f
+  for f in summary.txt steps.csv session.log cuda_h200.csv cuda_h100.csv cost_model_cuda.json; do
+    [ -f "$LOG_DIR/$f" ] && cp "$LOG_DIR/$f" "$OUT/"
+  done
+  echo "packed for \$OUT: $(cd "$OUT" && ls | tr '\n' ' ')"
+}
+trap pack_for_out EXIT
 exec > >(tee "$LOG_DIR/session.log") 2>&1
 export PYTHONPATH=$REPO${PYTHONPATH:+:$PYTHONPATH}  # the in-place build, from any directory
 export PYTHONDONTWRITEBYTECODE=1
@@ -135,6 +151,11 @@ join_steps() {
 skip() { echo; echo "=== $1: $2"; echo "$1,0,skipped" >> "$LOG_DIR/steps.csv"; }
 
 # ---------------------------------------------------------------- what is here
+# CUDA_HOME unset: the toolkit of the nvcc on PATH (torch's build looks for
+# nvcc in $CUDA_HOME/bin only), else /usr/local/cuda
+if [ -z "${CUDA_HOME:-}" ] && command -v nvcc > /dev/null; then
+  CUDA_HOME=$(dirname "$(dirname "$(readlink -f "$(command -v nvcc)")")")
+fi
 export CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
 for d in "$CUDA_HOME/bin" "$CUDA_HOME/compute-sanitizer"; do
   [ -d "$d" ] && PATH=$PATH:$d
@@ -261,6 +282,16 @@ if [ "$RUN_GPU" = 1 ]; then
     echo; echo "=== compute-sanitizer kernel filter: ${SAN_FILTER:-none (every kernel checked)}"
   fi
   export SAN_FILTER
+  # On some machines (gVisor) compute-sanitizer refuses the device ("Device
+  # not supported", then error 999): its four steps then inform, not fail.
+  SAN_INFO=
+  if command -v compute-sanitizer > /dev/null \
+     && ! timeout 90 compute-sanitizer --tool memcheck --error-exitcode 1 $PY -c \
+          "import torch; torch.zeros(1, device='cuda'); torch.cuda.synchronize()" > "$LOG_DIR/sanitizer-probe.log" 2>&1; then
+    SAN_INFO=1
+    echo; echo "=== compute-sanitizer cannot run a CUDA program here (sanitizer-probe.log): its steps are information only"
+    tail -n 5 "$LOG_DIR/sanitizer-probe.log"
+  fi
   t_checks=$(date +%s.%N)
   echo; echo "=== checks: tests, tour coverage and sanitizers in parallel; their output follows when all are done"
   TAIL=25 bg_step tests-gpu 200 "${PYTEST[@]}" --junitxml="$LOG_DIR/tests-gpu.xml" "${GPU_TESTS[@]}"
@@ -271,7 +302,7 @@ if [ "$RUN_GPU" = 1 ]; then
   TAIL=12 bg_step tour-coverage 120 $PY "$TOUR" --coverage
   if command -v compute-sanitizer > /dev/null; then
     for tool in "${TOOLS[@]}"; do
-      TAIL=6 bg_step "sanitizer-$tool" 200 sanitize "$tool"
+      INFO=$SAN_INFO TAIL=6 bg_step "sanitizer-$tool" 200 sanitize "$tool"
     done
   else
     for tool in "${TOOLS[@]}"; do skip "sanitizer-$tool" "no compute-sanitizer: skipped sanitizer-$tool"; done
@@ -294,8 +325,10 @@ fi
 
 # ---------------------------------------------------------------- benchmark (alone on the GPU)
 if [ "$RUN_GPU" = 1 ]; then
-  TAIL=80 step bench 180 $PY benchmarks/bench_cuda.py --out "$LOG_DIR" --tag h200
-  [ -f "$LOG_DIR/cuda_h200.csv" ] && mkdir -p benchmarks/results && cp "$LOG_DIR/cuda_h200.csv" benchmarks/results/
+  # the tag from the GPU's name: a run may get an H100 as well as an H200
+  GPU_TAG=$($PY -c 'import torch; n = torch.cuda.get_device_name(); print(next((t.lower() for t in ("H200", "H100") if t in n), "gpu"))')
+  TAIL=80 step bench 180 $PY benchmarks/bench_cuda.py --out "$LOG_DIR" --tag "$GPU_TAG"
+  [ -f "$LOG_DIR/cuda_$GPU_TAG.csv" ] && mkdir -p benchmarks/results && cp "$LOG_DIR/cuda_$GPU_TAG.csv" benchmarks/results/
   # the FFT method on tiny settings: every code path on the GPU, its checks included (CSVs, PNGs in the log folder)
   TAIL=12 step bench-fft 60 $PY benchmarks/bench_fft.py --quick --device cuda --out "$LOG_DIR"
   # the cost model's constants on the GPU ('auto' on CUDA runs on estimates until these replace
@@ -328,7 +361,7 @@ status=PASS
 echo
 echo "GPU SESSION $status in $(( $(date +%s) - T_START )) s | GPU $([ "$GPU" = 1 ] && echo yes || echo no)" \
      "| tests: ${tests_line:-not run} | sanitizer reports: $(printf '%s, ' "${san[@]}" | sed 's/, $//')" \
-     "| ${ratios:-bench not run} | logs: $LOG_DIR"
+     "| ${ratios:-bench not run} | logs: $LOG_DIR" | tee "$LOG_DIR/summary.txt"
 [ ${#FAILED[@]} -eq 0 ]
 }
 

@@ -283,6 +283,23 @@ def test_fft_forced_transform_lengths(cfg, dtype):
         assert_fft_matches_reference(cfg, ours, expect, dtype, block, fft_scales(cfg, x, w, gy))
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.complex64], ids=str)
+def test_fft_method_keeps_full_precision_where_matmuls_may_use_tf32(dtype):
+    # The channel mix is a complex matmul: with TF32 allowed (as many training
+    # scripts set it) cuBLAS would run it at 1e-3 relative, far past the bound
+    cfg = FFT_CONFIGS[0]
+    x, w, b, gy = _cpu_inputs(cfg, dtype, seed=63)
+    block = cost_plan(x.cuda(), w.cuda(), *_fft_conv(cfg), fft_block=-2)["block"]
+    old = torch.get_float32_matmul_precision()
+    try:
+        torch.set_float32_matmul_precision("high")  # TF32 for float32 matmuls
+        ours = _run(cfg, x, w, b, gy, method="fft")
+    finally:
+        torch.set_float32_matmul_precision(old)
+    assert_fft_matches_reference(cfg, ours, reference_results(cfg, x, w, b, gy), dtype, block,
+                                 fft_scales(cfg, x, w, gy))
+
+
 @pytest.mark.parametrize("dtype", [torch.float64, torch.complex128], ids=str)
 def test_fft_gradcheck(dtype):
     cfg = Conv(2, 4, 2, 13, 6, 3, stride=2, padding=(1, 2), dilation=2, groups=2)
@@ -379,6 +396,53 @@ def test_update_large_depthwise_decode_batch():
         y = rowconv_ext.row_conv1d_update(seq[..., K - 1 + t:K + t].cuda(), state, w.cuda(), b.cuda())
         streaming.assert_close_bound(y, want[..., t:t + 1], bound[..., t:t + 1])
     assert torch.equal(state.cpu(), seq[..., 3:K + 2])
+
+
+def test_update_with_a_state_pool_replays_in_a_cuda_graph():
+    """Decoding engines capture the step in a CUDA graph: a pooled step reads
+    no index values on the host while the stream is capturing (a sync there
+    breaks the capture), and its kernel skips rows past the pool. Replays
+    against the float64 reference, pool rows moved between replays."""
+    gen = torch.Generator().manual_seed(45)
+    B, C, H, K, d, pool = 3, 4, 2, 3, 2, 5
+    S = d * (K - 1)
+    w, b = torch.randn(H, C, C // 2, K, generator=gen), torch.randn(H, C, generator=gen)
+    seq = torch.randn(pool, C, H, S + 4, generator=gen)
+    state = seq[..., :S].clone().cuda()
+    x = torch.zeros(B, C, H, 1, device="cuda")
+    rows = torch.tensor([4, -1, 0], device="cuda")
+    wc, bc = w.cuda(), b.cuda()
+    torch.cuda.synchronize()
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):  # warm-up off the capture (as torch.cuda.graphs advises)
+        rowconv_ext.row_conv1d_update(x, state.clone(), wc, bc, d, 2, state_indices=rows)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        y = rowconv_ext.row_conv1d_update(x, state, wc, bc, d, 2, state_indices=rows)
+    # capture records, nothing runs: the state is still the sequence's start
+    assert torch.equal(state.cpu(), seq[..., :S])
+    for t, order in enumerate(([4, -1, 0], [4, 9, 0], [4, -1, 0])):  # 9: past the pool, skipped
+        rows.copy_(torch.tensor(order))
+        live = [r for r in order if 0 <= r < pool]
+        before = state.cpu()
+        x.copy_(seq[[r if 0 <= r < pool else 0 for r in order], ..., S + t:S + t + 1])
+        graph.replay()
+        torch.cuda.synchronize()
+        for e, r in enumerate(order):
+            if r in live:
+                window = torch.cat([before[r], seq[r, ..., S + t:S + t + 1]], -1).unsqueeze(0)
+                want, bound = streaming.expected_and_tolerance(window, w, b, d, 2)
+                streaming.assert_close_bound(y[e:e + 1].cpu(), want, bound)
+            else:
+                assert torch.equal(y[e].cpu(), torch.zeros(C, H, 1))
+        after = state.cpu()
+        for r in range(pool):
+            expected = torch.cat([before[r], seq[r, ..., S + t:S + t + 1]], -1)[..., 1:] if r in live else before[r]
+            assert torch.equal(after[r], expected)
+
+
 # Carried state (initial_state / return_final_state): the CUDA forward and
 # grad-weight kernels read x's prefix; chunked runs equal one pass.
 STATE_CONFIGS = [

@@ -107,7 +107,7 @@ void update_per_item(const RowConvUpdateParams& p, const scalar_t* x, scalar_t* 
     int64_t held_start = -1;
     int64_t g = begin % conv.groups, h = begin / conv.groups % conv.rows, b = begin / conv.groups / conv.rows;
     for (int64_t item = begin; item < end; ++item) {
-      const int64_t row = update_state_row(state_indices, b);
+      const int64_t row = update_state_row(p, state_indices, b);
       if (row < 0) {  // a skipped entry: zero outputs, its state untouched
         for (int64_t co = g * cout_g; co < (g + 1) * cout_g; ++co)
           std::fill_n(y + conv.output_offset(b, co, h, 0), T, scalar_t(0));
@@ -187,7 +187,7 @@ void update_depthwise_step(const RowConvUpdateParams& p, const scalar_t* x, scal
       const int64_t last = std::min(end - b * per_entry, per_entry);
       int64_t c = first % C, h = first / C;
       scalar_t* y_ptr = y + conv.output_offset(b, c, h, 0);
-      const int64_t row = update_state_row(state_indices, b);
+      const int64_t row = update_state_row(p, state_indices, b);
       if (row < 0) {  // a skipped entry: zero outputs, its state untouched
         for (int64_t j = first; j < last; ++j, y_ptr += H) {
           *y_ptr = scalar_t(0);
@@ -417,7 +417,7 @@ inline int64_t collect_update_entries(const RowConvUpdateParams& p, const int64_
   const RowConvParams& conv = p.conv;
   int64_t n = 0;
   for (int64_t b = b0; b < b1; ++b) {
-    const int64_t row = update_state_row(state_indices, b);
+    const int64_t row = update_state_row(p, state_indices, b);
     if (row < 0) {
       for (int64_t co = g * conv.out_per_group + m0; co < g * conv.out_per_group + m1; ++co)
         for (int64_t h = h0; h < h1; ++h) std::fill_n(y + conv.output_offset(b, co, h, 0), conv.width, scalar_t(0));

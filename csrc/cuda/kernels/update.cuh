@@ -39,7 +39,7 @@ ROWCONV_GLOBAL ROWCONV_LAUNCH_BOUNDS(row_conv1d_update) void row_conv1d_update(
     for (int64_t i = threadIdx.x; i < n * cout_g * T; i += blockDim.x) {  // phase 1: outputs
       const int64_t item = first + i / (cout_g * T), t = i % T, co_g = i / T % cout_g;
       const int64_t g = item % conv.groups, h = item / conv.groups % conv.rows, b = item / conv.groups / conv.rows;
-      const int64_t co = g * cout_g + co_g, row = update_state_row(state_indices, b);
+      const int64_t co = g * cout_g + co_g, row = update_state_row(p, state_indices, b);
       acc_t acc = 0;
       if (row >= 0) {
         const int64_t start = update_state_start(cache_seqlens, b, S);
@@ -60,7 +60,7 @@ ROWCONV_GLOBAL ROWCONV_LAUNCH_BOUNDS(row_conv1d_update) void row_conv1d_update(
     for (int64_t i = threadIdx.x; i < n * cin_g; i += blockDim.x) {  // phase 2: the state
       const int64_t item = first + i / cin_g, ci = i % cin_g;
       const int64_t g = item % conv.groups, h = item / conv.groups % conv.rows, b = item / conv.groups / conv.rows;
-      const int64_t c = g * cin_g + ci, row = update_state_row(state_indices, b);
+      const int64_t c = g * cin_g + ci, row = update_state_row(p, state_indices, b);
       if (row < 0) continue;
       store_new_inputs(p, x + conv.in_offset(b, c, h, 0), state + p.state_row_offset(row, c, h),
                        cache_seqlens != nullptr, update_state_start(cache_seqlens, b, S));
