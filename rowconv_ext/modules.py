@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .functional import int_arg, resolve_padding, row_conv1d, row_conv1d_update
-from .method import METHODS
+from .method import FFT_BLOCK, METHODS
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 _PAD_MODULES = {"zeros": nn.ConstantPad1d, "reflect": nn.ReflectionPad1d,
@@ -49,6 +49,11 @@ class RowConv1d(nn.Module):
     Causal modules also decode step by step: state = init_state(B), then
     step(x_new, state) per block of new inputs (row_conv1d_update).
     """
+
+    # The ops' fft_block argument of each method (method.FFT_BLOCK), as the
+    # attributes that the TorchScript forward reads (it reads no globals)
+    _fft_block_auto, _fft_block_direct, _fft_block_fft = FFT_BLOCK["auto"], FFT_BLOCK["direct"], FFT_BLOCK["fft"]
+    __constants__ = ["_fft_block_auto", "_fft_block_direct", "_fft_block_fft"]
 
     def __init__(self, rows, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
                  groups=1, bias=True, padding_mode="zeros", device=None, dtype=None, method="auto"):
@@ -95,10 +100,14 @@ class RowConv1d(nn.Module):
             row = types.SimpleNamespace(weight=self.weight[h], bias=None if self.bias is None else self.bias[h])
             nn.Conv1d.reset_parameters(row)
 
+    def _is_causal(self) -> bool:
+        """Left padding dilation * (K - 1) of zeros, stride 1: what carried state needs."""
+        causal = (self.dilation[0] * (self.kernel_size[0] - 1), 0)
+        return self._pads == causal and self.padding_mode == "zeros" and self.stride[0] == 1
+
     def _check_streaming(self):
         """initial_state / return_final_state mean something for causal modules only."""
-        causal = (self.dilation[0] * (self.kernel_size[0] - 1), 0)
-        if self._pads != causal or self.padding_mode != "zeros" or self.stride != (1,):
+        if not self._is_causal():
             raise ValueError(
                 f"{type(self).__name__}: initial_state and return_final_state need a causal module "
                 f"(padding='causal', padding_mode='zeros', stride=1), got padding={self.padding!r}, "
@@ -122,11 +131,10 @@ class RowConv1d(nn.Module):
         if x.dim() != 3 and x.dim() != 4:
             raise ValueError("RowConv1d: input x must be a 3-D (in_channels, rows, W) unbatched or 4-D "
                              "(B, in_channels, rows, W) batched tensor, got a {}-D tensor".format(x.dim()))
-        left, right = self._pads
-        if initial_state is not None and (left != self.dilation[0] * (self.kernel_size[0] - 1) or right != 0
-                        or self.padding_mode != "zeros" or self.stride[0] != 1):
+        if initial_state is not None and not self._is_causal():
             raise ValueError("RowConv1d: initial_state needs a causal module (padding='causal', "
                              "padding_mode='zeros', stride=1)")
+        left, right = self._pads
         unbatched = x.dim() == 3
         if unbatched:
             x = x.unsqueeze(0)
@@ -135,11 +143,11 @@ class RowConv1d(nn.Module):
         if self.padding_mode != "zeros":
             x = pad_rows(x, (left, right), self.padding_mode)
             left, right = 0, 0
-        fft_block = -1  # 'auto' (method.FFT_BLOCK)
+        fft_block = self._fft_block_auto
         if self.method == "direct":
-            fft_block = 0
+            fft_block = self._fft_block_direct
         elif self.method == "fft":
-            fft_block = -2
+            fft_block = self._fft_block_fft
         y = torch.ops.rowconv.row_conv1d(x, self.weight, self.bias, self.stride[0], left, right, self.dilation[0],
                                          self.groups, fft_block, initial_state)
         return y.squeeze(0) if unbatched else y
