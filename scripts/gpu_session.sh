@@ -151,13 +151,13 @@ join_steps() {
 skip() { echo; echo "=== $1: $2"; echo "$1,0,skipped" >> "$LOG_DIR/steps.csv"; }
 
 # ---------------------------------------------------------------- what is here
-# CUDA_HOME unset: the toolkit of the nvcc on PATH (torch's build looks for
-# nvcc in $CUDA_HOME/bin only), else /usr/local/cuda
-if [ -z "${CUDA_HOME:-}" ] && command -v nvcc > /dev/null; then
-  CUDA_HOME=$(dirname "$(dirname "$(readlink -f "$(command -v nvcc)")")")
+# CUDA_HOME: as given, else /usr/local/cuda where it exists; else unset, and
+# torch's build looks for the nvcc on PATH itself (a CUDA_HOME without one
+# would stop it looking)
+if [ -z "${CUDA_HOME:-}" ] && [ -d /usr/local/cuda ]; then
+  export CUDA_HOME=/usr/local/cuda
 fi
-export CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
-for d in "$CUDA_HOME/bin" "$CUDA_HOME/compute-sanitizer"; do
+for d in "${CUDA_HOME:-/nonexistent}/bin" "${CUDA_HOME:-/nonexistent}/compute-sanitizer"; do
   [ -d "$d" ] && PATH=$PATH:$d
 done
 TORCH_CUDA=$($PY -c 'import torch; print(torch.version.cuda or "")' 2> /dev/null)
@@ -203,7 +203,7 @@ BUILT=0
 if [ -z "$TORCH_CUDA" ]; then
   skip build "CPU build of torch ($($PY -c 'import torch; print(torch.__version__)' 2>&1)): skipped build (it needs a CUDA build of torch)"
 elif ! command -v nvcc > /dev/null; then
-  skip build "no nvcc (CUDA_HOME=$CUDA_HOME): skipped build"
+  skip build "no nvcc (CUDA_HOME=${CUDA_HOME:-unset}): skipped build"
   FAILED+=(nvcc-missing)
 else
   # 300 s on the GPU machine; longer where there is no GPU (CI: 2 shared cores), as nothing waits
